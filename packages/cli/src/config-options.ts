@@ -1,0 +1,68 @@
+/**
+ * Config flags for every command: `--config FILE` and one hidden
+ * `--<section>-<key>` flag per schema key, derived from the table.
+ */
+
+import {
+  ConfigError,
+  type ConfigNotice,
+  flagName,
+  type LoadedConfig,
+  loadConfig,
+  processPathContext,
+  schemaKeys,
+} from "@picluster/common";
+import { type Command, Option } from "commander";
+import type { CliIo } from "./io.js";
+
+/** Commander's camelCase attribute for a flag: `--primary-port` → `primaryPort`. */
+function attributeName(flag: string): string {
+  return flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function addConfigOptions(program: Command): void {
+  program.option(
+    "--config <file>",
+    "configuration file (default: $PICLUSTER_CONFIG, ./picluster.ini, /etc/picluster/picluster.ini)",
+  );
+  for (const { section, key } of schemaKeys()) {
+    program.addOption(
+      new Option(`${flagName(section, key)} <value>`, `[${section}] ${key}`).hideHelp(),
+    );
+  }
+}
+
+/** The `section.key` values given as flags. */
+export function configFlags(opts: Record<string, unknown>): Record<string, string> {
+  const flags: Record<string, string> = {};
+  for (const { section, key } of schemaKeys()) {
+    const value = opts[attributeName(flagName(section, key))];
+    if (typeof value === "string") flags[`${section}.${key}`] = value;
+  }
+  return flags;
+}
+
+export function formatNotice(n: ConfigNotice): string {
+  const label = n.kind === "deprecated" || n.kind === "obsolete" ? "deprecated" : "warning";
+  return `${label}: ${n.where}: ${n.message}`;
+}
+
+/**
+ * Load the configuration for a command. On failure prints every problem as
+ * one line each and returns undefined; the caller exits 2.
+ */
+export function loadCliConfig(opts: Record<string, unknown>, io: CliIo): LoadedConfig | undefined {
+  try {
+    return loadConfig({
+      configPath: typeof opts.config === "string" ? opts.config : undefined,
+      env: io.env,
+      flags: configFlags(opts),
+      paths: { ...processPathContext(), cwd: io.cwd },
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const w of err.warnings) io.err(`warning: ${w.where}: ${w.message}\n`);
+    for (const p of err.problems) io.err(`error: ${p.where}: ${p.message}\n`);
+    return undefined;
+  }
+}

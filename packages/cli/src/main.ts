@@ -1,0 +1,51 @@
+/**
+ * The `picluster` command. Parses flags and dispatches; roles are imported
+ * lazily so `picluster agent` never loads the primary's modules.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { registerConfigCommands } from "./commands/config.js";
+import { addConfigOptions } from "./config-options.js";
+import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version?: unknown;
+  };
+  return typeof pkg.version === "string" ? pkg.version : "0.0.0";
+}
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command("picluster")
+    .description("Keep a cluster of Linux machines visible and under control from one place.")
+    .version(version(), "-V, --version")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError("(run with --help for usage)");
+  addConfigOptions(program);
+  registerConfigCommands(program, io, setExit);
+  program.addHelpText(
+    "after",
+    "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",
+  );
+  return program;
+}
+
+/** Run the CLI; resolves to the process exit code. Never throws for bad usage. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let code: number = EXIT_OK;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every other parse failure is bad usage.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    io.err(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILED;
+  }
+}

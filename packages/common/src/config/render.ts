@@ -1,0 +1,89 @@
+/** Views of the configuration for people: `config show` and docs/configuration.md. */
+import { describeSource, type LoadedConfig } from "./load.js";
+import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
+
+export interface EffectiveValue {
+  section: string;
+  key: string;
+  /** The value as it would be written in a file; secrets are redacted. */
+  value: string;
+  source: string;
+}
+
+export const REDACTED = "(redacted)";
+
+/** Every key's effective value and where it came from, secrets redacted. */
+export function effectiveValues(loaded: LoadedConfig): EffectiveValue[] {
+  return schemaKeys().map(({ section, key, def }) => {
+    const value = (loaded.config as unknown as Record<string, Record<string, unknown>>)[section]?.[
+      key
+    ];
+    const text = def.type.format(value);
+    return {
+      section,
+      key,
+      value: def.secret && text !== "" ? REDACTED : text,
+      source: describeSource(loaded.sources[`${section}.${key}`] ?? { kind: "default" }),
+    };
+  });
+}
+
+function cell(text: string): string {
+  return text.replaceAll("|", "\\|").replaceAll("\n", " ");
+}
+
+/** docs/configuration.md, generated from the schema table (`npm run docs:config`). */
+export function renderConfigDocs(): string {
+  const out: string[] = [
+    "# Configuration reference",
+    "",
+    "<!-- Generated from packages/common/src/config/schema.ts by `npm run docs:config`; do not edit by hand. -->",
+    "",
+    "picluster reads one INI file per machine, with the rules of Python's ConfigParser:",
+    "`[section]` headers, `key = value` or `key: value`, `#` and `;` comment lines,",
+    "`[DEFAULT]` values visible in every section, `%(name)s` interpolation (`%%` for a",
+    "literal `%`), and indented continuation lines. Keys are case-insensitive; a",
+    "duplicate section or key is an error.",
+    "",
+    "The file is the first of: `--config FILE`, `$PICLUSTER_CONFIG`, `./picluster.ini`,",
+    "`/etc/picluster/picluster.ini`. With none, the defaults below apply.",
+    "",
+    "Precedence: defaults < file < environment variables < command-line flags.",
+    "Every key has an environment variable `PICLUSTER_<SECTION>_<KEY>` and a flag",
+    "`--<section>-<key>` (underscores become dashes). `picluster config check` validates a",
+    "file; `picluster config show` prints every effective value and where it came from.",
+    "",
+    "Durations take a unit: `500ms`, `10s`, `5m`, `1h`, `7d`. Sizes take `B`, `KB`, `MB`,",
+    "`GB` (binary: 1KB = 1024 bytes). Booleans: `on`/`off`, `true`/`false`, `yes`/`no`, `1`/`0`.",
+    "",
+  ];
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    out.push(
+      `## [${section}]`,
+      "",
+      "| key | type | default | environment / flag | meaning |",
+      "|---|---|---|---|---|",
+    );
+    for (const [key, def] of Object.entries(keys) as Array<[string, AnyKeyDef]>) {
+      const shown = def.type.format(def.default);
+      out.push(
+        `| \`${key}\` | ${cell(def.type.name)} | ${shown === "" ? "(empty)" : `\`${cell(shown)}\``} | \`${envName(section, key)}\` \`${flagName(section, key)}\` | ${cell(def.doc)}${def.secret ? " Secret: redacted in output." : ""} |`,
+      );
+    }
+    out.push("");
+  }
+  out.push(
+    "## Names from the tutorial's rpicluster.cfg",
+    "",
+    "These are still read, each with a deprecation line, so an existing `rpicluster.cfg` works unchanged.",
+    "",
+    "| old name | read as |",
+    "|---|---|",
+    ...ALIASES.map(
+      (a) =>
+        `| \`[${a.section}] ${a.key}\` | ${"to" in a ? `\`[${a.to.replace(".", "] ")}\`` : `ignored: ${cell(a.obsolete)}`} |`,
+    ),
+    "",
+  );
+  return out.join("\n");
+}

@@ -1,0 +1,239 @@
+/**
+ * Every configuration key picluster reads: its type, default, meaning, and
+ * the older names it is also known by. Validation, defaults, environment
+ * variable names, command-line flags and docs/configuration.md are all
+ * derived from this table; nothing else defines a key.
+ */
+import {
+  booleanType,
+  durationType,
+  enumType,
+  integerType,
+  type Labels,
+  labelsType,
+  sizeType,
+  stringType,
+  type ValueType,
+} from "./types.js";
+
+export interface KeyDef<T> {
+  type: ValueType<T>;
+  default: T;
+  doc: string;
+  /** Shown redacted by `config show` and never logged. */
+  secret?: boolean;
+}
+
+function key<T>(
+  type: ValueType<T>,
+  defaultValue: T,
+  doc: string,
+  extra: { secret?: boolean } = {},
+): KeyDef<T> {
+  return { type, default: defaultValue, doc, ...extra };
+}
+
+export const DEFAULT_AGENT_PORT = 12345;
+export const DEFAULT_HTTP_PORT = 8123;
+
+const hostName = stringType({
+  pattern: /^[A-Za-z0-9.:_%-]*$/,
+  patternDoc: "a host name or IP address (or empty)",
+});
+
+export const SCHEMA = {
+  node: {
+    name: key(
+      stringType({
+        pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$|^$/,
+        patternDoc: "a name of letters, digits, '.', '_' or '-'",
+      }),
+      "",
+      "Name shown for this node on the primary. Empty means the host name.",
+    ),
+    labels: key<Labels>(
+      labelsType,
+      {},
+      "Labels for selecting nodes, as `key=value` pairs separated by commas, e.g. `rack=a,role=web`.",
+    ),
+    data_dir: key(
+      stringType(),
+      "",
+      "Where picluster keeps its state (credentials, database). Empty means /var/lib/picluster when run as root, else ~/.local/share/picluster.",
+    ),
+  },
+  agent: {
+    primary_host: key(
+      hostName,
+      "127.0.0.1",
+      "Host name or address of the primary the agent reports to.",
+    ),
+    primary_port: key(
+      integerType(1, 65535),
+      DEFAULT_AGENT_PORT,
+      "Port of the primary's agent listener.",
+    ),
+    tls: key(
+      booleanType,
+      true,
+      "Encrypt and authenticate the link to the primary. Turn off only to debug: everything then crosses the network in clear.",
+    ),
+    credential: key(
+      stringType(),
+      "",
+      "File holding this node's credential. Empty means `credential.json` in the data directory.",
+    ),
+  },
+  primary: {
+    bind_host: key(
+      hostName,
+      "",
+      "Address the agent listener binds to. Empty means every interface.",
+    ),
+    port: key(
+      integerType(0, 65535),
+      DEFAULT_AGENT_PORT,
+      "Port of the agent listener (0 picks a free port).",
+    ),
+    heartbeat_interval: key(
+      durationType(100, 60_000),
+      1_000,
+      "How often agents send a heartbeat (sent to them in `welcome`).",
+    ),
+    vitals_interval: key(
+      durationType(1_000, 3_600_000),
+      10_000,
+      "How often agents send vitals (sent to them in `welcome`).",
+    ),
+    suspect_after: key(
+      durationType(200, 600_000),
+      3_000,
+      "A connected node silent this long is `suspect`.",
+    ),
+    dead_after: key(durationType(300, 3_600_000), 5_000, "A node silent this long is `down`."),
+    max_frame_bytes: key(
+      sizeType(1024, 64 * 1024 ** 2),
+      1024 ** 2,
+      "Largest message accepted on the agent link; a longer one closes the connection.",
+    ),
+  },
+  http: {
+    host: key(
+      hostName,
+      "127.0.0.1",
+      "Address the HTTP API, metrics and dashboard bind to. Loopback unless you mean to expose them.",
+    ),
+    port: key(
+      integerType(0, 65535),
+      DEFAULT_HTTP_PORT,
+      "Port of the HTTP API, metrics and dashboard (0 picks a free port).",
+    ),
+    token: key(
+      stringType(),
+      "",
+      "Bearer token required by API calls that change state. Empty means such calls are refused.",
+      {
+        secret: true,
+      },
+    ),
+  },
+  log: {
+    dir: key(
+      stringType(),
+      "",
+      "Directory of the log files. Empty means `log/` in the data directory.",
+    ),
+    level: key(
+      enumType(["trace", "debug", "info", "warn", "error", "fatal"] as const),
+      "info",
+      "Lowest level written.",
+    ),
+    format: key(
+      enumType(["auto", "text", "json"] as const),
+      "auto",
+      "Console format: `text` for people, `json` for machines, `auto` picks text on a terminal and json otherwise. Files are always JSON lines.",
+    ),
+    rotate_size: key(
+      sizeType(16 * 1024, 1024 ** 3),
+      10 * 1024 ** 2,
+      "A log file is rotated when it would grow past this size.",
+    ),
+    rotate_count: key(
+      integerType(1, 100),
+      5,
+      "How many rotated log files are kept besides the current one.",
+    ),
+    liveness_interval: key(
+      durationType(1_000, 3_600_000),
+      10_000,
+      "How often an `alive` record (uptime, pid, memory) is logged.",
+    ),
+  },
+} as const;
+
+export type Schema = typeof SCHEMA;
+export type SectionName = keyof Schema;
+type ValueOf<D> = D extends KeyDef<infer T> ? T : never;
+/** The typed configuration every part of picluster receives. */
+export type Config = {
+  readonly [S in SectionName]: { readonly [K in keyof Schema[S]]: ValueOf<Schema[S][K]> };
+};
+
+export type AnyKeyDef = KeyDef<unknown>;
+
+/** Every key as `section.key` with its definition, in table order. */
+export function schemaKeys(): Array<{ section: string; key: string; def: AnyKeyDef }> {
+  const out: Array<{ section: string; key: string; def: AnyKeyDef }> = [];
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    for (const [name, def] of Object.entries(keys)) {
+      out.push({ section, key: name, def: def as AnyKeyDef });
+    }
+  }
+  return out;
+}
+
+/**
+ * Older names from the tutorial's rpicluster.cfg. An alias is read as its
+ * target with a deprecation line; an obsolete key is ignored with a line
+ * saying why.
+ */
+export type Alias =
+  | { section: string; key: string; to: `${string}.${string}` }
+  | { section: string; key: string; obsolete: string };
+
+const INFLUX = "picluster keeps history in its own store; InfluxDB settings are ignored";
+
+export const ALIASES: readonly Alias[] = [
+  { section: "master", key: "socket_port", to: "primary.port" },
+  { section: "master", key: "socket_bind_ip", to: "primary.bind_host" },
+  { section: "primary", key: "socket_port", to: "primary.port" },
+  { section: "primary", key: "socket_bind_ip", to: "primary.bind_host" },
+  { section: "slave", key: "master_ip", to: "agent.primary_host" },
+  { section: "slave", key: "socket_port", to: "agent.primary_port" },
+  { section: "secondary", key: "primary_ip", to: "agent.primary_host" },
+  { section: "secondary", key: "socket_port", to: "agent.primary_port" },
+  { section: "webserver", key: "webserver_port", to: "http.port" },
+  { section: "webserver", key: "webserver_host", to: "http.host" },
+  {
+    section: "node_config",
+    key: "node_type",
+    obsolete:
+      "the agent detects the board itself; to tag nodes, use [node] labels, e.g. labels = type=raspberrypi",
+  },
+  { section: "primary", key: "influxdb_host", obsolete: INFLUX },
+  { section: "primary", key: "influxdb_port", obsolete: INFLUX },
+  { section: "primary", key: "influxdb_database_prefix", obsolete: INFLUX },
+];
+
+/** `PICLUSTER_<SECTION>_<KEY>`: the environment variable for a key. */
+export function envName(section: string, key: string): string {
+  return `PICLUSTER_${section}_${key}`.toUpperCase();
+}
+
+/** `--<section>-<key>` with dashes: the command-line flag for a key. */
+export function flagName(section: string, key: string): string {
+  return `--${section}-${key}`.replaceAll("_", "-");
+}
+
+/** The environment variable naming the config file. */
+export const CONFIG_ENV = "PICLUSTER_CONFIG";

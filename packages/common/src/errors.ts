@@ -1,0 +1,81 @@
+/**
+ * Every error picluster raises on purpose. Each class has a stable `code`,
+ * the same in wire `error.code`, HTTP bodies, logs and CLI output.
+ */
+export class PiclusterError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** One thing wrong in a configuration source, with where it was found. */
+export interface ConfigProblem {
+  /** `file:line`, `env PICLUSTER_X_Y`, `flag --x-y`, or a plain label. */
+  where: string;
+  message: string;
+}
+
+/** The configuration could not be used; `problems` lists every reason at once. */
+export class ConfigError extends PiclusterError {
+  readonly problems: readonly ConfigProblem[];
+  /** Warnings found along the way (unknown keys, old names), worth printing too. */
+  readonly warnings: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[], warnings: readonly ConfigProblem[] = []) {
+    super(
+      "E_CONFIG",
+      problems.map((p) => (p.where ? `${p.where}: ${p.message}` : p.message)).join("\n"),
+    );
+    this.problems = problems;
+    this.warnings = warnings;
+  }
+}
+
+/** Codes of everything that can be wrong with one received frame. */
+export type DecodeErrorCode =
+  | "E_FRAME_TOO_LARGE"
+  | "E_BAD_JSON"
+  | "E_NOT_OBJECT"
+  | "E_UNSUPPORTED_VERSION"
+  | "E_UNKNOWN_TYPE"
+  | "E_INVALID_PAYLOAD";
+
+/**
+ * A frame that could not become a message. `path` names the failing field
+ * (JSON pointer, e.g. `/payload/cpu/total`); `id` is the request id when the
+ * frame carried one, so the reply can reference it.
+ */
+export class DecodeError extends PiclusterError {
+  declare readonly code: DecodeErrorCode;
+  readonly path: string | undefined;
+  readonly id: number | undefined;
+  readonly messageType: string | undefined;
+  constructor(
+    code: DecodeErrorCode,
+    message: string,
+    details: { path?: string; id?: number; type?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.path = details.path;
+    this.id = details.id;
+    this.messageType = details.type;
+  }
+}
+
+/** A frame longer than the limit; the bytes up to its end are discarded. */
+export class FrameTooLargeError extends DecodeError {
+  readonly limit: number;
+  constructor(limit: number) {
+    super("E_FRAME_TOO_LARGE", `frame exceeds max_frame_bytes (${limit} bytes)`);
+    this.limit = limit;
+  }
+}
+
+/** Narrow a caught `unknown` to a message for logs, keeping codes when present. */
+export function describeError(err: unknown): string {
+  if (err instanceof PiclusterError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,218 @@
+/**
+ * The whole wire contract (protocol v1): one schema per message type, the
+ * TypeScript types inferred from them, and one registry both sides use.
+ * Append only: a released type or field never changes meaning.
+ */
+import Type, { type Static, type TSchema } from "typebox";
+
+export const PROTOCOL_VERSION = 1;
+
+const Uint = Type.Integer({ minimum: 0 });
+const Num = Type.Number();
+const Text = (maxLength = 1024) => Type.String({ maxLength });
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 256 }));
+
+// ---- handshake ------------------------------------------------------------
+
+export const Hello = Type.Object({
+  /** Stable across restarts: /etc/machine-id, else generated once and kept. */
+  nodeId: Id,
+  name: Type.String({ minLength: 1, maxLength: 253 }),
+  /** picluster version of the agent. */
+  version: Text(64),
+  /** Protocol versions the agent speaks. */
+  protocols: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 16 }),
+  labels: Labels,
+  /** One-time join token, only on a node's first contact. */
+  joinToken: Type.Optional(Text(256)),
+});
+
+export const Welcome = Type.Object({
+  protocol: Type.Integer({ minimum: 1 }),
+  heartbeatMs: Type.Integer({ minimum: 1 }),
+  vitalsMs: Type.Integer({ minimum: 1 }),
+  /** Highest seq of this node already stored; the agent drops older ones. */
+  lastSeq: Uint,
+  primaryVersion: Text(64),
+});
+
+// ---- node → primary -------------------------------------------------------
+
+export const Details = Type.Object({
+  hostname: Text(253),
+  os: Type.Object({ name: Text(128), version: Text(128) }),
+  kernel: Text(128),
+  arch: Text(32),
+  cpu: Type.Object({
+    model: Text(256),
+    cores: Type.Integer({ minimum: 1 }),
+    minMhz: Type.Optional(Num),
+    maxMhz: Type.Optional(Num),
+  }),
+  memory: Type.Object({ totalBytes: Uint, swapBytes: Uint }),
+  disks: Type.Array(Type.Object({ mount: Text(), fs: Text(64), sizeBytes: Uint }), {
+    maxItems: 256,
+  }),
+  interfaces: Type.Array(
+    Type.Object({
+      name: Text(64),
+      mac: Text(64),
+      addresses: Type.Array(Text(64), { maxItems: 64 }),
+    }),
+    { maxItems: 256 },
+  ),
+  /** Unix time in ms. */
+  bootTime: Uint,
+  agentVersion: Text(64),
+  nodeVersion: Text(64),
+  /** Raspberry Pi only: /proc/device-tree/model, serial, revision. */
+  board: Type.Optional(Type.Object({ model: Text(256), serial: Text(64), revision: Text(64) })),
+});
+
+export const Heartbeat = Type.Object({
+  /** Vitals samples dropped from a full outbox since the agent started. */
+  dropped: Uint,
+});
+
+/** Decoded from the firmware's get_throttled bits (or the rpi_volt hwmon alarm). */
+export const Throttling = Type.Object({
+  underVoltage: Type.Boolean(),
+  freqCapped: Type.Boolean(),
+  throttled: Type.Boolean(),
+  softTempLimit: Type.Boolean(),
+  underVoltageOccurred: Type.Boolean(),
+  freqCappedOccurred: Type.Boolean(),
+  throttledOccurred: Type.Boolean(),
+  softTempLimitOccurred: Type.Boolean(),
+});
+
+export const Vitals = Type.Object({
+  cpu: Type.Object({
+    /** Percent busy over the last interval, 0–100. */
+    total: Type.Number({ minimum: 0, maximum: 100 }),
+    perCore: Type.Array(Type.Number({ minimum: 0, maximum: 100 }), { maxItems: 1024 }),
+  }),
+  load: Type.Tuple([Num, Num, Num]),
+  freqMhz: Type.Optional(Num),
+  temps: Type.Array(Type.Object({ zone: Text(64), type: Text(64), celsius: Num }), {
+    maxItems: 64,
+  }),
+  throttling: Type.Optional(Throttling),
+  rebootRequired: Type.Boolean(),
+  memory: Type.Object({ totalBytes: Uint, usedBytes: Uint, availableBytes: Uint }),
+  swap: Type.Object({ totalBytes: Uint, usedBytes: Uint }),
+  disks: Type.Array(Type.Object({ mount: Text(), usedBytes: Uint, sizeBytes: Uint }), {
+    maxItems: 256,
+  }),
+  diskIo: Type.Object({ readBps: Num, writeBps: Num }),
+  net: Type.Array(Type.Object({ iface: Text(64), rxBps: Num, txBps: Num }), { maxItems: 256 }),
+  uptimeS: Uint,
+  procs: Uint,
+});
+
+export const LogRecord = Type.Object({
+  level: Type.Union([
+    Type.Literal("trace"),
+    Type.Literal("debug"),
+    Type.Literal("info"),
+    Type.Literal("warn"),
+    Type.Literal("error"),
+    Type.Literal("fatal"),
+  ]),
+  msg: Text(4096),
+  fields: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const Bye = Type.Object({ reason: Text(256) });
+
+// ---- primary → node -------------------------------------------------------
+
+export const Ack = Type.Object({ seq: Uint });
+
+export const ErrorPayload = Type.Object({
+  code: Text(64),
+  message: Text(4096),
+  /** JSON pointer of the failing field, when one failed. */
+  path: Type.Optional(Text(256)),
+});
+
+export const Empty = Type.Object({});
+
+export const Pong = Type.Object({
+  /** The agent's clock (Unix ms) when it answered, for the clock offset. */
+  time: Uint,
+});
+
+export const TaskRun = Type.Object({
+  task: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9._-]*$" }),
+  args: Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 4096 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+});
+
+export const TaskResult = Type.Object({
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Text(16), Type.Null()]),
+  durationMs: Uint,
+  /** True when output past the limit was dropped. */
+  truncated: Type.Boolean(),
+});
+
+export const TaskOutput = Type.Object({
+  /** The `id` of the task.run request this output belongs to. */
+  run: Uint,
+  stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
+  data: Text(64 * 1024),
+});
+
+export const LogsTail = Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000 }) });
+export const LogLines = Type.Object({ lines: Type.Array(Type.String()) });
+
+// ---- the registry -----------------------------------------------------------
+
+/** Who may send a type: the agent, the primary, or (for requests) either side. */
+export type Sender = "agent" | "primary";
+
+export interface MessageSpec {
+  from: Sender;
+  payload: TSchema;
+  /** Present for request types: the schema of a successful response. */
+  response?: TSchema;
+}
+
+export const MESSAGES = {
+  hello: { from: "agent", payload: Hello },
+  welcome: { from: "primary", payload: Welcome },
+  details: { from: "agent", payload: Details },
+  heartbeat: { from: "agent", payload: Heartbeat },
+  vitals: { from: "agent", payload: Vitals },
+  log: { from: "agent", payload: LogRecord },
+  bye: { from: "agent", payload: Bye },
+  ack: { from: "primary", payload: Ack },
+  error: { from: "primary", payload: ErrorPayload },
+  ping: { from: "primary", payload: Empty, response: Pong },
+  "details.get": { from: "primary", payload: Empty, response: Details },
+  "task.run": { from: "primary", payload: TaskRun, response: TaskResult },
+  "task.output": { from: "agent", payload: TaskOutput },
+  "logs.tail": { from: "primary", payload: LogsTail, response: LogLines },
+} as const satisfies Record<string, MessageSpec>;
+
+export type MessageType = keyof typeof MESSAGES;
+
+/** Payload type of each message type. */
+export type MessageMap = { [K in MessageType]: Static<(typeof MESSAGES)[K]["payload"]> };
+
+type RequestTypes = {
+  [K in MessageType]: (typeof MESSAGES)[K] extends { response: TSchema } ? K : never;
+}[MessageType];
+export type RequestType = RequestTypes;
+/** Response payload type of each request type. */
+export type ResponseMap = {
+  [K in RequestType]: (typeof MESSAGES)[K] extends { response: infer R extends TSchema }
+    ? Static<R>
+    : never;
+};
+
+export function isMessageType(type: string): type is MessageType {
+  return Object.hasOwn(MESSAGES, type);
+}
