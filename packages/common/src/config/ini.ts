@@ -93,8 +93,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; proble
       }
       return;
     }
-    const indent = line.search(/\S/);
-    const curIndent = indent < 0 ? 0 : indent;
+    const curIndent = Math.max(0, line.search(/\S/));
     if (current !== undefined && entry !== undefined && curIndent > indentLevel) {
       pieces.get(entry)?.push(value);
       return;

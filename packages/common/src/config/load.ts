@@ -283,7 +283,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const sources: Record<string, ValueSource> = {};
   for (const { section, key: keyName, def } of schemaKeys()) {
     const id = `${section}.${keyName}`;
-    const section_ = (config[section] ??= {});
+    config[section] ??= {};
+    const section_ = config[section];
     const candidate = candidates.get(id);
     if (candidate === undefined) {
       section_[keyName] = def.default;
