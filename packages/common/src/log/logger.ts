@@ -87,14 +87,13 @@ export interface LogOutputOptions {
 /**
  * The one place a process's log lines are written. Loggers in this thread
  * write to it directly; worker threads post their lines through a
- * MessagePort (attachPort), so one owner writes each whole line and lines
- * from many threads never tear or interleave.
+ * MessagePort (portLogger → receivePortLines), so one owner writes each
+ * whole line and lines from many threads never tear or interleave.
  */
 export class LogOutput implements LineSink {
   private readonly file: RotatingFile | undefined;
   private readonly pretty: ((line: string) => string) | undefined;
   private readonly consoleFd: number | undefined;
-  private readonly ports = new Set<MessagePort>();
 
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
@@ -116,19 +115,21 @@ export class LogOutput implements LineSink {
       writeSync(this.consoleFd, this.pretty ? this.pretty(line) : line);
   }
 
-  /** Write every line a worker posts on `port` (see portLogger). */
-  attachPort(port: MessagePort): void {
-    this.ports.add(port);
-    port.on("message", (line: unknown) => {
-      if (typeof line === "string") this.write(line);
-    });
-  }
-
   close(): void {
-    for (const port of this.ports) port.close();
-    this.ports.clear();
     this.file?.close();
   }
+}
+
+/**
+ * In the owner thread: write every line a worker's portLogger posts on
+ * `port` to `sink`. Lines from one port arrive in the order they were logged.
+ * Close `port` when the owner shuts down, not when the worker exits: lines
+ * the worker logged just before exiting may still be queued.
+ */
+export function receivePortLines(port: MessagePort, sink: LineSink): void {
+  port.on("message", (line: unknown) => {
+    if (typeof line === "string") sink.write(line);
+  });
 }
 
 /** In a worker thread: a logger whose lines go to the owner's LogOutput. */

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { startLiveness } from "../../src/log/liveness.js";
+import { createLogger, type LineSink } from "../../src/log/logger.js";
+import { ManualClock } from "../../src/testing/manual-clock.js";
+
+function capture(): LineSink & { records(): Array<Record<string, unknown>> } {
+  const lines: string[] = [];
+  return {
+    write: (line) => {
+      lines.push(line);
+    },
+    records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+test("logger - writes one JSON line per call with level word, time, message, bindings and fields", () => {
+  const sink = capture();
+  const log = createLogger(sink, { level: "info", bindings: { role: "agent" } }).child({ component: "outbox" });
+  log.warn("outbox full, dropped oldest", { dropped: 3, capacity: 100 });
+  log.debug("below the level");
+  const [rec, ...rest] = sink.records();
+  assert.equal(rest.length, 0, "debug is below info and not written");
+  assert.equal(rec?.level, "warn");
+  assert.equal(rec?.msg, "outbox full, dropped oldest");
+  assert.equal(rec?.role, "agent");
+  assert.equal(rec?.component, "outbox");
+  assert.equal(rec?.dropped, 3);
+  assert.equal(rec?.capacity, 100);
+  assert.equal(rec?.pid, process.pid);
+  assert.ok(!Number.isNaN(Date.parse(String(rec?.time))), "time is an ISO timestamp");
+});
+
+test("liveness - one alive record per interval with a rising counter, stopped by the signal", () => {
+  const sink = capture();
+  const clock = new ManualClock();
+  const ac = new AbortController();
+  startLiveness({
+    log: createLogger(sink, { level: "info" }),
+    clock,
+    intervalMs: 10_000,
+    signal: ac.signal,
+    rss: () => 42 * 1024 * 1024,
+    uptime: () => 12.4,
+  });
+  clock.advance(9_999);
+  assert.equal(sink.records().length, 0, "nothing before the first interval");
+  clock.advance(1);
+  clock.advance(20_000);
+  const records = sink.records();
+  assert.deepEqual(
+    records.map((r) => [r.msg, r.count]),
+    [
+      ["alive", 1],
+      ["alive", 2],
+      ["alive", 3],
+    ],
+  );
+  assert.equal(records[0]?.rss_bytes, 42 * 1024 * 1024);
+  assert.equal(records[0]?.uptime_s, 12);
+  assert.equal(records[0]?.pid, process.pid);
+  ac.abort();
+  clock.advance(60_000);
+  assert.equal(sink.records().length, 3, "no record after abort");
+  assert.equal(clock.pending, 0, "no timer left behind");
+});
