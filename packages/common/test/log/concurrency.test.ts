@@ -16,13 +16,19 @@ function readAllLines(dir: string, name: string): string[] {
   const files = readdirSync(dir)
     .filter((f) => f === name || f.startsWith(`${name}.`))
     .sort((a, b) => Number(b.slice(name.length + 1) || 0) - Number(a.slice(name.length + 1) || 0));
-  return files.flatMap((f) => readFileSync(join(dir, f), "utf8").split("\n").filter((l) => l !== ""));
+  return files.flatMap((f) =>
+    readFileSync(join(dir, f), "utf8")
+      .split("\n")
+      .filter((l) => l !== ""),
+  );
 }
 
 test("log - 8 workers and async tasks logging at once never tear, lose or reorder a line, across rotations", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "picluster-log-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const output = new LogOutput({ file: { dir, name: "test.log", maxBytes: 512 * 1024, keep: 100 } });
+  const output = new LogOutput({
+    file: { dir, name: "test.log", maxBytes: 512 * 1024, keep: 100 },
+  });
   t.after(() => output.close());
 
   let finished = 0;
@@ -70,7 +76,13 @@ test("log - 8 workers and async tasks logging at once never tear, lose or reorde
   const lines = readAllLines(dir, "test.log");
   const seen = new Map<string, number[]>();
   for (const line of lines) {
-    const rec = JSON.parse(line) as { worker: number | string; n: number; msg: string; task?: number; level: string };
+    const rec = JSON.parse(line) as {
+      worker: number | string;
+      n: number;
+      msg: string;
+      task?: number;
+      level: string;
+    };
     assert.equal(rec.level, "info");
     if (rec.msg === "last") continue;
     const key = rec.msg === "async" ? `task${rec.task}` : `worker${rec.worker}`;
@@ -81,10 +93,18 @@ test("log - 8 workers and async tasks logging at once never tear, lose or reorde
   for (let w = 0; w < WORKERS; w++) {
     const got = seen.get(`worker${w}`) ?? [];
     assert.equal(got.length, LINES, `worker ${w} wrote every line`);
-    assert.deepEqual(got, Array.from({ length: LINES }, (_, i) => i), `worker ${w}'s lines are in order`);
+    assert.deepEqual(
+      got,
+      Array.from({ length: LINES }, (_, i) => i),
+      `worker ${w}'s lines are in order`,
+    );
   }
   for (let task = 0; task < ASYNC_TASKS; task++) {
-    assert.equal(seen.get(`task${task}`)?.length, ASYNC_LINES, `async task ${task} wrote every line`);
+    assert.equal(
+      seen.get(`task${task}`)?.length,
+      ASYNC_LINES,
+      `async task ${task} wrote every line`,
+    );
   }
   const files = readdirSync(dir).filter((f) => f.startsWith("test.log"));
   assert.ok(files.length >= 5, `several rotations happened (files: ${files.length})`);

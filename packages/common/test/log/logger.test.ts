@@ -16,7 +16,9 @@ function capture(): LineSink & { records(): Array<Record<string, unknown>> } {
 
 test("logger - writes one JSON line per call with level word, time, message, bindings and fields", () => {
   const sink = capture();
-  const log = createLogger(sink, { level: "info", bindings: { role: "agent" } }).child({ component: "outbox" });
+  const log = createLogger(sink, { level: "info", bindings: { role: "agent" } }).child({
+    component: "outbox",
+  });
   log.warn("outbox full, dropped oldest", { dropped: 3, capacity: 100 });
   log.debug("below the level");
   const [rec, ...rest] = sink.records();

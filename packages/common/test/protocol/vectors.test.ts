@@ -27,7 +27,8 @@ function bytesOf(v: Vector): Buffer {
 
 function summarize(results: Array<unknown>): Vector["expect"] {
   return results.map((r) => {
-    if (r instanceof DecodeError) return r.path === undefined ? { error: r.code } : { error: r.code, path: r.path };
+    if (r instanceof DecodeError)
+      return r.path === undefined ? { error: r.code } : { error: r.code, path: r.path };
     const msg = r as { type: string; re?: number };
     return msg.re === undefined ? { type: msg.type } : { type: msg.type, re: msg.re };
   });
