@@ -53,14 +53,23 @@ export interface IniProblem {
   message: string;
 }
 
-const SECTION_RE = /^\[(.+)\]/;
+// Python's whitespace: str.isspace(), which is also `\s` in its regexes.
+// JavaScript's `\s` and trim() lack U+001C-U+001F and U+0085 and add U+FEFF.
+const SPACE =
+  "\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const LEADING_SPACE_RE = new RegExp(`^[${SPACE}]+`);
+const TRAILING_SPACE_RE = new RegExp(`[${SPACE}]+$`);
+const NON_SPACE_RE = new RegExp(`[^${SPACE}]`);
+// The `s` flag because Python's `.` matches U+2028 and U+2029 (lines are
+// split on \r and \n only, as Python's universal newlines do).
+const SECTION_RE = /^\[(.+)\]/s;
 // Non-greedy key: the first `=` or `:` on the line splits it, as in Python.
-const OPTION_RE = /^(.*?)\s*([=:])\s*(.*)$/;
+const OPTION_RE = new RegExp(`^(.*?)[${SPACE}]*([=:])[${SPACE}]*(.*)$`, "s");
 const COMMENT_PREFIXES = ["#", ";"];
 
-/** Python's str.strip() for the whitespace that occurs in text files. */
+/** Python's str.strip(). */
 function strip(s: string): string {
-  return s.trim();
+  return s.replace(LEADING_SPACE_RE, "").replace(TRAILING_SPACE_RE, "");
 }
 
 /**
@@ -93,7 +102,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; proble
       }
       return;
     }
-    const curIndent = Math.max(0, line.search(/\S/));
+    const curIndent = Math.max(0, line.search(NON_SPACE_RE));
     if (current !== undefined && entry !== undefined && curIndent > indentLevel) {
       pieces.get(entry)?.push(value);
       return;
@@ -149,7 +158,11 @@ export function parseIni(text: string, file: string): { doc: IniDocument; proble
           : `expected "key = value" or "key: value", got ${JSON.stringify(stripped)}`,
       });
       // Python keeps appending indented lines to the previous key after a
-      // bad line, and so do we: `entry` is left as it was.
+      // line without a delimiter, and so do we: `entry` is left as it was.
+      // A line with an empty key name, though, ends the previous value in
+      // Python (it becomes the current key, named ""): the indented lines
+      // after it are read as keys and headers again.
+      if (option) entry = undefined;
       return;
     }
     const previous = current.entries.get(key);
@@ -168,7 +181,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; proble
 
   for (const [e, parts] of pieces) {
     // configparser joins with newlines and strips trailing whitespace.
-    e.raw = parts.join("\n").replace(/\s+$/u, "");
+    e.raw = parts.join("\n").replace(TRAILING_SPACE_RE, "");
   }
   return { doc: { file, defaults, sections }, problems };
 }
