@@ -102,7 +102,10 @@ function isBlank(frame: Uint8Array): boolean {
 }
 
 function parseJson(frame: Uint8Array): unknown {
-  const text = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("utf8");
+  // Frames cut from socket chunks are Buffers already; wrap only plain Uint8Arrays.
+  const text = (
+    Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+  ).toString("utf8");
   try {
     return JSON.parse(text);
   } catch (err) {

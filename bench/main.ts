@@ -1,0 +1,159 @@
+/**
+ * Benchmark runner: `node bench/dist/main.js <suite> [--json]`
+ * (from the repository root: `npm run bench -- <suite> [--json]`).
+ *
+ * Prints a table of figures, or one JSON object with --json. Progress goes
+ * to stderr. Budgets get a printed PASS/OVER verdict; they never change the
+ * exit code (0 on a completed run, 2 on bad usage, 1 if a suite fails).
+ */
+import { cpus, platform, release } from "node:os";
+import {
+  type Budget,
+  type Measurement,
+  type Suite,
+  type SuiteReport,
+  stderrProgress,
+} from "./harness.js";
+import { runCodec } from "./suites/codec.js";
+
+const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
+  [
+    "codec",
+    { description: "NDJSON decode+validate of vitals frames vs JSON.parse", run: runCodec },
+  ],
+]);
+
+const EXIT_USAGE = 2;
+
+function usage(): string {
+  const names = [...SUITES].map(([name, s]) => `  ${name.padEnd(12)}${s.description}`);
+  return `usage: node bench/dist/main.js <suite> [--json]\n\nsuites:\n${names.join("\n")}\n`;
+}
+
+const int = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const dec1 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+function formatBudgetValue(value: number, unit: string): string {
+  return unit === "×" ? `${value.toFixed(2)}×` : `${int.format(value)} ${unit}`;
+}
+
+function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
+  return rows.map((row) =>
+    row
+      .map((cell, i) =>
+        rightAligned.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0),
+      )
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+function renderText(report: SuiteReport, env: Record<string, unknown>): string {
+  const lines: string[] = [];
+  lines.push(`${report.suite}: ${report.description}`);
+  lines.push(
+    `  ${env.date}  node ${env.node}  ${env.platform}  ${env.cpus}× ${env.cpuModel}`.trimEnd(),
+  );
+  for (const [key, value] of Object.entries(report.parameters)) {
+    lines.push(`  ${key}: ${typeof value === "number" ? int.format(value) : value}`);
+  }
+  lines.push("");
+
+  const first: Measurement | undefined = report.measurements[0];
+  const header = ["case", "median ms", "min ms", "max ms", "per second", "MB/s"];
+  if (first) header.push(`cost vs ${first.id}`);
+  const rows = [header];
+  for (const m of report.measurements) {
+    const row = [
+      `${m.id} ${m.label}`,
+      dec1.format(m.medianMs),
+      dec1.format(m.minMs),
+      dec1.format(m.maxMs),
+      `${int.format(m.perSecond)} ${m.unit}/s`,
+      m.mbPerSec === undefined ? "-" : dec1.format(m.mbPerSec),
+    ];
+    if (first) row.push(`${(m.medianMs / first.medianMs).toFixed(2)}×`);
+    rows.push(row);
+  }
+  lines.push(...table(rows, new Set([1, 2, 3, 4, 5, 6])).map((l) => `  ${l}`));
+
+  if (report.ratios.length > 0) {
+    lines.push("");
+    const ratioRows = report.ratios.map((r) => [r.label, `${r.value.toFixed(2)}×`]);
+    lines.push(...table(ratioRows, new Set([1])).map((l) => `  ${l}`));
+  }
+  if (report.budgets.length > 0) {
+    lines.push("");
+    const budgetRows = report.budgets.map((b: Budget) => [
+      `budget: ${b.label}`,
+      `${b.comparison === "<=" ? "≤" : "≥"} ${formatBudgetValue(b.limit, b.unit)}`,
+      `actual ${formatBudgetValue(b.actual, b.unit)}`,
+      b.verdict,
+    ]);
+    lines.push(...table(budgetRows, new Set([2])).map((l) => `  ${l}`));
+  }
+  for (const note of report.notes) lines.push(`  note: ${note}`);
+  return `${lines.join("\n")}\n`;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const flags = argv.filter((a) => a.startsWith("-"));
+  const names = argv.filter((a) => !a.startsWith("-"));
+  const json = flags.includes("--json");
+  const unknownFlags = flags.filter((f) => f !== "--json");
+  if (flags.includes("--help") || flags.includes("-h")) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (unknownFlags.length > 0 || names.length !== 1) {
+    if (unknownFlags.length > 0)
+      process.stderr.write(`unknown option: ${unknownFlags.join(" ")}\n`);
+    process.stderr.write(usage());
+    return EXIT_USAGE;
+  }
+  const name = names[0] ?? "";
+  const suite = SUITES.get(name);
+  if (suite === undefined) {
+    process.stderr.write(`unknown suite "${name}"\n${usage()}`);
+    return EXIT_USAGE;
+  }
+
+  const cpuList = cpus();
+  const env = {
+    date: new Date().toISOString(),
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${platform()} ${release()} ${process.arch}`,
+    cpus: cpuList.length,
+    cpuModel: cpuList[0]?.model.trim() ?? "unknown",
+    argv: process.argv.slice(2),
+  };
+  const { progress, done } = stderrProgress();
+  let report: SuiteReport;
+  try {
+    report = await suite.run({ progress });
+  } finally {
+    done();
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ ...env, ...report }, null, 2)}\n`);
+  else process.stdout.write(renderText(report, env));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);
