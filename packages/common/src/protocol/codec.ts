@@ -115,25 +115,32 @@ function parseJson(frame: Uint8Array): unknown {
   }
 }
 
-/** Protocol v1 decoder: NDJSON frames, each a validated envelope. */
-export class NdjsonDecoder implements MessageDecoder<Envelope> {
+/**
+ * Frames at a delimiter, each parsed as JSON and then by `toMessage`; the
+ * two wire formats differ only in those two choices.
+ */
+class JsonFrameDecoder<M> implements MessageDecoder<M> {
   private readonly splitter: FrameSplitter;
 
-  constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
-    this.splitter = new FrameSplitter(LF, maxFrameBytes);
+  constructor(
+    delimiter: number,
+    maxFrameBytes: number,
+    private readonly toMessage: (value: unknown) => M,
+  ) {
+    this.splitter = new FrameSplitter(delimiter, maxFrameBytes);
   }
 
-  feed(chunk: Uint8Array): Array<Envelope | DecodeError> {
-    const out: Array<Envelope | DecodeError> = [];
+  feed(chunk: Uint8Array): Array<M | DecodeError> {
+    const out: Array<M | DecodeError> = [];
     for (const frame of this.splitter.feed(chunk)) {
       if (frame instanceof DecodeError) {
         out.push(frame);
         continue;
       }
-      // Blank lines are allowed as keep-alives and for CRLF peers.
+      // Blank frames are allowed as keep-alives and for CRLF peers.
       if (isBlank(frame)) continue;
       try {
-        out.push(parseEnvelope(parseJson(frame)));
+        out.push(this.toMessage(parseJson(frame)));
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         out.push(err);
@@ -142,8 +149,16 @@ export class NdjsonDecoder implements MessageDecoder<Envelope> {
     return out;
   }
 
+  /** Bytes of an unfinished frame currently held. */
   get buffered(): number {
     return this.splitter.buffered;
+  }
+}
+
+/** Protocol v1 decoder: NDJSON frames, each a validated envelope. */
+export class NdjsonDecoder extends JsonFrameDecoder<Envelope> {
+  constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
+    super(LF, maxFrameBytes, parseEnvelope);
   }
 }
 
@@ -169,29 +184,9 @@ export interface LegacyMessage {
 }
 
 /** Decoder for the tutorial's DataPackager format: JSON objects each followed by `\r`. */
-export class LegacyDecoder implements MessageDecoder<LegacyMessage> {
-  private readonly splitter: FrameSplitter;
-
+export class LegacyDecoder extends JsonFrameDecoder<LegacyMessage> {
   constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
-    this.splitter = new FrameSplitter(CR, maxFrameBytes);
-  }
-
-  feed(chunk: Uint8Array): Array<LegacyMessage | DecodeError> {
-    const out: Array<LegacyMessage | DecodeError> = [];
-    for (const frame of this.splitter.feed(chunk)) {
-      if (frame instanceof DecodeError) {
-        out.push(frame);
-        continue;
-      }
-      if (isBlank(frame)) continue;
-      try {
-        out.push(parseLegacy(parseJson(frame)));
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
-        out.push(err);
-      }
-    }
-    return out;
+    super(CR, maxFrameBytes, parseLegacy);
   }
 }
 
