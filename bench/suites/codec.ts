@@ -103,6 +103,7 @@ export function vitalsFrames(seed: number): (i: number) => Envelope {
         { zone: "hwmon2", type: "drivetemp", celsius: round(31 + rnd() * 6, 0) },
       ],
       throttling: {
+        source: "firmware",
         underVoltage: false,
         freqCapped: false,
         throttled: hot,

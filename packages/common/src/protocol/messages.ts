@@ -75,8 +75,14 @@ export const Heartbeat = Type.Object({
   dropped: Uint,
 });
 
-/** Decoded from the firmware's get_throttled bits (or the rpi_volt hwmon alarm). */
+/**
+ * A Raspberry Pi's power and throttling health, decoded from the firmware's
+ * get_throttled bits ("now" and "occurred since boot"). Where only the
+ * rpi_volt hwmon exists (`source: "hwmon"`), only underVoltage is known and
+ * the other flags are false.
+ */
 export const Throttling = Type.Object({
+  source: Type.Union([Type.Literal("firmware"), Type.Literal("hwmon")]),
   underVoltage: Type.Boolean(),
   freqCapped: Type.Boolean(),
   throttled: Type.Boolean(),
