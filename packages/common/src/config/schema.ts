@@ -11,6 +11,7 @@ import {
   integerType,
   type Labels,
   labelsType,
+  optionalType,
   sizeType,
   stringType,
   type ValueType,
@@ -83,6 +84,22 @@ export const SCHEMA = {
       "",
       "File holding this node's credential. Empty means `credential.json` in the data directory.",
     ),
+    join_token: key(
+      stringType(),
+      "",
+      "One-time token from `picluster node add NAME`, exchanged for this node's own credential on first contact. Not needed afterwards.",
+      { secret: true },
+    ),
+    reconnect_max: key(
+      durationType(1_000, 3_600_000),
+      30_000,
+      "Longest wait between reconnection attempts (exponential backoff with full jitter up to this).",
+    ),
+    outbox_size: key(
+      integerType(10, 1_000_000),
+      8_640,
+      "Vitals samples kept while the primary is unreachable (8 640 is a day at 10 s); past it the oldest are dropped and counted.",
+    ),
   },
   primary: {
     bind_host: key(
@@ -107,15 +124,47 @@ export const SCHEMA = {
     ),
     suspect_after: key(
       durationType(200, 600_000),
-      3_000,
-      "A connected node silent this long is `suspect`.",
+      2_500,
+      "A connected node that has sent nothing for this long is `suspect`. Legacy nodes, whose keep-alive comes every 5 s, get this scaled by 5 s / heartbeat_interval.",
     ),
-    dead_after: key(durationType(300, 3_600_000), 5_000, "A node silent this long is `down`."),
+    dead_after: key(
+      durationType(300, 3_600_000),
+      4_500,
+      "A node that has sent nothing for this long is `down` (a closed connection is `down` at once).",
+    ),
+    tls: key(
+      booleanType,
+      true,
+      "Require TLS with per-node credentials on the agent listener. Turn off only to debug: any node is then accepted, in clear.",
+    ),
+    handshake_timeout: key(
+      durationType(100, 60_000),
+      5_000,
+      "A connection that has not completed TLS and `hello` within this time is closed.",
+    ),
+    max_handshakes_per_address: key(
+      integerType(1, 100_000),
+      64,
+      "Connections from one address allowed to be in the handshake at once; more are closed at once.",
+    ),
+    strike_limit: key(
+      integerType(1, 1_000),
+      5,
+      "Bad messages (not JSON, unknown type, invalid payload) a session survives; the next closes it.",
+    ),
     max_frame_bytes: key(
       sizeType(1024, 64 * 1024 ** 2),
       1024 ** 2,
       "Largest message accepted on the agent link; a longer one closes the connection.",
     ),
+  },
+  legacy: {
+    port: key(
+      optionalType(integerType(0, 65535)),
+      undefined,
+      "Port of the plaintext listener for the tutorial's Python nodes (`\\r`-separated JSON). Empty means off. Unauthenticated: bind it only on a trusted network.",
+    ),
+    host: key(hostName, "", "Address the legacy listener binds to. Empty means every interface."),
   },
   http: {
     host: key(

@@ -15,6 +15,17 @@ export interface ValueType<T> {
 
 const fail = <T>(expected: string): Parsed<T> => ({ ok: false, expected });
 
+/** `type`, or nothing when the value is empty (a feature that is off until set). */
+export function optionalType<T>(type: ValueType<T>): ValueType<T | undefined> {
+  return {
+    name: `${type.name} or empty`,
+    parse(raw) {
+      return raw === "" ? { ok: true, value: undefined } : type.parse(raw);
+    },
+    format: (v) => (v === undefined ? "" : type.format(v)),
+  };
+}
+
 export function stringType(
   opts: { pattern?: RegExp; patternDoc?: string } = {},
 ): ValueType<string> {

@@ -143,6 +143,18 @@ export const ErrorPayload = Type.Object({
   path: Type.Optional(Text(256)),
 });
 
+/**
+ * Sent once to a node that joined with a one-time token: its own credential
+ * (a TLS pre-shared key and its identity), to store and use from then on.
+ */
+export const Credential = Type.Object({
+  identity: Type.String({ minLength: 1, maxLength: 128 }),
+  /** 32 random bytes, base64url. */
+  key: Type.String({ minLength: 43, maxLength: 43, pattern: "^[A-Za-z0-9_-]+$" }),
+  /** The name the primary knows this node by. */
+  name: Type.String({ minLength: 1, maxLength: 253 }),
+});
+
 export const Empty = Type.Object({});
 
 export const Pong = Type.Object({
@@ -196,6 +208,7 @@ export const MESSAGES = {
   bye: { from: "agent", payload: Bye },
   ack: { from: "primary", payload: Ack },
   error: { from: "primary", payload: ErrorPayload },
+  credential: { from: "primary", payload: Credential },
   ping: { from: "primary", payload: Empty, response: Pong },
   "details.get": { from: "primary", payload: Empty, response: Details },
   "task.run": { from: "primary", payload: TaskRun, response: TaskResult },
