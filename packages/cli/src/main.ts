@@ -2,18 +2,13 @@
  * The `picluster` command. Parses flags and dispatches; roles are imported
  * lazily so `picluster agent` never loads the primary's modules.
  */
-import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerNodeCommands } from "./commands/node.js";
+import { registerRoleCommands } from "./commands/roles.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-    version?: unknown;
-  };
-  return typeof pkg.version === "string" ? pkg.version : "0.0.0";
-}
+import { version } from "./version.js";
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command("picluster")
@@ -24,6 +19,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .showHelpAfterError("(run with --help for usage)");
   addConfigOptions(program);
   registerConfigCommands(program, io, setExit);
+  registerRoleCommands(program, io, setExit);
+  registerNodeCommands(program, io, setExit);
   program.addHelpText(
     "after",
     "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",

@@ -1,3 +1,4 @@
+export * from "./auth.js";
 export * from "./clock.js";
 export * from "./config/ini.js";
 export * from "./config/load.js";
@@ -8,6 +9,7 @@ export * from "./errors.js";
 export * from "./log/liveness.js";
 export * from "./log/logger.js";
 export * from "./log/rotating-file.js";
+export * from "./log/setup.js";
 export * from "./paths.js";
 export * from "./protocol/codec.js";
 export * from "./protocol/envelope.js";

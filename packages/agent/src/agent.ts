@@ -1,0 +1,188 @@
+/**
+ * The composition root of the agent: builds every part, starts them in
+ * order and stops them in reverse. Nothing else constructs subsystems.
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Duplex } from "node:stream";
+import {
+  type Clock,
+  type Config,
+  describeError,
+  JOIN_IDENTITY_PREFIX,
+  type Logger,
+  type MessageMap,
+  PiclusterError,
+  PROTOCOL_VERSION,
+  parseJoinToken,
+  readCredentialFile,
+  startLiveness,
+  systemClock,
+  writeCredentialFile,
+} from "@picluster/common";
+import {
+  type CollectorContext,
+  collectDetails,
+  nodeOsFacts,
+  VitalsCollector,
+} from "./collectors/index.js";
+import { type DialTarget, dial, type PskCredential } from "./dial.js";
+import { nodeId } from "./identity.js";
+import { AgentLink } from "./link.js";
+import { Outbox } from "./outbox.js";
+
+export interface AgentOptions {
+  config: Config;
+  /** Resolved data directory (node id, credential). */
+  dataDir: string;
+  log: Logger;
+  version: string;
+  clock?: Clock;
+  /** Filesystem root for the collectors ("/" on a node; a fixture tree in tests). */
+  collectors?: CollectorContext;
+  /** Override the transport (tests); defaults to TLS/TCP dialing. */
+  dial?: (target: DialTarget) => Promise<Duplex>;
+}
+
+export class AgentError extends PiclusterError {}
+
+export function credentialPath(config: Config, dataDir: string): string {
+  return config.agent.credential === ""
+    ? join(dataDir, "credential.json")
+    : config.agent.credential;
+}
+
+export class Agent {
+  readonly id: string;
+  readonly link: AgentLink;
+  readonly outbox: Outbox;
+  private credential: PskCredential | undefined;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly collectors: CollectorContext;
+  private readonly vitals: VitalsCollector;
+  private readonly abort = new AbortController();
+  private vitalsMs: number;
+  private stopVitals: () => void = () => {};
+  private sampling = false;
+
+  constructor(private readonly opts: AgentOptions) {
+    const { config } = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log.child({ component: "agent" });
+    this.collectors = opts.collectors ?? { root: "/", os: nodeOsFacts() };
+    this.id = nodeId(this.collectors.root, opts.dataDir);
+    this.credential = config.agent.tls ? this.loadCredential() : undefined;
+    this.outbox = new Outbox(config.agent.outbox_size);
+    this.vitals = new VitalsCollector(this.collectors);
+    this.vitalsMs = config.primary.vitals_interval;
+    this.link = new AgentLink({
+      clock: this.clock,
+      log: this.log.child({ component: "link" }),
+      outbox: this.outbox,
+      target: () => ({
+        host: config.agent.primary_host,
+        port: config.agent.primary_port,
+        credential: this.credential,
+        timeoutMs: config.primary.handshake_timeout,
+      }),
+      dial: opts.dial ?? dial,
+      hello: () => this.hello(),
+      details: () =>
+        collectDetails(this.collectors, {
+          agentVersion: opts.version,
+          nodeVersion: process.version,
+        }),
+      onCredential: (c) => this.saveCredential(c),
+      onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
+      reconnectMaxMs: config.agent.reconnect_max,
+      maxFrameBytes: config.primary.max_frame_bytes,
+    });
+  }
+
+  /** This node's credential, or the join token to get one; TLS without either cannot work. */
+  private loadCredential(): PskCredential {
+    const path = credentialPath(this.opts.config, this.opts.dataDir);
+    const saved = readCredentialFile(path);
+    if (saved !== undefined) return { identity: saved.identity, key: saved.key };
+    const token = this.opts.config.agent.join_token;
+    if (token === "") {
+      throw new AgentError(
+        "E_NO_CREDENTIAL",
+        `no credential at ${path} and no join token: on the primary run \`picluster node add NAME\`, then start this agent with --agent-join-token TOKEN`,
+      );
+    }
+    const parsed = parseJoinToken(token);
+    this.log.info("no credential yet, joining with the one-time token", { credential: path });
+    return { identity: `${JOIN_IDENTITY_PREFIX}${parsed.id}`, key: parsed.secret };
+  }
+
+  private saveCredential(c: MessageMap["credential"]): void {
+    const path = credentialPath(this.opts.config, this.opts.dataDir);
+    try {
+      const key = Buffer.from(c.key, "base64url");
+      writeCredentialFile(path, { identity: c.identity, key, name: c.name });
+      this.credential = { identity: c.identity, key };
+      this.log.info("joined: credential saved", { credential: path, name: c.name });
+    } catch (err) {
+      // Keep using the token: the primary hands out the same credential again.
+      this.log.error("cannot save the credential; will retry on next connection", {
+        credential: path,
+        err: describeError(err),
+      });
+    }
+  }
+
+  private hello(): MessageMap["hello"] {
+    const { config } = this.opts;
+    return {
+      nodeId: this.id,
+      name: config.node.name || hostname(),
+      version: this.opts.version,
+      protocols: [PROTOCOL_VERSION],
+      labels: { ...config.node.labels },
+    };
+  }
+
+  start(): void {
+    const { config } = this.opts;
+    if (!config.agent.tls) {
+      this.log.warn(
+        "TLS IS OFF: this node sends everything in clear and the primary cannot authenticate it. Use only to debug.",
+      );
+    }
+    startLiveness({
+      log: this.log,
+      clock: this.clock,
+      intervalMs: config.log.liveness_interval,
+      signal: this.abort.signal,
+    });
+    this.setVitalsInterval(this.vitalsMs);
+    this.link.start();
+    this.log.info("agent started", {
+      nodeId: this.id,
+      primary: `${config.agent.primary_host}:${config.agent.primary_port}`,
+    });
+  }
+
+  private setVitalsInterval(ms: number): void {
+    if (ms === this.vitalsMs && this.sampling) return;
+    this.vitalsMs = ms;
+    this.sampling = true;
+    this.stopVitals();
+    this.stopVitals = this.clock.every(ms, () => {
+      this.vitals.sample(this.clock.now()).then(
+        (sample) => this.link.enqueueVitals(sample),
+        (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
+      );
+    });
+  }
+
+  /** Say bye to the primary and stop; resolves within about 1.5 s. */
+  async stop(reason = "agent stopping"): Promise<void> {
+    this.abort.abort();
+    this.stopVitals();
+    await this.link.stop(reason);
+    this.log.info("agent stopped", { reason });
+  }
+}

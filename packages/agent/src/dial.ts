@@ -1,0 +1,89 @@
+/**
+ * Opening the link to the primary: TLS 1.3 with the node's pre-shared key
+ * (or its one-time join token), or plain TCP when TLS is off for debugging.
+ */
+import { type Socket, connect as tcpConnect } from "node:net";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { PiclusterError, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
+
+export interface PskCredential {
+  identity: string;
+  key: Buffer;
+}
+
+export interface DialTarget {
+  host: string;
+  port: number;
+  /** Undefined means plain TCP (TLS off). */
+  credential: PskCredential | undefined;
+  timeoutMs: number;
+}
+
+export class DialError extends PiclusterError {}
+
+/** Why the primary refused us, in words a user can act on. */
+function describeDialError(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? "";
+  if (code === "ECONNREFUSED") return "nothing is listening there (is the primary running?)";
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH") return "host unreachable";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "host name not found";
+  if (
+    code === "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE" ||
+    code === "ERR_SSL_TLSV1_ALERT_HANDSHAKE_FAILURE"
+  ) {
+    return "the primary refused this node's credential (unknown, expired or revoked)";
+  }
+  if (code === "ERR_SSL_SSLV3_ALERT_ILLEGAL_PARAMETER" || code.includes("DECRYPT")) {
+    return "the primary refused this node's credential (wrong key)";
+  }
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER")
+    return "the primary is not speaking TLS (is its tls off?)";
+  return err.message;
+}
+
+export function dial(target: DialTarget): Promise<Socket | TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const { credential } = target;
+    const socket =
+      credential === undefined
+        ? tcpConnect({ host: target.host, port: target.port })
+        : tlsConnect({
+            host: target.host,
+            port: target.port,
+            minVersion: TLS_MIN_VERSION,
+            ciphers: TLS_CIPHERS,
+            pskCallback: () => ({ identity: credential.identity, psk: credential.key }),
+            // The PSK authenticates the primary; there is no certificate to check.
+            checkServerIdentity: () => undefined,
+          });
+    const ready = credential === undefined ? "connect" : "secureConnect";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new DialError(
+          "E_CONNECT_TIMEOUT",
+          `no connection to ${target.host}:${target.port} within ${target.timeoutMs} ms`,
+        ),
+      );
+    }, target.timeoutMs);
+    const onError = (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(
+        new DialError(
+          err.code ?? "E_CONNECT",
+          `cannot connect to ${target.host}:${target.port}: ${describeDialError(err)}`,
+          { cause: err },
+        ),
+      );
+    };
+    socket.once("error", onError);
+    socket.once(ready, () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 15_000);
+      resolve(socket);
+    });
+  });
+}

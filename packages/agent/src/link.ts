@@ -1,0 +1,313 @@
+/**
+ * The agent's side of the link: dial, handshake, heartbeats, sending the
+ * outbox, answering the primary's requests, and reconnecting with
+ * exponential backoff and full jitter when the link drops.
+ */
+import type { Duplex } from "node:stream";
+import {
+  type Clock,
+  DecodeError,
+  describeError,
+  type Envelope,
+  isResponse,
+  type Logger,
+  type MessageMap,
+  type MessageType,
+  NdjsonDecoder,
+  NdjsonEncoder,
+  PROTOCOL_VERSION,
+  type RequestType,
+  type ResponseMap,
+} from "@picluster/common";
+import type { DialTarget } from "./dial.js";
+import type { Outbox } from "./outbox.js";
+
+export const RECONNECT_BASE_MS = 500;
+export const WELCOME_TIMEOUT_MS = 5_000;
+/** How long `stop()` waits for the primary to take our `bye` before cutting the socket. */
+export const BYE_GRACE_MS = 1_500;
+
+export type LinkState = "connecting" | "handshake" | "ready" | "stopped";
+
+export interface LinkOptions {
+  clock: Clock;
+  log: Logger;
+  outbox: Outbox;
+  /** Where and how to connect; asked again before every attempt (a joined node's credential changes). */
+  target(): DialTarget;
+  dial(target: DialTarget): Promise<Duplex>;
+  hello(): MessageMap["hello"];
+  details(): Promise<MessageMap["details"]>;
+  /** A joining node received its own credential: keep it. */
+  onCredential(credential: MessageMap["credential"]): void;
+  onWelcome(welcome: MessageMap["welcome"]): void;
+  reconnectMaxMs: number;
+  maxFrameBytes: number;
+}
+
+/** Full jitter: a uniform wait between 0 and the capped exponential step. */
+export function backoffMs(
+  attempt: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const step = Math.min(maxMs, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * step);
+}
+
+export class AgentLink {
+  state: LinkState = "connecting";
+  private socket: Duplex | undefined;
+  private readonly encoder: NdjsonEncoder;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private stopHeartbeat: () => void = () => {};
+  private heartbeatMs = 1_000;
+  /** Connection attempts since the last welcome. */
+  attempts = 0;
+
+  constructor(private readonly opts: LinkOptions) {
+    this.encoder = new NdjsonEncoder(opts.maxFrameBytes);
+  }
+
+  start(): void {
+    this.running = this.loop();
+  }
+
+  /** Queue a vitals sample; it is sent now if the link is up, else on reconnect. */
+  enqueueVitals(payload: MessageMap["vitals"]): void {
+    const { entry, droppedOldest } = this.opts.outbox.push(
+      "vitals",
+      payload,
+      this.opts.clock.now(),
+    );
+    if (droppedOldest) {
+      this.opts.log.warn("outbox full, dropped oldest sample", {
+        dropped: this.opts.outbox.dropped,
+        capacity: this.opts.outbox.capacity,
+      });
+    }
+    if (this.state === "ready")
+      this.write({ v: 1, type: "vitals", ts: entry.ts, seq: entry.seq, payload: entry.payload });
+  }
+
+  /** Say `bye` if connected, close, and stop reconnecting. Resolves within BYE_GRACE_MS. */
+  async stop(reason = "agent stopping"): Promise<void> {
+    if (this.state === "stopped") return;
+    const wasReady = this.state === "ready";
+    this.state = "stopped";
+    this.abort.abort();
+    this.stopHeartbeat();
+    const socket = this.socket;
+    if (socket !== undefined && !socket.destroyed) {
+      if (wasReady)
+        this.write({ v: 1, type: "bye", ts: this.opts.clock.now(), payload: { reason } });
+      socket.end();
+      await new Promise<void>((resolve) => {
+        const cancel = this.opts.clock.after(BYE_GRACE_MS, () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.once("close", () => {
+          cancel();
+          resolve();
+        });
+      });
+    }
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      this.state = "connecting";
+      const target = this.opts.target();
+      let socket: Duplex;
+      try {
+        socket = await this.opts.dial(target);
+      } catch (err) {
+        const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
+        this.opts.log.warn("cannot reach the primary", {
+          err: describeError(err),
+          retryInMs: waitMs,
+          attempt: this.attempts,
+        });
+        await this.sleep(waitMs);
+        continue;
+      }
+      if (signal.aborted) {
+        socket.destroy();
+        break;
+      }
+      const reason = await this.session(socket);
+      if (signal.aborted) break;
+      const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
+      this.opts.log.warn("link to the primary lost", { reason, retryInMs: waitMs });
+      await this.sleep(waitMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const signal = this.abort.signal;
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const cancel = this.opts.clock.after(ms, () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      const onAbort = () => {
+        cancel();
+        resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Run one connection until it closes; resolves with why it closed. */
+  private session(socket: Duplex): Promise<string> {
+    this.socket = socket;
+    this.state = "handshake";
+    const decoder = new NdjsonDecoder(this.opts.maxFrameBytes);
+    let reason = "closed by the primary";
+    return new Promise((resolve) => {
+      const cancelWelcome = this.opts.clock.after(WELCOME_TIMEOUT_MS, () => {
+        if (this.state === "handshake") {
+          reason = `no welcome within ${WELCOME_TIMEOUT_MS} ms`;
+          socket.destroy();
+        }
+      });
+      socket.on("data", (chunk: Buffer) => {
+        for (const item of decoder.feed(chunk)) {
+          if (item instanceof DecodeError) {
+            this.opts.log.warn("bad message from the primary", {
+              code: item.code,
+              error: item.message,
+            });
+            continue;
+          }
+          this.onMessage(item);
+        }
+      });
+      socket.on("error", (err: NodeJS.ErrnoException) => {
+        reason = `connection error (${err.code ?? err.message})`;
+      });
+      socket.on("close", () => {
+        cancelWelcome();
+        this.stopHeartbeat();
+        if (this.socket === socket) this.socket = undefined;
+        if (this.state !== "stopped") this.state = "connecting";
+        resolve(reason);
+      });
+      this.write({ v: 1, type: "hello", ts: this.opts.clock.now(), payload: this.opts.hello() });
+    });
+  }
+
+  private onMessage(env: Envelope): void {
+    if (isResponse(env)) {
+      this.opts.log.debug("response to no request of ours", { type: env.type, re: env.re });
+      return;
+    }
+    switch (env.type) {
+      case "welcome":
+        this.onWelcome(env.payload);
+        return;
+      case "ack":
+        this.opts.outbox.ack(env.payload.seq);
+        return;
+      case "credential":
+        this.opts.onCredential(env.payload);
+        return;
+      case "error":
+        (env.payload.code === "E_REVOKED" ? this.opts.log.error : this.opts.log.warn).call(
+          this.opts.log,
+          "the primary reported an error",
+          {
+            code: env.payload.code,
+            error: env.payload.message,
+            path: env.payload.path,
+          },
+        );
+        return;
+      case "ping":
+        if (env.id !== undefined) this.respond("ping", env.id, { time: this.opts.clock.now() });
+        return;
+      case "details.get":
+        if (env.id !== undefined) {
+          const id = env.id;
+          this.opts.details().then(
+            (details) => this.respond("details.get", id, details),
+            (err: unknown) => this.respondError("details.get", id, "E_COLLECT", describeError(err)),
+          );
+        }
+        return;
+      default:
+        if (env.id !== undefined) {
+          this.respondError(
+            env.type,
+            env.id,
+            "E_UNSUPPORTED",
+            `this agent does not handle "${env.type}"`,
+          );
+        } else {
+          this.opts.log.warn("unexpected message from the primary", { type: env.type });
+        }
+    }
+  }
+
+  private onWelcome(welcome: MessageMap["welcome"]): void {
+    if (welcome.protocol !== PROTOCOL_VERSION) {
+      this.opts.log.error("the primary speaks another protocol version", {
+        theirs: welcome.protocol,
+        ours: PROTOCOL_VERSION,
+      });
+      this.socket?.destroy();
+      return;
+    }
+    this.state = "ready";
+    this.attempts = 0;
+    this.opts.outbox.welcome(welcome.lastSeq);
+    this.opts.onWelcome(welcome);
+    this.opts.log.info("connected to the primary", {
+      primaryVersion: welcome.primaryVersion,
+      replaying: this.opts.outbox.size,
+    });
+    this.heartbeatMs = welcome.heartbeatMs;
+    this.stopHeartbeat();
+    this.stopHeartbeat = this.opts.clock.every(this.heartbeatMs, () => {
+      this.write({
+        v: 1,
+        type: "heartbeat",
+        ts: this.opts.clock.now(),
+        payload: { dropped: this.opts.outbox.dropped },
+      });
+    });
+    this.opts.details().then(
+      (details) => {
+        if (this.state === "ready")
+          this.write({ v: 1, type: "details", ts: this.opts.clock.now(), payload: details });
+      },
+      (err: unknown) => this.opts.log.error("cannot collect details", { err: describeError(err) }),
+    );
+    for (const entry of this.opts.outbox.pending()) {
+      this.write({ v: 1, type: entry.type, ts: entry.ts, seq: entry.seq, payload: entry.payload });
+    }
+  }
+
+  private respond<T extends RequestType>(type: T, re: number, payload: ResponseMap[T]): void {
+    this.write({ v: 1, type, ts: this.opts.clock.now(), re, payload } as Envelope);
+  }
+
+  private respondError(type: MessageType, re: number, code: string, message: string): void {
+    this.write({ v: 1, type, ts: this.opts.clock.now(), re, error: { code, message } } as Envelope);
+  }
+
+  private write(env: Envelope): void {
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed || socket.writableEnded) return;
+    try {
+      socket.write(this.encoder.encode(env));
+    } catch (err) {
+      this.opts.log.error("cannot send message", { type: env.type, err: describeError(err) });
+    }
+  }
+}

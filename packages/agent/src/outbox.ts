@@ -1,0 +1,87 @@
+/**
+ * Messages the primary must store, kept until it acknowledges them. Bounded:
+ * when full, the oldest is dropped and counted (the count travels in every
+ * heartbeat). Seqs increase by one per message.
+ */
+import type { MessageMap } from "@picluster/common";
+
+export interface OutboxEntry {
+  seq: number;
+  ts: number;
+  type: "vitals";
+  payload: MessageMap["vitals"];
+}
+
+export class Outbox {
+  private entries: OutboxEntry[] = [];
+  /** Index of the first live entry: dropping from the front is O(1). */
+  private head = 0;
+  private nextSeq = 1;
+  private rebased = false;
+  dropped = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  push(
+    type: "vitals",
+    payload: MessageMap["vitals"],
+    ts: number,
+  ): { entry: OutboxEntry; droppedOldest: boolean } {
+    const entry: OutboxEntry = { seq: this.nextSeq++, ts, type, payload };
+    this.entries.push(entry);
+    let droppedOldest = false;
+    if (this.size > this.capacity) {
+      this.head += 1;
+      this.dropped += 1;
+      droppedOldest = true;
+    }
+    this.compact();
+    return { entry, droppedOldest };
+  }
+
+  /** The primary stored everything up to `seq`. */
+  ack(seq: number): void {
+    while (
+      this.head < this.entries.length &&
+      (this.entries[this.head]?.seq ?? Number.POSITIVE_INFINITY) <= seq
+    )
+      this.head += 1;
+    this.compact();
+  }
+
+  /**
+   * The primary's `welcome` says which seq it stored last. The first welcome
+   * a fresh agent gets also sets where numbering continues, so that samples
+   * taken after a restart are never mistaken for ones already stored.
+   */
+  welcome(lastSeq: number): void {
+    if (!this.rebased) {
+      this.rebased = true;
+      if (lastSeq >= (this.entries[this.head]?.seq ?? this.nextSeq)) {
+        let seq = lastSeq + 1;
+        for (let i = this.head; i < this.entries.length; i++)
+          (this.entries[i] as OutboxEntry).seq = seq++;
+        this.nextSeq = seq;
+      }
+      return;
+    }
+    this.ack(lastSeq);
+  }
+
+  /** Every unacknowledged entry, oldest first. */
+  pending(): readonly OutboxEntry[] {
+    return this.entries.slice(this.head);
+  }
+
+  private compact(): void {
+    // Reclaim the dropped front now and then, not on every ack.
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

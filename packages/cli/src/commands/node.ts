@@ -1,0 +1,172 @@
+/** `picluster init` and `picluster node add|revoke|list`: who may join this primary. */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import {
+  describeError,
+  formatDuration,
+  PiclusterError,
+  processPathContext,
+  resolveDataDir,
+} from "@picluster/common";
+import type { Command } from "commander";
+import { loadCliConfig } from "../config-options.js";
+import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+
+async function openStore(opts: Record<string, unknown>, io: CliIo) {
+  const loaded = loadCliConfig(opts, io);
+  if (loaded === undefined) return undefined;
+  const dataDir = resolveDataDir(loaded.config.node.data_dir, {
+    ...processPathContext(),
+    cwd: io.cwd,
+  });
+  const { CredentialStore, credentialFile } = await import("@picluster/primary");
+  const { systemClock } = await import("@picluster/common");
+  return {
+    loaded,
+    dataDir,
+    store: new CredentialStore(credentialFile(dataDir), systemClock).load(),
+  };
+}
+
+function fail(io: CliIo, err: unknown): number {
+  io.err(`error: ${describeError(err)}\n`);
+  return err instanceof PiclusterError ? EXIT_FAILED : EXIT_FAILED;
+}
+
+export function registerNodeCommands(
+  program: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+): void {
+  program
+    .command("init")
+    .description("prepare this machine as a primary: data directory, credential store, config file")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExample:\n  sudo picluster init && sudo picluster primary\n")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals();
+      const ctx = await openStore(globals, io);
+      if (ctx === undefined) return setExit(EXIT_USAGE);
+      const paths = processPathContext();
+      const configFile =
+        typeof globals.config === "string"
+          ? resolve(io.cwd, globals.config)
+          : (ctx.loaded.file ??
+            (paths.uid === 0 ? "/etc/picluster/picluster.ini" : join(io.cwd, "picluster.ini")));
+      try {
+        mkdirSync(ctx.dataDir, { recursive: true, mode: 0o700 });
+        ctx.store.init();
+        const wroteConfig = !existsSync(configFile);
+        if (wroteConfig) {
+          mkdirSync(resolve(configFile, ".."), { recursive: true });
+          const text = [
+            "# picluster primary, written by `picluster init`. Every key: docs/configuration.md",
+            "[node]",
+            `data_dir = ${ctx.dataDir}`,
+            "",
+            "[primary]",
+            `port = ${ctx.loaded.config.primary.port}`,
+            "",
+            "[http]",
+            "# Bearer token for API calls that change state.",
+            `token = ${randomBytes(24).toString("base64url")}`,
+            "",
+          ].join("\n");
+          writeFileSync(configFile, text, { mode: 0o600 });
+        }
+        const result = {
+          dataDir: ctx.dataDir,
+          credentials: ctx.store.file,
+          configFile,
+          wroteConfig,
+        };
+        if (opts.json) io.out(`${JSON.stringify(result)}\n`);
+        else {
+          io.out(`data directory: ${ctx.dataDir}\ncredential store: ${ctx.store.file}\n`);
+          io.out(
+            wroteConfig
+              ? `config written: ${configFile}\n`
+              : `config kept: ${configFile} (already there)\n`,
+          );
+          io.out("next: run `picluster primary`, then `picluster node add NAME` for each node\n");
+        }
+        setExit(EXIT_OK);
+      } catch (err) {
+        setExit(fail(io, err));
+      }
+    });
+
+  const node = program.command("node").description("manage which nodes may join");
+
+  node
+    .command("add <name>")
+    .description("print a one-time join token for a new node")
+    .option("--ttl <duration>", "how long the token stays valid", "24h")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExample:\n  picluster node add pi-01\n")
+    .action(async (name: string, opts: { ttl: string; json?: boolean }, cmd: Command) => {
+      const ctx = await openStore(cmd.optsWithGlobals(), io);
+      if (ctx === undefined) return setExit(EXIT_USAGE);
+      const { durationType } = await import("@picluster/common");
+      const ttl = durationType(60_000, 30 * 86_400_000).parse(opts.ttl);
+      if (!ttl.ok) {
+        io.err(`error: --ttl: expected ${ttl.expected}, got "${opts.ttl}"\n`);
+        return setExit(EXIT_USAGE);
+      }
+      try {
+        const token = ctx.store.addToken(name, ttl.value);
+        const { config } = ctx.loaded;
+        const host =
+          config.primary.bind_host !== "" && config.primary.bind_host !== "0.0.0.0"
+            ? config.primary.bind_host
+            : hostname();
+        const command = `picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token ${token}`;
+        if (opts.json)
+          io.out(
+            `${JSON.stringify({ name, token, validFor: formatDuration(ttl.value), command })}\n`,
+          );
+        else
+          io.out(
+            `join token for ${name} (one use, valid ${formatDuration(ttl.value)}):\n  ${token}\non the node, run:\n  ${command}\n`,
+          );
+        setExit(EXIT_OK);
+      } catch (err) {
+        setExit(fail(io, err));
+      }
+    });
+
+  node
+    .command("revoke <name>")
+    .description("revoke a node's credential; a connected node is cut off within a second")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExample:\n  picluster node revoke pi-01\n")
+    .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
+      const ctx = await openStore(cmd.optsWithGlobals(), io);
+      if (ctx === undefined) return setExit(EXIT_USAGE);
+      try {
+        const revoked = ctx.store.revoke(name);
+        if (opts.json) io.out(`${JSON.stringify({ name, revoked })}\n`);
+        else io.out(`revoked ${name}: ${revoked.length} credential(s); pending tokens removed\n`);
+        setExit(EXIT_OK);
+      } catch (err) {
+        setExit(fail(io, err));
+      }
+    });
+
+  node
+    .command("list")
+    .description("list nodes that may join, with their credential status")
+    .option("--json", "print as JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = await openStore(cmd.optsWithGlobals(), io);
+      if (ctx === undefined) return setExit(EXIT_USAGE);
+      const list = ctx.store.list();
+      if (opts.json) io.out(`${JSON.stringify(list)}\n`);
+      else
+        for (const c of list)
+          io.out(`${c.name.padEnd(24)} ${c.status.padEnd(8)} ${c.identity ?? ""}\n`);
+      setExit(EXIT_OK);
+    });
+}

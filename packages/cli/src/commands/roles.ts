@@ -1,0 +1,72 @@
+/** `picluster agent` and `picluster primary`: the long-running roles, imported lazily. */
+
+import { describeError, PiclusterError } from "@picluster/common";
+import type { Command } from "commander";
+import { loadCliConfig } from "../config-options.js";
+import { roleContext, untilSignal } from "../daemon.js";
+import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
+import { version } from "../version.js";
+
+export function registerRoleCommands(
+  program: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+): void {
+  program
+    .command("agent")
+    .description("run the agent: report this node to the primary and answer its requests")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster agent --agent-primary-host 192.168.1.10 --agent-join-token pcj1.…   # first start\n  picluster agent                                                               # afterwards\n",
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
+      if (loaded === undefined) return setExit(EXIT_USAGE);
+      const ctx = roleContext(loaded, "agent", io);
+      // Imported here so `picluster primary` never loads the agent, and the reverse.
+      const { Agent } = await import("@picluster/agent");
+      let agent: InstanceType<typeof Agent>;
+      try {
+        agent = new Agent({
+          config: ctx.config,
+          dataDir: ctx.dataDir,
+          log: ctx.log,
+          version: version(),
+        });
+      } catch (err) {
+        io.err(`error: ${describeError(err)}\n`);
+        ctx.closeLog();
+        return setExit(err instanceof PiclusterError ? EXIT_USAGE : EXIT_FAILED);
+      }
+      agent.start();
+      setExit(await untilSignal(ctx.log, (reason) => agent.stop(reason)));
+      ctx.closeLog();
+    });
+
+  program
+    .command("primary")
+    .description("run the primary: accept agents and keep track of the cluster")
+    .addHelpText("after", "\nExample:\n  picluster primary --config /etc/picluster/picluster.ini\n")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
+      if (loaded === undefined) return setExit(EXIT_USAGE);
+      const ctx = roleContext(loaded, "primary", io);
+      const { Primary } = await import("@picluster/primary");
+      const primary = new Primary({
+        config: ctx.config,
+        dataDir: ctx.dataDir,
+        log: ctx.log,
+        version: version(),
+      });
+      try {
+        await primary.start();
+      } catch (err) {
+        ctx.log.fatal("cannot start the primary", { err: describeError(err) });
+        io.err(`error: cannot start the primary: ${describeError(err)}\n`);
+        ctx.closeLog();
+        return setExit(EXIT_FAILED);
+      }
+      setExit(await untilSignal(ctx.log, () => primary.close()));
+      ctx.closeLog();
+    });
+}

@@ -1,0 +1,46 @@
+/**
+ * Wait for the next event of a kind, with a deadline; failing with what never
+ * came. No sleeps as synchronisation.
+ */
+export interface EventSource<E> {
+  on(listener: (event: E) => void): () => void;
+}
+
+export function nextEvent<E extends { kind: string }, K extends E["kind"]>(
+  source: EventSource<E>,
+  kind: K,
+  opts: { within: number; where?: (event: Extract<E, { kind: K }>) => boolean },
+): Promise<Extract<E, { kind: K }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(
+        new Error(
+          `no "${kind}" event${opts.where ? " matching the condition" : ""} within ${opts.within} ms`,
+        ),
+      );
+    }, opts.within);
+    const off = source.on((event) => {
+      if (event.kind !== kind) return;
+      const e = event as Extract<E, { kind: K }>;
+      if (opts.where && !opts.where(e)) return;
+      clearTimeout(timer);
+      off();
+      resolve(e);
+    });
+  });
+}
+
+/** Poll `check` until it returns true, failing after `within` ms with `what`. For state with no event. */
+export async function waitFor(
+  check: () => boolean,
+  what: string,
+  within: number,
+  everyMs = 10,
+): Promise<void> {
+  const deadline = Date.now() + within;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not true within ${within} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Real parts on loopback for end-to-end tests: a primary on a free port with
+ * its own data directory, agents joined with real tokens, and a scripted
+ * peer that speaks the wire protocol by hand to misbehave on purpose.
+ */
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { Agent, nodeOsFacts } from "@picluster/agent";
+import {
+  type Config,
+  createLogger,
+  type Envelope,
+  JOIN_IDENTITY_PREFIX,
+  type LineSink,
+  type Logger,
+  loadConfig,
+  NdjsonDecoder,
+  parseJoinToken,
+  TLS_CIPHERS,
+  TLS_MIN_VERSION,
+} from "@picluster/common";
+import { Primary } from "@picluster/primary";
+
+export interface TestContext {
+  after(fn: () => void | Promise<void>): void;
+}
+
+/** Log lines captured as parsed records, for assertions on what was logged. */
+export function captureLog(): { log: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const sink: LineSink = {
+    write: (line) => records.push(JSON.parse(line) as Record<string, unknown>),
+  };
+  return {
+    log: createLogger(sink, { level: process.env.PICLUSTER_TEST_LOG === "1" ? "debug" : "info" }),
+    records,
+  };
+}
+
+export function scratchDir(t: TestContext, prefix = "picluster-e2e-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A config from `section.key` flags over the defaults, as the CLI would build it. */
+export function testConfig(flags: Record<string, string>): Config {
+  return loadConfig({
+    env: {},
+    flags,
+    paths: { cwd: "/nonexistent", home: "/nonexistent", uid: 1000 },
+    configPath: undefined,
+  }).config;
+}
+
+export interface TestPrimary {
+  primary: Primary;
+  port: number;
+  dataDir: string;
+  records: Array<Record<string, unknown>>;
+  config: Config;
+  addNode(name: string): string;
+  close(): Promise<void>;
+}
+
+export async function startPrimary(
+  t: TestContext,
+  flags: Record<string, string> = {},
+  dataDir?: string,
+): Promise<TestPrimary> {
+  const dir = dataDir ?? scratchDir(t, "picluster-primary-");
+  const config = testConfig({
+    "primary.port": "0",
+    "primary.bind_host": "127.0.0.1",
+    "log.liveness_interval": "1h",
+    ...flags,
+  });
+  const { log, records } = captureLog();
+  const primary = new Primary({ config, dataDir: dir, log, version: "0.1.0-test" });
+  const { agentPort } = await primary.start();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await primary.close();
+  };
+  t.after(close);
+  return {
+    primary,
+    port: agentPort,
+    dataDir: dir,
+    records,
+    config,
+    addNode: (name) => {
+      if (primary.credentials === undefined) throw new Error("primary runs without TLS");
+      return primary.credentials.addToken(name);
+    },
+    close,
+  };
+}
+
+const FIXTURES = new URL("../../../../agent/test/fixtures/", import.meta.url).pathname;
+
+export interface TestAgent {
+  agent: Agent;
+  dataDir: string;
+  records: Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real agent joined to `p` with a fresh token. Its collectors read a copy
+ * of a fixture tree (so every agent has its own node id and steady figures).
+ */
+export function startAgent(
+  t: TestContext,
+  p: { port: number; addNode?(name: string): string },
+  name: string,
+  flags: Record<string, string> = {},
+  board = "pi4",
+): TestAgent {
+  const dataDir = scratchDir(t, "picluster-agent-");
+  const root = join(dataDir, "root");
+  cpSync(join(FIXTURES, board), root, { recursive: true });
+  const token = p.addNode ? p.addNode(name) : "";
+  const config = testConfig({
+    "agent.primary_host": "127.0.0.1",
+    "agent.primary_port": String(p.port),
+    "agent.join_token": token,
+    "node.name": name,
+    "log.liveness_interval": "1h",
+    ...flags,
+  });
+  const { log, records } = captureLog();
+  const agent = new Agent({
+    config,
+    dataDir,
+    log,
+    version: "0.1.0-test",
+    collectors: { root, os: { ...nodeOsFacts(), hostname: () => name } },
+  });
+  agent.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await agent.stop("test over");
+  };
+  t.after(stop);
+  return { agent, dataDir, records, stop };
+}
+
+/** A hand-driven peer: raw frames in and out over TLS-PSK with a join token. */
+export class ScriptedPeer {
+  readonly received: Envelope[] = [];
+  private readonly decoder = new NdjsonDecoder();
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  private constructor(readonly socket: TLSSocket) {
+    socket.on("data", (chunk: Buffer) => {
+      for (const item of this.decoder.feed(chunk))
+        if (!(item instanceof Error)) this.received.push(item);
+      this.wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("error", () => {});
+  }
+
+  static connect(
+    t: TestContext,
+    port: number,
+    credential: { identity: string; key: Buffer },
+  ): Promise<ScriptedPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({
+        host: "127.0.0.1",
+        port,
+        minVersion: TLS_MIN_VERSION,
+        ciphers: TLS_CIPHERS,
+        pskCallback: () => ({ identity: credential.identity, psk: credential.key }),
+        checkServerIdentity: () => undefined,
+      });
+      t.after(() => {
+        socket.destroy();
+      });
+      socket.once("secureConnect", () => resolve(new ScriptedPeer(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  /** Join with a token from `node add`, send hello, and wait for welcome. */
+  static async join(
+    t: TestContext,
+    p: TestPrimary,
+    name: string,
+    nodeId: string,
+  ): Promise<ScriptedPeer> {
+    const token = parseJoinToken(p.addNode(name));
+    const peer = await ScriptedPeer.connect(t, p.port, {
+      identity: `${JOIN_IDENTITY_PREFIX}${token.id}`,
+      key: token.secret,
+    });
+    peer.send({
+      v: 1,
+      type: "hello",
+      ts: Date.now(),
+      payload: { nodeId, name, version: "0.1.0-test", protocols: [1], labels: {} },
+    });
+    await peer.next("welcome", 2_000);
+    return peer;
+  }
+
+  send(env: Envelope): void {
+    this.writeRaw(`${JSON.stringify(env)}\n`);
+  }
+
+  writeRaw(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** The next received message of `type` not yet taken, waiting up to `within` ms. */
+  async next(
+    type: string,
+    within: number,
+    where: (e: Envelope) => boolean = () => true,
+  ): Promise<Envelope> {
+    const deadline = Date.now() + within;
+    for (;;) {
+      const index = this.received.findIndex((e) => e.type === type && where(e));
+      if (index >= 0) return this.received.splice(index, 1)[0] as Envelope;
+      if (this.closed) throw new Error(`connection closed before a "${type}" message arrived`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no "${type}" message within ${within} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves when the primary closes the connection, or rejects after `within` ms. */
+  async closedWithin(within: number): Promise<void> {
+    const deadline = Date.now() + within;
+    while (!this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`connection still open after ${within} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}

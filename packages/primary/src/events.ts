@@ -1,0 +1,73 @@
+/**
+ * What happens in the cluster, as data. The registry emits these; readers
+ * (logs, the store, the stream, alerts) subscribe. Nothing reaches back.
+ */
+import type { Logger } from "@picluster/common";
+
+export type NodeState = "alive" | "suspect" | "down" | "left";
+
+/** Throttling flags that get an event of their own when they turn on or off. */
+export type ThrottleFlag = "underVoltage" | "freqCapped" | "throttled" | "softTempLimit";
+
+export type ClusterEvent =
+  | { kind: "node.joined"; at: number; nodeId: string; name: string }
+  | {
+      kind: "node.state";
+      at: number;
+      nodeId: string;
+      name: string;
+      from: NodeState | undefined;
+      to: NodeState;
+      reason: string;
+    }
+  | {
+      kind: "node.throttling";
+      at: number;
+      nodeId: string;
+      name: string;
+      flag: ThrottleFlag;
+      on: boolean;
+    }
+  | { kind: "node.details"; at: number; nodeId: string; name: string }
+  | { kind: "node.vitals"; at: number; nodeId: string; name: string; seq: number | undefined };
+
+export type EventKind = ClusterEvent["kind"];
+export type Listener = (event: ClusterEvent) => void;
+
+/** A synchronous, in-process event bus that also keeps the most recent events. */
+export class EventBus {
+  private readonly listeners = new Set<Listener>();
+  private readonly recentEvents: ClusterEvent[] = [];
+
+  constructor(
+    private readonly log: Logger,
+    private readonly keep = 1_000,
+  ) {}
+
+  /** Subscribe; returns the function that unsubscribes. */
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: ClusterEvent): void {
+    // Samples are too many to keep here; the recent list is for what happened.
+    if (event.kind !== "node.vitals") {
+      this.recentEvents.push(event);
+      if (this.recentEvents.length > this.keep) this.recentEvents.shift();
+    }
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        // One broken reader must not stop the others or the writer.
+        this.log.error("event listener failed", { event: event.kind, err: String(err) });
+      }
+    }
+  }
+
+  /** The most recent events, oldest first. */
+  recent(limit = this.keep): ClusterEvent[] {
+    return this.recentEvents.slice(-limit);
+  }
+}

@@ -1,0 +1,96 @@
+import { AuthError, type Message, PROTOCOL_VERSION } from "@picluster/common";
+import type { HandlerContext } from "../dispatcher.js";
+import type { Session } from "../session.js";
+
+/**
+ * The handshake: decide who the node is from how it authenticated, give a
+ * joining node its own credential, register it and send `welcome`.
+ */
+export function handleHello(ctx: HandlerContext, session: Session, msg: Message<"hello">): void {
+  const hello = msg.payload;
+  if (!hello.protocols.includes(PROTOCOL_VERSION)) {
+    session.sendError(
+      "E_UNSUPPORTED_VERSION",
+      `this primary speaks protocol v${PROTOCOL_VERSION}; the agent offers ${hello.protocols.join(", ")}`,
+    );
+    session.close("no common protocol version");
+    return;
+  }
+  let id = hello.nodeId;
+  let name = hello.name;
+  const auth = session.auth;
+  if (auth.kind === "join") {
+    if (ctx.credentials === undefined)
+      throw new AuthError("E_INTERNAL", "join without a credential store");
+    let issued: { identity: string; key: Buffer; name: string };
+    try {
+      issued = ctx.credentials.redeem(auth.tokenId, hello.nodeId);
+    } catch (err) {
+      const code = err instanceof AuthError ? err.code : "E_TOKEN_INVALID";
+      session.sendError(code, (err as Error).message);
+      session.log.warn("join refused", {
+        code,
+        error: (err as Error).message,
+        nodeId: hello.nodeId,
+      });
+      session.close("join refused");
+      return;
+    }
+    name = issued.name;
+    session.credentialIdentity = issued.identity;
+    session.send("credential", {
+      identity: issued.identity,
+      key: issued.key.toString("base64url"),
+      name,
+    });
+    session.log.info("node joined with a token and got its credential", {
+      name,
+      nodeId: id,
+      identity: issued.identity,
+    });
+  } else if (auth.kind === "node") {
+    name = auth.name;
+    session.credentialIdentity = auth.identity;
+    if (auth.nodeId !== undefined && auth.nodeId !== hello.nodeId) {
+      session.log.warn(
+        "node id changed since the credential was issued; keeping the credential's",
+        {
+          credentialNodeId: auth.nodeId,
+          helloNodeId: hello.nodeId,
+        },
+      );
+      id = auth.nodeId;
+    }
+  }
+
+  const previous = ctx.sessions.get(id);
+  if (previous !== undefined && previous !== session) {
+    previous.log.warn("replaced by a newer connection from the same node", {
+      newPeer: session.peer,
+    });
+    previous.close("replaced by a newer connection");
+  }
+  ctx.sessions.set(id, session);
+  const now = ctx.clock.now();
+  const node = ctx.registry.connected(
+    {
+      id,
+      name,
+      labels: { ...hello.labels },
+      address: session.peer,
+      agentVersion: hello.version,
+      legacy: false,
+    },
+    now,
+  );
+  session.identified(id, session.log.child({ node: name, nodeId: id }));
+  ctx.liveness.watch(id);
+  session.send("welcome", {
+    protocol: PROTOCOL_VERSION,
+    heartbeatMs: ctx.settings.heartbeatMs,
+    vitalsMs: ctx.settings.vitalsMs,
+    lastSeq: node.lastSeq,
+    primaryVersion: ctx.settings.primaryVersion,
+  });
+  session.log.info("node connected", { version: hello.version, lastSeq: node.lastSeq });
+}

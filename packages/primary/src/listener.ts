@@ -1,0 +1,170 @@
+/**
+ * Accepts agent connections: TLS 1.3 with pre-shared keys by default, plain
+ * TCP only when TLS is turned off for debugging. Enforces what must hold
+ * before anyone is authenticated: a per-address cap on connections still in
+ * the handshake, and a deadline for the TLS handshake itself.
+ */
+import { createServer as createTcpServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { type Logger, PSK_IDENTITY_HINT, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
+import type { CredentialStore, PskLookup } from "./credentials.js";
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** Undefined means TLS off (debugging). */
+  credentials: CredentialStore | undefined;
+  handshakeTimeoutMs: number;
+  maxHandshakesPerAddress: number;
+  log: Logger;
+  /** A connection is through TLS (or TCP without it) and ready for the session. */
+  onConnection(
+    socket: Socket | TLSSocket,
+    auth: PskLookup | { kind: "insecure" },
+    done: () => void,
+  ): void;
+}
+
+/** TLS alerts the client caused, in words for the log. */
+function describeTlsRefusal(code: string | undefined): string {
+  switch (code) {
+    case "ERR_SSL_BINDER_DOES_NOT_VERIFY":
+      return "wrong key for its credential";
+    case "ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM":
+    case "ERR_SSL_NO_SHARED_CIPHER":
+      return "no usable credential (unknown, revoked, or none offered)";
+    case "ECONNRESET":
+      return "connection reset during the TLS handshake";
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+    case "ERR_SSL_HTTP_REQUEST":
+      return "not TLS (a plaintext client on the TLS port?)";
+    default:
+      return `TLS handshake failed (${code ?? "unknown"})`;
+  }
+}
+
+export class AgentListener {
+  private server: Server | undefined;
+  /** Connections per remote address that have not finished their handshake. */
+  private readonly inHandshake = new Map<string, number>();
+  private readonly sockets = new Set<Socket>();
+  /** Releases the handshake slot of a connection, by `address:port`. */
+  private readonly releases = new Map<string, () => void>();
+
+  constructor(private readonly opts: ListenerOptions) {}
+
+  async start(): Promise<{ host: string; port: number }> {
+    const { credentials, log } = this.opts;
+    const auth = new WeakMap<TLSSocket, PskLookup>();
+    let server: Server;
+    if (credentials !== undefined) {
+      server = createTlsServer({
+        minVersion: TLS_MIN_VERSION,
+        ciphers: TLS_CIPHERS,
+        pskIdentityHint: PSK_IDENTITY_HINT,
+        handshakeTimeout: this.opts.handshakeTimeoutMs,
+        pskCallback: (socket, identity) => {
+          const found = credentials.lookup(identity);
+          if (found === undefined) {
+            log.warn("refused a node: unknown, expired or revoked credential", {
+              peer: socket.remoteAddress,
+              identity,
+            });
+            return null;
+          }
+          auth.set(socket, found);
+          return found.key;
+        },
+      });
+      server.on("secureConnection", (socket: TLSSocket) => {
+        const found = auth.get(socket);
+        if (found === undefined) {
+          socket.destroy();
+          return;
+        }
+        this.accept(socket, found);
+      });
+      server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        log.warn("refused a connection", {
+          peer: socket.remoteAddress,
+          reason: describeTlsRefusal(err.code),
+          identity:
+            auth.get(socket)?.kind === "node"
+              ? (auth.get(socket) as { identity: string }).identity
+              : undefined,
+        });
+      });
+    } else {
+      log.warn(
+        "AGENT LISTENER WITHOUT TLS: any node is accepted without a credential and all traffic is in clear. Use only to debug.",
+      );
+      server = createTcpServer((socket) => this.accept(socket, { kind: "insecure" }));
+    }
+    server.on("connection", (socket: Socket) => this.admit(socket));
+    server.on("error", (err) => log.error("agent listener error", { err: String(err) }));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(
+        { host: this.opts.host === "" ? undefined : this.opts.host, port: this.opts.port },
+        () => {
+          server.off("error", reject);
+          resolve();
+        },
+      );
+    });
+    const address = server.address();
+    if (address === null || typeof address === "string")
+      throw new Error("listener has no TCP address");
+    return { host: address.address, port: address.port };
+  }
+
+  /** Raw TCP accepted: count it against its address until the handshake is done. */
+  private admit(socket: Socket): void {
+    const address = socket.remoteAddress ?? "?";
+    const count = this.inHandshake.get(address) ?? 0;
+    if (count >= this.opts.maxHandshakesPerAddress) {
+      this.opts.log.warn("too many connections in handshake from one address, closing", {
+        peer: address,
+        limit: this.opts.maxHandshakesPerAddress,
+      });
+      socket.destroy();
+      return;
+    }
+    this.inHandshake.set(address, count + 1);
+    this.sockets.add(socket);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (this.inHandshake.get(address) ?? 1) - 1;
+      if (left <= 0) this.inHandshake.delete(address);
+      else this.inHandshake.set(address, left);
+    };
+    const key = `${address}:${socket.remotePort}`;
+    this.releases.set(key, release);
+    socket.once("close", () => {
+      release();
+      this.releases.delete(key);
+      this.sockets.delete(socket);
+    });
+  }
+
+  private accept(socket: Socket | TLSSocket, auth: PskLookup | { kind: "insecure" }): void {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 15_000);
+    // A TLS socket wraps the raw one admit() counted; they share the peer's address and port.
+    const release = this.releases.get(`${socket.remoteAddress}:${socket.remotePort}`) ?? (() => {});
+    this.opts.onConnection(socket, auth, release);
+  }
+
+  /** Stop accepting and close every connection. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+}

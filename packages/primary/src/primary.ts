@@ -1,0 +1,220 @@
+/**
+ * The composition root of the primary: builds every part, starts them in
+ * order and stops them in reverse. Nothing else constructs subsystems.
+ */
+
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
+import {
+  assertNever,
+  type Clock,
+  type Config,
+  describeError,
+  type Envelope,
+  type Logger,
+  startLiveness,
+  systemClock,
+} from "@picluster/common";
+import { CredentialStore, type PskLookup } from "./credentials.js";
+import { Dispatcher, type HandlerContext } from "./dispatcher.js";
+import { type ClusterEvent, EventBus } from "./events.js";
+import { HANDLERS } from "./handlers/index.js";
+import { AgentListener } from "./listener.js";
+import { LivenessDetector } from "./liveness.js";
+import { MemoryRegistry } from "./registry.js";
+import { Session } from "./session.js";
+
+/** How often the credential file is checked for `node add` / `node revoke` from the CLI. */
+export const CREDENTIAL_POLL_MS = 1_000;
+
+export interface PrimaryOptions {
+  config: Config;
+  /** Resolved data directory (credentials live here). */
+  dataDir: string;
+  log: Logger;
+  version: string;
+  clock?: Clock;
+}
+
+export function credentialFile(dataDir: string): string {
+  return join(dataDir, "credentials.json");
+}
+
+export class Primary {
+  readonly events: EventBus;
+  readonly registry: MemoryRegistry;
+  readonly liveness: LivenessDetector;
+  readonly credentials: CredentialStore | undefined;
+  readonly sessions = new Map<string, Session>();
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly dispatcher: Dispatcher;
+  private readonly listener: AgentListener;
+  private readonly allSessions = new Set<Session>();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: PrimaryOptions) {
+    const { config } = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log.child({ component: "primary" });
+    this.events = new EventBus(this.log.child({ component: "events" }));
+    this.registry = new MemoryRegistry(this.events);
+    this.liveness = new LivenessDetector({
+      registry: this.registry,
+      clock: this.clock,
+      suspectAfterMs: config.primary.suspect_after,
+      deadAfterMs: config.primary.dead_after,
+    });
+    this.credentials = config.primary.tls
+      ? new CredentialStore(credentialFile(opts.dataDir), this.clock)
+      : undefined;
+    const ctx: HandlerContext = {
+      registry: this.registry,
+      liveness: this.liveness,
+      credentials: this.credentials,
+      clock: this.clock,
+      log: this.log,
+      sessions: this.sessions,
+      settings: {
+        heartbeatMs: config.primary.heartbeat_interval,
+        vitalsMs: config.primary.vitals_interval,
+        primaryVersion: opts.version,
+      },
+    };
+    this.dispatcher = new Dispatcher(ctx, HANDLERS);
+    this.listener = new AgentListener({
+      host: config.primary.bind_host,
+      port: config.primary.port,
+      credentials: this.credentials,
+      handshakeTimeoutMs: config.primary.handshake_timeout,
+      maxHandshakesPerAddress: config.primary.max_handshakes_per_address,
+      log: this.log.child({ component: "listener" }),
+      onConnection: (socket, auth, release) => this.openSession(socket, auth, release),
+    });
+  }
+
+  async start(): Promise<{ agentPort: number }> {
+    this.credentials?.load();
+    this.events.on((e) => this.logEvent(e));
+    this.liveness.start(this.abort.signal);
+    startLiveness({
+      log: this.log,
+      clock: this.clock,
+      intervalMs: this.opts.config.log.liveness_interval,
+      signal: this.abort.signal,
+    });
+    if (this.credentials !== undefined) {
+      const stop = this.clock.every(CREDENTIAL_POLL_MS, () => this.checkCredentials());
+      this.abort.signal.addEventListener("abort", stop, { once: true });
+    }
+    const { port, host } = await this.listener.start();
+    this.log.info("listening for agents", { host, port, tls: this.credentials !== undefined });
+    return { agentPort: port };
+  }
+
+  /** Close every session (agents reconnect to the next primary) and stop. */
+  async close(): Promise<void> {
+    this.abort.abort();
+    for (const session of this.allSessions) session.close("primary shutting down");
+    await this.listener.close();
+    this.log.info("stopped");
+  }
+
+  private openSession(
+    socket: Socket | TLSSocket,
+    auth: PskLookup | { kind: "insecure" },
+    release: () => void,
+  ): void {
+    const { config } = this.opts;
+    const session = new Session(
+      socket,
+      auth,
+      {
+        maxFrameBytes: config.primary.max_frame_bytes,
+        handshakeTimeoutMs: config.primary.handshake_timeout,
+        strikeLimit: config.primary.strike_limit,
+      },
+      this.clock,
+      {
+        onMessage: (s: Session, msg: Envelope) => this.dispatcher.dispatch(s, msg),
+        onClose: (s: Session, reason: string) => this.closedSession(s, reason),
+      },
+      this.log.child({ component: "session" }),
+    );
+    session.releaseHandshake = release;
+    this.allSessions.add(session);
+    session.start();
+  }
+
+  private closedSession(session: Session, reason: string): void {
+    this.allSessions.delete(session);
+    const id = session.nodeId;
+    if (id === undefined) {
+      session.log.info("connection closed before hello", { reason });
+      return;
+    }
+    // A session replaced by a newer connection of the same node says nothing about the node.
+    if (this.sessions.get(id) !== session) return;
+    this.sessions.delete(id);
+    this.liveness.unwatch(id);
+    if (!session.saidBye) this.registry.setState(id, "down", reason, this.clock.now());
+  }
+
+  /** Pick up `node add` / `node revoke` made by the CLI; cut sessions whose credential was revoked. */
+  private checkCredentials(): void {
+    const store = this.credentials;
+    if (store === undefined) return;
+    try {
+      if (!store.reloadIfChanged()) return;
+    } catch (err) {
+      this.log.error("credential store unreadable, keeping the previous one", {
+        err: describeError(err),
+      });
+      return;
+    }
+    for (const session of this.allSessions) {
+      const identity = session.credentialIdentity;
+      if (identity === undefined || !store.isRevoked(identity)) continue;
+      session.log.warn("credential revoked, closing the session", { identity });
+      session.sendError("E_REVOKED", "this node's credential was revoked");
+      session.close("credential revoked");
+    }
+  }
+
+  private logEvent(e: ClusterEvent): void {
+    const log = this.log.child({ component: "events" });
+    switch (e.kind) {
+      case "node.state":
+        log.info("node state", {
+          node: e.name,
+          nodeId: e.nodeId,
+          from: e.from,
+          to: e.to,
+          reason: e.reason,
+        });
+        return;
+      case "node.throttling":
+        (e.on ? log.warn : log.info).call(
+          log,
+          e.on ? "node throttling flag on" : "node throttling flag off",
+          {
+            node: e.name,
+            nodeId: e.nodeId,
+            flag: e.flag,
+          },
+        );
+        return;
+      case "node.joined":
+        log.info("new node", { node: e.name, nodeId: e.nodeId });
+        return;
+      case "node.details":
+        log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        return;
+      case "node.vitals":
+        return;
+      default:
+        assertNever(e);
+    }
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Every node the primary knows: identity, state, details, latest vitals.
+ * Handlers and the liveness detector write it; every write that matters
+ * becomes an event. Kept behind an interface so a store can back it.
+ */
+import type { MessageMap } from "@picluster/common";
+import type { EventBus, NodeState, ThrottleFlag } from "./events.js";
+
+export type Details = MessageMap["details"];
+export type Vitals = MessageMap["vitals"];
+
+export interface NodeRecord {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** `ip:port` of the current or last connection. */
+  address: string;
+  state: NodeState;
+  stateSince: number;
+  stateReason: string;
+  firstSeen: number;
+  lastSeen: number;
+  agentVersion: string;
+  /** Joined through the tutorial's plaintext protocol: never sent tasks. */
+  legacy: boolean;
+  details?: Details;
+  vitals?: Vitals;
+  vitalsAt?: number;
+  /** Highest acknowledged seq from this node. */
+  lastSeq: number;
+  /** Samples the agent reports it dropped from a full outbox. */
+  dropped: number;
+}
+
+export interface NodeHello {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  address: string;
+  agentVersion: string;
+  legacy: boolean;
+}
+
+export interface Registry {
+  get(id: string): NodeRecord | undefined;
+  list(): NodeRecord[];
+  /** A node connected and identified itself: create it or bring it back, `alive`. */
+  connected(hello: NodeHello, at: number): NodeRecord;
+  /** Any message from the node: it is alive (a suspect node recovers). */
+  seen(id: string, at: number): void;
+  setState(id: string, state: NodeState, reason: string, at: number): void;
+  setDetails(id: string, details: Details, at: number): void;
+  setVitals(id: string, vitals: Vitals, seq: number | undefined, at: number): void;
+  setDropped(id: string, dropped: number): void;
+}
+
+const THROTTLE_FLAGS: readonly ThrottleFlag[] = [
+  "underVoltage",
+  "freqCapped",
+  "throttled",
+  "softTempLimit",
+];
+
+export class MemoryRegistry implements Registry {
+  private readonly nodes = new Map<string, NodeRecord>();
+
+  constructor(private readonly events: EventBus) {}
+
+  get(id: string): NodeRecord | undefined {
+    return this.nodes.get(id);
+  }
+
+  list(): NodeRecord[] {
+    return [...this.nodes.values()];
+  }
+
+  connected(hello: NodeHello, at: number): NodeRecord {
+    let node = this.nodes.get(hello.id);
+    if (node === undefined) {
+      node = {
+        ...hello,
+        state: "alive",
+        stateSince: at,
+        stateReason: "connected",
+        firstSeen: at,
+        lastSeen: at,
+        lastSeq: 0,
+        dropped: 0,
+      };
+      this.nodes.set(hello.id, node);
+      this.events.emit({ kind: "node.joined", at, nodeId: node.id, name: node.name });
+      this.events.emit({
+        kind: "node.state",
+        at,
+        nodeId: node.id,
+        name: node.name,
+        from: undefined,
+        to: "alive",
+        reason: "connected",
+      });
+      return node;
+    }
+    Object.assign(node, {
+      name: hello.name,
+      labels: hello.labels,
+      address: hello.address,
+      agentVersion: hello.agentVersion,
+      legacy: hello.legacy,
+    });
+    node.lastSeen = at;
+    this.setState(node.id, "alive", "reconnected", at);
+    return node;
+  }
+
+  seen(id: string, at: number): void {
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    node.lastSeen = at;
+    // Only live sessions call this, so a node silent long enough to be
+    // down comes back as soon as it speaks again.
+    if (node.state === "suspect" || node.state === "down")
+      this.setState(id, "alive", "heard from again", at);
+  }
+
+  setState(id: string, state: NodeState, reason: string, at: number): void {
+    const node = this.nodes.get(id);
+    if (node === undefined || node.state === state) return;
+    const from = node.state;
+    node.state = state;
+    node.stateSince = at;
+    node.stateReason = reason;
+    this.events.emit({
+      kind: "node.state",
+      at,
+      nodeId: id,
+      name: node.name,
+      from,
+      to: state,
+      reason,
+    });
+  }
+
+  setDetails(id: string, details: Details, at: number): void {
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    node.details = details;
+    this.events.emit({ kind: "node.details", at, nodeId: id, name: node.name });
+  }
+
+  setVitals(id: string, vitals: Vitals, seq: number | undefined, at: number): void {
+    const node = this.nodes.get(id);
+    if (node === undefined) return;
+    const before = node.vitals?.throttling;
+    node.vitals = vitals;
+    node.vitalsAt = at;
+    if (seq !== undefined && seq > node.lastSeq) node.lastSeq = seq;
+    this.events.emit({ kind: "node.vitals", at, nodeId: id, name: node.name, seq });
+    const after = vitals.throttling;
+    for (const flag of THROTTLE_FLAGS) {
+      const was = before?.[flag] ?? false;
+      const is = after?.[flag] ?? false;
+      if (was !== is)
+        this.events.emit({
+          kind: "node.throttling",
+          at,
+          nodeId: id,
+          name: node.name,
+          flag,
+          on: is,
+        });
+    }
+  }
+
+  setDropped(id: string, dropped: number): void {
+    const node = this.nodes.get(id);
+    if (node !== undefined) node.dropped = dropped;
+  }
+}

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type MessageMap, silentLogger } from "@picluster/common";
+import { type ClusterEvent, EventBus } from "../src/events.js";
+import { MemoryRegistry } from "../src/registry.js";
+
+const hello = {
+  id: "n1",
+  name: "pi-01",
+  labels: { rack: "a" },
+  address: "10.0.0.2:4000",
+  agentVersion: "0.1.0",
+  legacy: false,
+};
+
+function vitals(
+  throttling?: Partial<NonNullable<MessageMap["vitals"]["throttling"]>>,
+): MessageMap["vitals"] {
+  return {
+    cpu: { total: 5, perCore: [5] },
+    load: [0, 0, 0],
+    temps: [],
+    ...(throttling === undefined
+      ? {}
+      : {
+          throttling: {
+            source: "firmware",
+            underVoltage: false,
+            freqCapped: false,
+            throttled: false,
+            softTempLimit: false,
+            underVoltageOccurred: false,
+            freqCappedOccurred: false,
+            throttledOccurred: false,
+            softTempLimitOccurred: false,
+            ...throttling,
+          },
+        }),
+    rebootRequired: false,
+    memory: { totalBytes: 1, usedBytes: 0, availableBytes: 1 },
+    swap: { totalBytes: 0, usedBytes: 0 },
+    disks: [],
+    diskIo: { readBps: 0, writeBps: 0 },
+    net: [],
+    uptimeS: 1,
+    procs: 1,
+  };
+}
+
+function setup() {
+  const events = new EventBus(silentLogger());
+  const seen: ClusterEvent[] = [];
+  events.on((e) => seen.push(e));
+  return { registry: new MemoryRegistry(events), seen, events };
+}
+
+test("registry - a node that reconnects is the same node, never a duplicate", () => {
+  const { registry, seen } = setup();
+  registry.connected(hello, 1);
+  registry.setState("n1", "down", "connection lost (ECONNRESET)", 2);
+  registry.connected({ ...hello, address: "10.0.0.2:4001" }, 3);
+  assert.equal(registry.list().length, 1);
+  const node = registry.get("n1");
+  assert.equal(node?.state, "alive");
+  assert.equal(node?.address, "10.0.0.2:4001");
+  assert.equal(node?.firstSeen, 1);
+  assert.deepEqual(
+    seen.map((e) => (e.kind === "node.state" ? `${e.kind}:${e.to}:${e.reason}` : e.kind)),
+    [
+      "node.joined",
+      "node.state:alive:connected",
+      "node.state:down:connection lost (ECONNRESET)",
+      "node.state:alive:reconnected",
+    ],
+  );
+});
+
+test("registry - a throttling flag turning on or off is an event of its own; staying on is not", () => {
+  const { registry, seen } = setup();
+  registry.connected(hello, 1);
+  registry.setVitals("n1", vitals({}), 1, 10);
+  registry.setVitals("n1", vitals({ underVoltage: true, underVoltageOccurred: true }), 2, 20);
+  registry.setVitals("n1", vitals({ underVoltage: true, underVoltageOccurred: true }), 3, 30);
+  registry.setVitals("n1", vitals({ underVoltage: false, throttled: true }), 4, 40);
+  const flags = seen
+    .filter((e) => e.kind === "node.throttling")
+    .map((e) => (e.kind === "node.throttling" ? [e.flag, e.on, e.at] : []));
+  assert.deepEqual(flags, [
+    ["underVoltage", true, 20],
+    ["underVoltage", false, 40],
+    ["throttled", true, 40],
+  ]);
+  assert.equal(registry.get("n1")?.lastSeq, 4);
+});
+
+test("registry - a listener that throws does not stop the others", () => {
+  const { registry, events } = setup();
+  let after = 0;
+  events.on(() => {
+    throw new Error("broken reader");
+  });
+  events.on(() => {
+    after += 1;
+  });
+  registry.connected(hello, 1);
+  assert.equal(after, 2, "joined and state events both reached the second listener");
+});
