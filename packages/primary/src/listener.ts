@@ -43,6 +43,11 @@ function describeTlsRefusal(code: string | undefined): string {
   }
 }
 
+function identityOf(found: PskLookup | undefined): string | undefined {
+  if (found === undefined) return undefined;
+  return found.kind === "node" ? found.identity : `join:${found.tokenId}`;
+}
+
 export class AgentListener {
   private server: Server | undefined;
   /** Connections per remote address that have not finished their handshake. */
@@ -85,6 +90,8 @@ export class AgentListener {
         this.accept(socket, found);
       });
       server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        // With a listener here Node leaves the socket open: close it ourselves.
+        socket.destroy();
         log.warn("refused a connection", {
           peer: socket.remoteAddress,
           reason: describeTlsRefusal(err.code),

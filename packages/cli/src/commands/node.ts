@@ -47,7 +47,13 @@ export function registerNodeCommands(
     .addHelpText("after", "\nExample:\n  sudo picluster init && sudo picluster primary\n")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals();
-      const ctx = await openStore(globals, io);
+      // `--config FILE` names the file init writes; it need not exist yet.
+      const target =
+        typeof globals.config === "string" ? resolve(io.cwd, globals.config) : undefined;
+      const ctx = await openStore(
+        target !== undefined && !existsSync(target) ? { ...globals, config: undefined } : globals,
+        io,
+      );
       if (ctx === undefined) return setExit(EXIT_USAGE);
       const paths = processPathContext();
       const configFile =

@@ -44,3 +44,12 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** `promise`, or a rejection naming `what` if it has not settled within `within` ms. */
+export function deadline<T>(promise: Promise<T>, within: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${within} ms`)), within);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
