@@ -73,6 +73,15 @@ export class FrameTooLargeError extends DecodeError {
   }
 }
 
+/** A file the agent's collectors need could not be read or made sense of. */
+export class CollectorError extends PiclusterError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super("E_COLLECTOR", `${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
 /** Narrow a caught `unknown` to a message for logs, keeping codes when present. */
 export function describeError(err: unknown): string {
   if (err instanceof PiclusterError) return `${err.code}: ${err.message}`;

@@ -95,10 +95,7 @@ export class AgentListener {
         log.warn("refused a connection", {
           peer: socket.remoteAddress,
           reason: describeTlsRefusal(err.code),
-          identity:
-            auth.get(socket)?.kind === "node"
-              ? (auth.get(socket) as { identity: string }).identity
-              : undefined,
+          identity: identityOf(auth.get(socket)),
         });
       });
     } else {

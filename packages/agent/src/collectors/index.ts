@@ -1,0 +1,10 @@
+export type { CollectorContext, DiskSpace, OsFacts, StatFs } from "./context.js";
+export { nodeOsFacts, rootStatFs } from "./context.js";
+export type { Details, DetailsExtra } from "./details.js";
+export { collectDetails } from "./details.js";
+export { STATFS_TIMEOUT_MS } from "./disks.js";
+export { CollectorError } from "./read.js";
+export type { Throttling } from "./throttling.js";
+export { decodeThrottled } from "./throttling.js";
+export type { Vitals } from "./vitals.js";
+export { VitalsCollector } from "./vitals.js";
