@@ -20,6 +20,7 @@ import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
 import { HANDLERS } from "./handlers/index.js";
+import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry } from "./registry.js";
@@ -51,6 +52,7 @@ export class Primary {
   private readonly log: Logger;
   private readonly dispatcher: Dispatcher;
   private readonly listener: AgentListener;
+  readonly legacy: LegacyListener | undefined;
   private readonly allSessions = new Set<Session>();
   private readonly abort = new AbortController();
 
@@ -92,9 +94,24 @@ export class Primary {
       log: this.log.child({ component: "listener" }),
       onConnection: (socket, auth, release) => this.openSession(socket, auth, release),
     });
+    this.legacy =
+      config.legacy.port === undefined
+        ? undefined
+        : new LegacyListener({
+            host: config.legacy.host,
+            port: config.legacy.port,
+            maxFrameBytes: config.primary.max_frame_bytes,
+            strikeLimit: config.primary.strike_limit,
+            identifyTimeoutMs: config.primary.handshake_timeout * 6,
+            heartbeatMs: config.primary.heartbeat_interval,
+            registry: this.registry,
+            liveness: this.liveness,
+            clock: this.clock,
+            log: this.log.child({ component: "legacy" }),
+          });
   }
 
-  async start(): Promise<{ agentPort: number }> {
+  async start(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
     this.credentials?.load();
     this.events.on((e) => this.logEvent(e));
     this.liveness.start(this.abort.signal);
@@ -110,14 +127,17 @@ export class Primary {
     }
     const { port, host } = await this.listener.start();
     this.log.info("listening for agents", { host, port, tls: this.credentials !== undefined });
-    return { agentPort: port };
+    const legacyPort = await this.legacy?.start();
+    if (legacyPort !== undefined)
+      this.log.info("listening for tutorial nodes", { port: legacyPort });
+    return { agentPort: port, legacyPort };
   }
 
   /** Close every session (agents reconnect to the next primary) and stop. */
   async close(): Promise<void> {
     this.abort.abort();
     for (const session of this.allSessions) session.close("primary shutting down");
-    await this.listener.close();
+    await Promise.all([this.listener.close(), this.legacy?.close()]);
     this.log.info("stopped");
   }
 

@@ -16,7 +16,8 @@ import {
   readRequired,
 } from "./read.js";
 
-export type Details = MessageMap["details"];
+/** What our agent sends: the wire type with boot time (absent from legacy nodes) required. */
+export type Details = MessageMap["details"] & Required<Pick<MessageMap["details"], "bootTime">>;
 
 export interface DetailsExtra {
   agentVersion: string;

@@ -32,7 +32,9 @@ import {
 import { findThermalZones, readTemps, type ThermalZone } from "./thermal.js";
 import { findThrottlingSource, readThrottling, type ThrottlingSource } from "./throttling.js";
 
-export type Vitals = MessageMap["vitals"];
+/** What our agent sends: the wire type with the fields only legacy nodes omit made required. */
+export type Vitals = MessageMap["vitals"] &
+  Required<Pick<MessageMap["vitals"], "load" | "rebootRequired" | "diskIo" | "uptimeS" | "procs">>;
 
 const LOADAVG = "proc/loadavg";
 const UPTIME = "proc/uptime";

@@ -62,8 +62,8 @@ export const Details = Type.Object({
     }),
     { maxItems: 256 },
   ),
-  /** Unix time in ms. */
-  bootTime: Uint,
+  /** Unix time in ms; absent from tutorial (legacy) nodes. */
+  bootTime: Type.Optional(Uint),
   agentVersion: Text(64),
   nodeVersion: Text(64),
   /** Raspberry Pi only: /proc/device-tree/model, serial, revision. */
@@ -99,22 +99,24 @@ export const Vitals = Type.Object({
     total: Type.Number({ minimum: 0, maximum: 100 }),
     perCore: Type.Array(Type.Number({ minimum: 0, maximum: 100 }), { maxItems: 1024 }),
   }),
-  load: Type.Tuple([Num, Num, Num]),
+  // Fields marked optional are always sent by our agent; tutorial (legacy)
+  // nodes report less, and what they do not report stays absent, not zero.
+  load: Type.Optional(Type.Tuple([Num, Num, Num])),
   freqMhz: Type.Optional(Num),
   temps: Type.Array(Type.Object({ zone: Text(64), type: Text(64), celsius: Num }), {
     maxItems: 64,
   }),
   throttling: Type.Optional(Throttling),
-  rebootRequired: Type.Boolean(),
+  rebootRequired: Type.Optional(Type.Boolean()),
   memory: Type.Object({ totalBytes: Uint, usedBytes: Uint, availableBytes: Uint }),
   swap: Type.Object({ totalBytes: Uint, usedBytes: Uint }),
   disks: Type.Array(Type.Object({ mount: Text(), usedBytes: Uint, sizeBytes: Uint }), {
     maxItems: 256,
   }),
-  diskIo: Type.Object({ readBps: Num, writeBps: Num }),
+  diskIo: Type.Optional(Type.Object({ readBps: Num, writeBps: Num })),
   net: Type.Array(Type.Object({ iface: Text(64), rxBps: Num, txBps: Num }), { maxItems: 256 }),
-  uptimeS: Uint,
-  procs: Uint,
+  uptimeS: Type.Optional(Uint),
+  procs: Type.Optional(Uint),
 });
 
 export const LogRecord = Type.Object({
