@@ -78,7 +78,7 @@ export class Agent {
     this.vitalsMs = config.primary.vitals_interval;
     this.link = new AgentLink({
       clock: this.clock,
-      log: this.log.child({ component: "link" }),
+      log: opts.log.child({ component: "link" }),
       outbox: this.outbox,
       target: () => ({
         host: config.agent.primary_host,

@@ -163,8 +163,18 @@ export class CredentialStore {
     return formatJoinToken(token);
   }
 
-  /** The key for a TLS-PSK identity, if it may connect now. */
+  /**
+   * The key for a TLS-PSK identity, if it may connect now. An identity not
+   * found may have been added by the CLI a moment ago: look once more after
+   * re-reading the file (a stat when nothing changed).
+   */
   lookup(identity: string): PskLookup | undefined {
+    const found = this.find(identity);
+    if (found !== undefined) return found;
+    return this.reloadIfChanged() ? this.find(identity) : undefined;
+  }
+
+  private find(identity: string): PskLookup | undefined {
     const now = this.clock.now();
     if (identity.startsWith(JOIN_IDENTITY_PREFIX)) {
       const id = identity.slice(JOIN_IDENTITY_PREFIX.length);

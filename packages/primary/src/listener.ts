@@ -69,7 +69,17 @@ export class AgentListener {
         pskIdentityHint: PSK_IDENTITY_HINT,
         handshakeTimeout: this.opts.handshakeTimeoutMs,
         pskCallback: (socket, identity) => {
-          const found = credentials.lookup(identity);
+          let found: PskLookup | undefined;
+          try {
+            found = credentials.lookup(identity);
+          } catch (err) {
+            // A credential file broken by hand must not take the listener down.
+            log.error("credential store unreadable, refusing the connection", {
+              identity,
+              err: String(err),
+            });
+            return null;
+          }
           if (found === undefined) {
             log.warn("refused a node: unknown, expired or revoked credential", {
               peer: socket.remoteAddress,

@@ -55,12 +55,14 @@ export class Primary {
   readonly legacy: LegacyListener | undefined;
   private readonly allSessions = new Set<Session>();
   private readonly abort = new AbortController();
+  private readonly eventsLog: Logger;
 
   constructor(private readonly opts: PrimaryOptions) {
     const { config } = opts;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log.child({ component: "primary" });
-    this.events = new EventBus(this.log.child({ component: "events" }));
+    this.eventsLog = opts.log.child({ component: "events" });
+    this.events = new EventBus(this.eventsLog);
     this.registry = new MemoryRegistry(this.events);
     this.liveness = new LivenessDetector({
       registry: this.registry,
@@ -91,7 +93,7 @@ export class Primary {
       credentials: this.credentials,
       handshakeTimeoutMs: config.primary.handshake_timeout,
       maxHandshakesPerAddress: config.primary.max_handshakes_per_address,
-      log: this.log.child({ component: "listener" }),
+      log: opts.log.child({ component: "listener" }),
       onConnection: (socket, auth, release) => this.openSession(socket, auth, release),
     });
     this.legacy =
@@ -107,7 +109,7 @@ export class Primary {
             registry: this.registry,
             liveness: this.liveness,
             clock: this.clock,
-            log: this.log.child({ component: "legacy" }),
+            log: opts.log.child({ component: "legacy" }),
           });
   }
 
@@ -160,7 +162,7 @@ export class Primary {
         onMessage: (s: Session, msg: Envelope) => this.dispatcher.dispatch(s, msg),
         onClose: (s: Session, reason: string) => this.closedSession(s, reason),
       },
-      this.log.child({ component: "session" }),
+      this.opts.log.child({ component: "session" }),
     );
     session.releaseHandshake = release;
     this.allSessions.add(session);
@@ -203,7 +205,7 @@ export class Primary {
   }
 
   private logEvent(e: ClusterEvent): void {
-    const log = this.log.child({ component: "events" });
+    const log = this.eventsLog;
     switch (e.kind) {
       case "node.state":
         log.info("node state", {
