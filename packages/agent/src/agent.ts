@@ -46,6 +46,9 @@ export interface AgentOptions {
 
 export class AgentError extends PiclusterError {}
 
+/** How often details (addresses, disks, …) are checked for changes; sent only when they differ. */
+export const DETAILS_CHECK_MS = 60_000;
+
 export function credentialPath(config: Config, dataDir: string): string {
   return config.agent.credential === ""
     ? join(dataDir, "credential.json")
@@ -158,6 +161,8 @@ export class Agent {
       signal: this.abort.signal,
     });
     this.setVitalsInterval(this.vitalsMs);
+    const stopDetails = this.clock.every(DETAILS_CHECK_MS, () => this.link.refreshDetails());
+    this.abort.signal.addEventListener("abort", stopDetails, { once: true });
     this.link.start();
     this.log.info("agent started", {
       nodeId: this.id,

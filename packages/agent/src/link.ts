@@ -63,6 +63,8 @@ export class AgentLink {
   private running: Promise<void> | undefined;
   private stopHeartbeat: () => void = () => {};
   private heartbeatMs = 1_000;
+  /** The details last sent on this connection, to send them again only when they change. */
+  private lastDetails: string | undefined;
   /** Connection attempts since the last welcome. */
   attempts = 0;
 
@@ -281,16 +283,25 @@ export class AgentLink {
         payload: { dropped: this.opts.outbox.dropped },
       });
     });
-    this.opts.details().then(
-      (details) => {
-        if (this.state === "ready")
-          this.write({ v: 1, type: "details", ts: this.opts.clock.now(), payload: details });
-      },
-      (err: unknown) => this.opts.log.error("cannot collect details", { err: describeError(err) }),
-    );
+    this.lastDetails = undefined;
+    this.refreshDetails();
     for (const entry of this.opts.outbox.pending()) {
       this.write({ v: 1, type: entry.type, ts: entry.ts, seq: entry.seq, payload: entry.payload });
     }
+  }
+
+  /** Collect details and send them if they differ from what this connection last sent. */
+  refreshDetails(): void {
+    if (this.state !== "ready") return;
+    this.opts.details().then(
+      (details) => {
+        const text = JSON.stringify(details);
+        if (this.state !== "ready" || text === this.lastDetails) return;
+        this.lastDetails = text;
+        this.write({ v: 1, type: "details", ts: this.opts.clock.now(), payload: details });
+      },
+      (err: unknown) => this.opts.log.error("cannot collect details", { err: describeError(err) }),
+    );
   }
 
   private respond<T extends RequestType>(type: T, re: number, payload: ResponseMap[T]): void {

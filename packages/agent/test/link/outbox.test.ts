@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { MessageMap } from "@picluster/common";
+import { backoffMs, RECONNECT_BASE_MS } from "../../src/link.js";
+import { Outbox } from "../../src/outbox.js";
+
+const SAMPLE = {
+  cpu: { total: 1, perCore: [] },
+  temps: [],
+  memory: { totalBytes: 1, usedBytes: 0, availableBytes: 1 },
+  swap: { totalBytes: 0, usedBytes: 0 },
+  disks: [],
+  net: [],
+} as MessageMap["vitals"];
+
+test("outbox - bounded: past capacity the oldest is dropped and counted", () => {
+  const box = new Outbox(3);
+  const dropped = [1, 2, 3, 4, 5].map((i) => box.push("vitals", SAMPLE, i).droppedOldest);
+  assert.deepEqual(dropped, [false, false, false, true, true]);
+  assert.equal(box.dropped, 2);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [3, 4, 5],
+  );
+});
+
+test("outbox - acks are cumulative", () => {
+  const box = new Outbox(10);
+  for (let i = 0; i < 5; i++) box.push("vitals", SAMPLE, i);
+  box.ack(3);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [4, 5],
+  );
+  box.ack(2);
+  assert.equal(box.size, 2, "an older ack changes nothing");
+});
+
+test("outbox - the first welcome continues numbering after the primary's last seq; later welcomes acknowledge", () => {
+  const box = new Outbox(10);
+  box.push("vitals", SAMPLE, 1);
+  box.push("vitals", SAMPLE, 2);
+  box.welcome(500);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [501, 502],
+    "samples taken before the first welcome are renumbered, never mistaken for stored ones",
+  );
+  assert.equal(box.push("vitals", SAMPLE, 3).entry.seq, 503);
+  box.welcome(502);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [503],
+  );
+});
+
+test("outbox - a first welcome behind our numbering (a primary that lost its memory) changes nothing", () => {
+  const box = new Outbox(10);
+  box.push("vitals", SAMPLE, 1);
+  box.welcome(0);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [1],
+  );
+});
+
+test("outbox - a long run stays bounded in memory (the dropped front is reclaimed)", () => {
+  const box = new Outbox(100);
+  for (let i = 0; i < 50_000; i++) {
+    const { entry } = box.push("vitals", SAMPLE, i);
+    if (i % 10 === 0) box.ack(entry.seq - 5);
+  }
+  assert.ok(box.size <= 100);
+  assert.ok(
+    (box as unknown as { entries: unknown[] }).entries.length < 3_000,
+    "the backing array is compacted",
+  );
+});
+
+test("link - reconnect waits use full jitter capped at reconnect_max", () => {
+  assert.equal(
+    backoffMs(0, 30_000, () => 0),
+    0,
+  );
+  assert.equal(
+    backoffMs(0, 30_000, () => 0.999_999),
+    RECONNECT_BASE_MS - 1,
+  );
+  assert.equal(
+    backoffMs(3, 30_000, () => 0.5),
+    2_000,
+  );
+  assert.equal(
+    backoffMs(20, 30_000, () => 0.999_999),
+    29_999,
+    "capped",
+  );
+  assert.equal(
+    backoffMs(10_000, 30_000, () => 0.5),
+    15_000,
+    "no overflow for huge attempt counts",
+  );
+});
