@@ -19,6 +19,7 @@ import type { CredentialStore } from "./credentials.js";
 import type { LivenessDetector } from "./liveness.js";
 import type { Registry } from "./registry.js";
 import type { Session } from "./session.js";
+import type { Store } from "./store/store.js";
 
 export interface HandlerContext {
   registry: Registry;
@@ -27,6 +28,8 @@ export interface HandlerContext {
   credentials: CredentialStore | undefined;
   clock: Clock;
   log: Logger;
+  /** Where samples and events are kept; absent in tests that need no history. */
+  store: Store | undefined;
   /** The live session of each node; a newer connection replaces an older one. */
   sessions: Map<string, Session>;
   settings: { heartbeatMs: number; vitalsMs: number; primaryVersion: string };

@@ -3,6 +3,7 @@
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
 
+import { mkdirSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
@@ -25,6 +26,7 @@ import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry } from "./registry.js";
 import { Session } from "./session.js";
+import { Store } from "./store/store.js";
 
 /** How often the credential file is checked for `node add` / `node revoke` from the CLI. */
 export const CREDENTIAL_POLL_MS = 1_000;
@@ -42,11 +44,16 @@ export function credentialFile(dataDir: string): string {
   return join(dataDir, "credentials.json");
 }
 
+export function storeFile(config: Config, dataDir: string): string {
+  return config.store.file === "" ? join(dataDir, "picluster.db") : config.store.file;
+}
+
 export class Primary {
   readonly events: EventBus;
   readonly registry: MemoryRegistry;
   readonly liveness: LivenessDetector;
   readonly credentials: CredentialStore | undefined;
+  readonly store: Store;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -56,6 +63,7 @@ export class Primary {
   private readonly allSessions = new Set<Session>();
   private readonly abort = new AbortController();
   private readonly eventsLog: Logger;
+  private closing = false;
 
   constructor(private readonly opts: PrimaryOptions) {
     const { config } = opts;
@@ -73,8 +81,19 @@ export class Primary {
     this.credentials = config.primary.tls
       ? new CredentialStore(credentialFile(opts.dataDir), this.clock)
       : undefined;
+    this.store = new Store({
+      file: storeFile(config, opts.dataDir),
+      clock: this.clock,
+      log: opts.log.child({ component: "store" }),
+      retention: {
+        rawMs: config.store.raw_retention,
+        minuteMs: config.store.minute_retention,
+        hourMs: config.store.hour_retention,
+      },
+    });
     const ctx: HandlerContext = {
       registry: this.registry,
+      store: this.store,
       liveness: this.liveness,
       credentials: this.credentials,
       clock: this.clock,
@@ -115,7 +134,14 @@ export class Primary {
 
   async start(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
     this.credentials?.load();
-    this.events.on((e) => this.logEvent(e));
+    mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
+    this.store.open();
+    this.registry.restore(this.store.loadNodes(), "primary restarted", this.clock.now());
+    this.store.start();
+    this.events.on((e) => {
+      this.logEvent(e);
+      this.store.addEvent(e, "nodeId" in e ? this.registry.get(e.nodeId) : undefined);
+    });
     this.liveness.start(this.abort.signal);
     startLiveness({
       log: this.log,
@@ -137,9 +163,12 @@ export class Primary {
 
   /** Close every session (agents reconnect to the next primary) and stop. */
   async close(): Promise<void> {
+    // Our own shutdown says nothing about the nodes: no `down` for each of them.
+    this.closing = true;
     this.abort.abort();
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([this.listener.close(), this.legacy?.close()]);
+    this.store.close();
     this.log.info("stopped");
   }
 
@@ -180,7 +209,8 @@ export class Primary {
     if (this.sessions.get(id) !== session) return;
     this.sessions.delete(id);
     this.liveness.unwatch(id);
-    if (!session.saidBye) this.registry.setState(id, "down", reason, this.clock.now());
+    if (!session.saidBye && !this.closing)
+      this.registry.setState(id, "down", reason, this.clock.now());
   }
 
   /** Pick up `node add` / `node revoke` made by the CLI; cut sessions whose credential was revoked. */

@@ -66,6 +66,20 @@ export class MemoryRegistry implements Registry {
 
   constructor(private readonly events: EventBus) {}
 
+  /**
+   * Start from nodes known before a restart: each is `down` until it
+   * reconnects, and keeps its last stored seq so replays are de-duplicated.
+   */
+  restore(records: readonly NodeRecord[], reason: string, at: number): void {
+    for (const r of records) {
+      const wasUp = r.state === "alive" || r.state === "suspect";
+      this.nodes.set(
+        r.id,
+        wasUp ? { ...r, state: "down", stateSince: at, stateReason: reason } : { ...r },
+      );
+    }
+  }
+
   get(id: string): NodeRecord | undefined {
     return this.nodes.get(id);
   }

@@ -158,6 +158,28 @@ export const SCHEMA = {
       "Largest message accepted on the agent link; a longer one closes the connection.",
     ),
   },
+  store: {
+    file: key(
+      stringType(),
+      "",
+      "The SQLite database of the primary. Empty means `picluster.db` in the data directory.",
+    ),
+    raw_retention: key(
+      durationType(3_600_000, 365 * 86_400_000),
+      48 * 3_600_000,
+      "How long every vitals sample is kept.",
+    ),
+    minute_retention: key(
+      durationType(3_600_000, 5 * 365 * 86_400_000),
+      30 * 86_400_000,
+      "How long 1-minute rollups (min, average, max) are kept.",
+    ),
+    hour_retention: key(
+      durationType(86_400_000, 20 * 365 * 86_400_000),
+      365 * 86_400_000,
+      "How long 1-hour rollups, and events, are kept.",
+    ),
+  },
   legacy: {
     port: key(
       optionalType(integerType(0, 65535)),

@@ -221,9 +221,9 @@ test("codec - an invalid payload names the failing field's path and keeps the re
       "/payload/cpu/total",
     ],
     [
-      { v: 1, type: "vitals", ts: 1, payload: { ...VALID_VITALS, load: undefined } },
+      { v: 1, type: "vitals", ts: 1, payload: { ...VALID_VITALS, memory: undefined } },
       "E_INVALID_PAYLOAD",
-      "/payload/load",
+      "/payload/memory",
     ],
     [
       {

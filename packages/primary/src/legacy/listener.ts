@@ -213,6 +213,7 @@ export class LegacyListener {
   private readonly byNode = new Map<string, LegacySession>();
   /** Messages of types the tutorial format does not define, over all connections. */
   unknownTypes = 0;
+  private closing = false;
 
   constructor(private readonly opts: LegacyOptions) {}
 
@@ -261,8 +262,10 @@ export class LegacyListener {
     if (id === undefined || this.byNode.get(id) !== session) return;
     this.byNode.delete(id);
     this.opts.liveness.unwatch(id);
-    // The tutorial has no goodbye: a closed connection is a node gone down.
-    this.opts.registry.setState(id, "down", "connection lost", this.opts.clock.now());
+    // The tutorial has no goodbye: a closed connection is a node gone down
+    // (unless we are the ones shutting down).
+    if (!this.closing)
+      this.opts.registry.setState(id, "down", "connection lost", this.opts.clock.now());
   }
 
   /** What `info secondary_details` answers: every connected tutorial node by uuid. */
@@ -276,6 +279,7 @@ export class LegacyListener {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    this.closing = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sessions) s.close();
     await closed;

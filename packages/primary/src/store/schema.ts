@@ -1,0 +1,92 @@
+/**
+ * The store's schema as numbered migrations. A database records its version
+ * in `schema_version`; opening one runs every later migration in order, each
+ * in its own transaction. Append only: a released migration never changes.
+ */
+import { METRICS } from "./metrics.js";
+
+const rawColumns = METRICS.map((m) => `${m.name} REAL`).join(", ");
+const rollupColumns = METRICS.map(
+  (m) => `${m.name}_min REAL, ${m.name}_max REAL, ${m.name}_sum REAL, ${m.name}_n INTEGER`,
+).join(", ");
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: nodes, events, raw vitals, 1-minute and 1-hour rollups, task runs.
+  `
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    state_since INTEGER NOT NULL,
+    state_reason TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    agent_version TEXT NOT NULL,
+    legacy INTEGER NOT NULL,
+    details TEXT,
+    vitals TEXT,
+    vitals_at INTEGER,
+    last_seq INTEGER NOT NULL,
+    dropped INTEGER NOT NULL
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    node_id TEXT,
+    data TEXT NOT NULL
+  );
+  CREATE INDEX events_ts ON events (ts);
+  CREATE INDEX events_node_ts ON events (node_id, ts);
+  CREATE TABLE vitals_raw (
+    node_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    seq INTEGER,
+    ${rawColumns},
+    PRIMARY KEY (node_id, ts)
+  ) WITHOUT ROWID;
+  CREATE INDEX vitals_raw_ts ON vitals_raw (ts);
+  CREATE TABLE vitals_1m (
+    node_id TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    ${rollupColumns},
+    PRIMARY KEY (node_id, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX vitals_1m_bucket ON vitals_1m (bucket);
+  CREATE TABLE vitals_1h (
+    node_id TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    ${rollupColumns},
+    PRIMARY KEY (node_id, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX vitals_1h_bucket ON vitals_1h (bucket);
+  CREATE TABLE task_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    args TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL
+  );
+  CREATE TABLE task_results (
+    run_id INTEGER NOT NULL REFERENCES task_runs (id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    signal TEXT,
+    started_at INTEGER,
+    finished_at INTEGER,
+    output TEXT NOT NULL DEFAULT '',
+    truncated INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, node_id)
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,499 @@
+/**
+ * The embedded store: one SQLite file in WAL mode. Writes are batched into
+ * one transaction every FLUSH interval or BATCH rows, whichever comes first;
+ * a sample's promise resolves only after the transaction holding it has
+ * committed (synchronous=FULL), so an acknowledged sample survives a crash
+ * of the primary or of the machine.
+ *
+ * Rollups (1 minute, 1 hour: min, max, sum and count per metric) are
+ * recomputed from the raw rows for every minute that received samples,
+ * including late ones replayed by a reconnecting agent. Retention deletes in
+ * small steps so ingest never waits long.
+ */
+
+import {
+  type Clock,
+  describeError,
+  type Logger,
+  type MessageMap,
+  PiclusterError,
+} from "@picluster/common";
+import Database from "better-sqlite3";
+import type { ClusterEvent, NodeState } from "../events.js";
+import type { NodeRecord } from "../registry.js";
+import { METRIC_NAMES, METRICS, metricValues } from "./metrics.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
+
+export class StoreError extends PiclusterError {}
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+export const DEFAULT_FLUSH_MS = 100;
+export const DEFAULT_BATCH_ROWS = 1_000;
+/** Rows deleted per retention step; between steps the event loop runs. */
+const PRUNE_STEP_ROWS = 2_000;
+const ROLLUP_EVERY_MS = 10_000;
+const PRUNE_EVERY_MS = 60_000;
+/** Most points a series query returns; a finer step is coarsened to fit. */
+export const MAX_POINTS = 1_000;
+
+export interface Retention {
+  rawMs: number;
+  minuteMs: number;
+  hourMs: number;
+}
+
+export interface StoreOptions {
+  file: string;
+  clock: Clock;
+  log: Logger;
+  retention: Retention;
+  flushMs?: number;
+  batchRows?: number;
+}
+
+interface PendingSample {
+  nodeId: string;
+  ts: number;
+  seq: number | undefined;
+  values: Array<number | null>;
+}
+
+export interface SeriesPoint {
+  ts: number;
+  avg: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+export interface Series {
+  metric: string;
+  /** Which table answered: raw samples or a rollup. */
+  resolution: "raw" | "1m" | "1h";
+  stepMs: number;
+  points: SeriesPoint[];
+}
+
+export interface StoredEvent {
+  id: number;
+  ts: number;
+  kind: string;
+  nodeId: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface EventQuery {
+  node?: string | undefined;
+  kind?: string | undefined;
+  since?: number | undefined;
+  /** Events with an id greater than this (stream resume). */
+  afterId?: number | undefined;
+  limit: number;
+}
+
+type Row = Record<string, unknown>;
+
+export class Store {
+  private db: Database.Database | undefined;
+  private samples: PendingSample[] = [];
+  private pendingEvents: ClusterEvent[] = [];
+  private nodes = new Map<string, NodeRecord>();
+  private waiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  private cancelFlush: (() => void) | undefined;
+  private readonly dirtyMinutes = new Set<number>();
+  private readonly abort = new AbortController();
+  private statements: ReturnType<Store["prepare"]> | undefined;
+
+  constructor(private readonly opts: StoreOptions) {}
+
+  /** Open the file (creating it), migrate it to the current schema, prepare statements. */
+  open(): this {
+    let db: Database.Database;
+    try {
+      db = new Database(this.opts.file);
+      db.pragma("journal_mode = WAL");
+      // FULL: a committed (and so acknowledged) sample survives power loss too.
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      db.pragma("busy_timeout = 5000");
+    } catch (err) {
+      throw new StoreError(
+        "E_STORE_OPEN",
+        `cannot open the store ${this.opts.file}: ${describeError(err)}`,
+        { cause: err },
+      );
+    }
+    this.db = db;
+    migrate(db, this.opts.file, this.opts.log);
+    this.statements = this.prepare(db);
+    // Minutes that have samples but no rollup yet (a crash between the two).
+    const last = db.prepare("SELECT max(bucket) AS b FROM vitals_1m").get() as { b: number | null };
+    const rows = db
+      .prepare("SELECT DISTINCT (ts / 60000) * 60000 AS b FROM vitals_raw WHERE ts >= ?")
+      .all(last.b ?? 0) as Array<{ b: number }>;
+    for (const r of rows) this.dirtyMinutes.add(r.b);
+    return this;
+  }
+
+  private prepare(db: Database.Database) {
+    const cols = METRIC_NAMES.join(", ");
+    const params = METRIC_NAMES.map(() => "?").join(", ");
+    const rollup = (fn: (m: string) => string) => METRIC_NAMES.map(fn).join(", ");
+    const rollupCols = rollup((m) => `${m}_min, ${m}_max, ${m}_sum, ${m}_n`);
+    return {
+      insertSample: db.prepare(
+        `INSERT OR IGNORE INTO vitals_raw (node_id, ts, seq, ${cols}) VALUES (?, ?, ?, ${params})`,
+      ),
+      insertEvent: db.prepare("INSERT INTO events (ts, kind, node_id, data) VALUES (?, ?, ?, ?)"),
+      upsertNode:
+        db.prepare(`INSERT INTO nodes (id, name, labels, address, state, state_since, state_reason, first_seen, last_seen,
+          agent_version, legacy, details, vitals, vitals_at, last_seq, dropped)
+        VALUES (@id, @name, @labels, @address, @state, @stateSince, @stateReason, @firstSeen, @lastSeen,
+          @agentVersion, @legacy, @details, @vitals, @vitalsAt, @lastSeq, @dropped)
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, address = excluded.address,
+          state = excluded.state, state_since = excluded.state_since, state_reason = excluded.state_reason,
+          last_seen = excluded.last_seen, agent_version = excluded.agent_version, legacy = excluded.legacy,
+          details = excluded.details, vitals = excluded.vitals, vitals_at = excluded.vitals_at,
+          last_seq = max(nodes.last_seq, excluded.last_seq), dropped = excluded.dropped`),
+      rollupMinute:
+        db.prepare(`INSERT OR REPLACE INTO vitals_1m (node_id, bucket, samples, ${rollupCols})
+        SELECT node_id, @bucket, count(*), ${rollup((m) => `min(${m}), max(${m}), total(${m}), count(${m})`)}
+        FROM vitals_raw WHERE ts >= @bucket AND ts < @bucket + 60000 GROUP BY node_id`),
+      rollupHour:
+        db.prepare(`INSERT OR REPLACE INTO vitals_1h (node_id, bucket, samples, ${rollupCols})
+        SELECT node_id, @bucket, sum(samples), ${rollup((m) => `min(${m}_min), max(${m}_max), total(${m}_sum), sum(${m}_n)`)}
+        FROM vitals_1m WHERE bucket >= @bucket AND bucket < @bucket + 3600000 GROUP BY node_id`),
+      pruneRaw: db.prepare(
+        "DELETE FROM vitals_raw WHERE (node_id, ts) IN (SELECT node_id, ts FROM vitals_raw WHERE ts < ? LIMIT ?)",
+      ),
+      pruneMinute: db.prepare(
+        "DELETE FROM vitals_1m WHERE (node_id, bucket) IN (SELECT node_id, bucket FROM vitals_1m WHERE bucket < ? LIMIT ?)",
+      ),
+      pruneHour: db.prepare(
+        "DELETE FROM vitals_1h WHERE (node_id, bucket) IN (SELECT node_id, bucket FROM vitals_1h WHERE bucket < ? LIMIT ?)",
+      ),
+      pruneEvents: db.prepare(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)",
+      ),
+    };
+  }
+
+  private get st(): NonNullable<Store["statements"]> {
+    if (this.statements === undefined)
+      throw new StoreError("E_STORE_CLOSED", "the store is not open");
+    return this.statements;
+  }
+
+  /** Start the rollup and retention timers; both stop with close(). */
+  start(): void {
+    const stopRollup = this.opts.clock.every(ROLLUP_EVERY_MS, () => this.rollUp());
+    const stopPrune = this.opts.clock.every(PRUNE_EVERY_MS, () => this.prune());
+    this.abort.signal.addEventListener(
+      "abort",
+      () => {
+        stopRollup();
+        stopPrune();
+      },
+      { once: true },
+    );
+  }
+
+  /** Queue a vitals sample and the node's new state; resolves once both are committed. */
+  addVitals(
+    node: NodeRecord,
+    ts: number,
+    seq: number | undefined,
+    vitals: MessageMap["vitals"],
+  ): Promise<void> {
+    this.samples.push({ nodeId: node.id, ts, seq, values: metricValues(vitals) });
+    this.nodes.set(node.id, node);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.scheduleFlush();
+    return done;
+  }
+
+  /** Queue an event (and the node it concerns) for the next batch. */
+  addEvent(event: ClusterEvent, node: NodeRecord | undefined): void {
+    if (event.kind === "node.vitals") return;
+    if (this.db === undefined) {
+      this.opts.log.warn("event after the store closed, not kept", { kind: event.kind });
+      return;
+    }
+    this.pendingEvents.push(event);
+    if (node !== undefined) this.nodes.set(node.id, node);
+    this.scheduleFlush();
+  }
+
+  private get pendingRows(): number {
+    return this.samples.length + this.pendingEvents.length;
+  }
+
+  private scheduleFlush(): void {
+    if (this.pendingRows >= (this.opts.batchRows ?? DEFAULT_BATCH_ROWS)) {
+      this.flush();
+      return;
+    }
+    this.cancelFlush ??= this.opts.clock.after(this.opts.flushMs ?? DEFAULT_FLUSH_MS, () =>
+      this.flush(),
+    );
+  }
+
+  /** Commit everything queued in one transaction, then resolve the samples' promises. */
+  flush(): void {
+    this.cancelFlush?.();
+    this.cancelFlush = undefined;
+    if (this.pendingRows === 0 && this.nodes.size === 0) return;
+    const samples = this.samples;
+    const events = this.pendingEvents;
+    const nodes = [...this.nodes.values()];
+    const waiters = this.waiters;
+    this.samples = [];
+    this.pendingEvents = [];
+    this.nodes = new Map();
+    this.waiters = [];
+    if (this.db === undefined || this.statements === undefined) {
+      const error = new StoreError(
+        "E_STORE_CLOSED",
+        "the store is closed; samples stay unacknowledged",
+      );
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    const st = this.statements;
+    try {
+      this.db.transaction(() => {
+        for (const s of samples) st.insertSample.run(s.nodeId, s.ts, s.seq ?? null, ...s.values);
+        for (const e of events) {
+          const { kind, at, ...rest } = e;
+          st.insertEvent.run(at, kind, "nodeId" in e ? e.nodeId : null, JSON.stringify(rest));
+        }
+        for (const n of nodes) st.upsertNode.run(nodeRow(n));
+      })();
+    } catch (err) {
+      const error = new StoreError(
+        "E_STORE_WRITE",
+        `commit of ${samples.length} samples and ${events.length} events failed: ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
+      this.opts.log.error("store commit failed; samples stay unacknowledged and will be replayed", {
+        err: error.message,
+      });
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    for (const s of samples) this.dirtyMinutes.add(Math.floor(s.ts / MINUTE_MS) * MINUTE_MS);
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Recompute the rollups of every complete minute that received samples, and their hours. */
+  rollUp(): void {
+    if (this.db === undefined) return;
+    const current = Math.floor(this.opts.clock.now() / MINUTE_MS) * MINUTE_MS;
+    const minutes = [...this.dirtyMinutes].filter((b) => b < current).sort((a, b) => a - b);
+    if (minutes.length === 0) return;
+    const hours = new Set<number>();
+    const st = this.st;
+    try {
+      this.db?.transaction(() => {
+        for (const bucket of minutes) {
+          st.rollupMinute.run({ bucket });
+          hours.add(Math.floor(bucket / HOUR_MS) * HOUR_MS);
+        }
+        for (const bucket of hours) st.rollupHour.run({ bucket });
+      })();
+    } catch (err) {
+      this.opts.log.error("rollup failed; will retry", {
+        err: describeError(err),
+        minutes: minutes.length,
+      });
+      return;
+    }
+    for (const b of minutes) this.dirtyMinutes.delete(b);
+  }
+
+  /** Delete what is past retention, a small step at a time, yielding between steps. */
+  prune(): void {
+    const now = this.opts.clock.now();
+    const { rawMs, minuteMs, hourMs } = this.opts.retention;
+    const st = this.st;
+    const steps: Array<[Database.Statement, number]> = [
+      [st.pruneRaw, now - rawMs],
+      [st.pruneMinute, now - minuteMs],
+      [st.pruneHour, now - hourMs],
+      [st.pruneEvents, now - hourMs],
+    ];
+    const step = (i: number): void => {
+      if (i >= steps.length || this.db === undefined || this.abort.signal.aborted) return;
+      const [statement, cutoff] = steps[i] as [Database.Statement, number];
+      let deleted: number;
+      try {
+        deleted = statement.run(cutoff, PRUNE_STEP_ROWS).changes;
+      } catch (err) {
+        this.opts.log.error("retention step failed; will retry next time", {
+          err: describeError(err),
+        });
+        return;
+      }
+      setImmediate(() => step(deleted >= PRUNE_STEP_ROWS ? i : i + 1));
+    };
+    step(0);
+  }
+
+  /** Every known node, as the registry should start from. */
+  loadNodes(): NodeRecord[] {
+    const rows = this.db?.prepare("SELECT * FROM nodes").all() as Row[] | undefined;
+    return (rows ?? []).map(nodeFromRow);
+  }
+
+  /**
+   * A metric of one node between `from` and `to`, about one point per
+   * `stepMs`: raw samples for steps under a minute (within raw retention),
+   * else the 1-minute rollup, else the 1-hour one. At most MAX_POINTS points.
+   */
+  series(nodeId: string, metric: string, from: number, to: number, stepMs: number): Series {
+    if (!METRIC_NAMES.includes(metric))
+      throw new StoreError(
+        "E_BAD_METRIC",
+        `unknown metric "${metric}"; one of ${METRIC_NAMES.join(", ")}`,
+      );
+    const span = Math.max(1, to - from);
+    let step = Math.max(1_000, stepMs, Math.ceil(span / MAX_POINTS));
+    const now = this.opts.clock.now();
+    let resolution: Series["resolution"] = "raw";
+    if (step >= HOUR_MS || from < now - this.opts.retention.minuteMs) resolution = "1h";
+    else if (step >= MINUTE_MS || from < now - this.opts.retention.rawMs) resolution = "1m";
+    if (resolution === "1m") step = Math.ceil(step / MINUTE_MS) * MINUTE_MS;
+    if (resolution === "1h") step = Math.ceil(step / HOUR_MS) * HOUR_MS;
+    const db = this.db;
+    if (db === undefined) throw new StoreError("E_STORE_CLOSED", "the store is not open");
+    const sql =
+      resolution === "raw"
+        ? `SELECT ts - ts % @step AS b, avg(${metric}) AS avg, min(${metric}) AS min, max(${metric}) AS max
+           FROM vitals_raw WHERE node_id = @node AND ts >= @from AND ts < @to GROUP BY b ORDER BY b`
+        : `SELECT bucket - bucket % @step AS b, total(${metric}_sum) / nullif(sum(${metric}_n), 0) AS avg,
+             min(${metric}_min) AS min, max(${metric}_max) AS max
+           FROM vitals_${resolution} WHERE node_id = @node AND bucket >= @from AND bucket < @to GROUP BY b ORDER BY b`;
+    // `metric` is checked against METRICS above, so it is safe in the SQL text.
+    // `x - x % step` rounds down in integers even though numbers bind as REAL.
+    const rows = db.prepare(sql).all({ step, node: nodeId, from, to }) as Array<{
+      b: number;
+      avg: number | null;
+      min: number | null;
+      max: number | null;
+    }>;
+    return {
+      metric,
+      resolution,
+      stepMs: step,
+      points: rows.map((r) => ({ ts: r.b, avg: r.avg, min: r.min, max: r.max })),
+    };
+  }
+
+  events(q: EventQuery): StoredEvent[] {
+    const rows = this.db
+      ?.prepare(
+        `SELECT id, ts, kind, node_id, data FROM events
+         WHERE (@node IS NULL OR node_id = @node) AND (@kind IS NULL OR kind = @kind)
+           AND ts >= @since AND id > @afterId
+         ORDER BY id DESC LIMIT @limit`,
+      )
+      .all({
+        node: q.node ?? null,
+        kind: q.kind ?? null,
+        since: q.since ?? 0,
+        afterId: q.afterId ?? 0,
+        limit: q.limit,
+      }) as Row[] | undefined;
+    return (rows ?? []).map((r) => ({
+      id: Number(r.id),
+      ts: Number(r.ts),
+      kind: String(r.kind),
+      nodeId: r.node_id === null ? null : String(r.node_id),
+      data: JSON.parse(String(r.data)) as Record<string, unknown>,
+    }));
+  }
+
+  /** Commit what is queued, then close the file. */
+  close(): void {
+    this.abort.abort();
+    if (this.db === undefined) return;
+    this.flush();
+    this.rollUp();
+    this.db.close();
+    this.db = undefined;
+    this.statements = undefined;
+  }
+}
+
+function migrate(db: Database.Database, file: string, log: Logger): void {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+  const row = db.prepare("SELECT version FROM schema_version").get() as
+    | { version: number }
+    | undefined;
+  const from = row?.version ?? 0;
+  if (from > SCHEMA_VERSION) {
+    throw new StoreError(
+      "E_STORE_VERSION",
+      `${file} has schema version ${from}, newer than this picluster (${SCHEMA_VERSION}); upgrade picluster`,
+    );
+  }
+  for (let v = from; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.prepare("DELETE FROM schema_version").run();
+      db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(v + 1);
+    })();
+    log.info("store migrated", { file, version: v + 1 });
+  }
+}
+
+function nodeRow(n: NodeRecord): Row {
+  return {
+    id: n.id,
+    name: n.name,
+    labels: JSON.stringify(n.labels),
+    address: n.address,
+    state: n.state,
+    stateSince: n.stateSince,
+    stateReason: n.stateReason,
+    firstSeen: n.firstSeen,
+    lastSeen: n.lastSeen,
+    agentVersion: n.agentVersion,
+    legacy: n.legacy ? 1 : 0,
+    details: n.details === undefined ? null : JSON.stringify(n.details),
+    vitals: n.vitals === undefined ? null : JSON.stringify(n.vitals),
+    vitalsAt: n.vitalsAt ?? null,
+    lastSeq: n.lastSeq,
+    dropped: n.dropped,
+  };
+}
+
+function nodeFromRow(r: Row): NodeRecord {
+  const json = <T>(v: unknown): T | undefined =>
+    typeof v === "string" ? (JSON.parse(v) as T) : undefined;
+  const record: NodeRecord = {
+    id: String(r.id),
+    name: String(r.name),
+    labels: json<Record<string, string>>(r.labels) ?? {},
+    address: String(r.address),
+    state: String(r.state) as NodeState,
+    stateSince: Number(r.state_since),
+    stateReason: String(r.state_reason),
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+    agentVersion: String(r.agent_version),
+    legacy: Number(r.legacy) === 1,
+    lastSeq: Number(r.last_seq),
+    dropped: Number(r.dropped),
+  };
+  const details = json<MessageMap["details"]>(r.details);
+  const vitals = json<MessageMap["vitals"]>(r.vitals);
+  if (details !== undefined) record.details = details;
+  if (vitals !== undefined) record.vitals = vitals;
+  if (r.vitals_at !== null && r.vitals_at !== undefined) record.vitalsAt = Number(r.vitals_at);
+  return record;
+}
+
+export { METRICS };

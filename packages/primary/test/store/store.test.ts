@@ -1,0 +1,285 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { type MessageMap, silentLogger } from "@picluster/common";
+import { ManualClock } from "@picluster/common/testing";
+import Database from "better-sqlite3";
+import type { NodeRecord } from "../../src/registry.js";
+import { SCHEMA_VERSION } from "../../src/store/schema.js";
+import { Store, StoreError } from "../../src/store/store.js";
+
+const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
+const DAY = 86_400_000;
+
+function node(id: string, lastSeq = 0): NodeRecord {
+  return {
+    id,
+    name: id,
+    labels: { rack: "a" },
+    address: "10.0.0.1:5000",
+    state: "alive",
+    stateSince: T0,
+    stateReason: "connected",
+    firstSeen: T0,
+    lastSeen: T0,
+    agentVersion: "0.1.0",
+    legacy: false,
+    lastSeq,
+    dropped: 0,
+  };
+}
+
+function vitals(cpu: number, temp?: number): MessageMap["vitals"] {
+  return {
+    cpu: { total: cpu, perCore: [cpu] },
+    load: [cpu / 100, 0, 0],
+    temps: temp === undefined ? [] : [{ zone: "z0", type: "cpu-thermal", celsius: temp }],
+    memory: { totalBytes: 1000, usedBytes: 250, availableBytes: 750 },
+    swap: { totalBytes: 0, usedBytes: 0 },
+    disks: [{ mount: "/", usedBytes: 30, sizeBytes: 100 }],
+    net: [
+      { iface: "eth0", rxBps: 10, txBps: 1 },
+      { iface: "wlan0", rxBps: 5, txBps: 2 },
+    ],
+    diskIo: { readBps: 0, writeBps: 512 },
+  };
+}
+
+function open(t: { after(fn: () => void): void }, clock = new ManualClock(T0)) {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-store-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "picluster.db");
+  const make = () =>
+    new Store({
+      file,
+      clock,
+      log: silentLogger(),
+      retention: { rawMs: 2 * DAY, minuteMs: 30 * DAY, hourMs: 365 * DAY },
+    }).open();
+  const store = make();
+  t.after(() => store.close());
+  return { store, file, clock, make };
+}
+
+test("store - an empty file is migrated to the current schema; reopening changes nothing; a newer file is refused", (t) => {
+  const { store, file, make } = open(t);
+  store.close();
+  const db = new Database(file, { readonly: true });
+  assert.deepEqual(db.prepare("SELECT version FROM schema_version").all(), [
+    { version: SCHEMA_VERSION },
+  ]);
+  assert.equal(
+    (db.prepare("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode,
+    "wal",
+  );
+  db.close();
+  make().close();
+  const rw = new Database(file);
+  rw.prepare("UPDATE schema_version SET version = ?").run(SCHEMA_VERSION + 1);
+  rw.close();
+  assert.throws(
+    () => make(),
+    (err: unknown) => err instanceof StoreError && err.code === "E_STORE_VERSION",
+  );
+});
+
+test("store - a sample's promise resolves only after its batch has committed, and the node row carries its seq", async (t) => {
+  const { store, file, clock } = open(t);
+  const n = node("n1");
+  let committed = false;
+  n.lastSeq = 7;
+  const done = store.addVitals(n, T0 + 1_000, 7, vitals(40, 50)).then(() => {
+    committed = true;
+  });
+  await Promise.resolve();
+  assert.equal(committed, false, "nothing is acknowledged before the flush");
+  const reader = new Database(file, { readonly: true });
+  t.after(() => reader.close());
+  assert.equal(
+    (reader.prepare("SELECT count(*) AS c FROM vitals_raw").get() as { c: number }).c,
+    0,
+  );
+  clock.advance(100);
+  await done;
+  assert.equal(committed, true);
+  assert.deepEqual(
+    reader
+      .prepare(
+        "SELECT node_id, seq, cpu, temp, mem, disk, net_rx, net_tx, swap, freq FROM vitals_raw",
+      )
+      .all(),
+    [
+      {
+        node_id: "n1",
+        seq: 7,
+        cpu: 40,
+        temp: 50,
+        mem: 25,
+        disk: 30,
+        net_rx: 15,
+        net_tx: 3,
+        swap: null,
+        freq: null,
+      },
+    ],
+  );
+  assert.equal(
+    (reader.prepare("SELECT last_seq FROM nodes WHERE id = 'n1'").get() as { last_seq: number })
+      .last_seq,
+    7,
+  );
+});
+
+test("store - 1 000 queued rows flush at once without waiting for the timer", async (t) => {
+  const { store } = open(t);
+  const n = node("n1");
+  const all = Array.from({ length: 1_000 }, (_, i) =>
+    store.addVitals(n, T0 + i * 10, i + 1, vitals(1)),
+  );
+  await Promise.all(all);
+  assert.equal(store.series("n1", "cpu", T0, T0 + 20_000, 1_000).points.length, 10);
+});
+
+test("store - rollups keep min, average and max per minute and hour, skip what a node does not report, and absorb late samples", async (t) => {
+  const { store, clock } = open(t);
+  const n = node("n1");
+  const writes = [
+    store.addVitals(n, T0 + 1_000, 1, vitals(10, 40)),
+    store.addVitals(n, T0 + 21_000, 2, vitals(30)),
+    store.addVitals(n, T0 + 41_000, 3, vitals(50, 60)),
+    store.addVitals(n, T0 + 61_000, 4, vitals(90, 70)),
+  ];
+  clock.advance(100);
+  await Promise.all(writes);
+  clock.advance(120_000);
+  store.rollUp();
+  const minute = store.series("n1", "cpu", T0, T0 + 120_000, 60_000);
+  assert.equal(minute.resolution, "1m");
+  assert.deepEqual(minute.points, [
+    { ts: T0, avg: 30, min: 10, max: 50 },
+    { ts: T0 + 60_000, avg: 90, min: 90, max: 90 },
+  ]);
+  const temp = store.series("n1", "temp", T0, T0 + 60_000, 60_000);
+  assert.deepEqual(
+    temp.points,
+    [{ ts: T0, avg: 50, min: 40, max: 60 }],
+    "a sample without a temperature is not a 0",
+  );
+  const hour = store.series("n1", "cpu", T0, T0 + 3_600_000, 3_600_000);
+  assert.equal(hour.resolution, "1h");
+  assert.deepEqual(hour.points, [{ ts: T0, avg: 45, min: 10, max: 90 }]);
+
+  // A replayed sample for the first minute arrives late: the rollup follows.
+  const late = store.addVitals(n, T0 + 59_000, 5, vitals(0));
+  clock.advance(100);
+  await late;
+  store.rollUp();
+  assert.deepEqual(store.series("n1", "cpu", T0, T0 + 60_000, 60_000).points, [
+    { ts: T0, avg: 22.5, min: 0, max: 50 },
+  ]);
+});
+
+test("store - series choose raw, 1-minute or 1-hour data by step and never return more than 1 000 points", async (t) => {
+  const { store, clock } = open(t);
+  const n = node("n1");
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < 3_000; i++)
+    writes.push(store.addVitals(n, T0 + i * 1_000, i + 1, vitals(i % 100)));
+  clock.advance(100);
+  await Promise.all(writes);
+  const raw = store.series("n1", "cpu", T0, T0 + 3_000_000, 1_000);
+  assert.equal(raw.resolution, "raw");
+  assert.ok(raw.points.length <= 1_000);
+  assert.equal(raw.stepMs, 3_000, "a step too fine for 1 000 points is coarsened");
+  assert.throws(
+    () => store.series("n1", "cpu; DROP TABLE nodes", T0, T0 + 1, 1_000),
+    (e: unknown) => e instanceof StoreError && e.code === "E_BAD_METRIC",
+  );
+  clock.advance(3 * DAY);
+  assert.equal(
+    store.series("n1", "cpu", T0, T0 + 3_000_000, 1_000).resolution,
+    "1m",
+    "raw data past its retention is not asked for",
+  );
+});
+
+test("store - retention deletes old rows in small steps", async (t) => {
+  const { store, clock, file } = open(t);
+  const n = node("n1");
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < 5_000; i++) writes.push(store.addVitals(n, T0 + i * 10, i + 1, vitals(1)));
+  writes.push(store.addVitals(n, T0 + 3 * DAY, 5_001, vitals(2)));
+  clock.advance(100);
+  await Promise.all(writes);
+  clock.advance(3 * DAY + 60_000);
+  store.prune();
+  const reader = new Database(file, { readonly: true });
+  t.after(() => reader.close());
+  const count = () =>
+    (reader.prepare("SELECT count(*) AS c FROM vitals_raw").get() as { c: number }).c;
+  assert.equal(count(), 5_001 - 2_000, "one step deletes at most 2 000 rows");
+  for (let i = 0; i < 10 && count() > 1; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(count(), 1, "only the recent sample is left");
+});
+
+test("store - events and nodes are kept and read back", async (t) => {
+  const { store, clock, make } = open(t);
+  const n = node("n1", 9);
+  n.details = {
+    hostname: "n1",
+    os: { name: "Debian", version: "12" },
+    kernel: "6.6",
+    arch: "arm64",
+    cpu: { model: "A72", cores: 4 },
+    memory: { totalBytes: 1, swapBytes: 0 },
+    disks: [],
+    interfaces: [],
+    agentVersion: "0.1.0",
+    nodeVersion: "v20",
+  };
+  store.addEvent(
+    {
+      kind: "node.state",
+      at: T0,
+      nodeId: "n1",
+      name: "n1",
+      from: "alive",
+      to: "down",
+      reason: "connection lost",
+    },
+    n,
+  );
+  store.addEvent(
+    {
+      kind: "node.throttling",
+      at: T0 + 5,
+      nodeId: "n1",
+      name: "n1",
+      flag: "underVoltage",
+      on: true,
+    },
+    n,
+  );
+  clock.advance(100);
+  const events = store.events({ limit: 10 });
+  assert.deepEqual(
+    events.map((e) => [e.kind, e.nodeId, e.ts]),
+    [
+      ["node.throttling", "n1", T0 + 5],
+      ["node.state", "n1", T0],
+    ],
+  );
+  assert.equal(events[1]?.data.reason, "connection lost");
+  assert.equal(store.events({ kind: "node.state", limit: 10 }).length, 1);
+  assert.equal(store.events({ node: "other", limit: 10 }).length, 0);
+  assert.equal(store.events({ afterId: events[1]?.id, limit: 10 }).length, 1);
+  store.close();
+  const again = make();
+  t.after(() => again.close());
+  const [loaded] = again.loadNodes();
+  assert.equal(loaded?.lastSeq, 9);
+  assert.deepEqual(loaded?.labels, { rack: "a" });
+  assert.equal(loaded?.details?.cpu.model, "A72");
+});
