@@ -41,7 +41,7 @@ export interface AgentOptions {
   /** Filesystem root for the collectors ("/" on a node; a fixture tree in tests). */
   collectors?: CollectorContext;
   /** Override the transport (tests); defaults to TLS/TCP dialing. */
-  dial?: (target: DialTarget) => Promise<Duplex>;
+  dial?: (target: DialTarget, signal: AbortSignal) => Promise<Duplex>;
 }
 
 export class AgentError extends PiclusterError {}
@@ -122,6 +122,11 @@ export class Agent {
 
   private saveCredential(c: MessageMap["credential"]): void {
     const path = credentialPath(this.opts.config, this.opts.dataDir);
+    // Only a join hands out a credential; anything else offering one is ignored.
+    if (!this.credential?.identity.startsWith(JOIN_IDENTITY_PREFIX)) {
+      this.log.warn("ignored a credential offered outside a join", { identity: c.identity });
+      return;
+    }
     try {
       const key = Buffer.from(c.key, "base64url");
       writeCredentialFile(path, { identity: c.identity, key, name: c.name });

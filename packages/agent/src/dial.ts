@@ -41,8 +41,24 @@ function describeDialError(err: NodeJS.ErrnoException): string {
   return err.message;
 }
 
-export function dial(target: DialTarget): Promise<Socket | TLSSocket> {
+/**
+ * The PSK authenticates the primary. A server that shows a certificate
+ * instead is not ours, however well it chains to a public CA.
+ */
+export function refuseCertificates(_host: string, cert: object | undefined): Error | undefined {
+  return cert !== undefined && Object.keys(cert).length > 0
+    ? new Error(
+        "the server offered a certificate; a picluster primary authenticates with the node's key",
+      )
+    : undefined;
+}
+
+export function dial(target: DialTarget, signal?: AbortSignal): Promise<Socket | TLSSocket> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DialError("E_ABORTED", "stopped before connecting"));
+      return;
+    }
     const { credential } = target;
     const socket =
       credential === undefined
@@ -53,8 +69,7 @@ export function dial(target: DialTarget): Promise<Socket | TLSSocket> {
             minVersion: TLS_MIN_VERSION,
             ciphers: TLS_CIPHERS,
             pskCallback: () => ({ identity: credential.identity, psk: credential.key }),
-            // The PSK authenticates the primary; there is no certificate to check.
-            checkServerIdentity: () => undefined,
+            checkServerIdentity: refuseCertificates,
           });
     const ready = credential === undefined ? "connect" : "secureConnect";
     const timer = setTimeout(() => {
@@ -66,7 +81,14 @@ export function dial(target: DialTarget): Promise<Socket | TLSSocket> {
         ),
       );
     }, target.timeoutMs);
+    const onAbort = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new DialError("E_ABORTED", "stopped while connecting"));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     const onError = (err: NodeJS.ErrnoException) => {
+      signal?.removeEventListener("abort", onAbort);
       clearTimeout(timer);
       socket.destroy();
       reject(
@@ -79,6 +101,7 @@ export function dial(target: DialTarget): Promise<Socket | TLSSocket> {
     };
     socket.once("error", onError);
     socket.once(ready, () => {
+      signal?.removeEventListener("abort", onAbort);
       clearTimeout(timer);
       socket.off("error", onError);
       socket.setNoDelay(true);

@@ -26,6 +26,8 @@ export const RECONNECT_BASE_MS = 500;
 export const WELCOME_TIMEOUT_MS = 5_000;
 /** How long `stop()` waits for the primary to take our `bye` before cutting the socket. */
 export const BYE_GRACE_MS = 1_500;
+/** Vitals intervals without any acknowledgement before the link is presumed dead. */
+export const UNACKED_LIMIT_INTERVALS = 3;
 
 export type LinkState = "connecting" | "handshake" | "ready" | "stopped";
 
@@ -35,7 +37,7 @@ export interface LinkOptions {
   outbox: Outbox;
   /** Where and how to connect; asked again before every attempt (a joined node's credential changes). */
   target(): DialTarget;
-  dial(target: DialTarget): Promise<Duplex>;
+  dial(target: DialTarget, signal: AbortSignal): Promise<Duplex>;
   hello(): MessageMap["hello"];
   details(): Promise<MessageMap["details"]>;
   /** A joining node received its own credential: keep it. */
@@ -126,7 +128,7 @@ export class AgentLink {
       const target = this.opts.target();
       let socket: Duplex;
       try {
-        socket = await this.opts.dial(target);
+        socket = await this.opts.dial(target, signal);
       } catch (err) {
         const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
         this.opts.log.warn("cannot reach the primary", {
@@ -275,11 +277,29 @@ export class AgentLink {
     });
     this.heartbeatMs = welcome.heartbeatMs;
     this.stopHeartbeat();
+    const readySince = this.opts.clock.now();
+    const silenceLimitMs = UNACKED_LIMIT_INTERVALS * welcome.vitalsMs;
     this.stopHeartbeat = this.opts.clock.every(this.heartbeatMs, () => {
+      const now = this.opts.clock.now();
+      // Heartbeats keep bytes in flight, so TCP keepalive never notices a
+      // primary that vanished (power cut, partition). Samples it does not
+      // acknowledge for several intervals do.
+      const oldest = this.opts.outbox.oldest();
+      if (
+        oldest !== undefined &&
+        now - readySince > silenceLimitMs &&
+        now - oldest.ts > silenceLimitMs
+      ) {
+        this.opts.log.warn("the primary acknowledges nothing, reconnecting", {
+          oldestUnackedMs: now - oldest.ts,
+        });
+        this.socket?.destroy();
+        return;
+      }
       this.write({
         v: 1,
         type: "heartbeat",
-        ts: this.opts.clock.now(),
+        ts: now,
         payload: { dropped: this.opts.outbox.dropped },
       });
     });

@@ -72,6 +72,11 @@ export class Outbox {
     this.ack(lastSeq);
   }
 
+  /** The oldest unacknowledged entry, if any. */
+  oldest(): OutboxEntry | undefined {
+    return this.entries[this.head];
+  }
+
   /** Every unacknowledged entry, oldest first. */
   pending(): readonly OutboxEntry[] {
     return this.entries.slice(this.head);

@@ -116,3 +116,8 @@ test("cluster - the primary restarted while agents run: all reconnect, and no vi
     assert.ok(seqs.length >= 3, `${a.agent.id} sent samples before, during and after the restart`);
   }
 });
+
+test("cluster - a primary that cannot start (port taken) says why and leaves nothing running", async (t) => {
+  const p = await startPrimary(t);
+  await assert.rejects(startPrimary(t, { "primary.port": String(p.port) }), /EADDRINUSE/);
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { nextEvent, waitFor } from "@picluster/common/testing";
+import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
 import { startPrimary } from "./support/cluster.js";
 
 const CLIENT = new URL("../../test/support/tutorial_secondary.py", import.meta.url).pathname;
@@ -135,3 +135,21 @@ async function portOf(p: { records: Array<Record<string, unknown>> }): Promise<n
   );
   return Number(p.records.find((r) => r.msg === "listening for tutorial nodes")?.port);
 }
+
+test("legacy - a client that asks and never reads is cut off before its answers pile up", async (t) => {
+  const p = await startPrimary(t, { "legacy.port": "0", "legacy.host": "127.0.0.1" });
+  const port = await portOf(p);
+  const { connect } = await import("node:net");
+  const socket = connect({ host: "127.0.0.1", port });
+  t.after(() => {
+    socket.destroy();
+  });
+  socket.on("error", () => {});
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  socket.pause();
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  const ask = Buffer.from('{"type":"info","payload":"node_baseinfo"}\r'.repeat(10_000));
+  for (let i = 0; i < 20 && !socket.destroyed; i++) socket.write(ask);
+  await deadline(closed, 5_000, "the primary closes a client that never reads");
+  assert.ok(p.records.some((r) => r.msg === "tutorial node is not reading its answers, closing"));
+});

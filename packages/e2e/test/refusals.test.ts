@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { connect as tcpConnect } from "node:net";
 import { test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { systemClock } from "@picluster/common";
+import { JOIN_IDENTITY_PREFIX, parseJoinToken, systemClock } from "@picluster/common";
 import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
 import { CredentialStore, credentialFile } from "@picluster/primary";
 import {
@@ -242,5 +242,70 @@ test("refusals - connections in handshake are capped per address", async (t) => 
       ),
     "the cap is logged",
     1_000,
+  );
+});
+
+test("refusals - a revoke is acted on even when a handshake read the changed file first", async (t) => {
+  const p = await startPrimary(t);
+  const a = startAgent(t, p, "victim2");
+  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "alive", "victim alive", 3_000);
+  const cut = nextEvent(p.primary.events, "node.state", {
+    within: 3_000,
+    where: (e) => e.nodeId === a.agent.id && e.to === "down",
+  });
+  new CredentialStore(credentialFile(p.dataDir), systemClock).load().revoke("victim2");
+  // An unknown identity makes the listener re-read the file before the poll does.
+  const probe = tlsConnect({
+    host: "127.0.0.1",
+    port: p.port,
+    minVersion: "TLSv1.3",
+    pskCallback: () => ({ identity: "n-probe", psk: randomBytes(32) }),
+    checkServerIdentity: () => undefined,
+  });
+  probe.on("error", () => {});
+  t.after(() => {
+    probe.destroy();
+  });
+  assert.equal((await cut).reason, "credential revoked");
+});
+
+test("refusals - a join token cannot take over another node's id", async (t) => {
+  const p = await startPrimary(t);
+  const { stillFine, agent } = await bystander(t, p);
+  const token = parseJoinToken(p.addNode("evil"));
+  const peer = await ScriptedPeer.connect(t, p.port, {
+    identity: `${JOIN_IDENTITY_PREFIX}${token.id}`,
+    key: token.secret,
+  });
+  peer.send({
+    v: 1,
+    type: "hello",
+    ts: Date.now(),
+    payload: { nodeId: agent.agent.id, name: "evil", version: "x", protocols: [1], labels: {} },
+  });
+  const err = await peer.next("error", 2_000);
+  assert.equal(err.type === "error" ? err.payload.code : "", "E_NODE_ID_TAKEN");
+  await peer.closedWithin(2_000);
+  assert.equal(p.primary.registry.get(agent.agent.id)?.name, "bystander");
+  await stillFine();
+});
+
+test("refusals - with TLS off the per-address cap counts only connections still in their handshake", async (t) => {
+  const p = await startPrimary(t, {
+    "primary.tls": "off",
+    "primary.max_handshakes_per_address": "2",
+  });
+  const agents = Array.from({ length: 4 }, (_, i) =>
+    startAgent(t, { port: p.port }, `plain-${i}`, { "agent.tls": "off" }),
+  );
+  await waitFor(
+    () => agents.every((a) => p.primary.registry.get(a.agent.id)?.state === "alive"),
+    "all 4 alive",
+    5_000,
+  );
+  assert.ok(
+    p.records.some(
+      (r) => typeof r.msg === "string" && r.msg.startsWith("AGENT LISTENER WITHOUT TLS"),
+    ),
   );
 });

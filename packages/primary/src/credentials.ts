@@ -72,6 +72,8 @@ export class CredentialStore {
   private byIdentity = new Map<string, CredentialRecord>();
   /** Inode, size and mtime of the file as last read or written: every save renames a new file in. */
   private version = "";
+  /** Bumped on every change seen or made, so a poller can tell it missed none. */
+  generation = 0;
 
   constructor(
     readonly file: string,
@@ -114,6 +116,7 @@ export class CredentialStore {
     this.data = { version: 1, tokens: shape.tokens, credentials: shape.credentials };
     this.index();
     this.version = version;
+    this.generation += 1;
     return true;
   }
 
@@ -121,16 +124,26 @@ export class CredentialStore {
     this.byIdentity = new Map(this.data.credentials.map((c) => [c.identity, c]));
   }
 
-  private save(): void {
+  /**
+   * Write `next` and only then make it current: if the write fails (disk
+   * full), memory still matches the file and the caller sees the error.
+   */
+  private commit(next: FileShape): void {
+    writePrivateFile(this.file, `${JSON.stringify(next, null, 2)}\n`);
+    this.data = next;
     this.index();
-    writePrivateFile(this.file, `${JSON.stringify(this.data, null, 2)}\n`);
     this.version = fileVersion(this.file);
+    this.generation += 1;
+  }
+
+  private draft(): FileShape {
+    return structuredClone(this.data);
   }
 
   /** Create the file if there is none (`picluster init`). */
   init(): void {
     this.reloadIfChanged();
-    if (this.version === "") this.save();
+    if (this.version === "") this.commit(this.draft());
   }
 
   /** A one-time join token for a new node called `name`. */
@@ -150,16 +163,17 @@ export class CredentialStore {
     }
     const now = this.clock.now();
     const token = newJoinToken();
+    const next = this.draft();
     // Earlier unused tokens for the same name stop working: only the newest counts.
-    this.data.tokens = this.data.tokens.filter((t) => t.name !== name || t.usedBy !== undefined);
-    this.data.tokens.push({
+    next.tokens = next.tokens.filter((t) => t.name !== name || t.usedBy !== undefined);
+    next.tokens.push({
       id: token.id,
       secret: encodeKey(token.secret),
       name,
       createdAt: now,
       expiresAt: now + ttlMs,
     });
-    this.save();
+    this.commit(next);
     return formatJoinToken(token);
   }
 
@@ -227,38 +241,64 @@ export class CredentialStore {
         };
       }
     }
+    // A node id already held by another node's credential cannot be taken over with a token.
+    const holder = this.data.credentials.find(
+      (c) => c.nodeId === nodeId && c.revokedAt === undefined,
+    );
+    if (holder !== undefined) {
+      throw new AuthError(
+        "E_NODE_ID_TAKEN",
+        `node id ${nodeId} already belongs to "${holder.name}"; revoke it first (a cloned SD card keeps the same /etc/machine-id)`,
+      );
+    }
     const identity = `n-${randomBytes(8).toString("hex")}`;
     const key = randomKey();
-    this.data.credentials.push({
+    const next = this.draft();
+    next.credentials.push({
       identity,
       key: encodeKey(key),
       name: token.name,
       nodeId,
       createdAt: this.clock.now(),
     });
-    token.usedBy = nodeId;
-    token.identity = identity;
-    this.save();
+    const used = next.tokens.find((t) => t.id === tokenId);
+    if (used !== undefined) {
+      used.usedBy = nodeId;
+      used.identity = identity;
+    }
+    this.commit(next);
     return { identity, key, name: token.name };
+  }
+
+  /**
+   * The node has connected with its own credential: the token that produced
+   * it is no longer needed and is deleted, so it cannot hand the key out again.
+   */
+  confirm(identity: string): void {
+    if (!this.data.tokens.some((t) => t.identity === identity)) return;
+    const next = this.draft();
+    next.tokens = next.tokens.filter((t) => t.identity !== identity);
+    this.commit(next);
   }
 
   /** Revoke every credential and pending token of `name`; returns the identities revoked. */
   revoke(name: string): string[] {
     this.reloadIfChanged();
     const now = this.clock.now();
+    const next = this.draft();
     const revoked: string[] = [];
-    for (const c of this.data.credentials) {
+    for (const c of next.credentials) {
       if (c.name === name && c.revokedAt === undefined) {
         c.revokedAt = now;
         revoked.push(c.identity);
       }
     }
-    const before = this.data.tokens.length;
-    this.data.tokens = this.data.tokens.filter((t) => t.name !== name || t.usedBy !== undefined);
-    if (revoked.length === 0 && this.data.tokens.length === before) {
+    const before = next.tokens.length;
+    next.tokens = next.tokens.filter((t) => t.name !== name);
+    if (revoked.length === 0 && next.tokens.length === before) {
       throw new AuthError("E_NO_SUCH_NODE", `no node or pending token called "${name}"`);
     }
-    this.save();
+    this.commit(next);
     return revoked;
   }
 

@@ -112,9 +112,13 @@ export class AgentListener {
       log.warn(
         "AGENT LISTENER WITHOUT TLS: any node is accepted without a credential and all traffic is in clear. Use only to debug.",
       );
-      server = createTcpServer((socket) => this.accept(socket, { kind: "insecure" }));
+      server = createTcpServer();
     }
-    server.on("connection", (socket: Socket) => this.admit(socket));
+    // One listener for both: admit first, and only an admitted plain socket goes on to a session.
+    server.on("connection", (socket: Socket) => {
+      if (this.admit(socket) && credentials === undefined)
+        this.accept(socket, { kind: "insecure" });
+    });
     server.on("error", (err) => log.error("agent listener error", { err: String(err) }));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -133,8 +137,8 @@ export class AgentListener {
     return { host: address.address, port: address.port };
   }
 
-  /** Raw TCP accepted: count it against its address until the handshake is done. */
-  private admit(socket: Socket): void {
+  /** Raw TCP accepted: count it against its address until the handshake is done. False if refused. */
+  private admit(socket: Socket): boolean {
     const address = socket.remoteAddress ?? "?";
     const count = this.inHandshake.get(address) ?? 0;
     if (count >= this.opts.maxHandshakesPerAddress) {
@@ -143,7 +147,7 @@ export class AgentListener {
         limit: this.opts.maxHandshakesPerAddress,
       });
       socket.destroy();
-      return;
+      return false;
     }
     this.inHandshake.set(address, count + 1);
     this.sockets.add(socket);
@@ -162,6 +166,7 @@ export class AgentListener {
       this.releases.delete(key);
       this.sockets.delete(socket);
     });
+    return true;
   }
 
   private accept(socket: Socket | TLSSocket, auth: PskLookup | { kind: "insecure" }): void {

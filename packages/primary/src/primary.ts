@@ -64,6 +64,7 @@ export class Primary {
   private readonly abort = new AbortController();
   private readonly eventsLog: Logger;
   private closing = false;
+  private seenGeneration = -1;
 
   constructor(private readonly opts: PrimaryOptions) {
     const { config } = opts;
@@ -126,6 +127,7 @@ export class Primary {
             identifyTimeoutMs: config.primary.handshake_timeout * 6,
             heartbeatMs: config.primary.heartbeat_interval,
             registry: this.registry,
+            store: this.store,
             liveness: this.liveness,
             clock: this.clock,
             log: opts.log.child({ component: "legacy" }),
@@ -133,6 +135,16 @@ export class Primary {
   }
 
   async start(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
+    try {
+      return await this.startAll();
+    } catch (err) {
+      // Undo what did start (timers, a listener, the store) so the process can exit.
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async startAll(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
     this.credentials?.load();
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
@@ -194,6 +206,7 @@ export class Primary {
       this.opts.log.child({ component: "session" }),
     );
     session.releaseHandshake = release;
+    if (auth.kind === "node") session.credentialIdentity = auth.identity;
     this.allSessions.add(session);
     session.start();
   }
@@ -218,13 +231,16 @@ export class Primary {
     const store = this.credentials;
     if (store === undefined) return;
     try {
-      if (!store.reloadIfChanged()) return;
+      store.reloadIfChanged();
     } catch (err) {
       this.log.error("credential store unreadable, keeping the previous one", {
         err: describeError(err),
       });
       return;
     }
+    // Any reload counts (a handshake or a join may have read the change first).
+    if (store.generation === this.seenGeneration) return;
+    this.seenGeneration = store.generation;
     for (const session of this.allSessions) {
       const identity = session.credentialIdentity;
       if (identity === undefined || !store.isRevoked(identity)) continue;

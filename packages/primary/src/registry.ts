@@ -51,6 +51,8 @@ export interface Registry {
   setState(id: string, state: NodeState, reason: string, at: number): void;
   setDetails(id: string, details: Details, at: number): void;
   setVitals(id: string, vitals: Vitals, seq: number | undefined, at: number): void;
+  /** Samples up to `seq` are stored: replays of them are duplicates. */
+  markStored(id: string, seq: number): void;
   setDropped(id: string, dropped: number): void;
 }
 
@@ -167,7 +169,7 @@ export class MemoryRegistry implements Registry {
     const before = node.vitals?.throttling;
     node.vitals = vitals;
     node.vitalsAt = at;
-    if (seq !== undefined && seq > node.lastSeq) node.lastSeq = seq;
+
     this.events.emit({ kind: "node.vitals", at, nodeId: id, name: node.name, seq });
     const after = vitals.throttling;
     for (const flag of THROTTLE_FLAGS) {
@@ -183,6 +185,11 @@ export class MemoryRegistry implements Registry {
           on: is,
         });
     }
+  }
+
+  markStored(id: string, seq: number): void {
+    const node = this.nodes.get(id);
+    if (node !== undefined && seq > node.lastSeq) node.lastSeq = seq;
   }
 
   setDropped(id: string, dropped: number): void {

@@ -59,6 +59,7 @@ export class Session {
   saidBye = false;
   private strikes = 0;
   private closed = false;
+  private closing = false;
   private closeReason = "";
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -156,6 +157,11 @@ export class Session {
     timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
   ): Promise<ResponseMap[T]> {
     const id = this.nextId++;
+    if (this.closed || this.socket.writableEnded) {
+      return Promise.reject(
+        new RequestError("E_DISCONNECTED", `${type}: the node is not connected`),
+      );
+    }
     return new Promise<ResponseMap[T]>((resolve, reject) => {
       const cancelTimer = this.clock.after(timeoutMs, () => {
         this.pending.delete(id);
@@ -187,7 +193,8 @@ export class Session {
   }
 
   close(reason: string): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     this.closeReason ||= reason;
     this.socket.end();
     // A peer that never reads would hold the socket open; don't wait for it.

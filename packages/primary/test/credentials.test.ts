@@ -112,3 +112,45 @@ test("credentials - bad names and bad tokens are refused with clear codes", (t) 
     "E_BAD_TOKEN",
   );
 });
+
+test("credentials - a token cannot take over a node id that another node's credential holds", (t) => {
+  const { store: s } = store(t);
+  const first = parseJoinToken(s.addToken("pi-01"));
+  s.redeem(first.id, "node-a");
+  const second = parseJoinToken(s.addToken("evil"));
+  assert.equal(
+    code(() => s.redeem(second.id, "node-a")),
+    "E_NODE_ID_TAKEN",
+  );
+});
+
+test("credentials - once the node connects with its own key, the token that produced it is gone", (t) => {
+  const { store: s } = store(t);
+  const token = parseJoinToken(s.addToken("pi-01"));
+  const cred = s.redeem(token.id, "node-a");
+  assert.equal(
+    s.lookup(`${JOIN_IDENTITY_PREFIX}${token.id}`)?.kind,
+    "join",
+    "still usable until confirmed",
+  );
+  s.confirm(cred.identity);
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${token.id}`), undefined);
+  assert.equal(
+    code(() => s.redeem(token.id, "node-a")),
+    "E_TOKEN_INVALID",
+  );
+});
+
+test("credentials - every change seen or made bumps the generation", (t) => {
+  const { store: s, file, clock } = store(t);
+  const g0 = s.generation;
+  s.addToken("pi-01");
+  assert.equal(s.generation, g0 + 1);
+  new CredentialStore(file, clock).load().revoke("pi-01");
+  s.lookup("n-unknown");
+  assert.equal(
+    s.generation,
+    g0 + 2,
+    "a lookup that re-read the file counts, so a poller cannot miss a revoke",
+  );
+});

@@ -90,7 +90,10 @@ test("registry - a throttling flag turning on or off is an event of its own; sta
     ["underVoltage", false, 40],
     ["throttled", true, 40],
   ]);
-  assert.equal(registry.get("n1")?.lastSeq, 4);
+  assert.equal(registry.get("n1")?.lastSeq, 0, "a sample is not stored until the store says so");
+  registry.markStored("n1", 4);
+  registry.markStored("n1", 2);
+  assert.equal(registry.get("n1")?.lastSeq, 4, "only forward");
 });
 
 test("registry - a listener that throws does not stop the others", () => {

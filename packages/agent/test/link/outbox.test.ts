@@ -101,3 +101,41 @@ test("link - reconnect waits use full jitter capped at reconnect_max", () => {
     "no overflow for huge attempt counts",
   );
 });
+
+test("dial - a server showing a certificate is refused; a PSK server shows none", async () => {
+  const { refuseCertificates } = await import("../../src/dial.js");
+  assert.equal(refuseCertificates("primary", {}), undefined);
+  assert.equal(refuseCertificates("primary", undefined), undefined);
+  assert.match(
+    String(refuseCertificates("primary", { subject: { CN: "evil.example" } })),
+    /offered a certificate/,
+  );
+});
+
+test("dial - stopping while a connection hangs in its handshake ends at once", async (t) => {
+  const { createServer } = await import("node:net");
+  const { dial } = await import("../../src/dial.js");
+  // Accepts TCP, never answers TLS.
+  const server = createServer(() => {});
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const ac = new AbortController();
+  const started = Date.now();
+  const attempt = dial(
+    {
+      host: "127.0.0.1",
+      port,
+      credential: { identity: "n-x", key: Buffer.alloc(32) },
+      timeoutMs: 10_000,
+    },
+    ac.signal,
+  );
+  setImmediate(() => ac.abort());
+  await assert.rejects(
+    attempt,
+    (err: unknown) => err instanceof Error && (err as { code?: string }).code === "E_ABORTED",
+  );
+  assert.ok(Date.now() - started < 1_000);
+});

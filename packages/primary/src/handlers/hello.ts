@@ -1,4 +1,4 @@
-import { AuthError, type Message, PROTOCOL_VERSION } from "@picluster/common";
+import { AuthError, describeError, type Message, PROTOCOL_VERSION } from "@picluster/common";
 import type { HandlerContext } from "../dispatcher.js";
 import type { Session } from "../session.js";
 
@@ -26,11 +26,13 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
     try {
       issued = ctx.credentials.redeem(auth.tokenId, hello.nodeId);
     } catch (err) {
-      const code = err instanceof AuthError ? err.code : "E_TOKEN_INVALID";
-      session.sendError(code, (err as Error).message);
-      session.log.warn("join refused", {
+      // Refusals (used, expired, id taken) are the peer's; anything else (a full disk) is ours.
+      const ours = !(err instanceof AuthError);
+      const code = err instanceof AuthError ? err.code : "E_INTERNAL";
+      session.sendError(code, describeError(err));
+      (ours ? session.log.error : session.log.warn).call(session.log, "join refused", {
         code,
-        error: (err as Error).message,
+        err: describeError(err),
         nodeId: hello.nodeId,
       });
       session.close("join refused");
@@ -49,8 +51,14 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
       identity: issued.identity,
     });
   } else if (auth.kind === "node") {
+    // Revoked between its TLS handshake and this hello: refuse it here too.
+    if (ctx.credentials === undefined || ctx.credentials.isRevoked(auth.identity)) {
+      session.sendError("E_REVOKED", "this node's credential was revoked");
+      session.close("credential revoked");
+      return;
+    }
     name = auth.name;
-    session.credentialIdentity = auth.identity;
+    ctx.credentials.confirm(auth.identity);
     if (auth.nodeId !== undefined && auth.nodeId !== hello.nodeId) {
       session.log.warn(
         "node id changed since the credential was issued; keeping the credential's",

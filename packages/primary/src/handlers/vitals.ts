@@ -18,10 +18,19 @@ export function handleVitals(
   if (session.nodeId === undefined) return undefined;
   const now = ctx.clock.now();
   ctx.registry.setVitals(session.nodeId, msg.payload, msg.seq, now);
-  const node = ctx.registry.get(session.nodeId);
-  if (ctx.store === undefined || node === undefined) return undefined;
+  const id = session.nodeId;
+  const node = ctx.registry.get(id);
+  const seq = msg.seq;
+  if (seq === undefined) return undefined;
+  if (ctx.store === undefined || node === undefined) {
+    ctx.registry.markStored(id, seq);
+    return undefined;
+  }
   // A replayed sample keeps the time it was taken; a clock far off (a Pi
   // booted without a real-time clock) is replaced by the time it arrived.
   const ts = msg.ts > now + FUTURE_SKEW_MS || msg.ts < now - PAST_WINDOW_MS ? now : msg.ts;
-  return ctx.store.addVitals(node, ts, msg.seq, msg.payload);
+  // Only a committed sample counts as stored: replays of uncommitted ones are not dropped.
+  return ctx.store
+    .addVitals(node, ts, seq, msg.payload)
+    .then(() => ctx.registry.markStored(id, seq));
 }

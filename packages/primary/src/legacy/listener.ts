@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import {
   type Clock,
   DecodeError,
+  describeError,
   FrameTooLargeError,
   LegacyDecoder,
   LegacyEncoder,
@@ -18,11 +19,13 @@ import {
 } from "@picluster/common";
 import type { LivenessDetector } from "../liveness.js";
 import type { Registry } from "../registry.js";
+import type { Store } from "../store/store.js";
 import { type LegacyBaseinfo, parseDetails, parseVitals, toDetails, toVitals } from "./payloads.js";
 import { primaryBaseinfo } from "./primary-info.js";
 
 /** The tutorial's secondary sends a keep-alive every 5 s. */
 export const LEGACY_KEEPALIVE_MS = 5_000;
+const MAX_WRITE_BACKLOG_BYTES = 1024 * 1024;
 
 export interface LegacyOptions {
   host: string;
@@ -35,6 +38,8 @@ export interface LegacyOptions {
   /** heartbeat_interval of the primary: legacy thresholds are scaled by 5 s over it. */
   heartbeatMs: number;
   registry: Registry;
+  /** Where tutorial nodes' samples are kept too; absent in tests that need no history. */
+  store: Store | undefined;
   liveness: LivenessDetector;
   clock: Clock;
   log: Logger;
@@ -47,6 +52,7 @@ class LegacySession {
   nodeId: string | undefined;
   baseinfo: LegacyBaseinfo | undefined;
   unknownTypes = 0;
+  private lastSeq = 0;
   private strikes = 0;
   private readonly decoder: LegacyDecoder;
   private readonly encoder = new LegacyEncoder();
@@ -82,7 +88,15 @@ class LegacySession {
   }
 
   send(type: string, payload: unknown): void {
-    if (!this.socket.writableEnded) this.socket.write(this.encoder.encode({ type, payload }));
+    if (this.socket.writableEnded) return;
+    this.socket.write(this.encoder.encode({ type, payload }));
+    // A peer that asks and never reads must not grow our memory.
+    if (this.socket.writableLength > MAX_WRITE_BACKLOG_BYTES) {
+      this.log.warn("tutorial node is not reading its answers, closing", {
+        backlog: this.socket.writableLength,
+      });
+      this.socket.destroy();
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -145,11 +159,18 @@ class LegacySession {
           this.log.warn("invalid vitals from a tutorial node", { error: parsed.error });
           return;
         }
-        this.opts.registry.setVitals(
-          this.nodeId,
-          toVitals(parsed.value, this.baseinfo),
-          undefined,
-          now,
+        const id = this.nodeId;
+        const vitals = toVitals(parsed.value, this.baseinfo);
+        this.opts.registry.setVitals(id, vitals, undefined, now);
+        const node = this.opts.registry.get(id);
+        if (this.opts.store === undefined || node === undefined) return;
+        // The tutorial numbers nothing: we do, continuing after what is stored.
+        this.lastSeq = Math.max(this.lastSeq, node.lastSeq) + 1;
+        const seq = this.lastSeq;
+        this.opts.store.addVitals(node, now, seq, vitals).then(
+          () => this.opts.registry.markStored(id, seq),
+          (err: unknown) =>
+            this.log.error("cannot store a tutorial node's sample", { err: describeError(err) }),
         );
         return;
       }
@@ -169,7 +190,7 @@ class LegacySession {
         this.send("uuid", this.uuid);
         return;
       case "node_baseinfo":
-        this.send("primary_info", primaryBaseinfo());
+        this.send("primary_info", this.owner.baseinfo());
         return;
       case "secondary_details":
         this.send("secondary_details", this.owner.secondaryDetails());
@@ -214,6 +235,7 @@ export class LegacyListener {
   /** Messages of types the tutorial format does not define, over all connections. */
   unknownTypes = 0;
   private closing = false;
+  private primaryInfo: Record<string, string | number | null> | undefined;
 
   constructor(private readonly opts: LegacyOptions) {}
 
@@ -266,6 +288,12 @@ export class LegacyListener {
     // (unless we are the ones shutting down).
     if (!this.closing)
       this.opts.registry.setState(id, "down", "connection lost", this.opts.clock.now());
+  }
+
+  /** What `info node_baseinfo` answers: read once, it does not change while we run. */
+  baseinfo(): Record<string, string | number | null> {
+    this.primaryInfo ??= primaryBaseinfo();
+    return this.primaryInfo;
   }
 
   /** What `info secondary_details` answers: every connected tutorial node by uuid. */

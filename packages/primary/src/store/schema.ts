@@ -42,11 +42,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_node_ts ON events (node_id, ts);
   CREATE TABLE vitals_raw (
     node_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
     ts INTEGER NOT NULL,
-    seq INTEGER,
     ${rawColumns},
-    PRIMARY KEY (node_id, ts)
+    PRIMARY KEY (node_id, seq)
   ) WITHOUT ROWID;
+  CREATE INDEX vitals_raw_node_ts ON vitals_raw (node_id, ts);
   CREATE INDEX vitals_raw_ts ON vitals_raw (ts);
   CREATE TABLE vitals_1m (
     node_id TEXT NOT NULL,

@@ -55,7 +55,7 @@ export interface StoreOptions {
 interface PendingSample {
   nodeId: string;
   ts: number;
-  seq: number | undefined;
+  seq: number;
   values: Array<number | null>;
 }
 
@@ -141,8 +141,9 @@ export class Store {
     const rollup = (fn: (m: string) => string) => METRIC_NAMES.map(fn).join(", ");
     const rollupCols = rollup((m) => `${m}_min, ${m}_max, ${m}_sum, ${m}_n`);
     return {
+      // A seq already stored (a replay racing its own ack) is kept once.
       insertSample: db.prepare(
-        `INSERT OR IGNORE INTO vitals_raw (node_id, ts, seq, ${cols}) VALUES (?, ?, ?, ${params})`,
+        `INSERT OR IGNORE INTO vitals_raw (node_id, seq, ts, ${cols}) VALUES (?, ?, ?, ${params})`,
       ),
       insertEvent: db.prepare("INSERT INTO events (ts, kind, node_id, data) VALUES (?, ?, ?, ?)"),
       upsertNode:
@@ -164,7 +165,7 @@ export class Store {
         SELECT node_id, @bucket, sum(samples), ${rollup((m) => `min(${m}_min), max(${m}_max), total(${m}_sum), sum(${m}_n)`)}
         FROM vitals_1m WHERE bucket >= @bucket AND bucket < @bucket + 3600000 GROUP BY node_id`),
       pruneRaw: db.prepare(
-        "DELETE FROM vitals_raw WHERE (node_id, ts) IN (SELECT node_id, ts FROM vitals_raw WHERE ts < ? LIMIT ?)",
+        "DELETE FROM vitals_raw WHERE (node_id, seq) IN (SELECT node_id, seq FROM vitals_raw WHERE ts < ? LIMIT ?)",
       ),
       pruneMinute: db.prepare(
         "DELETE FROM vitals_1m WHERE (node_id, bucket) IN (SELECT node_id, bucket FROM vitals_1m WHERE bucket < ? LIMIT ?)",
@@ -202,7 +203,7 @@ export class Store {
   addVitals(
     node: NodeRecord,
     ts: number,
-    seq: number | undefined,
+    seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
     this.samples.push({ nodeId: node.id, ts, seq, values: metricValues(vitals) });
@@ -262,12 +263,15 @@ export class Store {
     const st = this.statements;
     try {
       this.db.transaction(() => {
-        for (const s of samples) st.insertSample.run(s.nodeId, s.ts, s.seq ?? null, ...s.values);
+        for (const s of samples) st.insertSample.run(s.nodeId, s.seq, s.ts, ...s.values);
         for (const e of events) {
           const { kind, at, ...rest } = e;
           st.insertEvent.run(at, kind, "nodeId" in e ? e.nodeId : null, JSON.stringify(rest));
         }
-        for (const n of nodes) st.upsertNode.run(nodeRow(n));
+        // The node row's last_seq moves in the same transaction as its samples.
+        const stored = new Map<string, number>();
+        for (const s of samples) stored.set(s.nodeId, Math.max(stored.get(s.nodeId) ?? 0, s.seq));
+        for (const n of nodes) st.upsertNode.run(nodeRow(n, stored.get(n.id)));
       })();
     } catch (err) {
       const error = new StoreError(
@@ -449,7 +453,7 @@ function migrate(db: Database.Database, file: string, log: Logger): void {
   }
 }
 
-function nodeRow(n: NodeRecord): Row {
+function nodeRow(n: NodeRecord, storedSeq = 0): Row {
   return {
     id: n.id,
     name: n.name,
@@ -465,7 +469,7 @@ function nodeRow(n: NodeRecord): Row {
     details: n.details === undefined ? null : JSON.stringify(n.details),
     vitals: n.vitals === undefined ? null : JSON.stringify(n.vitals),
     vitalsAt: n.vitalsAt ?? null,
-    lastSeq: n.lastSeq,
+    lastSeq: Math.max(n.lastSeq, storedSeq),
     dropped: n.dropped,
   };
 }
