@@ -6,7 +6,6 @@ import { join, resolve } from "node:path";
 import {
   describeError,
   formatDuration,
-  PiclusterError,
   processPathContext,
   resolveDataDir,
 } from "@picluster/common";
@@ -30,9 +29,10 @@ async function openStore(opts: Record<string, unknown>, io: CliIo) {
   };
 }
 
+/** An operation that failed (a refused name, a full disk): one line, exit 1. */
 function fail(io: CliIo, err: unknown): number {
   io.err(`error: ${describeError(err)}\n`);
-  return err instanceof PiclusterError ? EXIT_FAILED : EXIT_FAILED;
+  return EXIT_FAILED;
 }
 
 export function registerNodeCommands(

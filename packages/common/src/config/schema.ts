@@ -140,7 +140,7 @@ export const SCHEMA = {
     handshake_timeout: key(
       durationType(100, 60_000),
       5_000,
-      "A connection that has not completed TLS and `hello` within this time is closed.",
+      "A connection must finish its TLS handshake within this time, and send `hello` within this time after that, or it is closed.",
     ),
     max_handshakes_per_address: key(
       integerType(1, 100_000),
