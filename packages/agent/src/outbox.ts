@@ -19,6 +19,8 @@ export class Outbox {
   private nextSeq = 1;
   private rebased = false;
   dropped = 0;
+  /** Every seq up to this one is stored on the primary (acknowledged). */
+  ackedUpTo = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -45,6 +47,7 @@ export class Outbox {
 
   /** The primary stored everything up to `seq`. */
   ack(seq: number): void {
+    if (seq > this.ackedUpTo) this.ackedUpTo = seq;
     while (
       this.head < this.entries.length &&
       (this.entries[this.head]?.seq ?? Number.POSITIVE_INFINITY) <= seq
