@@ -85,6 +85,7 @@ test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes th
     PICLUSTER_NODE_DATA_DIR: join(dir, "primary"),
     PICLUSTER_LOG_FORMAT: "json",
     PICLUSTER_PRIMARY_PORT: "0",
+    PICLUSTER_HTTP_PORT: "0",
     PICLUSTER_PRIMARY_BIND_HOST: "127.0.0.1",
   };
   const init = spawnSync(

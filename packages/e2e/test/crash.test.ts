@@ -26,6 +26,7 @@ function spawnPrimary(
       ...env,
       PICLUSTER_NODE_DATA_DIR: dataDir,
       PICLUSTER_PRIMARY_PORT: String(port),
+      PICLUSTER_HTTP_PORT: "0",
       PICLUSTER_PRIMARY_BIND_HOST: "127.0.0.1",
       PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
       PICLUSTER_LOG_FORMAT: "json",

@@ -17,10 +17,12 @@ import {
   startLiveness,
   systemClock,
 } from "@picluster/common";
+import type { FastifyInstance } from "fastify";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
 import { HANDLERS } from "./handlers/index.js";
+import { buildHttp } from "./http/server.js";
 import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
@@ -60,6 +62,8 @@ export class Primary {
   private readonly dispatcher: Dispatcher;
   private readonly listener: AgentListener;
   readonly legacy: LegacyListener | undefined;
+  private http: FastifyInstance | undefined;
+  private readonly startedAt = Date.now();
   private readonly allSessions = new Set<Session>();
   private readonly abort = new AbortController();
   private readonly eventsLog: Logger;
@@ -134,7 +138,7 @@ export class Primary {
           });
   }
 
-  async start(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
+  async start(): Promise<{ agentPort: number; legacyPort: number | undefined; httpPort: number }> {
     try {
       return await this.startAll();
     } catch (err) {
@@ -144,7 +148,11 @@ export class Primary {
     }
   }
 
-  private async startAll(): Promise<{ agentPort: number; legacyPort: number | undefined }> {
+  private async startAll(): Promise<{
+    agentPort: number;
+    legacyPort: number | undefined;
+    httpPort: number;
+  }> {
     this.credentials?.load();
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
@@ -170,7 +178,48 @@ export class Primary {
     const legacyPort = await this.legacy?.start();
     if (legacyPort !== undefined)
       this.log.info("listening for tutorial nodes", { port: legacyPort });
-    return { agentPort: port, legacyPort };
+    const httpPort = await this.startHttp();
+    return { agentPort: port, legacyPort, httpPort };
+  }
+
+  private async startHttp(): Promise<number> {
+    const { http } = this.opts.config;
+    const app = buildHttp({
+      registry: this.registry,
+      store: this.store,
+      events: this.events,
+      clock: this.clock,
+      log: this.opts.log.child({ component: "http" }),
+      version: this.opts.version,
+      token: http.token,
+      stats: () => ({
+        rssBytes: process.memoryUsage.rss(),
+        cpuSecondsTotal: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+        startTimeSeconds: Math.floor(this.startedAt / 1000),
+        sessions: this.sessions.size,
+        legacySessions: this.legacy?.sessionCount ?? 0,
+        samplesTotal: this.store.samplesStored,
+      }),
+    });
+    this.http = app;
+    await app.listen({ host: http.host === "" ? undefined : http.host, port: http.port });
+    const address = app.server.address();
+    const port = typeof address === "object" && address !== null ? address.port : http.port;
+    const loopback = http.host === "127.0.0.1" || http.host === "::1" || http.host === "localhost";
+    if (!loopback && http.token === "") {
+      this.log.warn(
+        "HTTP API bound beyond loopback without a token: anyone who can reach it can read the cluster; set [http] token",
+        {
+          host: http.host,
+        },
+      );
+    }
+    this.log.info("HTTP API listening", {
+      host: http.host,
+      port,
+      url: `http://${http.host.includes(":") ? `[${http.host}]` : http.host}:${port}/`,
+    });
+    return port;
   }
 
   /** Close every session (agents reconnect to the next primary) and stop. */
@@ -179,7 +228,7 @@ export class Primary {
     this.closing = true;
     this.abort.abort();
     for (const session of this.allSessions) session.close("primary shutting down");
-    await Promise.all([this.listener.close(), this.legacy?.close()]);
+    await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close()]);
     this.store.close();
     this.log.info("stopped");
   }

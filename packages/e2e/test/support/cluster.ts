@@ -73,6 +73,7 @@ export async function startPrimary(
   const dir = dataDir ?? scratchDir(t, "picluster-primary-");
   const config = testConfig({
     "primary.port": "0",
+    "http.port": "0",
     "primary.bind_host": "127.0.0.1",
     "log.liveness_interval": "1h",
     ...flags,

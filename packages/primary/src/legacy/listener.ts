@@ -271,6 +271,11 @@ export class LegacyListener {
     return address.port;
   }
 
+  /** Tutorial nodes connected now. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
   /** A session now speaks for `id`; an older connection of the same node is closed. */
   claim(id: string, session: LegacySession): void {
     const previous = this.byNode.get(id);

@@ -103,6 +103,9 @@ export class Store {
   private readonly dirtyMinutes = new Set<number>();
   private readonly abort = new AbortController();
   private statements: ReturnType<Store["prepare"]> | undefined;
+  private readonly eventListeners = new Set<(events: StoredEvent[]) => void>();
+  /** Samples committed since the store opened (for /metrics). */
+  samplesStored = 0;
 
   constructor(private readonly opts: StoreOptions) {}
 
@@ -261,12 +264,15 @@ export class Store {
       return;
     }
     const st = this.statements;
+    const committed: StoredEvent[] = [];
     try {
       this.db.transaction(() => {
         for (const s of samples) st.insertSample.run(s.nodeId, s.seq, s.ts, ...s.values);
         for (const e of events) {
           const { kind, at, ...rest } = e;
-          st.insertEvent.run(at, kind, "nodeId" in e ? e.nodeId : null, JSON.stringify(rest));
+          const nodeId = "nodeId" in e ? e.nodeId : null;
+          const { lastInsertRowid } = st.insertEvent.run(at, kind, nodeId, JSON.stringify(rest));
+          committed.push({ id: Number(lastInsertRowid), ts: at, kind, nodeId, data: rest });
         }
         // The node row's last_seq moves in the same transaction as its samples.
         const stored = new Map<string, number>();
@@ -288,7 +294,17 @@ export class Store {
       return;
     }
     for (const s of samples) this.dirtyMinutes.add(Math.floor(s.ts / MINUTE_MS) * MINUTE_MS);
+    this.samplesStored += samples.length;
     for (const w of waiters) w.resolve();
+    if (committed.length > 0) {
+      for (const listener of this.eventListeners) {
+        try {
+          listener(committed);
+        } catch (err) {
+          this.opts.log.error("stored-event listener failed", { err: describeError(err) });
+        }
+      }
+    }
   }
 
   /** Recompute the rollups of every complete minute that received samples, and their hours. */
@@ -343,6 +359,12 @@ export class Store {
       setImmediate(() => step(deleted >= PRUNE_STEP_ROWS ? i : i + 1));
     };
     step(0);
+  }
+
+  /** Be told of events once they are committed, with their ids (the live stream). */
+  onEvents(listener: (events: StoredEvent[]) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
   /** Every known node, as the registry should start from. */

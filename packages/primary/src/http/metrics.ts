@@ -1,0 +1,299 @@
+/**
+ * GET /metrics in the Prometheus text exposition format (0.0.4): every
+ * node's state and latest vitals, labelled with its id, name and labels, and
+ * the primary's own process, connection and ingest figures. Written by hand:
+ * it is a small, fixed format, and prom-client's registry model (metrics
+ * registered once, updated in place) does not fit series that come and go
+ * with nodes.
+ */
+import type { NodeState } from "../events.js";
+import type { NodeRecord } from "../registry.js";
+
+export interface ProcessStats {
+  rssBytes: number;
+  cpuSecondsTotal: number;
+  startTimeSeconds: number;
+  sessions: number;
+  legacySessions: number;
+  samplesTotal: number;
+}
+
+const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
+
+function escapeLabel(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+/** A node label key as a Prometheus label name: `label_` + [a-zA-Z0-9_]. */
+function labelName(key: string): string {
+  return `label_${key.replace(/[^a-zA-Z0-9_]/g, "_")}`;
+}
+
+function nodeLabels(n: NodeRecord): string {
+  const parts = [`node_id="${escapeLabel(n.id)}"`, `name="${escapeLabel(n.name)}"`];
+  const seen = new Set(["node_id", "name"]);
+  for (const [k, v] of Object.entries(n.labels).sort(([a], [b]) => a.localeCompare(b))) {
+    const name = labelName(k);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    parts.push(`${name}="${escapeLabel(v)}"`);
+  }
+  return parts.join(",");
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Number.POSITIVE_INFINITY) return "+Inf";
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(v);
+}
+
+class Exposition {
+  private readonly lines: string[] = [];
+
+  family(
+    name: string,
+    type: "gauge" | "counter",
+    help: string,
+    samples: Array<[string, number]>,
+  ): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples)
+      this.lines.push(`${name}${labels === "" ? "" : `{${labels}}`} ${num(value)}`);
+  }
+
+  text(): string {
+    return `${this.lines.join("\n")}\n`;
+  }
+}
+
+type PerNode = (n: NodeRecord) => number | undefined;
+
+function perNode(
+  nodes: readonly NodeRecord[],
+  labels: Map<NodeRecord, string>,
+  value: PerNode,
+): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const n of nodes) {
+    const v = value(n);
+    if (v !== undefined && Number.isFinite(v)) out.push([labels.get(n) ?? "", v]);
+  }
+  return out;
+}
+
+export function renderMetrics(
+  nodes: readonly NodeRecord[],
+  stats: ProcessStats,
+  version: string,
+): string {
+  const e = new Exposition();
+  const labels = new Map(nodes.map((n) => [n, nodeLabels(n)]));
+  const vitals =
+    (f: (v: NonNullable<NodeRecord["vitals"]>) => number | undefined): PerNode =>
+    (n) =>
+      n.vitals === undefined || n.state === "down" || n.state === "left" ? undefined : f(n.vitals);
+
+  e.family("picluster_build_info", "gauge", "The running picluster version.", [
+    [`version="${escapeLabel(version)}"`, 1],
+  ]);
+  e.family(
+    "picluster_nodes",
+    "gauge",
+    "Known nodes by state.",
+    STATES.map((s) => [`state="${s}"`, nodes.filter((n) => n.state === s).length]),
+  );
+  e.family(
+    "picluster_node_up",
+    "gauge",
+    "1 if the node is alive or suspect (connected), else 0.",
+    perNode(nodes, labels, (n) => (n.state === "alive" || n.state === "suspect" ? 1 : 0)),
+  );
+  e.family(
+    "picluster_node_state",
+    "gauge",
+    "1 for the node's current state, 0 for the others.",
+    nodes.flatMap((n) =>
+      STATES.map((s): [string, number] => [`${labels.get(n)},state="${s}"`, n.state === s ? 1 : 0]),
+    ),
+  );
+  e.family(
+    "picluster_node_last_seen_timestamp_seconds",
+    "gauge",
+    "When the node was last heard from.",
+    perNode(nodes, labels, (n) => n.lastSeen / 1000),
+  );
+  e.family(
+    "picluster_node_cpu_usage_ratio",
+    "gauge",
+    "CPU busy over the last interval, all cores, 0 to 1.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => v.cpu.total / 100),
+    ),
+  );
+  e.family(
+    "picluster_node_load1",
+    "gauge",
+    "1-minute load average.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => v.load?.[0]),
+    ),
+  );
+  e.family(
+    "picluster_node_temperature_celsius",
+    "gauge",
+    "Hottest thermal zone.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) =>
+        v.temps.length === 0 ? undefined : Math.max(...v.temps.map((t) => t.celsius)),
+      ),
+    ),
+  );
+  e.family(
+    "picluster_node_cpu_frequency_hertz",
+    "gauge",
+    "Current CPU frequency.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => (v.freqMhz === undefined ? undefined : v.freqMhz * 1e6)),
+    ),
+  );
+  e.family(
+    "picluster_node_memory_total_bytes",
+    "gauge",
+    "Total memory.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => v.memory.totalBytes),
+    ),
+  );
+  e.family(
+    "picluster_node_memory_used_bytes",
+    "gauge",
+    "Memory in use (total minus available).",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => v.memory.usedBytes),
+    ),
+  );
+  e.family(
+    "picluster_node_swap_used_bytes",
+    "gauge",
+    "Swap in use.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => v.swap.usedBytes),
+    ),
+  );
+  e.family(
+    "picluster_node_filesystem_used_ratio",
+    "gauge",
+    "Used share of the root filesystem, 0 to 1.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => {
+        const root = v.disks.find((d) => d.mount === "/") ?? v.disks[0];
+        return root === undefined || root.sizeBytes === 0
+          ? undefined
+          : root.usedBytes / root.sizeBytes;
+      }),
+    ),
+  );
+  e.family(
+    "picluster_node_network_receive_bytes_per_second",
+    "gauge",
+    "Received over all interfaces.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => (v.net.length === 0 ? undefined : v.net.reduce((a, x) => a + x.rxBps, 0))),
+    ),
+  );
+  e.family(
+    "picluster_node_network_transmit_bytes_per_second",
+    "gauge",
+    "Sent over all interfaces.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => (v.net.length === 0 ? undefined : v.net.reduce((a, x) => a + x.txBps, 0))),
+    ),
+  );
+  e.family(
+    "picluster_node_under_voltage",
+    "gauge",
+    "1 while a Raspberry Pi reports under-voltage (check its power supply).",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => (v.throttling === undefined ? undefined : Number(v.throttling.underVoltage))),
+    ),
+  );
+  e.family(
+    "picluster_node_throttled",
+    "gauge",
+    "1 while a Raspberry Pi is throttled or frequency-capped.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) =>
+        v.throttling === undefined
+          ? undefined
+          : Number(v.throttling.throttled || v.throttling.freqCapped),
+      ),
+    ),
+  );
+  e.family(
+    "picluster_node_reboot_required",
+    "gauge",
+    "1 if the node says a reboot is required.",
+    perNode(
+      nodes,
+      labels,
+      vitals((v) => (v.rebootRequired === undefined ? undefined : Number(v.rebootRequired))),
+    ),
+  );
+  e.family(
+    "picluster_node_samples_dropped",
+    "gauge",
+    "Samples the agent dropped from a full outbox since it started.",
+    perNode(nodes, labels, (n) => n.dropped),
+  );
+
+  e.family("process_resident_memory_bytes", "gauge", "Resident memory of the primary.", [
+    ["", stats.rssBytes],
+  ]);
+  e.family("process_cpu_seconds_total", "counter", "CPU time of the primary.", [
+    ["", stats.cpuSecondsTotal],
+  ]);
+  e.family("process_start_time_seconds", "gauge", "Start time of the primary, Unix seconds.", [
+    ["", stats.startTimeSeconds],
+  ]);
+  e.family(
+    "picluster_agent_connections",
+    "gauge",
+    "Connected agents (TLS sessions and tutorial nodes).",
+    [
+      [`protocol="v1"`, stats.sessions],
+      [`protocol="legacy"`, stats.legacySessions],
+    ],
+  );
+  e.family(
+    "picluster_ingested_samples_total",
+    "counter",
+    "Vitals samples stored since the primary started.",
+    [["", stats.samplesTotal]],
+  );
+  return e.text();
+}

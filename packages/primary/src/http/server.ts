@@ -1,0 +1,234 @@
+/**
+ * The HTTP face of the primary: the JSON API, the live event stream,
+ * Prometheus metrics and health. Readers only: routes read the registry,
+ * the store and the event bus, and never reach back into sessions.
+ */
+
+import { type Clock, type Logger, PiclusterError } from "@picluster/common";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import Type from "typebox";
+import type { ClusterEvent, EventBus, NodeState } from "../events.js";
+import type { NodeRecord, Registry } from "../registry.js";
+import { METRIC_NAMES } from "../store/metrics.js";
+import { type Store, StoreError } from "../store/store.js";
+import { type ProcessStats, renderMetrics } from "./metrics.js";
+import { openStream } from "./stream.js";
+
+export interface HttpOptions {
+  registry: Registry;
+  store: Store;
+  events: EventBus;
+  clock: Clock;
+  log: Logger;
+  version: string;
+  /** Bearer token for routes that change state; empty means such routes answer 403. */
+  token: string;
+  stats(): ProcessStats;
+}
+
+const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const VitalsQuery = Type.Object(
+  {
+    metric: Type.Union(METRIC_NAMES.map((m) => Type.Literal(m))),
+    from: Type.Optional(Type.Integer({ minimum: 0 })),
+    to: Type.Optional(Type.Integer({ minimum: 0 })),
+    step: Type.Optional(Type.Integer({ minimum: 1_000 })),
+  },
+  { additionalProperties: false },
+);
+const EventsQuery = Type.Object(
+  {
+    node: Type.Optional(Type.String({ maxLength: 128 })),
+    kind: Type.Optional(Type.String({ maxLength: 64 })),
+    since: Type.Optional(Type.Integer({ minimum: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
+  },
+  { additionalProperties: false },
+);
+
+const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
+
+/** A node as the API shows it: everything but internals. */
+export function nodeView(n: NodeRecord) {
+  return {
+    id: n.id,
+    name: n.name,
+    state: n.state,
+    stateSince: n.stateSince,
+    stateReason: n.stateReason,
+    labels: n.labels,
+    address: n.address,
+    legacy: n.legacy,
+    agentVersion: n.agentVersion,
+    firstSeen: n.firstSeen,
+    lastSeen: n.lastSeen,
+    vitalsAt: n.vitalsAt ?? null,
+    vitals: n.vitals ?? null,
+    dropped: n.dropped,
+  };
+}
+
+/** The error body every route uses: a stable code, a message, the field when one was wrong. */
+function errorBody(code: string, message: string, field?: string) {
+  return { error: { code, message, ...(field === undefined ? {} : { field }) } };
+}
+
+export function buildHttp(opts: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
+  });
+
+  app.setErrorHandler((err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+    if (err.validation !== undefined) {
+      // Name the field: `limit` for a bad value, `metric` for a missing one, `foo` for an unknown one.
+      const first = err.validation[0];
+      const params = (first?.params ?? {}) as {
+        missingProperty?: string;
+        additionalProperty?: string;
+      };
+      const extra =
+        params.additionalProperty === undefined ? "" : ` (${params.additionalProperty})`;
+      const path = [
+        first?.instancePath.replace(/^\//, ""),
+        params.missingProperty ?? params.additionalProperty,
+      ]
+        .filter((p) => p !== undefined && p !== "")
+        .join("/");
+      const field = path || (err.validationContext ?? "request");
+      return reply
+        .code(400)
+        .send(
+          errorBody("E_BAD_REQUEST", `${field}: ${first?.message ?? "invalid"}${extra}`, field),
+        );
+    }
+    if (err instanceof StoreError) return reply.code(400).send(errorBody(err.code, err.message));
+    if (err instanceof PiclusterError)
+      return reply.code(500).send(errorBody(err.code, err.message));
+    opts.log.error("HTTP handler failed", { err: String(err) });
+    return reply
+      .code(err.statusCode ?? 500)
+      .send(
+        errorBody(
+          "E_INTERNAL",
+          err.statusCode && err.statusCode < 500 ? err.message : "internal error",
+        ),
+      );
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send(errorBody("E_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`)),
+  );
+
+  app.get("/healthz", async () => ({ ok: true, version: opts.version }));
+
+  app.get("/api/cluster", async () => {
+    const nodes = opts.registry.list();
+    const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
+    let cores = 0;
+    let memoryBytes = 0;
+    for (const n of nodes) {
+      counts[n.state] += 1;
+      cores += n.details?.cpu.cores ?? 0;
+      memoryBytes += n.details?.memory.totalBytes ?? 0;
+    }
+    return {
+      nodes: nodes.length,
+      states: counts,
+      totals: { cores, memoryBytes },
+      version: opts.version,
+      now: opts.clock.now(),
+    };
+  });
+
+  app.get("/api/nodes", async () => ({
+    nodes: opts.registry
+      .list()
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map(nodeView),
+  }));
+
+  app.get<{ Params: { id: string } }>(
+    "/api/nodes/:id",
+    { schema: { params: NodeParams } },
+    async (req, reply) => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined)
+        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${req.params.id}"`));
+      return { ...nodeView(node), details: node.details ?? null };
+    },
+  );
+
+  app.get<{
+    Params: { id: string };
+    Querystring: { metric: string; from?: number; to?: number; step?: number };
+  }>(
+    "/api/nodes/:id/vitals",
+    { schema: { params: NodeParams, querystring: VitalsQuery } },
+    async (req, reply) => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined)
+        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${req.params.id}"`));
+      const to = req.query.to ?? opts.clock.now();
+      const from = req.query.from ?? to - 3_600_000;
+      if (from >= to)
+        return reply.code(400).send(errorBody("E_BAD_REQUEST", "from: must be before to", "from"));
+      const step = req.query.step ?? Math.max(1_000, Math.ceil((to - from) / 1_000));
+      return {
+        node: node.id,
+        from,
+        to,
+        ...opts.store.series(node.id, req.query.metric, from, to, step),
+      };
+    },
+  );
+
+  app.get<{ Querystring: { node?: string; kind?: string; since?: number; limit?: number } }>(
+    "/api/events",
+    { schema: { querystring: EventsQuery } },
+    async (req) => {
+      const node =
+        req.query.node === undefined
+          ? undefined
+          : (findNode(opts.registry, req.query.node)?.id ?? req.query.node);
+      return {
+        events: opts.store.events({
+          node,
+          kind: req.query.kind,
+          since: req.query.since,
+          limit: req.query.limit ?? 100,
+        }),
+      };
+    },
+  );
+
+  app.get("/api/stream", (req, reply) => {
+    openStream(req, reply, {
+      events: opts.events,
+      registry: opts.registry,
+      store: opts.store,
+      clock: opts.clock,
+      log: opts.log,
+    });
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return renderMetrics(opts.registry.list(), opts.stats(), opts.version);
+  });
+
+  return app;
+}
+
+/** A node by id, or by name (names are what people type). */
+export function findNode(registry: Registry, idOrName: string): NodeRecord | undefined {
+  return registry.get(idOrName) ?? registry.list().find((n) => n.name === idOrName);
+}
+
+export type { ClusterEvent };
