@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerRoleCommands } from "./commands/roles.js";
+import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
 import { version } from "./version.js";
@@ -21,6 +22,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerConfigCommands(program, io, setExit);
   registerRoleCommands(program, io, setExit);
   registerNodeCommands(program, io, setExit);
+  registerUpCommand(program, io, setExit);
   program.addHelpText(
     "after",
     "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",

@@ -208,3 +208,46 @@ test("cli roles - an agent with no credential and no token explains what to do a
   );
   assert.doesNotMatch(r.stderr, /^\s+at /m);
 });
+
+test("cli up - a primary and this machine's agent with no config at all: ready line, the node alive over the API, Ctrl-C exits 0", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-up-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const up = start(t, ["up", "--json"], {
+    PICLUSTER_NODE_DATA_DIR: dir,
+    PICLUSTER_PRIMARY_PORT: "0",
+    PICLUSTER_HTTP_PORT: "0",
+    PICLUSTER_LOG_FORMAT: "json",
+  });
+  up.child.stdout.setEncoding("utf8");
+  const ready = await deadline(
+    new Promise<{ url: string; ready: boolean }>((resolve) => {
+      let out = "";
+      up.child.stdout.on("data", (text: string) => {
+        out += text;
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line !== undefined) resolve(JSON.parse(line) as { url: string; ready: boolean });
+      });
+    }),
+    10_000,
+    "ready line",
+  );
+  assert.equal(ready.ready, true);
+  assert.match(ready.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  const alive = async () => {
+    const body = (await (await fetch(`${ready.url}api/cluster`)).json()) as {
+      states: { alive: number };
+    };
+    return body.states.alive;
+  };
+  await deadline(
+    (async () => {
+      while ((await alive()) !== 1) await new Promise((r) => setImmediate(r));
+    })(),
+    5_000,
+    "the local node alive",
+  );
+  const page = await (await fetch(ready.url)).text();
+  assert.match(page, /<title>picluster<\/title>/);
+  up.child.kill("SIGINT");
+  assert.equal((await deadline(up.exited, 3_000, "up exits on SIGINT")).code, 0);
+});

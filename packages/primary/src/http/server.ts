@@ -17,6 +17,7 @@ import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
+import { STATUS_PAGE } from "./status-page.js";
 import { openStream } from "./stream.js";
 
 export interface HttpOptions {
@@ -127,6 +128,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   );
 
   app.get("/healthz", async () => ({ ok: true, version: opts.version }));
+
+  app.get("/", async (_req, reply) => {
+    reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-cache");
+    return STATUS_PAGE;
+  });
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

@@ -1,0 +1,113 @@
+/**
+ * `picluster up`: a primary and a local agent in one process, for trying
+ * picluster with no configuration at all. It creates its data directory and
+ * the local node's credential itself. `npm start` runs it.
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { describeError, loadConfig, processPathContext } from "@picluster/common";
+import type { Command } from "commander";
+import { configFlags, loadCliConfig } from "../config-options.js";
+import { roleContext, untilSignal } from "../daemon.js";
+import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
+import { version } from "../version.js";
+
+export function registerUpCommand(
+  program: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+): void {
+  program
+    .command("up")
+    .description(
+      "run a primary and an agent for this machine in one process (try it out; `npm start`)",
+    )
+    .option("--json", "print the ready line as JSON")
+    .addHelpText("after", "\nExample:\n  picluster up            # then open the printed URL\n")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals();
+      const loaded = loadCliConfig(globals, io);
+      if (loaded === undefined) return setExit(EXIT_USAGE);
+      const ctx = roleContext(loaded, "primary", io);
+      const { Primary, credentialFile, CredentialStore } = await import("@picluster/primary");
+      const { Agent } = await import("@picluster/agent");
+      const { systemClock, readCredentialFile } = await import("@picluster/common");
+      const primary = new Primary({
+        config: ctx.config,
+        dataDir: ctx.dataDir,
+        log: ctx.log,
+        version: version(),
+      });
+      let ports: { agentPort: number; httpPort: number };
+      try {
+        ports = await primary.start();
+      } catch (err) {
+        io.err(`error: cannot start the primary: ${describeError(err)}\n`);
+        ctx.closeLog();
+        return setExit(EXIT_FAILED);
+      }
+
+      // The local agent: its own data directory, joined with a token the first time.
+      const agentDir = join(ctx.dataDir, "local-agent");
+      const name = ctx.config.node.name || hostname();
+      let token = "";
+      if (
+        ctx.config.primary.tls &&
+        readCredentialFile(join(agentDir, "credential.json")) === undefined
+      ) {
+        const store = new CredentialStore(credentialFile(ctx.dataDir), systemClock).load();
+        try {
+          token = store.addToken(name);
+        } catch (err) {
+          ctx.log.warn("the local node's name is taken; joining it under a new one", {
+            name,
+            err: describeError(err),
+          });
+          token = store.addToken(`${name}-local`);
+        }
+      }
+      const agentConfig = loadConfig({
+        configPath: undefined,
+        env: {},
+        flags: {
+          ...configFlags(globals),
+          "node.data_dir": agentDir,
+          "agent.primary_host": "127.0.0.1",
+          "agent.primary_port": String(ports.agentPort),
+          "agent.tls": ctx.config.primary.tls ? "on" : "off",
+          "agent.join_token": token,
+        },
+        paths: { ...processPathContext(), cwd: io.cwd },
+      }).config;
+      const agent = new Agent({
+        config: agentConfig,
+        dataDir: agentDir,
+        log: ctx.log,
+        version: version(),
+      });
+      agent.start();
+
+      const host = ctx.config.http.host.includes(":")
+        ? `[${ctx.config.http.host}]`
+        : ctx.config.http.host;
+      const url = `http://${host}:${ports.httpPort}/`;
+      if (opts.json)
+        io.out(
+          `${JSON.stringify({ ready: true, url, agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
+        );
+      else {
+        io.out(`picluster is up: ${url}\n`);
+        io.out(
+          `  this machine reports as "${name}"; add others with \`picluster node add NAME\` (agents connect to port ${ports.agentPort})\n`,
+        );
+        io.out(`  data: ${ctx.dataDir}; stop with Ctrl-C\n`);
+      }
+      setExit(
+        await untilSignal(ctx.log, async (reason) => {
+          await agent.stop(reason);
+          await primary.close();
+        }),
+      );
+      ctx.closeLog();
+    });
+}
