@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerNodeCommands } from "./commands/node.js";
+import { registerReadCommands } from "./commands/read.js";
 import { registerRoleCommands } from "./commands/roles.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerRoleCommands(program, io, setExit);
   registerNodeCommands(program, io, setExit);
   registerUpCommand(program, io, setExit);
+  registerReadCommands(program, io, setExit);
   program.addHelpText(
     "after",
     "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { deadline } from "@picluster/common/testing";
+import type { CliIo } from "../src/io.js";
+import { main } from "../src/main.js";
+
+const BIN = new URL("../../bin/picluster.js", import.meta.url).pathname;
+
+function captureIo(): CliIo & { stdout(): string; stderr(): string } {
+  let out = "";
+  let err = "";
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  return {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env,
+    cwd: tmpdir(),
+    isTty: false,
+    stdout: () => out,
+    stderr: () => err,
+  };
+}
+
+test("cli read - status, nodes, node show, events and vitals read a running primary", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-read-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  const up = spawn(process.execPath, [BIN, "up", "--json", "--node-name", "here"], {
+    env: {
+      ...env,
+      PICLUSTER_NODE_DATA_DIR: dir,
+      PICLUSTER_PRIMARY_PORT: "0",
+      PICLUSTER_HTTP_PORT: "0",
+      PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
+      PICLUSTER_LOG_FORMAT: "json",
+    },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  t.after(() => {
+    up.kill("SIGKILL");
+  });
+  up.stdout.setEncoding("utf8");
+  const { url } = await deadline(
+    new Promise<{ url: string }>((resolve) =>
+      up.stdout.once("data", (text: string) => resolve(JSON.parse(text) as { url: string })),
+    ),
+    10_000,
+    "ready line",
+  );
+  const port = new URL(url).port;
+  const cli = async (...args: string[]) => {
+    const io = captureIo();
+    const code = await main([...args, "--http-port", port], io);
+    return { code, out: io.stdout(), err: io.stderr() };
+  };
+  await deadline(
+    (async () => {
+      while (!(await cli("nodes", "--json")).out.includes('"vitals":{'))
+        await new Promise((r) => setImmediate(r));
+    })(),
+    10_000,
+    "the local node with vitals",
+  );
+
+  const status = await cli("status");
+  assert.equal(status.code, 0, status.err);
+  assert.match(
+    status.out,
+    /^1 nodes: 1 alive, 0 suspect, 0 down, 0 left · \d+ cores, [\d.]+ GiB\n\nNAME +STATE +CPU +TEMP +MEM +DISK +UPTIME +POWER\nhere +alive \d+s +\d+% /,
+  );
+
+  const nodes = JSON.parse((await cli("nodes", "--json")).out) as Array<{
+    name: string;
+    state: string;
+  }>;
+  assert.deepEqual(
+    nodes.map((n) => [n.name, n.state]),
+    [["here", "alive"]],
+  );
+
+  const show = await cli("node", "show", "here");
+  assert.equal(show.code, 0);
+  assert.match(show.out, /^here {2}alive for \d+s \(connected\)\n {2}id [0-9a-f]+ {2}address /);
+  const missing = await cli("node", "show", "nobody");
+  assert.equal(missing.code, 1);
+  assert.equal(missing.err, 'error: E_NO_SUCH_NODE: no node "nobody"\n');
+
+  const events = await cli("events", "--kind", "node.state");
+  assert.match(events.out, /here +node\.state +new → alive \(connected\)/);
+
+  // The node's latest figures are in the registry at once; its history once the batch commits.
+  let vitals = await cli("vitals", "here", "--since", "5m", "--metric", "cpu");
+  await deadline(
+    (async () => {
+      while (!/\d\n$/.test(vitals.out))
+        vitals = await cli("vitals", "here", "--since", "5m", "--metric", "cpu");
+    })(),
+    5_000,
+    "a stored cpu sample",
+  );
+  assert.equal(vitals.code, 0, vitals.err);
+  assert.match(vitals.out, /^cpu +[▁▂▃▄▅▆▇█ ]+ +[\d.]+\n$/);
+  const bad = await cli("vitals", "here", "--since", "soon");
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /--since: expected a duration/);
+
+  up.kill("SIGINT");
+});
+
+test("cli read - with no primary running, one clear line and exit 1", async () => {
+  const { createServer } = await import("node:net");
+  // A port that was free a moment ago and has nobody listening now.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const address = probe.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const io = captureIo();
+  const code = await main(["status", "--http-port", String(port)], io);
+  assert.equal(code, 1);
+  assert.equal(
+    io.stderr(),
+    `error: E_NO_PRIMARY: cannot reach the primary at http://127.0.0.1:${port} (ECONNREFUSED); is \`picluster primary\` or \`picluster up\` running?\n`,
+  );
+});
