@@ -7,6 +7,7 @@ import { registerConfigCommands } from "./commands/config.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
 import { registerRoleCommands } from "./commands/roles.js";
+import { registerServiceCommand } from "./commands/service.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerNodeCommands(program, io, setExit);
   registerUpCommand(program, io, setExit);
   registerReadCommands(program, io, setExit);
+  registerServiceCommand(program, io, setExit);
   program.addHelpText(
     "after",
     "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",

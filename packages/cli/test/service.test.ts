@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { tmpdir } from "node:os";
+import { test } from "node:test";
+import type { CliIo } from "../src/io.js";
+import { main } from "../src/main.js";
+
+function io(): CliIo & { text(): { out: string; err: string } } {
+  let out = "";
+  let err = "";
+  return {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env: {},
+    cwd: tmpdir(),
+    isTty: false,
+    text: () => ({ out, err }),
+  };
+}
+
+test("cli service - --dry-run shows the systemd unit and the exact commands, and changes nothing", async () => {
+  const c = io();
+  const code = await main(
+    [
+      "service",
+      "install",
+      "agent",
+      "--dry-run",
+      "--json",
+      "--config",
+      "/etc/picluster/node.ini",
+      "--unit-dir",
+      "/nonexistent/units",
+    ],
+    c,
+  );
+  assert.equal(code, 0, c.text().err);
+  const r = JSON.parse(c.text().out) as {
+    dryRun: boolean;
+    unitFile: string;
+    unit: string;
+    commands: string[][];
+  };
+  assert.equal(r.unitFile, "/nonexistent/units/picluster-agent.service");
+  assert.match(
+    r.unit,
+    /^ExecStart=\S+node \S+\/bin\/picluster\.js agent --config \/etc\/picluster\/node\.ini$/m,
+  );
+  assert.match(r.unit, /^Restart=on-failure$/m);
+  assert.match(r.unit, /^User=picluster$/m);
+  assert.match(r.unit, /^WantedBy=multi-user\.target$/m);
+  assert.deepEqual(r.commands, [
+    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "picluster"],
+    ["systemctl", "daemon-reload"],
+    ["systemctl", "enable", "--now", "picluster-agent.service"],
+  ]);
+});
+
+test("cli service - a bad role or user name is bad usage (exit 2) with the reason", async () => {
+  const a = io();
+  assert.equal(await main(["service", "install", "database", "--dry-run"], a), 2);
+  assert.equal(a.text().err, 'error: role: expected agent or primary, got "database"\n');
+  const b = io();
+  assert.equal(
+    await main(["service", "install", "primary", "--dry-run", "--user", "root; rm -rf /"], b),
+    2,
+  );
+  assert.match(b.text().err, /--user: expected a system user name/);
+});
