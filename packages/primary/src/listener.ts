@@ -48,6 +48,38 @@ function identityOf(found: PskLookup | undefined): string | undefined {
   return found.kind === "node" ? found.identity : `join:${found.tokenId}`;
 }
 
+/** At most this many refusal lines per address and minute; the rest are counted. */
+const REFUSALS_LOGGED_PER_MINUTE = 5;
+
+/**
+ * Keeps a flood of bad handshakes from one address from turning into a
+ * flood of log lines: the first few each minute are logged, then a count.
+ */
+class RefusalLog {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(private readonly log: Logger) {}
+
+  warn(address: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    let w = this.windows.get(address);
+    if (w === undefined || now - w.start >= 60_000) {
+      if (w !== undefined && w.count > REFUSALS_LOGGED_PER_MINUTE) {
+        this.log.warn("refusals not logged individually", {
+          peer: address,
+          suppressed: w.count - REFUSALS_LOGGED_PER_MINUTE,
+        });
+      }
+      w = { start: now, count: 0 };
+      this.windows.set(address, w);
+      // Forget quiet addresses so the map stays small.
+      if (this.windows.size > 10_000) this.windows.clear();
+    }
+    w.count += 1;
+    if (w.count <= REFUSALS_LOGGED_PER_MINUTE) this.log.warn(msg, { peer: address, ...fields });
+  }
+}
+
 export class AgentListener {
   private server: Server | undefined;
   /** Connections per remote address that have not finished their handshake. */
@@ -56,7 +88,11 @@ export class AgentListener {
   /** Releases the handshake slot of a connection, by `address:port`. */
   private readonly releases = new Map<string, () => void>();
 
-  constructor(private readonly opts: ListenerOptions) {}
+  private readonly refusals: RefusalLog;
+
+  constructor(private readonly opts: ListenerOptions) {
+    this.refusals = new RefusalLog(opts.log);
+  }
 
   async start(): Promise<{ host: string; port: number }> {
     const { credentials, log } = this.opts;
@@ -81,10 +117,11 @@ export class AgentListener {
             return null;
           }
           if (found === undefined) {
-            log.warn("refused a node: unknown, expired or revoked credential", {
-              peer: socket.remoteAddress,
-              identity,
-            });
+            this.refusals.warn(
+              socket.remoteAddress ?? "?",
+              "refused a node: unknown, expired or revoked credential",
+              { identity },
+            );
             return null;
           }
           auth.set(socket, found);
@@ -102,8 +139,7 @@ export class AgentListener {
       server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
         // With a listener here Node leaves the socket open: close it ourselves.
         socket.destroy();
-        log.warn("refused a connection", {
-          peer: socket.remoteAddress,
+        this.refusals.warn(socket.remoteAddress ?? "?", "refused a connection", {
           reason: describeTlsRefusal(err.code),
           identity: identityOf(auth.get(socket)),
         });
