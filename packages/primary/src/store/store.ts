@@ -100,6 +100,7 @@ export class Store {
   private nodes = new Map<string, NodeRecord>();
   private waiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private cancelFlush: (() => void) | undefined;
+  private immediateFlush = false;
   private readonly dirtyMinutes = new Set<number>();
   private readonly abort = new AbortController();
   private statements: ReturnType<Store["prepare"]> | undefined;
@@ -234,7 +235,16 @@ export class Store {
 
   private scheduleFlush(): void {
     if (this.pendingRows >= (this.opts.batchRows ?? DEFAULT_BATCH_ROWS)) {
-      this.flush();
+      // A full batch commits on the next turn of the event loop, not inside
+      // the caller: committing here would resolve promises whose handlers
+      // queue more rows and commit again, starving timers and sockets.
+      if (!this.immediateFlush) {
+        this.immediateFlush = true;
+        setImmediate(() => {
+          this.immediateFlush = false;
+          this.flush();
+        });
+      }
       return;
     }
     this.cancelFlush ??= this.opts.clock.after(this.opts.flushMs ?? DEFAULT_FLUSH_MS, () =>
@@ -521,5 +531,3 @@ function nodeFromRow(r: Row): NodeRecord {
   if (r.vitals_at !== null && r.vitals_at !== undefined) record.vitalsAt = Number(r.vitals_at);
   return record;
 }
-
-export { METRICS };
