@@ -6,7 +6,7 @@ import { Command, CommanderError } from "commander";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
-import { registerRoleCommands } from "./commands/roles.js";
+import { registerAgentCommand, registerPrimaryCommand } from "./commands/roles.js";
 import { registerServiceCommand } from "./commands/service.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
@@ -22,7 +22,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .showHelpAfterError("(run with --help for usage)");
   addConfigOptions(program);
   registerConfigCommands(program, io, setExit);
-  registerRoleCommands(program, io, setExit);
+  registerAgentCommand(program, io, setExit);
+  registerPrimaryCommand(program, io, setExit);
   registerNodeCommands(program, io, setExit);
   registerUpCommand(program, io, setExit);
   registerReadCommands(program, io, setExit);

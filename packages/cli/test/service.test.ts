@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
+import { resolve } from "node:path";
 import { test } from "node:test";
 import type { CliIo } from "../src/io.js";
 import { main } from "../src/main.js";

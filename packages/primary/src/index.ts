@@ -1,6 +1,7 @@
 export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";
+export * from "./http/join.js";
 export * from "./http/server.js";
 export * from "./liveness.js";
 export * from "./primary.js";

@@ -3,8 +3,9 @@
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
 
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import type { Socket } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
@@ -22,6 +23,7 @@ import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
 import { HANDLERS } from "./handlers/index.js";
+import { type JoinSettings, sha256 } from "./http/join.js";
 import { buildHttp } from "./http/server.js";
 import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
@@ -40,10 +42,28 @@ export interface PrimaryOptions {
   log: Logger;
   version: string;
   clock?: Clock;
+  /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.mjs). */
+  agentBundle?: string;
 }
 
 export function credentialFile(dataDir: string): string {
   return join(dataDir, "credentials.json");
+}
+
+/** Where nodes reach this primary, for join commands: the same from the CLI and the running primary. */
+export function joinSettings(
+  config: Config,
+  agentPort: number,
+  bundleSha256: string,
+): JoinSettings {
+  const host = config.primary.advertise_host || hostname();
+  const web = host.includes(":") ? `[${host}]` : host;
+  return {
+    httpUrl: `http://${web}:${config.http.port}`,
+    primaryHost: host,
+    agentPort,
+    bundleSha256,
+  };
 }
 
 export function storeFile(config: Config, dataDir: string): string {
@@ -178,12 +198,13 @@ export class Primary {
     const legacyPort = await this.legacy?.start();
     if (legacyPort !== undefined)
       this.log.info("listening for tutorial nodes", { port: legacyPort });
-    const httpPort = await this.startHttp();
+    const httpPort = await this.startHttp(port);
     return { agentPort: port, legacyPort, httpPort };
   }
 
-  private async startHttp(): Promise<number> {
+  private async startHttp(agentPort: number): Promise<number> {
     const { http } = this.opts.config;
+    const join = this.joinSettings(agentPort);
     const app = buildHttp({
       registry: this.registry,
       store: this.store,
@@ -192,6 +213,7 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      ...(join === undefined ? {} : { join }),
       stats: () => ({
         rssBytes: process.memoryUsage.rss(),
         cpuSecondsTotal: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
@@ -220,6 +242,14 @@ export class Primary {
       url: `http://${http.host.includes(":") ? `[${http.host}]` : http.host}:${port}/`,
     });
     return port;
+  }
+
+  /** The install script and agent joining nodes download, if the bundle exists. */
+  private joinSettings(agentPort: number): { settings: JoinSettings; bundle: Buffer } | undefined {
+    const file = this.opts.agentBundle;
+    if (file === undefined || !existsSync(file)) return undefined;
+    const bundle = readFileSync(file);
+    return { settings: joinSettings(this.opts.config, agentPort, sha256(bundle)), bundle };
   }
 
   /** Close every session (agents reconnect to the next primary) and stop. */

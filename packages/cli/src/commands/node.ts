@@ -1,6 +1,6 @@
 /** `picluster init` and `picluster node add|revoke|list`: who may join this primary. */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import {
@@ -12,6 +12,7 @@ import {
 import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+import { agentBundlePath } from "../version.js";
 
 async function openStore(opts: Record<string, unknown>, io: CliIo) {
   const loaded = loadCliConfig(opts, io);
@@ -124,19 +125,37 @@ export function registerNodeCommands(
       try {
         const token = ctx.store.addToken(name, ttl.value);
         const { config } = ctx.loaded;
-        const host =
-          config.primary.bind_host !== "" && config.primary.bind_host !== "0.0.0.0"
-            ? config.primary.bind_host
-            : hostname();
-        const command = `picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token ${token}`;
-        if (opts.json)
+        const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
+        const host = config.primary.advertise_host || hostname();
+        const manual = `picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token ${token}`;
+        const bundle = agentBundlePath();
+        const oneLine = existsSync(bundle)
+          ? joinCommand(
+              joinSettings(config, config.primary.port, sha256(readFileSync(bundle))),
+              token,
+              name,
+            )
+          : undefined;
+        const loopbackHttp = ["127.0.0.1", "::1", "localhost"].includes(config.http.host);
+        if (opts.json) {
           io.out(
-            `${JSON.stringify({ name, token, validFor: formatDuration(ttl.value), command })}\n`,
+            `${JSON.stringify({ name, token, validFor: formatDuration(ttl.value), command: manual, install: oneLine ?? null })}\n`,
           );
-        else
+        } else {
           io.out(
-            `join token for ${name} (one use, valid ${formatDuration(ttl.value)}):\n  ${token}\non the node, run:\n  ${command}\n`,
+            `join token for ${name} (one use, valid ${formatDuration(ttl.value)}):\n  ${token}\n`,
           );
+          if (oneLine !== undefined)
+            io.out(
+              `on the new node, paste (it fetches the agent from this primary, checks it and installs the service):\n  ${oneLine}\n`,
+            );
+          io.out(`or, where picluster is already installed:\n  ${manual}\n`);
+        }
+        if (oneLine !== undefined && loopbackHttp) {
+          io.err(
+            `note: the HTTP API listens on ${config.http.host} only, so other machines cannot fetch the agent: set [http] host (and [http] token) to serve joins\n`,
+          );
+        }
         setExit(EXIT_OK);
       } catch (err) {
         setExit(fail(io, err));

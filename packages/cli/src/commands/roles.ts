@@ -5,9 +5,9 @@ import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
-import { version } from "../version.js";
+import { agentBundlePath, version } from "../version.js";
 
-export function registerRoleCommands(
+export function registerAgentCommand(
   program: Command,
   io: CliIo,
   setExit: (code: number) => void,
@@ -42,7 +42,13 @@ export function registerRoleCommands(
       setExit(await untilSignal(ctx.log, (reason) => agent.stop(reason)));
       ctx.closeLog();
     });
+}
 
+export function registerPrimaryCommand(
+  program: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+): void {
   program
     .command("primary")
     .description("run the primary: accept agents and keep track of the cluster")
@@ -57,6 +63,7 @@ export function registerRoleCommands(
         dataDir: ctx.dataDir,
         log: ctx.log,
         version: version(),
+        agentBundle: agentBundlePath(),
       });
       try {
         await primary.start();

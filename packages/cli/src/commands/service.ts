@@ -98,7 +98,10 @@ export function registerServiceCommand(
         const text = unitText({
           role: role as Role,
           node: process.execPath,
-          bin: new URL("../../../bin/picluster.js", import.meta.url).pathname,
+          // The script this process runs: bin/picluster.js, or the agent bundle a node installed.
+          bin: resolve(
+            process.argv[1] ?? new URL("../../../bin/picluster.js", import.meta.url).pathname,
+          ),
           config,
           user: opts.user,
         });

@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
-import { version } from "../version.js";
+import { agentBundlePath, version } from "../version.js";
 
 export function registerUpCommand(
   program: Command,
@@ -37,6 +37,7 @@ export function registerUpCommand(
         dataDir: ctx.dataDir,
         log: ctx.log,
         version: version(),
+        agentBundle: agentBundlePath(),
       });
       let ports: { agentPort: number; httpPort: number };
       try {

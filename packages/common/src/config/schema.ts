@@ -107,6 +107,11 @@ export const SCHEMA = {
       "",
       "Address the agent listener binds to. Empty means every interface.",
     ),
+    advertise_host: key(
+      hostName,
+      "",
+      "Host name or address nodes use to reach this primary, in the join command `node add` prints. Empty means this machine's host name.",
+    ),
     port: key(
       integerType(0, 65535),
       DEFAULT_AGENT_PORT,

@@ -69,6 +69,7 @@ export async function startPrimary(
   t: TestContext,
   flags: Record<string, string> = {},
   dataDir?: string,
+  agentBundle?: string,
 ): Promise<TestPrimary> {
   const dir = dataDir ?? scratchDir(t, "picluster-primary-");
   const config = testConfig({
@@ -79,7 +80,13 @@ export async function startPrimary(
     ...flags,
   });
   const { log, records } = captureLog();
-  const primary = new Primary({ config, dataDir: dir, log, version: "0.1.0-test" });
+  const primary = new Primary({
+    config,
+    dataDir: dir,
+    log,
+    version: "0.1.0-test",
+    ...(agentBundle === undefined ? {} : { agentBundle }),
+  });
   const { agentPort } = await primary.start();
   let closed = false;
   const close = async () => {

@@ -16,6 +16,7 @@ import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
+import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
 import { STATUS_PAGE } from "./status-page.js";
 import { openStream } from "./stream.js";
@@ -30,6 +31,8 @@ export interface HttpOptions {
   /** Bearer token for routes that change state; empty means such routes answer 403. */
   token: string;
   stats(): ProcessStats;
+  /** What joining nodes download; absent when the agent bundle was not built. */
+  join?: { settings: JoinSettings; bundle: Buffer };
 }
 
 const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -132,6 +135,38 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   app.get("/", async (_req, reply) => {
     reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-cache");
     return STATUS_PAGE;
+  });
+
+  app.get("/join.sh", async (_req, reply) => {
+    if (opts.join === undefined)
+      return reply
+        .code(404)
+        .send(
+          errorBody(
+            "E_NO_BUNDLE",
+            "this primary has no agent bundle to serve (run `npm run build`)",
+          ),
+        );
+    reply
+      .header("content-type", "text/x-shellscript; charset=utf-8")
+      .header("cache-control", "no-store");
+    return installScript(opts.join.settings);
+  });
+
+  app.get("/join/agent.mjs", async (_req, reply) => {
+    if (opts.join === undefined)
+      return reply
+        .code(404)
+        .send(
+          errorBody(
+            "E_NO_BUNDLE",
+            "this primary has no agent bundle to serve (run `npm run build`)",
+          ),
+        );
+    reply
+      .header("content-type", "text/javascript; charset=utf-8")
+      .header("cache-control", "no-store");
+    return opts.join.bundle;
   });
 
   app.get("/api/cluster", async () => {
