@@ -227,7 +227,7 @@ export class Primary {
     await app.listen({ host: http.host === "" ? undefined : http.host, port: http.port });
     const address = app.server.address();
     const port = typeof address === "object" && address !== null ? address.port : http.port;
-    const loopback = http.host === "127.0.0.1" || http.host === "::1" || http.host === "localhost";
+    const loopback = /^127\./.test(http.host) || http.host === "::1" || http.host === "localhost";
     if (!loopback && http.token === "") {
       this.log.warn(
         "HTTP API bound beyond loopback without a token: anyone who can reach it can read the cluster; set [http] token",

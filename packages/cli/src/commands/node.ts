@@ -184,6 +184,7 @@ export function registerNodeCommands(
     .command("list")
     .description("list nodes that may join, with their credential status")
     .option("--json", "print as JSON")
+    .addHelpText("after", "\nExample:\n  picluster node list\n")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = await openStore(cmd.optsWithGlobals(), io);
       if (ctx === undefined) return setExit(EXIT_USAGE);

@@ -126,6 +126,10 @@ export function registerReadCommands(
     .command("nodes")
     .description("list the nodes")
     .option("--json", "print as JSON")
+    .addHelpText(
+      "after",
+      "\nExample:\n  picluster nodes --json | jq '.[] | select(.state != \"alive\") | .name'\n",
+    )
     .action((opts: { json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
         const list = await getJson<{ nodes: NodeView[] }>(config, "/api/nodes");
@@ -145,6 +149,7 @@ export function registerReadCommands(
     .command("show <name>")
     .description("one node in full: state, details, latest vitals")
     .option("--json", "print as JSON")
+    .addHelpText("after", "\nExample:\n  picluster node show pi-01\n")
     .action((name: string, opts: { json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
         const n = await getJson<NodeView>(config, `/api/nodes/${encodeURIComponent(name)}`);
@@ -179,6 +184,10 @@ export function registerReadCommands(
     .option("--limit <n>", "how many", "50")
     .option("--follow", "keep printing new events as they happen")
     .option("--json", "one JSON object per event")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster events --node pi-01 --kind node.state\n  picluster events --follow\n",
+    )
     .action(
       (
         opts: { node?: string; kind?: string; limit: string; follow?: boolean; json?: boolean },
@@ -232,6 +241,10 @@ export function registerReadCommands(
     )
     .option("--since <duration>", "how far back", "1h")
     .option("--json", "print as JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster vitals pi-01\n  picluster vitals pi-01 --metric temp --since 24h\n",
+    )
     .action(
       (name: string, opts: { metric?: string; since: string; json?: boolean }, cmd: Command) =>
         run(cmd, async (config) => {
