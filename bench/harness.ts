@@ -29,11 +29,22 @@ export interface Ratio {
 export interface Budget {
   id: string;
   label: string;
-  comparison: "<=" | ">=";
+  comparison: Comparison;
   limit: number;
   actual: number;
   unit: string;
   verdict: "PASS" | "OVER";
+}
+
+export type Comparison = "<=" | ">=" | "<" | ">";
+
+/** Figures that are not timed cases (e.g. a cluster run), already formatted for the text output. */
+export interface ReportTable {
+  title: string;
+  columns: string[];
+  rows: string[][];
+  /** Column indexes printed right-aligned (numbers). */
+  numeric: number[];
 }
 
 export interface SuiteReport {
@@ -44,11 +55,17 @@ export interface SuiteReport {
   ratios: Ratio[];
   budgets: Budget[];
   notes: string[];
+  /** Extra tables for the text output. */
+  tables?: ReportTable[];
+  /** Raw figures behind the tables, for --json. */
+  data?: Record<string, unknown>;
 }
 
 export interface SuiteContext {
   /** Progress for long runs; goes to stderr so stdout stays clean for --json. */
   progress(message: string): void;
+  /** `--quick`: a shorter run with fewer samples, for a smoke check. */
+  quick: boolean;
 }
 
 export type Suite = (ctx: SuiteContext) => Promise<SuiteReport>;
@@ -56,12 +73,19 @@ export type Suite = (ctx: SuiteContext) => Promise<SuiteReport>;
 export function budget(
   id: string,
   label: string,
-  comparison: "<=" | ">=",
+  comparison: Comparison,
   limit: number,
   actual: number,
   unit: string,
 ): Budget {
-  const ok = comparison === "<=" ? actual <= limit : actual >= limit;
+  const ok =
+    comparison === "<="
+      ? actual <= limit
+      : comparison === ">="
+        ? actual >= limit
+        : comparison === "<"
+          ? actual < limit
+          : actual > limit;
   return { id, label, comparison, limit, actual, unit, verdict: ok ? "PASS" : "OVER" };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Benchmark runner: `node bench/dist/main.js <suite> [--json]`
- * (from the repository root: `npm run bench -- <suite> [--json]`).
+ * Benchmark runner: `node bench/dist/main.js <suite> [--json] [--quick]`
+ * (from the repository root: `npm run bench -- <suite> [--json] [--quick]`).
  *
  * Prints a table of figures, or one JSON object with --json. Progress goes
  * to stderr. Budgets get a printed PASS/OVER verdict; they never change the
@@ -14,12 +14,29 @@ import {
   type SuiteReport,
   stderrProgress,
 } from "./harness.js";
+import { runCluster } from "./suites/cluster.js";
 import { runCodec } from "./suites/codec.js";
+import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
   [
     "codec",
     { description: "NDJSON decode+validate of vitals frames vs JSON.parse", run: runCodec },
+  ],
+  [
+    "cluster",
+    {
+      description:
+        "primary under 100-10k simulated agents, failure detection, real agent footprint",
+      run: runCluster,
+    },
+  ],
+  [
+    "store",
+    {
+      description: "SQLite ingest with ack-after-commit, and a 24 h chart over 10 000 nodes",
+      run: runStore,
+    },
   ],
 ]);
 
@@ -27,15 +44,23 @@ const EXIT_USAGE = 2;
 
 function usage(): string {
   const names = [...SUITES].map(([name, s]) => `  ${name.padEnd(12)}${s.description}`);
-  return `usage: node bench/dist/main.js <suite> [--json]\n\nsuites:\n${names.join("\n")}\n`;
+  return `usage: node bench/dist/main.js <suite> [--json] [--quick]\n\n  --json   one JSON object on stdout instead of tables\n  --quick  shorter runs and fewer samples (a smoke check; suites that have no quick mode ignore it)\n\nsuites:\n${names.join("\n")}\n`;
 }
 
 const int = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const dec1 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 
 function formatBudgetValue(value: number, unit: string): string {
-  return unit === "×" ? `${value.toFixed(2)}×` : `${int.format(value)} ${unit}`;
+  if (unit === "×") return `${value.toFixed(2)}×`;
+  if (!Number.isFinite(value)) return `n/a ${unit}`;
+  // Small figures (CPU %, MB, short latencies) need their decimals; rates do not.
+  const abs = Math.abs(value);
+  const text =
+    abs >= 1000 ? int.format(value) : abs >= 10 ? dec1.format(value) : value.toPrecision(3);
+  return `${text} ${unit}`;
 }
+
+const COMPARISON_SIGN = { "<=": "≤", ">=": "≥", "<": "<", ">": ">" } as const;
 
 function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
   const widths: number[] = [];
@@ -66,22 +91,29 @@ function renderText(report: SuiteReport, env: Record<string, unknown>): string {
   lines.push("");
 
   const first: Measurement | undefined = report.measurements[0];
-  const header = ["case", "median ms", "min ms", "max ms", "per second", "MB/s"];
-  if (first) header.push(`cost vs ${first.id}`);
-  const rows = [header];
-  for (const m of report.measurements) {
-    const row = [
-      `${m.id} ${m.label}`,
-      dec1.format(m.medianMs),
-      dec1.format(m.minMs),
-      dec1.format(m.maxMs),
-      `${int.format(m.perSecond)} ${m.unit}/s`,
-      m.mbPerSec === undefined ? "-" : dec1.format(m.mbPerSec),
-    ];
-    if (first) row.push(`${(m.medianMs / first.medianMs).toFixed(2)}×`);
-    rows.push(row);
+  if (first) {
+    const header = ["case", "median ms", "min ms", "max ms", "per second", "MB/s"];
+    header.push(`cost vs ${first.id}`);
+    const rows = [header];
+    for (const m of report.measurements) {
+      const row = [
+        `${m.id} ${m.label}`,
+        dec1.format(m.medianMs),
+        dec1.format(m.minMs),
+        dec1.format(m.maxMs),
+        `${int.format(m.perSecond)} ${m.unit}/s`,
+        m.mbPerSec === undefined ? "-" : dec1.format(m.mbPerSec),
+      ];
+      row.push(`${(m.medianMs / first.medianMs).toFixed(2)}×`);
+      rows.push(row);
+    }
+    lines.push(...table(rows, new Set([1, 2, 3, 4, 5, 6])).map((l) => `  ${l}`));
   }
-  lines.push(...table(rows, new Set([1, 2, 3, 4, 5, 6])).map((l) => `  ${l}`));
+  for (const [i, t] of (report.tables ?? []).entries()) {
+    if (first || i > 0) lines.push("");
+    lines.push(`  ${t.title}`);
+    lines.push(...table([t.columns, ...t.rows], new Set(t.numeric)).map((l) => `    ${l}`));
+  }
 
   if (report.ratios.length > 0) {
     lines.push("");
@@ -92,7 +124,7 @@ function renderText(report: SuiteReport, env: Record<string, unknown>): string {
     lines.push("");
     const budgetRows = report.budgets.map((b: Budget) => [
       `budget: ${b.label}`,
-      `${b.comparison === "<=" ? "≤" : "≥"} ${formatBudgetValue(b.limit, b.unit)}`,
+      `${COMPARISON_SIGN[b.comparison]} ${formatBudgetValue(b.limit, b.unit)}`,
       `actual ${formatBudgetValue(b.actual, b.unit)}`,
       b.verdict,
     ]);
@@ -106,7 +138,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const flags = argv.filter((a) => a.startsWith("-"));
   const names = argv.filter((a) => !a.startsWith("-"));
   const json = flags.includes("--json");
-  const unknownFlags = flags.filter((f) => f !== "--json");
+  const quick = flags.includes("--quick");
+  const unknownFlags = flags.filter((f) => f !== "--json" && f !== "--quick");
   if (flags.includes("--help") || flags.includes("-h")) {
     process.stdout.write(usage());
     return 0;
@@ -137,7 +170,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const { progress, done } = stderrProgress();
   let report: SuiteReport;
   try {
-    report = await suite.run({ progress });
+    report = await suite.run({ progress, quick });
   } finally {
     done();
   }

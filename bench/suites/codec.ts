@@ -148,8 +148,9 @@ export function vitalsFrames(seed: number): (i: number) => Envelope {
  * The least a reader can do: split on \n (holding a partial frame across
  * chunks), decode UTF-8, JSON.parse. It returns an array per chunk, as the
  * real decoder does, so (c)/(b) is framing overhead plus validation.
+ * The cluster suite's no-op server reads its sockets with it too.
  */
-class NoopNdjsonReader {
+export class NoopNdjsonReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 

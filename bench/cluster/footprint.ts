@@ -1,0 +1,327 @@
+/**
+ * What one real agent costs its node: the real CLI (`picluster agent`),
+ * configured only through PICLUSTER_* environment variables, joined to a
+ * primary in this process with a fresh token, reading this machine's /proc
+ * and /sys at the default intervals (1 s heartbeats, 10 s vitals). When it
+ * is built, the single-file bundle that nodes install (agent-bundle.mjs)
+ * runs beside it the same way, joined to a second primary (both read the
+ * same /etc/machine-id, so one primary would take them for one node). RSS and CPU ticks are read
+ * from /proc/<pid> every few seconds; a bare `node -e
+ * "setInterval(()=>{},1000)"` is sampled alongside for comparison.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { preciseNow } from "./ipc.js";
+import { type LocalPrimary, startLocalPrimary } from "./local-primary.js";
+import { clockTicksPerSecond, readProcRss, readProcTicks, sleep } from "./stats.js";
+
+export const CLI_SCRIPT = new URL("../../../packages/cli/bin/picluster.js", import.meta.url)
+  .pathname;
+/** What a node installs (`npm run build` makes it; `tsc -b` alone does not). */
+export const BUNDLE_SCRIPT = new URL("../../../packages/cli/dist/agent-bundle.mjs", import.meta.url)
+  .pathname;
+
+export interface FootprintOptions {
+  warmupMs: number;
+  windowMs: number;
+  sampleMs: number;
+}
+
+export interface ProcessFootprint {
+  rssMedianBytes: number;
+  rssMaxBytes: number;
+  /** Peak RSS over the whole life (VmHWM), start-up included. */
+  hwmBytes: number;
+  /** CPU ticks over the window / wall time, % of one core. */
+  cpuPct: number;
+  /** Ticks over the window: all threads, user and kernel. */
+  ticks: number;
+  userTicks: number;
+  systemTicks: number;
+  /** Ticks of the main (JavaScript) thread; the rest is V8's and libuv's helper threads. */
+  mainThreadTicks: number;
+  /** CPU ticks of waited-for children over the window (an agent spawning commands shows here). */
+  childTicks: number;
+  samples: number;
+}
+
+/** One real agent process and what it cost. */
+export interface AgentFootprint {
+  label: string;
+  script: string;
+  name: string;
+  footprint: ProcessFootprint;
+  /** Registry `node.vitals` events from it during the window (sanity: ~window / 10 s). */
+  vitalsReceived: number;
+  /** Its registry state at the end of the window. */
+  stateAtEnd: string;
+  joinMs: number;
+}
+
+export interface FootprintResult {
+  windowMs: number;
+  clockTicksPerSecond: number;
+  /** The CLI agent first (the budget's subject), then the installed bundle when it is built. */
+  agents: AgentFootprint[];
+  bareNode: ProcessFootprint;
+  notes: string[];
+}
+
+const JOIN_WITHIN_MS = 20_000;
+const STOP_WITHIN_MS = 3_000;
+
+function median(sorted: readonly number[]): number {
+  return sorted[sorted.length >> 1] ?? Number.NaN;
+}
+
+function exited(child: ChildProcess, withinMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), withinMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** SIGTERM (the agent says bye), then SIGKILL if it is still there. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  if (!(await exited(child, STOP_WITHIN_MS))) {
+    child.kill("SIGKILL");
+    await exited(child, STOP_WITHIN_MS);
+  }
+}
+
+interface TickPoint {
+  user: number;
+  system: number;
+  main: number;
+  children: number;
+  at: number;
+}
+
+class Sampler {
+  private readonly rss: number[] = [];
+  private first: TickPoint | undefined;
+  private last: TickPoint | undefined;
+  private hwm = 0;
+  lastRss = Number.NaN;
+
+  constructor(readonly pid: number) {}
+
+  sample(): void {
+    const t = readProcTicks(this.pid);
+    const main = readProcTicks(this.pid, this.pid);
+    const m = readProcRss(this.pid);
+    const point = {
+      user: t.user,
+      system: t.system,
+      main: main.user + main.system,
+      children: t.children,
+      at: performance.now(),
+    };
+    this.first ??= point;
+    this.last = point;
+    this.rss.push(m.rss);
+    this.lastRss = m.rss;
+    this.hwm = Math.max(this.hwm, m.hwm);
+  }
+
+  result(hz: number): ProcessFootprint {
+    const rss = [...this.rss].sort((a, b) => a - b);
+    const first = this.first;
+    const last = this.last;
+    const delta = (pick: (p: TickPoint) => number) =>
+      first && last ? pick(last) - pick(first) : Number.NaN;
+    const ticks = delta((p) => p.user + p.system);
+    const wallS = delta((p) => p.at) / 1000;
+    return {
+      rssMedianBytes: median(rss),
+      rssMaxBytes: rss[rss.length - 1] ?? Number.NaN,
+      hwmBytes: this.hwm,
+      cpuPct: (ticks / hz / wallS) * 100,
+      ticks,
+      userTicks: delta((p) => p.user),
+      systemTicks: delta((p) => p.system),
+      mainThreadTicks: delta((p) => p.main),
+      childTicks: delta((p) => p.children),
+      samples: rss.length,
+    };
+  }
+}
+
+interface RunningAgent {
+  /** Its own primary: agents on one machine share /etc/machine-id, so one primary would refuse the second. */
+  local: LocalPrimary;
+  stopCounting: () => void;
+  label: string;
+  script: string;
+  name: string;
+  dir: string;
+  stderrFile: string;
+  stderrFd: number;
+  child: ChildProcess;
+  vitals: number;
+  joinMs: number;
+  sampler?: Sampler;
+}
+
+/** The error, with the end of the agent's stderr (why it did not join or died). */
+function withStderr(agent: RunningAgent, err: unknown): Error {
+  const tail = readFileSync(agent.stderrFile, "utf8").trim().slice(-2_000);
+  return new Error(
+    `${agent.label}: ${err instanceof Error ? err.message : String(err)}${tail === "" ? "" : `; its stderr ends with:\n${tail}`}`,
+    { cause: err },
+  );
+}
+
+export async function runFootprint(
+  opts: FootprintOptions,
+  progress: (message: string) => void,
+): Promise<FootprintResult> {
+  const hz = clockTicksPerSecond();
+  const notes: string[] = [];
+  const agents: RunningAgent[] = [];
+  let bare: ChildProcess | undefined;
+  let counting = false;
+  // Spawned, not forked: these would outlive a bench that exits early, so they die with it.
+  const killOnExit = () => {
+    for (const a of agents) a.child.kill("SIGKILL");
+    bare?.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  try {
+    const kinds = [
+      { label: "picluster agent (real CLI)", script: CLI_SCRIPT, name: "bench-agent" },
+    ];
+    if (existsSync(BUNDLE_SCRIPT)) {
+      kinds.push({
+        label: "agent-bundle.mjs agent (installed)",
+        script: BUNDLE_SCRIPT,
+        name: "bench-agent-bundle",
+      });
+    } else {
+      notes.push(
+        `no ${BUNDLE_SCRIPT} (built by \`npm run build\`): the installed bundle was not measured`,
+      );
+    }
+    const since = preciseNow();
+    for (const kind of kinds) {
+      const local = await startLocalPrimary();
+      const token = local.primary.credentials?.addToken(kind.name);
+      if (token === undefined) {
+        await local.close();
+        throw new Error("the bench primary runs without TLS");
+      }
+      const dir = mkdtempSync(join(tmpdir(), "picluster-bench-agent-"));
+      const stderrFile = join(dir, "agent.stderr");
+      const stderrFd = openSync(stderrFile, "w");
+      // Only what the agent needs: its config through PICLUSTER_*, nothing of this shell's.
+      const child = spawn(process.execPath, [kind.script, "agent"], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
+          PICLUSTER_NODE_DATA_DIR: dir,
+          PICLUSTER_NODE_NAME: kind.name,
+          PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
+          PICLUSTER_AGENT_PRIMARY_PORT: String(local.port),
+          PICLUSTER_AGENT_JOIN_TOKEN: token,
+        },
+        stdio: ["ignore", "ignore", stderrFd],
+      });
+      const agent: RunningAgent = {
+        ...kind,
+        local,
+        stopCounting: () => {},
+        dir,
+        stderrFile,
+        stderrFd,
+        child,
+        vitals: 0,
+        joinMs: Number.NaN,
+      };
+      agent.stopCounting = local.primary.events.on((e) => {
+        if (counting && e.kind === "node.vitals" && e.name === agent.name) agent.vitals++;
+      });
+      agents.push(agent);
+    }
+    bare = spawn(process.execPath, ["-e", "setInterval(()=>{},1000)"], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdio: "ignore",
+    });
+    for (const agent of agents) {
+      const joinedAt = await agent.local
+        .waitState(agent.name, "alive", since, JOIN_WITHIN_MS)
+        .catch((err: unknown) => {
+          throw withStderr(agent, err);
+        });
+      agent.joinMs = joinedAt - since;
+    }
+    progress(
+      `footprint: ${agents.map((a) => `${a.name} joined in ${a.joinMs.toFixed(0)} ms`).join(", ")}; warm-up ${opts.warmupMs / 1000} s`,
+    );
+    await sleep(opts.warmupMs);
+
+    const barePid = bare.pid;
+    if (barePid === undefined) throw new Error("no pid for the bare node process");
+    const bareSampler = new Sampler(barePid);
+    for (const agent of agents) {
+      const pid = agent.child.pid;
+      if (pid === undefined) throw withStderr(agent, new Error("no pid"));
+      agent.sampler = new Sampler(pid);
+    }
+    counting = true;
+    const started = performance.now();
+    for (;;) {
+      for (const agent of agents) {
+        try {
+          agent.sampler?.sample();
+        } catch (err) {
+          throw withStderr(agent, err);
+        }
+      }
+      bareSampler.sample();
+      const elapsed = performance.now() - started;
+      if (elapsed >= opts.windowMs) break;
+      const rss = agents
+        .map((a) => `${a.name} ${((a.sampler?.lastRss ?? Number.NaN) / 2 ** 20).toFixed(1)} MiB`)
+        .join(", ");
+      progress(`footprint: ${(elapsed / 1000).toFixed(0)}/${opts.windowMs / 1000} s, RSS ${rss}`);
+      await sleep(Math.min(opts.sampleMs, opts.windowMs - elapsed));
+    }
+    counting = false;
+    const windowMs = performance.now() - started;
+    return {
+      windowMs,
+      clockTicksPerSecond: hz,
+      agents: agents.map((a) => ({
+        label: a.label,
+        script: a.script,
+        name: a.name,
+        footprint: (a.sampler as Sampler).result(hz),
+        vitalsReceived: a.vitals,
+        stateAtEnd:
+          a.local.primary.registry.list().find((n) => n.name === a.name)?.state ?? "unknown",
+        joinMs: a.joinMs,
+      })),
+      bareNode: bareSampler.result(hz),
+      notes,
+    };
+  } finally {
+    process.off("exit", killOnExit);
+    for (const a of agents) a.stopCounting();
+    await Promise.all(agents.map((a) => stop(a.child)));
+    if (bare) await stop(bare);
+    for (const a of agents) {
+      closeSync(a.stderrFd);
+      rmSync(a.dir, { recursive: true, force: true });
+      await a.local.close();
+    }
+  }
+}
