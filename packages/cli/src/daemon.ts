@@ -22,15 +22,15 @@ export interface RoleContext {
   log: Logger;
 }
 
-export function roleContext(
+export async function roleContext(
   loaded: LoadedConfig,
   role: string,
   io: CliIo,
-): RoleContext & { closeLog(): void } {
+): Promise<RoleContext & { closeLog(): void }> {
   const paths = { ...processPathContext(), cwd: io.cwd };
   const dataDir = resolveDataDir(loaded.config.node.data_dir, paths);
   const logDir = resolveLogDir(loaded.config.log.dir, dataDir, paths);
-  const { log, output } = openProcessLog({
+  const { log, output } = await openProcessLog({
     config: loaded.config,
     logDir,
     role,

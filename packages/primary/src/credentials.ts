@@ -70,6 +70,7 @@ export class CredentialStore {
   private data: FileShape = { version: 1, tokens: [], credentials: [] };
   // Looked up on every TLS handshake: keep it O(1) for thousands of nodes.
   private byIdentity = new Map<string, CredentialRecord>();
+  private confirmed = new Set<string>();
   /** Inode, size and mtime of the file as last read or written: every save renames a new file in. */
   private version = "";
   /** Bumped on every change seen or made, so a poller can tell it missed none. */
@@ -275,9 +276,20 @@ export class CredentialStore {
    * it is no longer needed and is deleted, so it cannot hand the key out again.
    */
   confirm(identity: string): void {
-    if (!this.data.tokens.some((t) => t.identity === identity)) return;
+    // Batched (flushConfirmed, every second): rewriting the file for each of
+    // a fleet's first connections made a first boot quadratic.
+    this.confirmed.add(identity);
+  }
+
+  /** Delete the tokens of every credential confirmed since the last call, in one write. */
+  flushConfirmed(): void {
+    if (this.confirmed.size === 0) return;
+    const done = this.confirmed;
+    this.confirmed = new Set();
+    this.reloadIfChanged();
+    if (!this.data.tokens.some((t) => t.identity !== undefined && done.has(t.identity))) return;
     const next = this.draft();
-    next.tokens = next.tokens.filter((t) => t.identity !== identity);
+    next.tokens = next.tokens.filter((t) => t.identity === undefined || !done.has(t.identity));
     this.commit(next);
   }
 

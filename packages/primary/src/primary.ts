@@ -257,6 +257,11 @@ export class Primary {
     // Our own shutdown says nothing about the nodes: no `down` for each of them.
     this.closing = true;
     this.abort.abort();
+    try {
+      this.credentials?.flushConfirmed();
+    } catch (err) {
+      this.log.error("cannot delete used join tokens", { err: describeError(err) });
+    }
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close()]);
     this.store.close();
@@ -310,6 +315,7 @@ export class Primary {
     const store = this.credentials;
     if (store === undefined) return;
     try {
+      store.flushConfirmed();
       store.reloadIfChanged();
     } catch (err) {
       this.log.error("credential store unreadable, keeping the previous one", {

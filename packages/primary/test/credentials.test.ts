@@ -134,6 +134,7 @@ test("credentials - once the node connects with its own key, the token that prod
     "still usable until confirmed",
   );
   s.confirm(cred.identity);
+  s.flushConfirmed();
   assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${token.id}`), undefined);
   assert.equal(
     code(() => s.redeem(token.id, "node-a")),

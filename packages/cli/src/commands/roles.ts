@@ -22,7 +22,7 @@ export function registerAgentCommand(
     .action(async (_opts: unknown, cmd: Command) => {
       const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
-      const ctx = roleContext(loaded, "agent", io);
+      const ctx = await roleContext(loaded, "agent", io);
       // Imported here so `picluster primary` never loads the agent, and the reverse.
       const { Agent } = await import("@picluster/agent");
       let agent: InstanceType<typeof Agent>;
@@ -56,7 +56,7 @@ export function registerPrimaryCommand(
     .action(async (_opts: unknown, cmd: Command) => {
       const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
-      const ctx = roleContext(loaded, "primary", io);
+      const ctx = await roleContext(loaded, "primary", io);
       const { Primary } = await import("@picluster/primary");
       const primary = new Primary({
         config: ctx.config,

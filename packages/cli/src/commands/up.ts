@@ -28,7 +28,7 @@ export function registerUpCommand(
       const globals = cmd.optsWithGlobals();
       const loaded = loadCliConfig(globals, io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
-      const ctx = roleContext(loaded, "primary", io);
+      const ctx = await roleContext(loaded, "primary", io);
       const { Primary, credentialFile, CredentialStore } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
       const { systemClock, readCredentialFile } = await import("@picluster/common");

@@ -7,7 +7,6 @@
 import { writeSync } from "node:fs";
 import type { MessagePort } from "node:worker_threads";
 import { pino } from "pino";
-import { prettyFactory } from "pino-pretty";
 import { RotatingFile, type RotatingFileOptions } from "./rotating-file.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -80,7 +79,8 @@ export function silentLogger(): Logger {
 }
 
 export interface LogOutputOptions {
-  console?: { format: "text" | "json"; fd?: number; colour?: boolean };
+  /** `pretty` turns a JSON line into text for people; without it lines are written as JSON. */
+  console?: { fd?: number; pretty?: (line: string) => string };
   file?: RotatingFileOptions;
 }
 
@@ -98,15 +98,7 @@ export class LogOutput implements LineSink {
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
     this.consoleFd = opts.console ? (opts.console.fd ?? 2) : undefined;
-    if (opts.console?.format === "text") {
-      const format = prettyFactory({
-        colorize: opts.console.colour ?? false,
-        translateTime: "SYS:HH:MM:ss.l",
-        ignore: "pid,hostname",
-        singleLine: true,
-      });
-      this.pretty = (line) => format(line);
-    }
+    this.pretty = opts.console?.pretty;
   }
 
   write(line: string): void {

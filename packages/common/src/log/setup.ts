@@ -12,12 +12,27 @@ export interface ProcessLogOptions {
   isTty: boolean;
 }
 
+/** A formatter for people, loaded only when text output is wanted (it costs a Pi Zero memory). */
+async function prettyFormatter(colour: boolean): Promise<(line: string) => string> {
+  const { prettyFactory } = await import("pino-pretty");
+  const format = prettyFactory({
+    colorize: colour,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname",
+    singleLine: true,
+  });
+  return (line) => format(line);
+}
+
 /** One LogOutput (console + rotating `<role>.log`) and the root logger writing to it. */
-export function openProcessLog(opts: ProcessLogOptions): { log: Logger; output: LogOutput } {
+export async function openProcessLog(
+  opts: ProcessLogOptions,
+): Promise<{ log: Logger; output: LogOutput }> {
   const { log: cfg } = opts.config;
   const format = cfg.format === "auto" ? (opts.isTty ? "text" : "json") : cfg.format;
+  const pretty = format === "text" ? await prettyFormatter(opts.isTty) : undefined;
   const output = new LogOutput({
-    console: { format, colour: opts.isTty },
+    console: pretty === undefined ? {} : { pretty },
     ...(opts.logDir === undefined
       ? {}
       : {

@@ -44,14 +44,36 @@ export function isResponse(env: Envelope): env is Response {
   return "re" in env;
 }
 
-// Compiled once: validation is on the hot path of every frame.
+// Compiled once per type, on first use: validation is on the hot path of
+// every frame, and an agent only ever receives a few types, so it does not
+// pay memory for validators of the others.
 const payloadValidators = new Map<string, Validator>();
-const responseValidators = new Map<string, Validator>();
-for (const [type, spec] of Object.entries(MESSAGES)) {
-  payloadValidators.set(type, Compile(spec.payload));
-  if ("response" in spec) responseValidators.set(type, Compile(spec.response));
+const responseValidators = new Map<string, Validator | null>();
+let errorValidatorCache: Validator | undefined;
+
+function payloadValidator(type: MessageType): Validator {
+  let v = payloadValidators.get(type);
+  if (v === undefined) {
+    v = Compile(MESSAGES[type].payload);
+    payloadValidators.set(type, v);
+  }
+  return v;
 }
-const errorValidator = Compile(ErrorPayload);
+
+function responseValidator(type: MessageType): Validator | undefined {
+  let v = responseValidators.get(type);
+  if (v === undefined) {
+    const spec = MESSAGES[type];
+    v = "response" in spec ? Compile(spec.response) : null;
+    responseValidators.set(type, v);
+  }
+  return v ?? undefined;
+}
+
+function errorValidator(): Validator {
+  errorValidatorCache ??= Compile(ErrorPayload);
+  return errorValidatorCache;
+}
 
 function isCount(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
@@ -130,7 +152,7 @@ export function parseEnvelope(value: unknown): Envelope {
         ...details,
         path: "/re",
       });
-    const validator = responseValidators.get(type);
+    const validator = responseValidator(type);
     if (validator === undefined) {
       throw new DecodeError(
         "E_INVALID_PAYLOAD",
@@ -145,8 +167,8 @@ export function parseEnvelope(value: unknown): Envelope {
           "a response carries payload or error, not both",
           { ...details, path: "/error" },
         );
-      if (!errorValidator.Check(env.error)) {
-        const f = firstFailure(errorValidator, env.error, "/error");
+      if (!errorValidator().Check(env.error)) {
+        const f = firstFailure(errorValidator(), env.error, "/error");
         throw new DecodeError("E_INVALID_PAYLOAD", `${f.path}: ${f.message}`, {
           ...details,
           path: f.path,
@@ -164,7 +186,7 @@ export function parseEnvelope(value: unknown): Envelope {
     return value as Envelope;
   }
 
-  const validator = payloadValidators.get(type) as Validator;
+  const validator = payloadValidator(type);
   if (!validator.Check(env.payload)) {
     const f = firstFailure(validator, env.payload, "/payload");
     throw new DecodeError("E_INVALID_PAYLOAD", `${f.path}: ${f.message}`, {

@@ -160,6 +160,9 @@ export class Store {
           last_seen = excluded.last_seen, agent_version = excluded.agent_version, legacy = excluded.legacy,
           details = excluded.details, vitals = excluded.vitals, vitals_at = excluded.vitals_at,
           last_seq = max(nodes.last_seq, excluded.last_seq), dropped = excluded.dropped`),
+      touchNode: db.prepare(
+        "UPDATE nodes SET last_seq = max(last_seq, ?), last_seen = max(last_seen, ?) WHERE id = ?",
+      ),
       rollupMinute:
         db.prepare(`INSERT OR REPLACE INTO vitals_1m (node_id, bucket, samples, ${rollupCols})
         SELECT node_id, @bucket, count(*), ${rollup((m) => `min(${m}), max(${m}), total(${m}), count(${m})`)}
@@ -210,8 +213,9 @@ export class Store {
     seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
+    // Only the sample: the node's row is rewritten on events (state, details),
+    // and its last seq moves with a one-column update at commit.
     this.samples.push({ nodeId: node.id, ts, seq, values: metricValues(vitals) });
-    this.nodes.set(node.id, node);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.scheduleFlush();
     return done;
@@ -285,9 +289,14 @@ export class Store {
           committed.push({ id: Number(lastInsertRowid), ts: at, kind, nodeId, data: rest });
         }
         // The node row's last_seq moves in the same transaction as its samples.
-        const stored = new Map<string, number>();
-        for (const s of samples) stored.set(s.nodeId, Math.max(stored.get(s.nodeId) ?? 0, s.seq));
-        for (const n of nodes) st.upsertNode.run(nodeRow(n, stored.get(n.id)));
+        const stored = new Map<string, { seq: number; ts: number }>();
+        for (const s of samples) {
+          const prev = stored.get(s.nodeId);
+          if (prev === undefined || s.seq > prev.seq)
+            stored.set(s.nodeId, { seq: s.seq, ts: s.ts });
+        }
+        for (const n of nodes) st.upsertNode.run(nodeRow(n, stored.get(n.id)?.seq));
+        for (const [id, { seq, ts }] of stored) st.touchNode.run(seq, ts, id);
       })();
     } catch (err) {
       const error = new StoreError(

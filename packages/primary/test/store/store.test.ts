@@ -89,7 +89,8 @@ test("store - a sample's promise resolves only after its batch has committed, an
   const { store, file, clock } = open(t);
   const n = node("n1");
   let committed = false;
-  n.lastSeq = 7;
+  // As in the primary: the node's row comes with its join event.
+  store.addEvent({ kind: "node.joined", at: T0, nodeId: "n1", name: "n1" }, n);
   const done = store.addVitals(n, T0 + 1_000, 7, vitals(40, 50)).then(() => {
     committed = true;
   });
