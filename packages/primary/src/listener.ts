@@ -8,6 +8,7 @@ import { createServer as createTcpServer, type Server, type Socket } from "node:
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { type Logger, PSK_IDENTITY_HINT, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
 import type { CredentialStore, PskLookup } from "./credentials.js";
+import { listen } from "./listen.js";
 
 export interface ListenerOptions {
   host: string;
@@ -157,20 +158,7 @@ export class AgentListener {
     });
     server.on("error", (err) => log.error("agent listener error", { err: String(err) }));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(
-        { host: this.opts.host === "" ? undefined : this.opts.host, port: this.opts.port },
-        () => {
-          server.off("error", reject);
-          resolve();
-        },
-      );
-    });
-    const address = server.address();
-    if (address === null || typeof address === "string")
-      throw new Error("listener has no TCP address");
-    return { host: address.address, port: address.port };
+    return listen(server, this.opts.host, this.opts.port);
   }
 
   /** Raw TCP accepted: count it against its address until the handshake is done. False if refused. */

@@ -137,37 +137,29 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     return STATUS_PAGE;
   });
 
-  app.get("/join.sh", async (_req, reply) => {
-    if (opts.join === undefined)
-      return reply
-        .code(404)
-        .send(
-          errorBody(
-            "E_NO_BUNDLE",
-            "this primary has no agent bundle to serve (run `npm run build`)",
-          ),
-        );
-    reply
-      .header("content-type", "text/x-shellscript; charset=utf-8")
-      .header("cache-control", "no-store");
-    return installScript(opts.join.settings);
-  });
-
-  app.get("/join/agent.mjs", async (_req, reply) => {
-    if (opts.join === undefined)
-      return reply
-        .code(404)
-        .send(
-          errorBody(
-            "E_NO_BUNDLE",
-            "this primary has no agent bundle to serve (run `npm run build`)",
-          ),
-        );
-    reply
-      .header("content-type", "text/javascript; charset=utf-8")
-      .header("cache-control", "no-store");
-    return opts.join.bundle;
-  });
+  // What joining nodes download: the install script and the agent bundle.
+  const joinFiles: Array<
+    [string, string, (j: NonNullable<HttpOptions["join"]>) => string | Buffer]
+  > = [
+    ["/join.sh", "text/x-shellscript; charset=utf-8", (j) => installScript(j.settings)],
+    ["/join/agent.mjs", "text/javascript; charset=utf-8", (j) => j.bundle],
+  ];
+  for (const [path, type, body] of joinFiles) {
+    app.get(path, async (_req, reply) => {
+      if (opts.join === undefined) {
+        return reply
+          .code(404)
+          .send(
+            errorBody(
+              "E_NO_BUNDLE",
+              "this primary has no agent bundle to serve (run `npm run build`)",
+            ),
+          );
+      }
+      reply.header("content-type", type).header("cache-control", "no-store");
+      return body(opts.join);
+    });
+  }
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

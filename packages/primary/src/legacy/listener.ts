@@ -17,6 +17,7 @@ import {
   type LegacyMessage,
   type Logger,
 } from "@picluster/common";
+import { listen } from "../listen.js";
 import type { LivenessDetector } from "../liveness.js";
 import type { Registry } from "../registry.js";
 import type { Store } from "../store/store.js";
@@ -255,20 +256,7 @@ export class LegacyListener {
       session.start();
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(
-        { host: this.opts.host === "" ? undefined : this.opts.host, port: this.opts.port },
-        () => {
-          server.off("error", reject);
-          resolve();
-        },
-      );
-    });
-    const address = server.address();
-    if (address === null || typeof address === "string")
-      throw new Error("legacy listener has no TCP address");
-    return address.port;
+    return (await listen(server, this.opts.host, this.opts.port)).port;
   }
 
   /** Tutorial nodes connected now. */
