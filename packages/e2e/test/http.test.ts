@@ -216,3 +216,47 @@ test("http - the stream sends state changes live and resumes from Last-Event-ID"
   );
   assert.match(text, new RegExp(`id: ${left.id}\\nevent: node.state\\n`));
 });
+
+test("http - calls that change state need the bearer token; with one, a join token is issued and a node revoked", async (t) => {
+  const open = await startPrimary(t);
+  const refused = await fetch(`http://127.0.0.1:${httpPort(open)}/api/nodes/pi-x/join-token`, {
+    method: "POST",
+  });
+  assert.equal(refused.status, 403, "no token configured: no changes at all");
+  assert.equal(
+    ((await refused.json()) as { error: { code: string } }).error.code,
+    "E_NO_TOKEN_CONFIGURED",
+  );
+
+  const p = await startPrimary(t, { "http.token": "s3cret-token" });
+  const base = `http://127.0.0.1:${httpPort(p)}`;
+  const post = (path: string, token?: string) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+    });
+  const wrong = await post("/api/nodes/pi-x/join-token", "guess");
+  assert.equal(wrong.status, 401);
+  const wrongText = await wrong.text();
+  assert.ok(!wrongText.includes("s3cret-token"), "the token is never echoed");
+  assert.equal((await post("/api/nodes/pi-x/join-token")).status, 401);
+
+  const issued = await post("/api/nodes/pi-x/join-token", "s3cret-token");
+  assert.equal(issued.status, 201);
+  const { token } = (await issued.json()) as { token: string };
+  assert.match(token, /^pcj1\./);
+  assert.equal((await post("/api/nodes/bad%20name/join-token", "s3cret-token")).status, 400);
+
+  // The token from the API joins a real agent; revoking it through the API cuts the node off.
+  const a = startAgent(t, { port: p.port, addNode: () => token }, "pi-x");
+  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "alive", "pi-x alive", 5_000);
+  assert.equal(
+    (await post("/api/nodes/pi-x/join-token", "s3cret-token")).status,
+    409,
+    "a name with a credential cannot get a second one",
+  );
+  const revoked = await post("/api/nodes/pi-x/revoke", "s3cret-token");
+  assert.deepEqual(((await revoked.json()) as { revoked: string[] }).revoked.length, 1);
+  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "down", "pi-x cut off", 3_000);
+  assert.equal((await post("/api/nodes/nobody/revoke", "s3cret-token")).status, 404);
+});

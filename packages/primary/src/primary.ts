@@ -213,6 +213,7 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
       ...(join === undefined ? {} : { join }),
       stats: () => ({
         rssBytes: process.memoryUsage.rss(),

@@ -4,7 +4,8 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
-import { type Clock, type Logger, PiclusterError } from "@picluster/common";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { AuthError, type Clock, type Logger, PiclusterError } from "@picluster/common";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -12,6 +13,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import Type from "typebox";
+import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES } from "../store/metrics.js";
@@ -31,6 +33,8 @@ export interface HttpOptions {
   /** Bearer token for routes that change state; empty means such routes answer 403. */
   token: string;
   stats(): ProcessStats;
+  /** Who may join; absent when the listener runs without TLS. */
+  credentials?: CredentialStore;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
 }
@@ -160,6 +164,73 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       return body(opts.join);
     });
   }
+
+  /**
+   * Routes that change state need `Authorization: Bearer <[http] token>`.
+   * With no token configured they are refused: the API never changes
+   * anything for whoever can merely reach it.
+   */
+  const requireToken = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (opts.token === "") {
+      return reply
+        .code(403)
+        .send(
+          errorBody(
+            "E_NO_TOKEN_CONFIGURED",
+            "calls that change state are off until [http] token is set",
+          ),
+        );
+    }
+    const header = req.headers.authorization ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    // Compare digests in constant time: neither length nor content leaks through timing.
+    const digest = (v: string) => createHash("sha256").update(v).digest();
+    if (!timingSafeEqual(digest(given), digest(opts.token))) {
+      return reply
+        .code(401)
+        .send(errorBody("E_UNAUTHORIZED", "a valid bearer token is needed for this call"));
+    }
+  };
+
+  const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
+  const authFailure = (err: unknown, reply: FastifyReply) => {
+    if (!(err instanceof AuthError)) throw err;
+    const status = err.code === "E_NODE_EXISTS" ? 409 : err.code === "E_NO_SUCH_NODE" ? 404 : 400;
+    return reply.code(status).send(errorBody(err.code, err.message));
+  };
+
+  app.post<{ Params: { name: string } }>(
+    "/api/nodes/:name/join-token",
+    { schema: { params: NameParams }, preHandler: requireToken },
+    async (req, reply) => {
+      if (opts.credentials === undefined)
+        return reply
+          .code(409)
+          .send(errorBody("E_NO_TLS", "this primary runs without TLS: nodes join without tokens"));
+      try {
+        const token = opts.credentials.addToken(req.params.name);
+        return reply.code(201).send({ name: req.params.name, token });
+      } catch (err) {
+        return authFailure(err, reply);
+      }
+    },
+  );
+
+  app.post<{ Params: { name: string } }>(
+    "/api/nodes/:name/revoke",
+    { schema: { params: NameParams }, preHandler: requireToken },
+    async (req, reply) => {
+      if (opts.credentials === undefined)
+        return reply
+          .code(409)
+          .send(errorBody("E_NO_TLS", "this primary runs without TLS: there is nothing to revoke"));
+      try {
+        return { name: req.params.name, revoked: opts.credentials.revoke(req.params.name) };
+      } catch (err) {
+        return authFailure(err, reply);
+      }
+    },
+  );
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();
