@@ -40,3 +40,28 @@ export async function getJson<T>(config: Config, path: string): Promise<T> {
   }
   return body as T;
 }
+
+/**
+ * POST to the running primary with the configured bearer token. Undefined
+ * when there is no token to send or no primary answers: the caller then
+ * works on the files directly.
+ */
+export async function postJson<T>(config: Config, path: string): Promise<T | undefined> {
+  if (config.http.token === "") return undefined;
+  let res: Response;
+  try {
+    res = await fetch(`${apiBase(config)}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${config.http.token}` },
+    });
+  } catch {
+    // No primary listening: nothing to coordinate with.
+    return undefined;
+  }
+  const body = (await res.json()) as unknown;
+  if (!res.ok) {
+    const e = (body as { error?: { code?: string; message?: string } }).error;
+    throw new ApiError(e?.code ?? "E_HTTP", e?.message ?? `${res.status} from ${path}`);
+  }
+  return body as T;
+}

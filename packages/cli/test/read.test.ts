@@ -45,6 +45,7 @@ test("cli read - status, nodes, node show, events and vitals read a running prim
       PICLUSTER_HTTP_PORT: "0",
       PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
       PICLUSTER_LOG_FORMAT: "json",
+      PICLUSTER_HTTP_TOKEN: "tok",
     },
     stdio: ["ignore", "pipe", "ignore"],
   });
@@ -62,7 +63,10 @@ test("cli read - status, nodes, node show, events and vitals read a running prim
   const port = new URL(url).port;
   const cli = async (...args: string[]) => {
     const io = captureIo();
-    const code = await main([...args, "--http-port", port], io);
+    const code = await main(
+      [...args, "--http-port", port, "--http-token", "tok", "--node-data-dir", dir],
+      io,
+    );
     return { code, out: io.stdout(), err: io.stderr() };
   };
   await deadline(
@@ -115,6 +119,25 @@ test("cli read - status, nodes, node show, events and vitals read a running prim
   const bad = await cli("vitals", "here", "--since", "soon");
   assert.equal(bad.code, 1);
   assert.match(bad.err, /--since: expected a duration/);
+
+  // With the bearer token configured, node add and revoke go through the running primary.
+  const added = await cli("node", "add", "pi-api", "--json");
+  assert.equal(added.code, 0, added.err);
+  const { token } = JSON.parse(added.out) as { token: string };
+  const listed = JSON.parse((await cli("node", "list", "--json")).out) as Array<{
+    name: string;
+    status: string;
+  }>;
+  assert.ok(
+    listed.some((c) => c.name === "pi-api" && c.status === "pending"),
+    "the primary wrote the token",
+  );
+  assert.match(token, /^pcj1\./);
+  const again = await cli("node", "add", "here", "--json");
+  assert.equal(again.code, 1, "the running primary refuses a name that has a credential");
+  assert.match(again.err, /E_NODE_EXISTS/);
+  const revoked = await cli("node", "revoke", "pi-api", "--json");
+  assert.equal(revoked.code, 0, revoked.err);
 
   up.kill("SIGINT");
 });

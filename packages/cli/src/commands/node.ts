@@ -10,6 +10,7 @@ import {
   resolveDataDir,
 } from "@picluster/common";
 import type { Command } from "commander";
+import { postJson } from "../api-client.js";
 import { loadCliConfig } from "../config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 import { agentBundlePath } from "../version.js";
@@ -123,7 +124,12 @@ export function registerNodeCommands(
         return setExit(EXIT_USAGE);
       }
       try {
-        const token = ctx.store.addToken(name, ttl.value);
+        // Through the running primary when it answers (no two writers of the credential file), else the file.
+        const viaPrimary = await postJson<{ token: string }>(
+          ctx.loaded.config,
+          `/api/nodes/${encodeURIComponent(name)}/join-token?ttl=${ttl.value}`,
+        );
+        const token = viaPrimary?.token ?? ctx.store.addToken(name, ttl.value);
         const { config } = ctx.loaded;
         const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
         const host = config.primary.advertise_host || hostname();
@@ -171,7 +177,11 @@ export function registerNodeCommands(
       const ctx = await openStore(cmd.optsWithGlobals(), io);
       if (ctx === undefined) return setExit(EXIT_USAGE);
       try {
-        const revoked = ctx.store.revoke(name);
+        const viaPrimary = await postJson<{ revoked: string[] }>(
+          ctx.loaded.config,
+          `/api/nodes/${encodeURIComponent(name)}/revoke`,
+        );
+        const revoked = viaPrimary?.revoked ?? ctx.store.revoke(name);
         if (opts.json) io.out(`${JSON.stringify({ name, revoked })}\n`);
         else io.out(`revoked ${name}: ${revoked.length} credential(s); pending tokens removed\n`);
         setExit(EXIT_OK);

@@ -199,16 +199,25 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     return reply.code(status).send(errorBody(err.code, err.message));
   };
 
-  app.post<{ Params: { name: string } }>(
+  app.post<{ Params: { name: string }; Querystring: { ttl?: number } }>(
     "/api/nodes/:name/join-token",
-    { schema: { params: NameParams }, preHandler: requireToken },
+    {
+      schema: {
+        params: NameParams,
+        querystring: Type.Object(
+          { ttl: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 30 * 86_400_000 })) },
+          { additionalProperties: false },
+        ),
+      },
+      preHandler: requireToken,
+    },
     async (req, reply) => {
       if (opts.credentials === undefined)
         return reply
           .code(409)
           .send(errorBody("E_NO_TLS", "this primary runs without TLS: nodes join without tokens"));
       try {
-        const token = opts.credentials.addToken(req.params.name);
+        const token = opts.credentials.addToken(req.params.name, req.query.ttl);
         return reply.code(201).send({ name: req.params.name, token });
       } catch (err) {
         return authFailure(err, reply);
