@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
@@ -95,13 +96,7 @@ test("legacy - the tutorial's Python secondary joins unchanged: uuid, primary in
 });
 
 test("legacy - unknown types and bad frames are logged and counted, never fatal to the primary", async (t) => {
-  const p = await startPrimary(t, { "legacy.port": "0", "legacy.host": "127.0.0.1" });
-  const port = await portOf(p);
-  const { connect } = await import("node:net");
-  const socket = connect({ host: "127.0.0.1", port });
-  t.after(() => {
-    socket.destroy();
-  });
+  const { p, socket } = await rawLegacyClient(t);
   await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   socket.write('{"type":"node_baseinfo","payload":{"hostname":"odd","ram":1,"cpu_cores":1}}\r');
   socket.write(
@@ -137,13 +132,7 @@ async function portOf(p: { records: Array<Record<string, unknown>> }): Promise<n
 }
 
 test("legacy - a client that asks and never reads is cut off before its answers pile up", async (t) => {
-  const p = await startPrimary(t, { "legacy.port": "0", "legacy.host": "127.0.0.1" });
-  const port = await portOf(p);
-  const { connect } = await import("node:net");
-  const socket = connect({ host: "127.0.0.1", port });
-  t.after(() => {
-    socket.destroy();
-  });
+  const { p, socket } = await rawLegacyClient(t);
   socket.on("error", () => {});
   await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   socket.pause();
@@ -153,3 +142,14 @@ test("legacy - a client that asks and never reads is cut off before its answers 
   await deadline(closed, 5_000, "the primary closes a client that never reads");
   assert.ok(p.records.some((r) => r.msg === "tutorial node is not reading its answers, closing"));
 });
+
+/** A primary with the legacy listener on, and a raw TCP client connected to it. */
+async function rawLegacyClient(t: Parameters<typeof startPrimary>[0]) {
+  const p = await startPrimary(t, { "legacy.port": "0", "legacy.host": "127.0.0.1" });
+  const port = await portOf(p);
+  const socket = connect({ host: "127.0.0.1", port });
+  t.after(() => {
+    socket.destroy();
+  });
+  return { p, socket };
+}
