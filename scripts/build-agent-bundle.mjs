@@ -1,5 +1,5 @@
 // Bundles the agent-only command into one file the primary serves to joining
-// nodes (packages/cli/dist/agent-bundle.mjs), after `tsc -b`. esbuild is used
+// nodes (packages/cli/dist/agent-bundle.cjs), after `tsc -b`. esbuild is used
 // because a node installs the agent from this single file, with no npm.
 import { readFileSync } from "node:fs";
 import { build } from "esbuild";
@@ -8,18 +8,23 @@ const root = new URL("..", import.meta.url).pathname;
 const { version } = JSON.parse(readFileSync(`${root}packages/cli/package.json`, "utf8"));
 await build({
   entryPoints: [`${root}packages/cli/dist/src/agent-bin.js`],
-  outfile: `${root}packages/cli/dist/agent-bundle.mjs`,
+  outfile: `${root}packages/cli/dist/agent-bundle.cjs`,
   bundle: true,
   platform: "node",
-  format: "esm",
+  // CommonJS and minified, to keep the agent's RSS down: an ESM entry costs
+  // ~1.9 MiB (Node's ESM loader) and the unminified 550 KB source ~1 MiB
+  // more (bench/README.md). The source map beside it (not served) decodes
+  // a stack trace from a node: node --enable-source-maps, or any map tool.
+  format: "cjs",
   target: "node20",
-  minify: false,
-  sourcemap: false,
+  minify: true,
+  sourcemap: "external",
   legalComments: "inline",
   logLevel: "warning",
-  define: { PICLUSTER_BUNDLED_VERSION: JSON.stringify(version) },
-  // CommonJS dependencies (pino) call require(); give the ESM bundle one.
-  banner: {
-    js: 'import { createRequire as __pcRequire } from "node:module"; const require = __pcRequire(import.meta.url);',
+  define: {
+    PICLUSTER_BUNDLED_VERSION: JSON.stringify(version),
+    // import.meta.url in CommonJS: this file's own URL.
+    "import.meta.url": "__pcImportMetaUrl",
   },
+  banner: { js: 'var __pcImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
 });

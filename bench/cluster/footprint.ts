@@ -3,7 +3,7 @@
  * configured only through PICLUSTER_* environment variables, joined to a
  * primary in this process with a fresh token, reading this machine's /proc
  * and /sys at the default intervals (1 s heartbeats, 10 s vitals). When it
- * is built, the single-file bundle that nodes install (agent-bundle.mjs)
+ * is built, the single-file bundle that nodes install (agent-bundle.cjs)
  * runs beside it the same way, joined to a second primary (both read the
  * same /etc/machine-id, so one primary would take them for one node). RSS and CPU ticks are read
  * from /proc/<pid> every few seconds; a bare `node -e
@@ -20,7 +20,7 @@ import { clockTicksPerSecond, readProcRss, readProcTicks, sleep } from "./stats.
 export const CLI_SCRIPT = new URL("../../../packages/cli/bin/picluster.js", import.meta.url)
   .pathname;
 /** What a node installs (`npm run build` makes it; `tsc -b` alone does not). */
-export const BUNDLE_SCRIPT = new URL("../../../packages/cli/dist/agent-bundle.mjs", import.meta.url)
+export const BUNDLE_SCRIPT = new URL("../../../packages/cli/dist/agent-bundle.cjs", import.meta.url)
   .pathname;
 
 export interface FootprintOptions {
@@ -201,7 +201,7 @@ export async function runFootprint(
     ];
     if (existsSync(BUNDLE_SCRIPT)) {
       kinds.push({
-        label: "agent-bundle.mjs agent (installed)",
+        label: "agent-bundle.cjs agent (installed)",
         script: BUNDLE_SCRIPT,
         name: "bench-agent-bundle",
       });

@@ -67,7 +67,8 @@ const MAX_CPU_VS_NOOP = 2;
 const MAX_CRASH_DOWN_MS = 200;
 const MAX_SILENT_SUSPECT_MS = 3_000;
 const MAX_SILENT_DOWN_MS = 5_000;
-const MAX_AGENT_RSS_MIB = 45;
+/** The design says "RSS ≤ 45 MB" (a bare node ~40 MB): 45 × 10⁶ bytes, shown in MiB. */
+const MAX_AGENT_RSS_MIB = 45e6 / 2 ** 20;
 const MAX_AGENT_CPU_PCT = 0.1;
 
 /** Which code was measured: other work lands in packages/ all the time. */
@@ -369,7 +370,7 @@ function footprintBudgets(f: FootprintResult | undefined): Budget[] {
   const out: Budget[] = [];
   for (const [i, a] of (agents.length > 0 ? agents : [undefined]).entries()) {
     const suffix = i === 0 ? "" : `-${a?.name ?? i}`;
-    const who = a === undefined || i === 0 ? "agent" : a.label;
+    const who = a === undefined || i === 0 ? "agent (CLI)" : a.label;
     out.push(
       budget(
         `agent-rss${suffix}`,

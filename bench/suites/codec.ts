@@ -7,7 +7,10 @@
  * delivers them, decoded three ways:
  *  (a) JSON.parse of each frame's string, already split;
  *  (b) a no-op NDJSON reader: split the chunks on \n, UTF-8, JSON.parse;
- *  (c) NdjsonDecoder.feed: (b) plus envelope and payload validation.
+ *  (c) NdjsonDecoder.feed: (b) plus envelope and payload validation, with
+ *      the TypeBox-compiled checks the primary uses;
+ *  (d) the same with the schema-free checker the agent uses (json-check.ts),
+ *      for information: the agent decodes a few frames a minute.
  */
 import {
   DecodeError,
@@ -18,6 +21,7 @@ import {
   PROTOCOL_VERSION,
   parseEnvelope,
 } from "@picluster/common";
+import { parseEnvelopeCompiled } from "@picluster/common/schema";
 import {
   budget,
   type Case,
@@ -219,16 +223,32 @@ export async function runCodec({ progress }: SuiteContext): Promise<SuiteReport>
 
   // Sanity: the generator writes frames the protocol accepts, and the
   // validator really checks them (so (c) is not measuring a no-op).
-  const sample = parseEnvelope(JSON.parse(strings[0] ?? ""));
-  if (sample.type !== "vitals") throw new Error(`sample frame decoded as ${sample.type}`);
-  const broken = JSON.parse(strings[0] ?? "") as { payload: Vitals };
-  broken.payload.cpu.perCore[3] = 101;
-  try {
-    parseEnvelope(broken);
-    throw new Error("the validator accepted cpu.perCore[3] = 101");
-  } catch (err) {
-    if (!(err instanceof DecodeError)) throw err;
+  for (const parse of [parseEnvelopeCompiled, parseEnvelope]) {
+    const sample = parse(JSON.parse(strings[0] ?? ""));
+    if (sample.type !== "vitals") throw new Error(`sample frame decoded as ${sample.type}`);
+    const broken = JSON.parse(strings[0] ?? "") as { payload: Vitals };
+    broken.payload.cpu.perCore[3] = 101;
+    try {
+      parse(broken);
+      throw new Error("the validator accepted cpu.perCore[3] = 101");
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+    }
   }
+  const decodeAll = (id: string, parse: (value: unknown) => Envelope) => () => {
+    const decoder = new NdjsonDecoder(undefined, parse);
+    let n = 0;
+    for (const chunk of chunks) {
+      for (const item of decoder.feed(chunk)) {
+        if (item instanceof DecodeError) {
+          throw new Error(`${id}: decoder refused a frame: ${item.code} ${item.message}`);
+        }
+        n++;
+      }
+    }
+    if (decoder.buffered !== 0) throw new Error(`${id}: ${decoder.buffered} bytes left over`);
+    return n;
+  };
 
   const cases: Case[] = [
     {
@@ -257,22 +277,15 @@ export async function runCodec({ progress }: SuiteContext): Promise<SuiteReport>
     },
     {
       id: "(c)",
-      label: "NdjsonDecoder.feed: (b) + envelope/schema validation",
-      run() {
-        const decoder = new NdjsonDecoder();
-        let n = 0;
-        for (const chunk of chunks) {
-          for (const item of decoder.feed(chunk)) {
-            if (item instanceof DecodeError) {
-              throw new Error(`(c): decoder refused a frame: ${item.code} ${item.message}`);
-            }
-            n++;
-          }
-        }
-        if (decoder.buffered !== 0) throw new Error(`(c): ${decoder.buffered} bytes left over`);
-        return n;
-      },
+      label: "NdjsonDecoder.feed: (b) + envelope/schema validation (compiled, primary)",
+      run: decodeAll("(c)", parseEnvelopeCompiled),
       check: expectCount("(c)", FRAMES),
+    },
+    {
+      id: "(d)",
+      label: "NdjsonDecoder.feed: (b) + validation by json-check (agent)",
+      run: decodeAll("(d)", parseEnvelope),
+      check: expectCount("(d)", FRAMES),
     },
   ];
 
@@ -292,8 +305,8 @@ export async function runCodec({ progress }: SuiteContext): Promise<SuiteReport>
       mbPerSec: bytes / 1e6 / (med / 1000),
     };
   });
-  const [a, b, c] = measurements;
-  if (a === undefined || b === undefined || c === undefined)
+  const [a, b, c, d] = measurements;
+  if (a === undefined || b === undefined || c === undefined || d === undefined)
     throw new Error("missing measurements");
   const costVsParse = c.medianMs / a.medianMs;
   const costVsReader = c.medianMs / b.medianMs;
@@ -315,6 +328,7 @@ export async function runCodec({ progress }: SuiteContext): Promise<SuiteReport>
       { id: "c/a", label: "cost ratio (c)/(a) = time_c / time_a", value: costVsParse },
       { id: "c/b", label: "cost ratio (c)/(b) = time_c / time_b", value: costVsReader },
       { id: "b/a", label: "cost ratio (b)/(a) = time_b / time_a", value: b.medianMs / a.medianMs },
+      { id: "d/a", label: "cost ratio (d)/(a) = time_d / time_a", value: d.medianMs / a.medianMs },
     ],
     budgets: [
       budget(

@@ -1,4 +1,6 @@
-// Entry of the agent bundle.
+// Entry of the agent bundle (CommonJS, so no top-level await).
 import { agentMain } from "./agent-main.js";
 
-process.exitCode = await agentMain(process.argv.slice(2));
+void agentMain(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

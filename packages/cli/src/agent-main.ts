@@ -1,5 +1,5 @@
 /**
- * The agent-only command, bundled into one file (dist/agent-bundle.mjs) that
+ * The agent-only command, bundled into one file (dist/agent-bundle.cjs) that
  * the primary serves to joining nodes: `agent`, `config`, `service`. It never
  * imports the primary, SQLite or the HTTP server.
  */

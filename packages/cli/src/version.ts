@@ -14,5 +14,5 @@ export function version(): string {
 
 /** The agent bundle `npm run build` makes, served by the primary to joining nodes. */
 export function agentBundlePath(): string {
-  return new URL("../agent-bundle.mjs", import.meta.url).pathname;
+  return new URL("../agent-bundle.cjs", import.meta.url).pathname;
 }

@@ -13,4 +13,8 @@ export * from "./log/setup.js";
 export * from "./paths.js";
 export * from "./protocol/codec.js";
 export * from "./protocol/envelope.js";
-export * from "./protocol/messages.js";
+export * from "./protocol/json-check.js";
+// Types only: the schemas themselves (TypeBox) are in "@picluster/common/schema",
+// which the agent never loads.
+export type * from "./protocol/messages.js";
+export * from "./protocol/version.js";

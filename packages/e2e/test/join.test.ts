@@ -8,7 +8,7 @@ import { waitFor } from "@picluster/common/testing";
 import { joinCommand, joinSettings, sha256 } from "@picluster/primary";
 import { scratchDir, startPrimary } from "./support/cluster.js";
 
-const BUNDLE = new URL("../../../cli/dist/agent-bundle.mjs", import.meta.url).pathname;
+const BUNDLE = new URL("../../../cli/dist/agent-bundle.cjs", import.meta.url).pathname;
 
 function runSh(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -84,7 +84,7 @@ test("join - one pasted command: the primary serves a checked script and agent; 
     "--dry-run",
   ]);
   assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
-  assert.equal(sha256(readFileSync(join(prefix, "picluster-agent.mjs"))), settings.bundleSha256);
+  assert.equal(sha256(readFileSync(join(prefix, "picluster-agent.cjs"))), settings.bundleSha256);
   const ini = readFileSync(config, "utf8");
   assert.match(ini, /^primary_host = 127\.0\.0\.1$/m);
   assert.match(ini, new RegExp(`^primary_port = ${p.port}$`, "m"));
@@ -92,7 +92,7 @@ test("join - one pasted command: the primary serves a checked script and agent; 
   assert.match(
     run.stdout,
     new RegExp(
-      `^ExecStart=\\S+node ${prefix}/picluster-agent\\.mjs agent --config ${config}$`,
+      `^ExecStart=\\S+node ${prefix}/picluster-agent\\.cjs agent --config ${config}$`,
       "m",
     ),
   );
@@ -122,7 +122,7 @@ test("join - one pasted command: the primary serves a checked script and agent; 
   );
   const agent = spawn(
     process.execPath,
-    [join(prefix, "picluster-agent.mjs"), "agent", "--config", config],
+    [join(prefix, "picluster-agent.cjs"), "agent", "--config", config],
     {
       env: { ...env, PICLUSTER_LOG_FORMAT: "json" },
       stdio: "ignore",

@@ -10,11 +10,11 @@ import {
   type Envelope,
   isResponse,
   type Logger,
-  MESSAGES,
   type Message,
   type MessageType,
   PiclusterError,
 } from "@picluster/common";
+import { MESSAGES } from "@picluster/common/schema";
 import type { CredentialStore } from "./credentials.js";
 import type { LivenessDetector } from "./liveness.js";
 import type { Registry } from "./registry.js";

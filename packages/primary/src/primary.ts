@@ -42,7 +42,7 @@ export interface PrimaryOptions {
   log: Logger;
   version: string;
   clock?: Clock;
-  /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.mjs). */
+  /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.cjs). */
   agentBundle?: string;
 }
 

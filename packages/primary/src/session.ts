@@ -19,6 +19,7 @@ import {
   type Response,
   type ResponseMap,
 } from "@picluster/common";
+import { parseEnvelopeCompiled } from "@picluster/common/schema";
 import type { PskLookup } from "./credentials.js";
 
 /** How the peer authenticated at the TLS layer. */
@@ -83,7 +84,7 @@ export class Session {
   ) {
     this.peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     this.log = log.child({ peer: this.peer });
-    this.decoder = new NdjsonDecoder(opts.maxFrameBytes);
+    this.decoder = new NdjsonDecoder(opts.maxFrameBytes, parseEnvelopeCompiled);
     this.encoder = new NdjsonEncoder(opts.maxFrameBytes);
   }
 

@@ -155,10 +155,17 @@ class JsonFrameDecoder<M> implements MessageDecoder<M> {
   }
 }
 
-/** Protocol v1 decoder: NDJSON frames, each a validated envelope. */
+/**
+ * Protocol v1 decoder: NDJSON frames, each a validated envelope. The primary
+ * passes `parseEnvelopeCompiled` (faster, loads TypeBox); the default loads
+ * no schema library.
+ */
 export class NdjsonDecoder extends JsonFrameDecoder<Envelope> {
-  constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
-    super(LF, maxFrameBytes, parseEnvelope);
+  constructor(
+    maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+    parse: (value: unknown) => Envelope = parseEnvelope,
+  ) {
+    super(LF, maxFrameBytes, parse);
   }
 }
 

@@ -1,19 +1,17 @@
 /**
  * The envelope around every message, and the one function that turns an
  * untrusted parsed JSON value into a typed, validated envelope.
+ *
+ * This module loads no schema library: `parseEnvelope` checks payloads
+ * against the plain JSON schemas in wire-schemas.ts (json-check.ts), which
+ * keeps the agent small. The primary uses `parseEnvelopeCompiled`
+ * (compiled.ts, TypeBox), the same checks compiled for speed.
  */
-import { Compile, type Validator } from "typebox/compile";
 import { DecodeError } from "../errors.js";
-import {
-  ErrorPayload,
-  isMessageType,
-  MESSAGES,
-  type MessageMap,
-  type MessageType,
-  PROTOCOL_VERSION,
-  type RequestType,
-  type ResponseMap,
-} from "./messages.js";
+import { firstFailure, type SchemaFailure } from "./json-check.js";
+import type { MessageMap, MessageType, RequestType, ResponseMap } from "./messages.js";
+import { PROTOCOL_VERSION } from "./version.js";
+import { WIRE_ERROR_SCHEMA, WIRE_SCHEMAS } from "./wire-schemas.js";
 
 /** A message: an event, or a request when it carries `id`. */
 export type Message<T extends MessageType = MessageType> = {
@@ -44,64 +42,46 @@ export function isResponse(env: Envelope): env is Response {
   return "re" in env;
 }
 
-// Compiled once per type, on first use: validation is on the hot path of
-// every frame, and an agent only ever receives a few types, so it does not
-// pay memory for validators of the others.
-const payloadValidators = new Map<string, Validator>();
-const responseValidators = new Map<string, Validator | null>();
-let errorValidatorCache: Validator | undefined;
+/** Checks a payload; returns the first failure under `prefix`, or undefined. */
+export type PayloadCheck = (value: unknown, prefix: string) => SchemaFailure | undefined;
 
-function payloadValidator(type: MessageType): Validator {
-  let v = payloadValidators.get(type);
-  if (v === undefined) {
-    v = Compile(MESSAGES[type].payload);
-    payloadValidators.set(type, v);
-  }
-  return v;
+/** Where an envelope parser gets its payload checks from. */
+export interface PayloadChecks {
+  payload(type: MessageType): PayloadCheck;
+  /** Undefined for types that are not requests. */
+  response(type: MessageType): PayloadCheck | undefined;
+  error(): PayloadCheck;
 }
 
-function responseValidator(type: MessageType): Validator | undefined {
-  let v = responseValidators.get(type);
-  if (v === undefined) {
-    const spec = MESSAGES[type];
-    v = "response" in spec ? Compile(spec.response) : null;
-    responseValidators.set(type, v);
-  }
-  return v ?? undefined;
-}
-
-function errorValidator(): Validator {
-  errorValidatorCache ??= Compile(ErrorPayload);
-  return errorValidatorCache;
+export function isMessageType(type: string): type is MessageType {
+  return Object.hasOwn(WIRE_SCHEMAS, type);
 }
 
 function isCount(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
 
-/** The first failure of `validator` on `value`, as a JSON pointer under `prefix` and a message. */
-function firstFailure(
-  validator: Validator,
-  value: unknown,
-  prefix: string,
-): { path: string; message: string } {
-  const [first] = validator.Errors(value);
-  if (first === undefined) return { path: prefix, message: "invalid" };
-  let path = prefix + first.instancePath;
-  const params = first.params as { requiredProperties?: unknown };
-  if (first.keyword === "required" && Array.isArray(params.requiredProperties)) {
-    const [missing] = params.requiredProperties as unknown[];
-    if (typeof missing === "string") return { path: `${path}/${missing}`, message: "is required" };
-  }
-  if (path === "") path = "/";
-  return { path, message: first.message };
-}
+const jsonChecks: PayloadChecks = {
+  payload: (type) => (v, prefix) => firstFailure(WIRE_SCHEMAS[type].payload, v, prefix),
+  response: (type) => {
+    const schema = WIRE_SCHEMAS[type].response;
+    return schema === undefined ? undefined : (v, prefix) => firstFailure(schema, v, prefix);
+  },
+  error: () => (v, prefix) => firstFailure(WIRE_ERROR_SCHEMA, v, prefix),
+};
 
 /**
  * Check an untrusted value (usually `JSON.parse` output) against the envelope
  * and the schema of its type. Throws DecodeError naming the failing field.
  */
-export function parseEnvelope(value: unknown): Envelope {
+export const parseEnvelope = createEnvelopeParser(jsonChecks);
+
+/** An envelope parser that checks payloads with `checks`. */
+export function createEnvelopeParser(checks: PayloadChecks): (value: unknown) => Envelope {
+  return (value) => parseWith(checks, value);
+}
+
+function parseWith(checks: PayloadChecks, value: unknown): Envelope {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new DecodeError(
       "E_NOT_OBJECT",
@@ -152,8 +132,8 @@ export function parseEnvelope(value: unknown): Envelope {
         ...details,
         path: "/re",
       });
-    const validator = responseValidator(type);
-    if (validator === undefined) {
+    const check = checks.response(type);
+    if (check === undefined) {
       throw new DecodeError(
         "E_INVALID_PAYLOAD",
         `"${type}" is not a request type and has no response`,
@@ -167,8 +147,8 @@ export function parseEnvelope(value: unknown): Envelope {
           "a response carries payload or error, not both",
           { ...details, path: "/error" },
         );
-      if (!errorValidator().Check(env.error)) {
-        const f = firstFailure(errorValidator(), env.error, "/error");
+      const f = checks.error()(env.error, "/error");
+      if (f !== undefined) {
         throw new DecodeError("E_INVALID_PAYLOAD", `${f.path}: ${f.message}`, {
           ...details,
           path: f.path,
@@ -176,8 +156,8 @@ export function parseEnvelope(value: unknown): Envelope {
       }
       return value as Envelope;
     }
-    if (!validator.Check(env.payload)) {
-      const f = firstFailure(validator, env.payload, "/payload");
+    const f = check(env.payload, "/payload");
+    if (f !== undefined) {
       throw new DecodeError("E_INVALID_PAYLOAD", `${f.path}: ${f.message}`, {
         ...details,
         path: f.path,
@@ -186,9 +166,8 @@ export function parseEnvelope(value: unknown): Envelope {
     return value as Envelope;
   }
 
-  const validator = payloadValidator(type);
-  if (!validator.Check(env.payload)) {
-    const f = firstFailure(validator, env.payload, "/payload");
+  const f = checks.payload(type)(env.payload, "/payload");
+  if (f !== undefined) {
     throw new DecodeError("E_INVALID_PAYLOAD", `${f.path}: ${f.message}`, {
       ...details,
       path: f.path,

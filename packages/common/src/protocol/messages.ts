@@ -5,7 +5,7 @@
  */
 import Type, { type Static, type TSchema } from "typebox";
 
-export const PROTOCOL_VERSION = 1;
+export { PROTOCOL_VERSION } from "./version.js";
 
 const Uint = Type.Integer({ minimum: 0 });
 const Num = Type.Number();
@@ -233,7 +233,3 @@ export type ResponseMap = {
     ? Static<R>
     : never;
 };
-
-export function isMessageType(type: string): type is MessageType {
-  return Object.hasOwn(MESSAGES, type);
-}

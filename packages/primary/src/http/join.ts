@@ -1,6 +1,6 @@
 /**
  * Joining a node with one pasted command. The primary serves the install
- * script (/join.sh) and the agent itself (/join/agent.mjs, one bundled file),
+ * script (/join.sh) and the agent itself (/join/agent.cjs, one bundled file),
  * so a node needs nothing from the internet, only Node.js 20. Plain HTTP is
  * enough because nothing secret travels and everything is checked: the
  * pasted command carries the script's SHA-256, the script carries the
@@ -15,7 +15,7 @@ export interface JoinSettings {
   /** Host name or address nodes use for the agent link. */
   primaryHost: string;
   agentPort: number;
-  /** SHA-256 (hex) of the agent bundle served at /join/agent.mjs. */
+  /** SHA-256 (hex) of the agent bundle served at /join/agent.cjs. */
   bundleSha256: string;
 }
 
@@ -55,12 +55,12 @@ MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$MAJOR" -ge 20 ] || { echo "error: Node.js $MAJOR is installed; picluster needs 20 or newer" >&2; exit 1; }
 echo "picluster: fetching the agent from $HTTP"
 mkdir -p "$PREFIX"
-TMP="$PREFIX/picluster-agent.mjs.download"
+TMP="$PREFIX/picluster-agent.cjs.download"
 # Node.js is needed anyway, so it does the download too (no curl or wget needed).
-node -e 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) throw new Error("HTTP " + r.status); require("fs").writeFileSync(process.argv[2], Buffer.from(await r.arrayBuffer())); }).catch((e) => { console.error("error: cannot fetch the agent: " + e.message); process.exit(1); })' "$HTTP/join/agent.mjs" "$TMP"
+node -e 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) throw new Error("HTTP " + r.status); require("fs").writeFileSync(process.argv[2], Buffer.from(await r.arrayBuffer())); }).catch((e) => { console.error("error: cannot fetch the agent: " + e.message); process.exit(1); })' "$HTTP/join/agent.cjs" "$TMP"
 SUM=$(node -e 'const c=require("crypto"),f=require("fs");process.stdout.write(c.createHash("sha256").update(f.readFileSync(process.argv[1])).digest("hex"))' "$TMP")
 [ "$SUM" = "$BUNDLE_SHA256" ] || { rm -f "$TMP"; echo "error: the agent download does not match its checksum; not installed" >&2; exit 1; }
-mv "$TMP" "$PREFIX/picluster-agent.mjs"
+mv "$TMP" "$PREFIX/picluster-agent.cjs"
 mkdir -p "$(dirname "$CONFIG")"
 umask 077
 {
@@ -73,12 +73,12 @@ umask 077
   echo "primary_port = $AGENT_PORT"
   echo "join_token = $TOKEN"
 } > "$CONFIG"
-node "$PREFIX/picluster-agent.mjs" config check --config "$CONFIG"
+node "$PREFIX/picluster-agent.cjs" config check --config "$CONFIG"
 if [ -z "$DRY_RUN" ]; then
   id -u picluster >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin picluster
   chgrp picluster "$CONFIG" && chmod 0640 "$CONFIG"
 fi
-node "$PREFIX/picluster-agent.mjs" service install agent --config "$CONFIG" $DRY_RUN
+node "$PREFIX/picluster-agent.cjs" service install agent --config "$CONFIG" $DRY_RUN
 echo "picluster: agent installed; it joins $PRIMARY_HOST:$AGENT_PORT"
 `;
 }

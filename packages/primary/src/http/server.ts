@@ -146,7 +146,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     [string, string, (j: NonNullable<HttpOptions["join"]>) => string | Buffer]
   > = [
     ["/join.sh", "text/x-shellscript; charset=utf-8", (j) => installScript(j.settings)],
-    ["/join/agent.mjs", "text/javascript; charset=utf-8", (j) => j.bundle],
+    ["/join/agent.cjs", "text/javascript; charset=utf-8", (j) => j.bundle],
   ];
   for (const [path, type, body] of joinFiles) {
     app.get(path, async (_req, reply) => {

@@ -21,7 +21,7 @@ import {
 import Database from "better-sqlite3";
 import type { ClusterEvent, NodeState } from "../events.js";
 import type { NodeRecord } from "../registry.js";
-import { METRIC_NAMES, METRICS, metricValues } from "./metrics.js";
+import { METRIC_NAMES, metricValues } from "./metrics.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 export class StoreError extends PiclusterError {}
