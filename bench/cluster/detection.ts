@@ -51,7 +51,7 @@ export async function runDetection(
   const { trials, firstIndex } = opts;
   if (firstIndex + 3 * trials > creds.count) throw new Error("not enough credentials issued");
   const local = await startLocalPrimary((dir) =>
-    copyFileSync(creds.storeFile, join(dir, "credentials.json")),
+    copyFileSync(creds.storeFile, join(dir, "picluster.db")),
   );
   const missed: Record<string, number> = {};
   const miss = (what: string, err: unknown) => {

@@ -94,7 +94,7 @@ export type ServerMode = "primary" | "noop";
 export interface ServerStartArgs {
   mode: ServerMode;
   credsFile: string;
-  /** The primary's data directory (holds credentials.json and the log). */
+  /** The primary's data directory (holds picluster.db with the credentials, and the log). */
   dataDir: string;
   maxHandshakesPerAddress: number;
 }

@@ -64,7 +64,7 @@ export async function runLoad(
 ): Promise<LoadResult> {
   const label = `${opts.mode} × ${opts.agents}`;
   const dataDir = mkdtempSync(join(tmpdir(), "picluster-bench-primary-"));
-  copyFileSync(creds.storeFile, join(dataDir, "credentials.json"));
+  copyFileSync(creds.storeFile, join(dataDir, "picluster.db"));
   const server = new Child<ServerCommands>(
     `server (${opts.mode})`,
     SERVER_SCRIPT,

@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { systemClock } from "@picluster/common";
 import { deadline, waitFor } from "@picluster/common/testing";
-import { CredentialStore, credentialFile } from "@picluster/primary";
+import { CredentialStore } from "@picluster/primary";
 import Database from "better-sqlite3";
 import { scratchDir, startAgent } from "./support/cluster.js";
 
@@ -56,7 +56,7 @@ function killed(child: ChildProcess): Promise<void> {
 
 test("crash - kill -9 the primary ten times during ingest from 50 agents: the database opens clean and every acked sample is there exactly once", async (t) => {
   const dataDir = scratchDir(t, "picluster-crash-");
-  const store = new CredentialStore(credentialFile(dataDir), systemClock).load();
+  const store = new CredentialStore(join(dataDir, "picluster.db"), systemClock).load();
   let primary = spawnPrimary(dataDir, 0);
   t.after(() => killed(primary.child));
   const port = await primary.port;

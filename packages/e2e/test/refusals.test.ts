@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect } from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { JOIN_IDENTITY_PREFIX, parseJoinToken, systemClock } from "@picluster/common";
 import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
-import { CredentialStore, credentialFile } from "@picluster/primary";
+import { CredentialStore } from "@picluster/primary";
 import {
   ScriptedPeer,
   startAgent,
@@ -197,7 +198,7 @@ test("refusals - wrong, unknown and revoked credentials are refused, logged, and
     within: 3_000,
     where: (e) => e.nodeId === a.agent.id && e.to === "down",
   });
-  new CredentialStore(credentialFile(p.dataDir), systemClock).load().revoke("victim");
+  new CredentialStore(join(p.dataDir, "picluster.db"), systemClock).load().revoke("victim");
   assert.equal((await cut).reason, "credential revoked");
   assert.notEqual(
     await tryConnect(cred.identity, Buffer.from(cred.key, "base64url")),
@@ -253,7 +254,7 @@ test("refusals - a revoke is acted on even when a handshake read the changed fil
     within: 3_000,
     where: (e) => e.nodeId === a.agent.id && e.to === "down",
   });
-  new CredentialStore(credentialFile(p.dataDir), systemClock).load().revoke("victim2");
+  new CredentialStore(join(p.dataDir, "picluster.db"), systemClock).load().revoke("victim2");
   // An unknown identity makes the listener re-read the file before the poll does.
   const probe = tlsConnect({
     host: "127.0.0.1",

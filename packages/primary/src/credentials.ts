@@ -1,12 +1,14 @@
 /**
  * The primary's list of who may connect: one-time join tokens and the
- * per-node pre-shared keys they are exchanged for. Kept in one JSON file
- * (mode 0600) in the data directory, written atomically, so that
- * `picluster node add` and `node revoke` can change it while the primary
- * runs; the primary re-reads it when it changes (reloadIfChanged).
+ * per-node pre-shared keys they are exchanged for. Kept in the store's
+ * SQLite file (mode 0600), so that `picluster node add` and `node revoke`
+ * can change it while the primary runs, each change one transaction; a
+ * generation counter in the same file tells either side that the other
+ * changed something (reloadIfChanged). Lookups on the TLS handshake path
+ * are served from memory.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import {
   AuthError,
   type Clock,
@@ -14,10 +16,13 @@ import {
   encodeKey,
   formatJoinToken,
   JOIN_IDENTITY_PREFIX,
+  type Logger,
   newJoinToken,
   randomKey,
-  writePrivateFile,
+  silentLogger,
 } from "@picluster/common";
+import type Database from "better-sqlite3";
+import { openDatabase } from "./store/store.js";
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 
@@ -41,10 +46,37 @@ interface CredentialRecord {
   revokedAt?: number;
 }
 
-interface FileShape {
-  version: 1;
+interface Snapshot {
   tokens: TokenRecord[];
   credentials: CredentialRecord[];
+}
+
+interface TokenRow {
+  id: string;
+  secret: string;
+  name: string;
+  created_at: number;
+  expires_at: number;
+  used_by: string | null;
+  identity: string | null;
+}
+
+interface CredentialRow {
+  identity: string;
+  key: string;
+  name: string;
+  node_id: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface CredentialStoreOptions {
+  /**
+   * A credentials.json of an earlier picluster: imported into the database
+   * when it holds no credentials yet, then renamed to `*.imported`.
+   */
+  importFrom?: string;
+  log?: Logger;
 }
 
 export type PskLookup =
@@ -59,64 +91,73 @@ export interface CredentialSummary {
   createdAt: number;
 }
 
-function fileVersion(file: string): string {
-  const st = statSync(file);
-  return `${st.ino}:${st.size}:${st.mtimeMs}`;
-}
-
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export class CredentialStore {
-  private data: FileShape = { version: 1, tokens: [], credentials: [] };
+  private data: Snapshot = { tokens: [], credentials: [] };
   // Looked up on every TLS handshake: keep it O(1) for thousands of nodes.
   private byIdentity = new Map<string, CredentialRecord>();
   private confirmed = new Set<string>();
-  /** Inode, size and mtime of the file as last read or written: every save renames a new file in. */
-  private version = "";
+  private db: Database.Database | undefined;
+  /** credential_generation as last read or written; -1 before the first load. */
+  private seen = -1;
   /** Bumped on every change seen or made, so a poller can tell it missed none. */
   generation = 0;
 
+  /** `file` is the store's SQLite file (see storeFile). */
   constructor(
     readonly file: string,
     private readonly clock: Clock,
+    private readonly opts: CredentialStoreOptions = {},
   ) {}
 
-  /** Load the file (an absent file is an empty store). */
+  /** Open the database (creating and migrating it if needed) and read it. */
   load(): this {
+    if (this.db === undefined) {
+      this.db = openDatabase(this.file, this.opts.log ?? silentLogger());
+      if (this.opts.importFrom !== undefined) this.importJson(this.opts.importFrom);
+    }
     this.reloadIfChanged();
     return this;
   }
 
-  /** Re-read the file if another process changed it; true when it did. */
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  private get conn(): Database.Database {
+    if (this.db === undefined) throw new Error("CredentialStore used before load()");
+    return this.db;
+  }
+
+  /** Re-read the tables if another connection changed them; true when one did. */
   reloadIfChanged(): boolean {
-    let version: string;
-    try {
-      version = fileVersion(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-      throw err;
-    }
-    if (version === this.version) return false;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(this.file, "utf8"));
-    } catch (err) {
-      throw new AuthError(
-        "E_BAD_CREDENTIALS_FILE",
-        `credential store ${this.file} is not valid JSON`,
-        { cause: err },
-      );
-    }
-    const shape = parsed as Partial<FileShape>;
-    if (shape.version !== 1 || !Array.isArray(shape.tokens) || !Array.isArray(shape.credentials)) {
-      throw new AuthError(
-        "E_BAD_CREDENTIALS_FILE",
-        `credential store ${this.file}: unknown format`,
-      );
-    }
-    this.data = { version: 1, tokens: shape.tokens, credentials: shape.credentials };
+    const { n } = this.conn.prepare("SELECT n FROM credential_generation").get() as { n: number };
+    if (n === this.seen) return false;
+    const tokens = this.conn.prepare("SELECT * FROM join_tokens").all() as TokenRow[];
+    const creds = this.conn.prepare("SELECT * FROM credentials").all() as CredentialRow[];
+    this.data = {
+      tokens: tokens.map((t) => ({
+        id: t.id,
+        secret: t.secret,
+        name: t.name,
+        createdAt: t.created_at,
+        expiresAt: t.expires_at,
+        ...(t.used_by === null ? {} : { usedBy: t.used_by }),
+        ...(t.identity === null ? {} : { identity: t.identity }),
+      })),
+      credentials: creds.map((c) => ({
+        identity: c.identity,
+        key: c.key,
+        name: c.name,
+        ...(c.node_id === null ? {} : { nodeId: c.node_id }),
+        createdAt: c.created_at,
+        ...(c.revoked_at === null ? {} : { revokedAt: c.revoked_at }),
+      })),
+    };
     this.index();
-    this.version = version;
+    this.seen = n;
     this.generation += 1;
     return true;
   }
@@ -126,25 +167,78 @@ export class CredentialStore {
   }
 
   /**
-   * Write `next` and only then make it current: if the write fails (disk
-   * full), memory still matches the file and the caller sees the error.
+   * Run `change` in one write transaction that first takes in whatever
+   * another process committed, then bumps the generation. `change` returns
+   * its result and how memory follows, applied only after the commit: if the
+   * write fails (disk full), memory still matches the file and the caller
+   * sees the error. (Memory is patched, not re-read: a fleet's first boot
+   * redeems thousands of tokens.)
    */
-  private commit(next: FileShape): void {
-    writePrivateFile(this.file, `${JSON.stringify(next, null, 2)}\n`);
-    this.data = next;
-    this.index();
-    this.version = fileVersion(this.file);
+  private write<T>(change: (db: Database.Database) => { result: T; apply?: () => void }): T {
+    const db = this.conn;
+    const out = db
+      .transaction(() => {
+        this.reloadIfChanged();
+        const done = change(db);
+        db.prepare("UPDATE credential_generation SET n = n + 1").run();
+        const { n } = db.prepare("SELECT n FROM credential_generation").get() as { n: number };
+        return { ...done, n };
+      })
+      .immediate();
+    out.apply?.();
+    this.seen = out.n;
     this.generation += 1;
+    return out.result;
   }
 
-  private draft(): FileShape {
-    return structuredClone(this.data);
-  }
-
-  /** Create the file if there is none (`picluster init`). */
+  /** Kept for `picluster init`: the database is created by load(). */
   init(): void {
+    this.load();
+  }
+
+  /** Import an earlier version's credentials.json once, then rename it out of the way. */
+  private importJson(file: string): void {
+    if (!existsSync(file)) return;
+    let parsed: Partial<Snapshot & { version: number }>;
+    try {
+      parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<Snapshot & { version: number }>;
+    } catch (err) {
+      throw new AuthError("E_BAD_CREDENTIALS_FILE", `credential file ${file} is not valid JSON`, {
+        cause: err,
+      });
+    }
+    if (parsed.version !== 1 || !Array.isArray(parsed.tokens) || !Array.isArray(parsed.credentials))
+      throw new AuthError("E_BAD_CREDENTIALS_FILE", `credential file ${file}: unknown format`);
+    const { tokens, credentials } = parsed as Snapshot;
+    const db = this.conn;
+    const imported = this.write(() => {
+      const { c } = db.prepare("SELECT count(*) AS c FROM credentials").get() as { c: number };
+      const { t } = db.prepare("SELECT count(*) AS t FROM join_tokens").get() as { t: number };
+      if (c + t > 0) return { result: false };
+      const addToken = db.prepare(
+        "INSERT INTO join_tokens VALUES (@id, @secret, @name, @createdAt, @expiresAt, @usedBy, @identity)",
+      );
+      for (const t of tokens) addToken.run({ usedBy: null, identity: null, ...t });
+      const addCred = db.prepare(
+        "INSERT INTO credentials VALUES (@identity, @key, @name, @nodeId, @createdAt, @revokedAt)",
+      );
+      for (const c of credentials) addCred.run({ nodeId: null, revokedAt: null, ...c });
+      return { result: true };
+    });
+    this.seen = -1;
     this.reloadIfChanged();
-    if (this.version === "") this.commit(this.draft());
+    if (imported) {
+      renameSync(file, `${file}.imported`);
+      this.opts.log?.info("credentials imported into the store", {
+        from: file,
+        credentials: credentials.length,
+        tokens: tokens.length,
+      });
+    } else {
+      this.opts.log?.warn("credentials.json left alone: the store already has credentials", {
+        file,
+      });
+    }
   }
 
   /** A one-time join token for a new node called `name`. */
@@ -155,26 +249,37 @@ export class CredentialStore {
         `node name "${name}": use letters, digits, '.', '_' or '-' (at most 63)`,
       );
     }
-    this.reloadIfChanged();
-    if (this.data.credentials.some((c) => c.name === name && c.revokedAt === undefined)) {
-      throw new AuthError(
-        "E_NODE_EXISTS",
-        `node "${name}" already has a credential; revoke it first to join it again`,
-      );
-    }
     const now = this.clock.now();
     const token = newJoinToken();
-    const next = this.draft();
-    // Earlier unused tokens for the same name stop working: only the newest counts.
-    next.tokens = next.tokens.filter((t) => t.name !== name || t.usedBy !== undefined);
-    next.tokens.push({
-      id: token.id,
-      secret: encodeKey(token.secret),
-      name,
-      createdAt: now,
-      expiresAt: now + ttlMs,
+    this.write((db) => {
+      if (this.data.credentials.some((c) => c.name === name && c.revokedAt === undefined)) {
+        throw new AuthError(
+          "E_NODE_EXISTS",
+          `node "${name}" already has a credential; revoke it first to join it again`,
+        );
+      }
+      // Earlier unused tokens for the same name stop working: only the newest counts.
+      db.prepare("DELETE FROM join_tokens WHERE name = ? AND used_by IS NULL").run(name);
+      const record: TokenRecord = {
+        id: token.id,
+        secret: encodeKey(token.secret),
+        name,
+        createdAt: now,
+        expiresAt: now + ttlMs,
+      };
+      db.prepare(
+        "INSERT INTO join_tokens (id, secret, name, created_at, expires_at) VALUES (@id, @secret, @name, @createdAt, @expiresAt)",
+      ).run(record);
+      return {
+        result: undefined,
+        apply: () => {
+          this.data.tokens = this.data.tokens.filter(
+            (t) => t.name !== name || t.usedBy !== undefined,
+          );
+          this.data.tokens.push(record);
+        },
+      };
     });
-    this.commit(next);
     return formatJoinToken(token);
   }
 
@@ -221,54 +326,66 @@ export class CredentialStore {
    * gets the same credential; another node is refused.
    */
   redeem(tokenId: string, nodeId: string): { identity: string; key: Buffer; name: string } {
-    this.reloadIfChanged();
-    const token = this.data.tokens.find((t) => t.id === tokenId);
-    if (token === undefined || token.expiresAt <= this.clock.now()) {
-      throw new AuthError("E_TOKEN_INVALID", "join token unknown or expired");
-    }
-    if (token.usedBy !== undefined && token.usedBy !== nodeId) {
-      throw new AuthError(
-        "E_TOKEN_USED",
-        `join token for "${token.name}" was already used by another node`,
-      );
-    }
-    if (token.identity !== undefined) {
-      const existing = this.credential(token.identity);
-      if (existing !== undefined && existing.revokedAt === undefined) {
-        return {
-          identity: existing.identity,
-          key: decodeKey(existing.key, existing.identity),
-          name: existing.name,
-        };
+    return this.write((db) => {
+      const token = this.data.tokens.find((t) => t.id === tokenId);
+      if (token === undefined || token.expiresAt <= this.clock.now()) {
+        throw new AuthError("E_TOKEN_INVALID", "join token unknown or expired");
       }
-    }
-    // A node id already held by another node's credential cannot be taken over with a token.
-    const holder = this.data.credentials.find(
-      (c) => c.nodeId === nodeId && c.revokedAt === undefined,
-    );
-    if (holder !== undefined) {
-      throw new AuthError(
-        "E_NODE_ID_TAKEN",
-        `node id ${nodeId} already belongs to "${holder.name}"; revoke it first (a cloned SD card keeps the same /etc/machine-id)`,
+      if (token.usedBy !== undefined && token.usedBy !== nodeId) {
+        throw new AuthError(
+          "E_TOKEN_USED",
+          `join token for "${token.name}" was already used by another node`,
+        );
+      }
+      if (token.identity !== undefined) {
+        const existing = this.credential(token.identity);
+        if (existing !== undefined && existing.revokedAt === undefined) {
+          return {
+            result: {
+              identity: existing.identity,
+              key: decodeKey(existing.key, existing.identity),
+              name: existing.name,
+            },
+          };
+        }
+      }
+      // A node id already held by another node's credential cannot be taken over with a token.
+      const holder = this.data.credentials.find(
+        (c) => c.nodeId === nodeId && c.revokedAt === undefined,
       );
-    }
-    const identity = `n-${randomBytes(8).toString("hex")}`;
-    const key = randomKey();
-    const next = this.draft();
-    next.credentials.push({
-      identity,
-      key: encodeKey(key),
-      name: token.name,
-      nodeId,
-      createdAt: this.clock.now(),
+      if (holder !== undefined) {
+        throw new AuthError(
+          "E_NODE_ID_TAKEN",
+          `node id ${nodeId} already belongs to "${holder.name}"; revoke it first (a cloned SD card keeps the same /etc/machine-id)`,
+        );
+      }
+      const identity = `n-${randomBytes(8).toString("hex")}`;
+      const key = randomKey();
+      const record: CredentialRecord = {
+        identity,
+        key: encodeKey(key),
+        name: token.name,
+        nodeId,
+        createdAt: this.clock.now(),
+      };
+      db.prepare(
+        "INSERT INTO credentials (identity, key, name, node_id, created_at) VALUES (@identity, @key, @name, @nodeId, @createdAt)",
+      ).run(record);
+      db.prepare("UPDATE join_tokens SET used_by = ?, identity = ? WHERE id = ?").run(
+        nodeId,
+        identity,
+        tokenId,
+      );
+      return {
+        result: { identity, key, name: token.name },
+        apply: () => {
+          this.data.credentials.push(record);
+          this.byIdentity.set(identity, record);
+          token.usedBy = nodeId;
+          token.identity = identity;
+        },
+      };
     });
-    const used = next.tokens.find((t) => t.id === tokenId);
-    if (used !== undefined) {
-      used.usedBy = nodeId;
-      used.identity = identity;
-    }
-    this.commit(next);
-    return { identity, key, name: token.name };
   }
 
   /**
@@ -286,32 +403,44 @@ export class CredentialStore {
     if (this.confirmed.size === 0) return;
     const done = this.confirmed;
     this.confirmed = new Set();
-    this.reloadIfChanged();
     if (!this.data.tokens.some((t) => t.identity !== undefined && done.has(t.identity))) return;
-    const next = this.draft();
-    next.tokens = next.tokens.filter((t) => t.identity === undefined || !done.has(t.identity));
-    this.commit(next);
+    this.write((db) => {
+      const del = db.prepare("DELETE FROM join_tokens WHERE identity = ?");
+      for (const identity of done) del.run(identity);
+      return {
+        result: undefined,
+        apply: () => {
+          this.data.tokens = this.data.tokens.filter(
+            (t) => t.identity === undefined || !done.has(t.identity),
+          );
+        },
+      };
+    });
   }
 
   /** Revoke every credential and pending token of `name`; returns the identities revoked. */
   revoke(name: string): string[] {
-    this.reloadIfChanged();
-    const now = this.clock.now();
-    const next = this.draft();
-    const revoked: string[] = [];
-    for (const c of next.credentials) {
-      if (c.name === name && c.revokedAt === undefined) {
-        c.revokedAt = now;
-        revoked.push(c.identity);
+    return this.write((db) => {
+      const now = this.clock.now();
+      const records = this.data.credentials.filter(
+        (c) => c.name === name && c.revokedAt === undefined,
+      );
+      db.prepare("UPDATE credentials SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL").run(
+        now,
+        name,
+      );
+      const tokens = db.prepare("DELETE FROM join_tokens WHERE name = ?").run(name).changes;
+      if (records.length === 0 && tokens === 0) {
+        throw new AuthError("E_NO_SUCH_NODE", `no node or pending token called "${name}"`);
       }
-    }
-    const before = next.tokens.length;
-    next.tokens = next.tokens.filter((t) => t.name !== name);
-    if (revoked.length === 0 && next.tokens.length === before) {
-      throw new AuthError("E_NO_SUCH_NODE", `no node or pending token called "${name}"`);
-    }
-    this.commit(next);
-    return revoked;
+      return {
+        result: records.map((c) => c.identity),
+        apply: () => {
+          for (const c of records) c.revokedAt = now;
+          this.data.tokens = this.data.tokens.filter((t) => t.name !== name);
+        },
+      };
+    });
   }
 
   /** Whether `identity` is revoked or gone (sessions using it must end). */

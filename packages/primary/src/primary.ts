@@ -46,8 +46,22 @@ export interface PrimaryOptions {
   agentBundle?: string;
 }
 
+/** Where picluster before 0.2 kept credentials; imported into the store once. */
 export function credentialFile(dataDir: string): string {
   return join(dataDir, "credentials.json");
+}
+
+/** The credential store of the primary that `config` and `dataDir` describe (call load()). */
+export function credentialStore(
+  config: Config,
+  dataDir: string,
+  clock: Clock,
+  log?: Logger,
+): CredentialStore {
+  return new CredentialStore(storeFile(config, dataDir), clock, {
+    importFrom: credentialFile(dataDir),
+    ...(log === undefined ? {} : { log }),
+  });
 }
 
 /** Where nodes reach this primary, for join commands: the same from the CLI and the running primary. */
@@ -104,7 +118,12 @@ export class Primary {
       deadAfterMs: config.primary.dead_after,
     });
     this.credentials = config.primary.tls
-      ? new CredentialStore(credentialFile(opts.dataDir), this.clock)
+      ? credentialStore(
+          config,
+          opts.dataDir,
+          this.clock,
+          opts.log.child({ component: "credentials" }),
+        )
       : undefined;
     this.store = new Store({
       file: storeFile(config, opts.dataDir),
@@ -173,9 +192,9 @@ export class Primary {
     legacyPort: number | undefined;
     httpPort: number;
   }> {
-    this.credentials?.load();
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
+    this.credentials?.load();
     this.registry.restore(this.store.loadNodes(), "primary restarted", this.clock.now());
     this.store.start();
     this.events.on((e) => {
@@ -266,6 +285,7 @@ export class Primary {
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close()]);
     this.store.close();
+    this.credentials?.close();
     this.log.info("stopped");
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -7,12 +8,23 @@ import { AuthError, JOIN_IDENTITY_PREFIX, parseJoinToken } from "@picluster/comm
 import { ManualClock } from "@picluster/common/testing";
 import { CredentialStore } from "../src/credentials.js";
 
-function store(t: { after(fn: () => void): void }) {
+type Context = { after(fn: () => void): void };
+
+function store(t: Context) {
   const dir = mkdtempSync(join(tmpdir(), "picluster-cred-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const clock = new ManualClock();
-  const file = join(dir, "credentials.json");
-  return { file, clock, store: new CredentialStore(file, clock).load() };
+  const file = join(dir, "picluster.db");
+  const opened: CredentialStore[] = [];
+  const open = (opts = {}) => {
+    const s = new CredentialStore(file, clock, opts).load();
+    opened.push(s);
+    return s;
+  };
+  t.after(() => {
+    for (const s of opened) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, file, clock, open, store: open() };
 }
 
 function code(fn: () => unknown): string {
@@ -87,10 +99,10 @@ test("credentials - an expired token is refused", (t) => {
 });
 
 test("credentials - a change by another process (the CLI) is picked up on reload", (t) => {
-  const { store: running, file, clock } = store(t);
+  const { store: running, open } = store(t);
   const token = parseJoinToken(running.addToken("pi-03"));
   const cred = running.redeem(token.id, "node-c");
-  const cli = new CredentialStore(file, clock).load();
+  const cli = open();
   cli.revoke("pi-03");
   assert.equal(running.reloadIfChanged(), true);
   assert.equal(running.isRevoked(cred.identity), true);
@@ -143,15 +155,106 @@ test("credentials - once the node connects with its own key, the token that prod
 });
 
 test("credentials - every change seen or made bumps the generation", (t) => {
-  const { store: s, file, clock } = store(t);
+  const { store: s, open } = store(t);
   const g0 = s.generation;
   s.addToken("pi-01");
   assert.equal(s.generation, g0 + 1);
-  new CredentialStore(file, clock).load().revoke("pi-01");
+  open().revoke("pi-01");
   s.lookup("n-unknown");
   assert.equal(
     s.generation,
     g0 + 2,
     "a lookup that re-read the file counts, so a poller cannot miss a revoke",
   );
+});
+
+test("credentials - the database and its WAL files are readable by their owner only", (t) => {
+  const { store: s, file } = store(t);
+  s.addToken("pi-01");
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    assert.equal(statSync(f).mode & 0o777, 0o600, f);
+  }
+});
+
+test("credentials - an earlier version's credentials.json is imported once and renamed", (t) => {
+  const { dir, open } = store(t);
+  const json = join(dir, "credentials.json");
+  const key = Buffer.alloc(32, 7).toString("base64url");
+  writeFileSync(
+    json,
+    JSON.stringify({
+      version: 1,
+      tokens: [
+        { id: "0123456789abcdef", secret: key, name: "pi-new", createdAt: 0, expiresAt: 1e15 },
+      ],
+      credentials: [
+        { identity: "n-1", key, name: "pi-old", nodeId: "node-old", createdAt: 0 },
+        { identity: "n-2", key, name: "pi-gone", createdAt: 0, revokedAt: 5 },
+      ],
+    }),
+  );
+  const s = open({ importFrom: json });
+  assert.equal(existsSync(json), false);
+  assert.equal(existsSync(`${json}.imported`), true);
+  assert.deepEqual(s.lookup("n-1"), {
+    kind: "node",
+    identity: "n-1",
+    name: "pi-old",
+    nodeId: "node-old",
+    key: Buffer.alloc(32, 7),
+  });
+  assert.equal(s.isRevoked("n-2"), true);
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}0123456789abcdef`)?.kind, "join");
+  // A file that appears again later is not imported over live data.
+  writeFileSync(json, readFileSync(`${json}.imported`));
+  const again = open({ importFrom: json });
+  assert.equal(existsSync(json), true, "left alone");
+  assert.deepEqual(
+    again.list().map((c) => c.name),
+    ["pi-old", "pi-gone", "pi-new"],
+  );
+});
+
+test("credentials - a corrupt credentials.json stops the import with an error naming the file", (t) => {
+  const { dir, open } = store(t);
+  const json = join(dir, "credentials.json");
+  writeFileSync(json, "{ not json");
+  assert.throws(
+    () => open({ importFrom: json }),
+    (err: unknown) =>
+      err instanceof AuthError &&
+      err.code === "E_BAD_CREDENTIALS_FILE" &&
+      err.message.includes(json),
+  );
+});
+
+test("credentials - two processes adding nodes at the same time lose none of them", async (t) => {
+  const { file, store: s } = store(t);
+  const module = new URL("../src/credentials.js", import.meta.url).href;
+  const common = import.meta.resolve("@picluster/common");
+  const writer = (prefix: string) =>
+    new Promise<number>((resolve, reject) => {
+      const script = `
+        const { CredentialStore } = await import(${JSON.stringify(module)});
+        const { systemClock } = await import(${JSON.stringify(common)});
+        const s = new CredentialStore(${JSON.stringify(file)}, systemClock).load();
+        for (let i = 0; i < 40; i++) s.addToken("${prefix}-" + i);
+        s.close();`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      child.once("error", reject);
+      child.once("exit", (code) => resolve(code ?? -1));
+    });
+  // Meanwhile this process (the running primary) writes too.
+  const both = Promise.all([writer("a"), writer("b")]);
+  for (let i = 0; i < 40; i++) {
+    s.addToken(`c-${i}`);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(await both, [0, 0]);
+  s.reloadIfChanged();
+  const names = new Set(s.list().map((c) => c.name));
+  assert.equal(names.size, 120, "every token from every writer is there");
+  for (const p of ["a", "b", "c"]) assert.ok(names.has(`${p}-39`));
 });

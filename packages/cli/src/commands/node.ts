@@ -22,12 +22,14 @@ async function openStore(opts: Record<string, unknown>, io: CliIo) {
     ...processPathContext(),
     cwd: io.cwd,
   });
-  const { CredentialStore, credentialFile } = await import("@picluster/primary");
+  const { credentialStore } = await import("@picluster/primary");
   const { systemClock } = await import("@picluster/common");
+  // The credentials live in the store's database, which lives in the data directory.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return {
     loaded,
     dataDir,
-    store: new CredentialStore(credentialFile(dataDir), systemClock).load(),
+    store: credentialStore(loaded.config, dataDir, systemClock).load(),
   };
 }
 
@@ -124,7 +126,7 @@ export function registerNodeCommands(
         return setExit(EXIT_USAGE);
       }
       try {
-        // Through the running primary when it answers (no two writers of the credential file), else the file.
+        // Through the running primary when it answers, else the store directly (one SQLite transaction).
         const viaPrimary = await postJson<{ token: string }>(
           ctx.loaded.config,
           `/api/nodes/${encodeURIComponent(name)}/join-token?ttl=${ttl.value}`,

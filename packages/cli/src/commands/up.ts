@@ -29,9 +29,9 @@ export function registerUpCommand(
       const loaded = loadCliConfig(globals, io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
       const ctx = await roleContext(loaded, "primary", io);
-      const { Primary, credentialFile, CredentialStore } = await import("@picluster/primary");
+      const { Primary } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
-      const { systemClock, readCredentialFile } = await import("@picluster/common");
+      const { readCredentialFile } = await import("@picluster/common");
       const primary = new Primary({
         config: ctx.config,
         dataDir: ctx.dataDir,
@@ -53,10 +53,10 @@ export function registerUpCommand(
       const name = ctx.config.node.name || hostname();
       let token = "";
       if (
-        ctx.config.primary.tls &&
+        primary.credentials !== undefined &&
         readCredentialFile(join(agentDir, "credential.json")) === undefined
       ) {
-        const store = new CredentialStore(credentialFile(ctx.dataDir), systemClock).load();
+        const store = primary.credentials;
         try {
           token = store.addToken(name);
         } catch (err) {

@@ -88,6 +88,32 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, node_id)
   );
   `,
+  // 2: join tokens and node credentials, moved here from credentials.json so
+  // that the CLI and a running primary change them in transactions.
+  `
+  CREATE TABLE join_tokens (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_by TEXT,
+    identity TEXT
+  );
+  CREATE TABLE credentials (
+    identity TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    node_id TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX credentials_name ON credentials (name);
+  -- Bumped by every change to the two tables above: a process notices
+  -- another's change by reading one integer.
+  CREATE TABLE credential_generation (n INTEGER NOT NULL);
+  INSERT INTO credential_generation (n) VALUES (0);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

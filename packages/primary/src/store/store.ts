@@ -11,6 +11,7 @@
  * small steps so ingest never waits long.
  */
 
+import { chmodSync, closeSync, openSync, statSync } from "node:fs";
 import {
   type Clock,
   describeError,
@@ -112,23 +113,8 @@ export class Store {
 
   /** Open the file (creating it), migrate it to the current schema, prepare statements. */
   open(): this {
-    let db: Database.Database;
-    try {
-      db = new Database(this.opts.file);
-      db.pragma("journal_mode = WAL");
-      // FULL: a committed (and so acknowledged) sample survives power loss too.
-      db.pragma("synchronous = FULL");
-      db.pragma("foreign_keys = ON");
-      db.pragma("busy_timeout = 5000");
-    } catch (err) {
-      throw new StoreError(
-        "E_STORE_OPEN",
-        `cannot open the store ${this.opts.file}: ${describeError(err)}`,
-        { cause: err },
-      );
-    }
+    const db = openDatabase(this.opts.file, this.opts.log);
     this.db = db;
-    migrate(db, this.opts.file, this.opts.log);
     this.statements = this.prepare(db);
     // Minutes that have samples but no rollup yet (a crash between the two).
     const last = db.prepare("SELECT max(bucket) AS b FROM vitals_1m").get() as { b: number | null };
@@ -469,6 +455,49 @@ export class Store {
     this.db.close();
     this.db = undefined;
     this.statements = undefined;
+  }
+}
+
+/**
+ * Open the store's SQLite file (creating it, mode 0600: it holds node
+ * credentials) in WAL mode and migrate it to the current schema. The
+ * primary's Store and CredentialStore and the CLI each open their own
+ * connection; SQLite's locking orders their transactions.
+ */
+export function openDatabase(file: string, log: Logger): Database.Database {
+  let db: Database.Database;
+  try {
+    restrictMode(file);
+    db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    // FULL: a committed (and so acknowledged) sample survives power loss too.
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+  } catch (err) {
+    throw new StoreError("E_STORE_OPEN", `cannot open the store ${file}: ${describeError(err)}`, {
+      cause: err,
+    });
+  }
+  try {
+    migrate(db, file, log);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** Create `file` as 0600, or take group/other access away from it and its WAL files. */
+function restrictMode(file: string): void {
+  if (file === ":memory:") return;
+  closeSync(openSync(file, "a", 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import { type MessageMap, silentLogger } from "@picluster/common";
 import { ManualClock } from "@picluster/common/testing";
 import Database from "better-sqlite3";
 import type { NodeRecord } from "../../src/registry.js";
-import { SCHEMA_VERSION } from "../../src/store/schema.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/schema.js";
 import { Store, StoreError } from "../../src/store/store.js";
 
 const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -283,4 +283,45 @@ test("store - events and nodes are kept and read back", async (t) => {
   assert.equal(loaded?.lastSeq, 9);
   assert.deepEqual(loaded?.labels, { rack: "a" });
   assert.equal(loaded?.details?.cpu.model, "A72");
+});
+
+test("store - every earlier schema version migrates to the current one, keeping its rows", (t) => {
+  for (let from = 1; from < SCHEMA_VERSION; from++) {
+    const dir = mkdtempSync(join(tmpdir(), "picluster-migrate-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "picluster.db");
+    // The file as version `from` left it, with a node and a sample in it.
+    const old = new Database(file);
+    old.exec("CREATE TABLE schema_version (version INTEGER NOT NULL)");
+    for (const sql of MIGRATIONS.slice(0, from)) old.exec(sql);
+    old.prepare("INSERT INTO schema_version (version) VALUES (?)").run(from);
+    old
+      .prepare(
+        "INSERT INTO nodes VALUES ('n1', 'pi-01', '{}', '10.0.0.1', 'alive', 1, '', 1, 1, '0.1.0', 0, NULL, NULL, NULL, 7, 0)",
+      )
+      .run();
+    old.prepare("INSERT INTO vitals_raw (node_id, seq, ts) VALUES ('n1', 7, 1000)").run();
+    old.close();
+
+    const store = new Store({
+      file,
+      clock: new ManualClock(T0),
+      log: silentLogger(),
+      retention: { rawMs: 2 * DAY, minuteMs: 30 * DAY, hourMs: 365 * DAY },
+    }).open();
+    const loaded = store.loadNodes();
+    store.close();
+    assert.equal(loaded.length, 1, `v${from}: the node survives`);
+    assert.equal(loaded[0]?.lastSeq, 7, `v${from}: and its last seq`);
+    const db = new Database(file, { readonly: true });
+    assert.deepEqual(db.prepare("SELECT version FROM schema_version").all(), [
+      { version: SCHEMA_VERSION },
+    ]);
+    assert.equal(
+      (db.prepare("SELECT count(*) AS n FROM vitals_raw").get() as { n: number }).n,
+      1,
+      `v${from}: the sample survives`,
+    );
+    db.close();
+  }
 });
