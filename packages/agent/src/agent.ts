@@ -30,6 +30,9 @@ import { type DialTarget, dial, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
 import { Outbox } from "./outbox.js";
+import { type CatalogTask, taskCatalog } from "./tasks/catalog.js";
+import { TaskExecutor } from "./tasks/executor.js";
+import type { RunResult } from "./tasks/runner.js";
 
 export interface AgentOptions {
   config: Config;
@@ -42,9 +45,30 @@ export interface AgentOptions {
   collectors?: CollectorContext;
   /** Override the transport (tests); defaults to TLS/TCP dialing. */
   dial?: (target: DialTarget, signal: AbortSignal) => Promise<Duplex>;
+  /** The agent cannot go on (a reboot that failed): the process should exit non-zero. */
+  onFatal?: () => void;
 }
 
 export class AgentError extends PiclusterError {}
+
+/** Between a reboot/shutdown task's answer and the agent's bye. */
+export const POWER_DELAY_MS = 500;
+
+function describeTask(t: CatalogTask): NonNullable<MessageMap["details"]["tasks"]>[number] {
+  return {
+    name: t.name,
+    description: t.description,
+    builtin: t.builtin,
+    disruptive: t.disruptive,
+    args: t.steps.flatMap((s) =>
+      s.args.map((a) => ({
+        name: a.name,
+        type: a.type,
+        ...(a.pattern === undefined ? {} : { pattern: a.pattern }),
+      })),
+    ),
+  };
+}
 
 /** How often details (addresses, disks, …) are checked for changes; sent only when they differ. */
 export const DETAILS_CHECK_MS = 60_000;
@@ -68,6 +92,7 @@ export class Agent {
   private vitalsMs: number;
   private stopVitals: () => void = () => {};
   private sampling = false;
+  readonly tasks: TaskExecutor;
 
   constructor(private readonly opts: AgentOptions) {
     const { config } = opts;
@@ -79,6 +104,16 @@ export class Agent {
     this.outbox = new Outbox(config.agent.outbox_size);
     this.vitals = new VitalsCollector(this.collectors);
     this.vitalsMs = config.primary.vitals_interval;
+    const catalog = taskCatalog(config, opts.version);
+    this.tasks = new TaskExecutor({
+      catalog,
+      maxRunning: config.tasks.max_running,
+      outputLimit: config.tasks.output_limit,
+      defaultCwd: opts.dataDir,
+      log: opts.log.child({ component: "tasks" }),
+      onPowerAction: (effect, act) => this.powerAction(effect, act),
+    });
+    const taskInfo = [...catalog.values()].map(describeTask);
     this.link = new AgentLink({
       clock: this.clock,
       log: opts.log.child({ component: "link" }),
@@ -91,11 +126,14 @@ export class Agent {
       }),
       dial: opts.dial ?? dial,
       hello: () => this.hello(),
-      details: () =>
-        collectDetails(this.collectors, {
+      details: async () => ({
+        ...(await collectDetails(this.collectors, {
           agentVersion: opts.version,
           nodeVersion: process.version,
-        }),
+        })),
+        tasks: taskInfo,
+      }),
+      tasks: this.tasks,
       onCredential: (c) => this.saveCredential(c),
       onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
       reconnectMaxMs: config.agent.reconnect_max,
@@ -188,10 +226,39 @@ export class Agent {
     });
   }
 
+  /**
+   * A reboot or shutdown task has answered: say bye (the primary shows this
+   * node as left, not down), then act. Should the command fail, the agent
+   * exits non-zero so that its service manager starts it again.
+   */
+  private powerAction(effect: "reboot" | "shutdown", act: () => Promise<RunResult>): void {
+    // A moment for the answer to leave before the link closes.
+    this.clock.after(POWER_DELAY_MS, () => {
+      void this.stop(`node ${effect}`).then(async () => {
+        let result: RunResult | undefined;
+        try {
+          result = await act();
+        } catch (err) {
+          this.log.error(`cannot ${effect}`, { err: describeError(err) });
+        }
+        if (result?.exitCode === 0) {
+          this.log.info(`${effect} under way`);
+          return;
+        }
+        this.log.error(`${effect} failed; exiting so that the service restarts the agent`, {
+          exitCode: result?.exitCode,
+          signal: result?.signal,
+        });
+        this.opts.onFatal?.();
+      });
+    });
+  }
+
   /** Say bye to the primary and stop; resolves within about 1.5 s. */
   async stop(reason = "agent stopping"): Promise<void> {
     this.abort.abort();
     this.stopVitals();
+    this.tasks.cancelAll();
     await this.link.stop(reason);
     this.log.info("agent stopped", { reason });
   }

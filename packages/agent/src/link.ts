@@ -21,6 +21,10 @@ import {
 } from "@picluster/common";
 import type { DialTarget } from "./dial.js";
 import type { Outbox } from "./outbox.js";
+import { TaskError, type TaskExecutor } from "./tasks/executor.js";
+
+/** Task output is sent in pieces of at most this many characters (the schema allows 64 Ki). */
+const OUTPUT_PIECE = 16 * 1024;
 
 export const RECONNECT_BASE_MS = 500;
 export const WELCOME_TIMEOUT_MS = 5_000;
@@ -43,6 +47,8 @@ export interface LinkOptions {
   /** A joining node received its own credential: keep it. */
   onCredential(credential: MessageMap["credential"]): void;
   onWelcome(welcome: MessageMap["welcome"]): void;
+  /** Runs the tasks the primary asks for (absent: every task.run is refused). */
+  tasks?: TaskExecutor;
   reconnectMaxMs: number;
   maxFrameBytes: number;
 }
@@ -244,6 +250,13 @@ export class AgentLink {
           );
         }
         return;
+      case "task.run":
+        if (env.id !== undefined) this.runTask(env.id, env.payload);
+        return;
+      case "cancel":
+        if (this.opts.tasks?.cancel(env.payload.id) !== true)
+          this.opts.log.debug("cancel for no running request", { id: env.payload.id });
+        return;
       default:
         if (env.id !== undefined) {
           this.respondError(
@@ -324,12 +337,54 @@ export class AgentLink {
     );
   }
 
+  private runTask(id: number, request: MessageMap["task.run"]): void {
+    const tasks = this.opts.tasks;
+    if (tasks === undefined) {
+      this.respondError("task.run", id, "E_NOT_ALLOWED", "this agent runs no tasks");
+      return;
+    }
+    tasks
+      .run(id, request, (stream, data) => {
+        for (let i = 0; i < data.length; i += OUTPUT_PIECE) {
+          this.write({
+            v: 1,
+            type: "task.output",
+            ts: this.opts.clock.now(),
+            payload: { run: id, stream, data: data.slice(i, i + OUTPUT_PIECE) },
+          });
+        }
+      })
+      .then(
+        (result) => this.respond("task.run", id, result),
+        (err: unknown) => {
+          if (err instanceof TaskError) {
+            this.opts.log.warn("task refused", {
+              task: request.task,
+              code: err.code,
+              error: err.message,
+            });
+            this.respondError("task.run", id, err.code, err.message, err.path);
+          } else {
+            this.opts.log.error("task failed", { task: request.task, err: describeError(err) });
+            this.respondError("task.run", id, "E_TASK", describeError(err));
+          }
+        },
+      );
+  }
+
   private respond<T extends RequestType>(type: T, re: number, payload: ResponseMap[T]): void {
     this.write({ v: 1, type, ts: this.opts.clock.now(), re, payload } as Envelope);
   }
 
-  private respondError(type: MessageType, re: number, code: string, message: string): void {
-    this.write({ v: 1, type, ts: this.opts.clock.now(), re, error: { code, message } } as Envelope);
+  private respondError(
+    type: MessageType,
+    re: number,
+    code: string,
+    message: string,
+    path?: string,
+  ): void {
+    const error = { code, message, ...(path === undefined ? {} : { path }) };
+    this.write({ v: 1, type, ts: this.opts.clock.now(), re, error } as Envelope);
   }
 
   private write(env: Envelope): void {

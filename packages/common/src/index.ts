@@ -4,6 +4,7 @@ export * from "./config/ini.js";
 export * from "./config/load.js";
 export * from "./config/render.js";
 export * from "./config/schema.js";
+export * from "./config/tasks.js";
 export * from "./config/types.js";
 export * from "./errors.js";
 export * from "./log/liveness.js";

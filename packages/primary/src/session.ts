@@ -42,12 +42,32 @@ export interface SessionEvents {
   onClose(session: Session, reason: string): void;
 }
 
-export class RequestError extends PiclusterError {}
+export class RequestError extends PiclusterError {
+  constructor(
+    code: string,
+    message: string,
+    /** JSON pointer of the field the node refused, when it named one. */
+    readonly path?: string,
+  ) {
+    super(code, message);
+  }
+}
 
 interface Pending {
   resolve(response: Response): void;
   reject(err: Error): void;
   cancel(): void;
+  /** Output the peer streams for this request (task.output) before it answers. */
+  onOutput?: (output: MessageMap["task.output"]) => void;
+}
+
+/** Requests a session has in flight at most; more are refused with E_BUSY. */
+export const MAX_REQUESTS_IN_FLIGHT = 64;
+
+export interface RequestOptions {
+  /** Aborting sends `cancel` for the request; its (error) response still settles the promise. */
+  signal?: AbortSignal;
+  onOutput?: (output: MessageMap["task.output"]) => void;
 }
 
 export class Session {
@@ -156,6 +176,7 @@ export class Session {
     type: T,
     payload: MessageMap[T],
     timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+    opts: RequestOptions = {},
   ): Promise<ResponseMap[T]> {
     const id = this.nextId++;
     if (this.closed || this.socket.writableEnded) {
@@ -163,22 +184,51 @@ export class Session {
         new RequestError("E_DISCONNECTED", `${type}: the node is not connected`),
       );
     }
+    if (this.pending.size >= MAX_REQUESTS_IN_FLIGHT) {
+      return Promise.reject(
+        new RequestError(
+          "E_BUSY",
+          `${type}: ${this.pending.size} requests to this node are already waiting`,
+        ),
+      );
+    }
     return new Promise<ResponseMap[T]>((resolve, reject) => {
+      const onAbort = () => this.send("cancel", { id });
       const cancelTimer = this.clock.after(timeoutMs, () => {
         this.pending.delete(id);
+        opts.signal?.removeEventListener("abort", onAbort);
+        // The node may still be working on it: tell it to stop.
+        this.send("cancel", { id });
         reject(new RequestError("E_TIMEOUT", `${type} got no answer within ${timeoutMs} ms`));
       });
       this.pending.set(id, {
         resolve: (response) => {
           if ("error" in response)
-            reject(new RequestError(response.error.code, response.error.message));
+            reject(
+              new RequestError(response.error.code, response.error.message, response.error.path),
+            );
           else resolve(response.payload as ResponseMap[T]);
         },
         reject,
-        cancel: cancelTimer,
+        cancel: () => {
+          cancelTimer();
+          opts.signal?.removeEventListener("abort", onAbort);
+        },
+        ...(opts.onOutput === undefined ? {} : { onOutput: opts.onOutput }),
       });
       this.send(type, payload, { id });
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** Hand streamed output to the request it belongs to. */
+  routeOutput(output: MessageMap["task.output"]): void {
+    const pending = this.pending.get(output.run);
+    if (pending?.onOutput === undefined) {
+      this.log.debug("output for no pending request", { run: output.run });
+      return;
+    }
+    pending.onOutput(output);
   }
 
   /** Route a response to the request waiting for it. */

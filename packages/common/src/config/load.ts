@@ -19,6 +19,7 @@ import {
   SCHEMA,
   schemaKeys,
 } from "./schema.js";
+import { readTaskSections, type TaskDef } from "./tasks.js";
 
 export type ValueSource =
   | { kind: "default" }
@@ -132,6 +133,8 @@ function readFileCandidates(
   >();
 
   for (const [sectionName, section] of doc.sections) {
+    // [task.NAME] sections are read by readTaskSections.
+    if (sectionName.startsWith("task.")) continue;
     const known = SCHEMA[sectionName as keyof typeof SCHEMA] as
       | Record<string, AnyKeyDef>
       | undefined;
@@ -231,6 +234,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const problems: ConfigProblem[] = [];
   const notices: ConfigNotice[] = [];
   const candidates = new Map<string, Candidate>();
+  let tasks: Record<string, TaskDef> = {};
 
   const file = chooseFile(opts, problems);
   if (file !== undefined && problems.length === 0) {
@@ -250,6 +254,9 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     for (const p of iniProblems)
       problems.push({ where: `${p.file}:${p.line}`, message: p.message });
     readFileCandidates(doc, candidates, problems, notices);
+    const read = readTaskSections(doc);
+    problems.push(...read.problems);
+    tasks = read.tasks;
   }
 
   for (const [name, raw] of Object.entries(opts.env)) {
@@ -279,7 +286,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     candidates.set(id, { raw, source: { kind: "flag", name: flagName(section, keyName) } });
   }
 
-  const config: Record<string, Record<string, unknown>> = {};
+  const config: Record<string, Record<string, unknown>> = { task: tasks };
   const sources: Record<string, ValueSource> = {};
   for (const { section, key: keyName, def } of schemaKeys()) {
     const id = `${section}.${keyName}`;

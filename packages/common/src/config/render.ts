@@ -1,6 +1,8 @@
 /** Views of the configuration for people: `config show` and docs/configuration.md. */
+
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
+import { TASK_KEYS } from "./tasks.js";
 
 export interface EffectiveValue {
   section: string;
@@ -72,6 +74,25 @@ export function renderConfigDocs(): string {
     }
     out.push("");
   }
+  out.push(
+    "## [task.NAME]",
+    "",
+    "A task this node allows the primary to run; the node runs nothing else. Read from the file only",
+    "(no environment variables or flags). Example:",
+    "",
+    "```ini",
+    "[task.restart-service]",
+    "command = systemctl restart {service}",
+    "description = Restart one systemd service",
+    "timeout = 2m",
+    "arg.service = string [a-z0-9@._-]{1,64}",
+    "```",
+    "",
+    "| key | meaning |",
+    "|---|---|",
+    ...TASK_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
+    "",
+  );
   out.push(
     "## Names from the tutorial's rpicluster.cfg",
     "",

@@ -4,6 +4,7 @@
  * variable names, command-line flags and docs/configuration.md are all
  * derived from this table; nothing else defines a key.
  */
+import type { TaskDef } from "./tasks.js";
 import {
   booleanType,
   durationType,
@@ -99,6 +100,48 @@ export const SCHEMA = {
       integerType(10, 1_000_000),
       8_640,
       "Vitals samples kept while the primary is unreachable (8 640 is a day at 10 s); past it the oldest are dropped and counted.",
+    ),
+  },
+  tasks: {
+    reboot: key(
+      booleanType,
+      false,
+      "Allow the built-in `reboot` task (`systemctl reboot`). Off until this node's own config turns it on.",
+    ),
+    shutdown: key(
+      booleanType,
+      false,
+      "Allow the built-in `shutdown` task (`systemctl poweroff`). Off until this node's own config turns it on.",
+    ),
+    update: key(
+      booleanType,
+      false,
+      "Allow the built-in `update` task (`apt-get update`, then a non-interactive `apt-get upgrade`). Off until this node's own config turns it on.",
+    ),
+    updates_check: key(
+      booleanType,
+      true,
+      "Allow the built-in `updates.check` task: how many packages can be upgraded (`apt-get -s upgrade`, no change made).",
+    ),
+    time: key(
+      booleanType,
+      true,
+      "Allow the built-in `time` task: this node's clock and time zone.",
+    ),
+    version: key(
+      booleanType,
+      true,
+      "Allow the built-in `version` task: agent, Node.js and OS versions.",
+    ),
+    max_running: key(
+      integerType(1, 64),
+      4,
+      "Tasks this node runs at once; more requests are refused with E_BUSY until one ends.",
+    ),
+    output_limit: key(
+      sizeType(1024, 64 * 1024 ** 2),
+      1024 ** 2,
+      "Output (stdout and stderr together) sent back per task run; past it output is dropped and the result says `truncated`.",
     ),
   },
   primary: {
@@ -253,6 +296,9 @@ type ValueOf<D> = D extends KeyDef<infer T> ? T : never;
 /** The typed configuration every part of picluster receives. */
 export type Config = {
   readonly [S in SectionName]: { readonly [K in keyof Schema[S]]: ValueOf<Schema[S][K]> };
+} & {
+  /** The `[task.NAME]` sections: tasks this node allows (see tasks.ts). */
+  readonly task: Readonly<Record<string, TaskDef>>;
 };
 
 export type AnyKeyDef = KeyDef<unknown>;

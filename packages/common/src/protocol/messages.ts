@@ -39,6 +39,28 @@ export const Welcome = Type.Object({
 
 // ---- node → primary -------------------------------------------------------
 
+/** A task this node allows (its own config decides), as the primary shows it. */
+export const TaskInfo = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  description: Text(256),
+  builtin: Type.Boolean(),
+  /** Confirmed first and run in rolling batches. */
+  disruptive: Type.Boolean(),
+  args: Type.Array(
+    Type.Object({
+      name: Text(32),
+      type: Type.Union([
+        Type.Literal("string"),
+        Type.Literal("integer"),
+        Type.Literal("number"),
+        Type.Literal("boolean"),
+      ]),
+      pattern: Type.Optional(Text(256)),
+    }),
+    { maxItems: 32 },
+  ),
+});
+
 export const Details = Type.Object({
   hostname: Text(253),
   os: Type.Object({ name: Text(128), version: Text(128) }),
@@ -68,6 +90,8 @@ export const Details = Type.Object({
   nodeVersion: Text(64),
   /** Raspberry Pi only: /proc/device-tree/model, serial, revision. */
   board: Type.Optional(Type.Object({ model: Text(256), serial: Text(64), revision: Text(64) })),
+  /** The tasks this node allows. */
+  tasks: Type.Optional(Type.Array(TaskInfo, { maxItems: 256 })),
 });
 
 export const Heartbeat = Type.Object({
@@ -159,6 +183,9 @@ export const Credential = Type.Object({
 
 export const Empty = Type.Object({});
 
+/** Stop working on request `id` (a task.run, a logs.tail follow); its response still comes. */
+export const Cancel = Type.Object({ id: Uint });
+
 export const Pong = Type.Object({
   /** The agent's clock (Unix ms) when it answered, for the clock offset. */
   time: Uint,
@@ -211,6 +238,7 @@ export const MESSAGES = {
   ack: { from: "primary", payload: Ack },
   error: { from: "primary", payload: ErrorPayload },
   credential: { from: "primary", payload: Credential },
+  cancel: { from: "primary", payload: Cancel },
   ping: { from: "primary", payload: Empty, response: Pong },
   "details.get": { from: "primary", payload: Empty, response: Details },
   "task.run": { from: "primary", payload: TaskRun, response: TaskResult },

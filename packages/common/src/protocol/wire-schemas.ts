@@ -233,6 +233,69 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
             },
           },
         },
+        tasks: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["name", "description", "builtin", "disruptive", "args"],
+            properties: {
+              name: {
+                type: "string",
+                minLength: 1,
+                maxLength: 64,
+              },
+              description: {
+                type: "string",
+                maxLength: 256,
+              },
+              builtin: {
+                type: "boolean",
+              },
+              disruptive: {
+                type: "boolean",
+              },
+              args: {
+                type: "array",
+                items: {
+                  type: "object",
+                  required: ["name", "type"],
+                  properties: {
+                    name: {
+                      type: "string",
+                      maxLength: 32,
+                    },
+                    type: {
+                      anyOf: [
+                        {
+                          type: "string",
+                          const: "string",
+                        },
+                        {
+                          type: "string",
+                          const: "integer",
+                        },
+                        {
+                          type: "string",
+                          const: "number",
+                        },
+                        {
+                          type: "string",
+                          const: "boolean",
+                        },
+                      ],
+                    },
+                    pattern: {
+                      type: "string",
+                      maxLength: 256,
+                    },
+                  },
+                },
+                maxItems: 32,
+              },
+            },
+          },
+          maxItems: 256,
+        },
       },
     },
   },
@@ -586,6 +649,19 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
       },
     },
   },
+  cancel: {
+    from: "primary",
+    payload: {
+      type: "object",
+      required: ["id"],
+      properties: {
+        id: {
+          type: "integer",
+          minimum: 0,
+        },
+      },
+    },
+  },
   ping: {
     from: "primary",
     payload: {
@@ -761,6 +837,69 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
               maxLength: 64,
             },
           },
+        },
+        tasks: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["name", "description", "builtin", "disruptive", "args"],
+            properties: {
+              name: {
+                type: "string",
+                minLength: 1,
+                maxLength: 64,
+              },
+              description: {
+                type: "string",
+                maxLength: 256,
+              },
+              builtin: {
+                type: "boolean",
+              },
+              disruptive: {
+                type: "boolean",
+              },
+              args: {
+                type: "array",
+                items: {
+                  type: "object",
+                  required: ["name", "type"],
+                  properties: {
+                    name: {
+                      type: "string",
+                      maxLength: 32,
+                    },
+                    type: {
+                      anyOf: [
+                        {
+                          type: "string",
+                          const: "string",
+                        },
+                        {
+                          type: "string",
+                          const: "integer",
+                        },
+                        {
+                          type: "string",
+                          const: "number",
+                        },
+                        {
+                          type: "string",
+                          const: "boolean",
+                        },
+                      ],
+                    },
+                    pattern: {
+                      type: "string",
+                      maxLength: 256,
+                    },
+                  },
+                },
+                maxItems: 32,
+              },
+            },
+          },
+          maxItems: 256,
         },
       },
     },

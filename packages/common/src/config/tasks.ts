@@ -1,0 +1,262 @@
+/**
+ * Tasks a node allows: `[task.NAME]` sections of the agent's own config.
+ * The agent runs nothing else, whatever the primary asks. A section is read
+ * here into a TaskDef (the command as an argument vector, limits, declared
+ * arguments), with every problem reported as `file:line`.
+ */
+import { split as shellSplit } from "shlex";
+import type { IniDocument } from "./ini.js";
+import { interpolate } from "./ini.js";
+import { durationType, formatDuration } from "./types.js";
+
+export type TaskArgType = "string" | "integer" | "number" | "boolean";
+
+export interface TaskArgSpec {
+  name: string;
+  type: TaskArgType;
+  /** The whole value must match (anchored); absent for any value of the type. */
+  pattern?: string;
+}
+
+export interface TaskDef {
+  name: string;
+  /** Program and arguments; a whole word `{NAME}` is replaced by argument NAME, as one argument. */
+  command: readonly string[];
+  timeoutMs: number;
+  /** Run as this user (the agent must be root to switch); empty: the agent's own user. */
+  user: string;
+  cwd: string;
+  env: Readonly<Record<string, string>>;
+  description: string;
+  args: readonly TaskArgSpec[];
+  /** Where the section starts, for messages. */
+  where: string;
+}
+
+export const TASK_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
+const ARG_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const PLACEHOLDER = /^\{([a-z][a-z0-9_]{0,31})\}$/;
+export const DEFAULT_TASK_TIMEOUT_MS = 300_000;
+const timeoutType = durationType(1_000, 7 * 86_400_000);
+
+/** Keys of a `[task.NAME]` section, for docs and for "did you mean". */
+export const TASK_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
+  {
+    key: "command",
+    doc: "The program and its arguments, split into words as a shell would split them (quotes group words; nothing is expanded, no shell runs). A whole word `{NAME}` is replaced by the value of argument NAME, always as exactly one argument.",
+  },
+  {
+    key: "timeout",
+    doc: `How long the task may run before its whole process group is killed (default ${formatDuration(DEFAULT_TASK_TIMEOUT_MS)}).`,
+  },
+  {
+    key: "user",
+    doc: "Run as this user; the agent must run as root to switch. Empty: the agent's user.",
+  },
+  { key: "cwd", doc: "Working directory. Empty: the agent's data directory." },
+  {
+    key: "env",
+    doc: 'Extra environment variables as `NAME=value` words, e.g. `LANG=C.UTF-8 "GREETING=hello there"`. Tasks get a minimal environment (PATH, HOME, LANG) plus these.',
+  },
+  { key: "description", doc: "One line shown in task lists." },
+  {
+    key: "arg.NAME",
+    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs; a string starting with `-` or holding a control character is refused unless the pattern allows it explicitly.",
+  },
+];
+
+export interface TaskProblem {
+  where: string;
+  message: string;
+}
+
+function parseArgSpec(name: string, raw: string): TaskArgSpec | string {
+  const m = /^(\S+)(?:\s+(.+))?$/.exec(raw.trim());
+  const type = m?.[1];
+  if (type !== "string" && type !== "integer" && type !== "number" && type !== "boolean")
+    return `expected a type (string, integer, number or boolean), then for strings an optional pattern; got "${raw}"`;
+  const pattern = m?.[2];
+  if (pattern === undefined) return { name, type };
+  if (type !== "string") return `only string arguments take a pattern`;
+  try {
+    new RegExp(`^(?:${pattern})$`, "u");
+  } catch (err) {
+    return `invalid pattern "${pattern}": ${(err as Error).message}`;
+  }
+  return { name, type, pattern };
+}
+
+/** Read every `[task.NAME]` section of `doc`; the names of the sections read are returned too. */
+export function readTaskSections(doc: IniDocument): {
+  tasks: Record<string, TaskDef>;
+  sections: Set<string>;
+  problems: TaskProblem[];
+} {
+  const tasks: Record<string, TaskDef> = {};
+  const sections = new Set<string>();
+  const problems: TaskProblem[] = [];
+  for (const [sectionName, section] of doc.sections) {
+    if (!sectionName.startsWith("task.")) continue;
+    sections.add(sectionName);
+    const name = sectionName.slice("task.".length);
+    const at = (line: number) => `${doc.file}:${line}`;
+    if (!TASK_NAME.test(name)) {
+      problems.push({
+        where: at(section.line),
+        message: `[${sectionName}]: a task name is lowercase letters, digits, '.', '_' or '-', starting with a letter`,
+      });
+      continue;
+    }
+    const def: TaskDef = {
+      name,
+      command: [],
+      timeoutMs: DEFAULT_TASK_TIMEOUT_MS,
+      user: "",
+      cwd: "",
+      env: {},
+      description: "",
+      args: [],
+      where: at(section.line),
+    };
+    const env: Record<string, string> = {};
+    const args: TaskArgSpec[] = [];
+    let ok = true;
+    const bad = (line: number, message: string) => {
+      problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
+      ok = false;
+    };
+    let commandRead = false;
+    for (const [keyName, entry] of section.entries) {
+      let raw: string;
+      try {
+        raw = interpolate(doc, sectionName, keyName).trim();
+      } catch (err) {
+        bad(entry.line, (err as Error).message);
+        continue;
+      }
+      if (keyName.startsWith("arg.")) {
+        const argName = keyName.slice(4);
+        if (!ARG_NAME.test(argName)) {
+          bad(entry.line, `${keyName}: an argument name is lowercase letters, digits and '_'`);
+          continue;
+        }
+        const spec = parseArgSpec(argName, raw);
+        if (typeof spec === "string") bad(entry.line, `${keyName}: ${spec}`);
+        else args.push(spec);
+        continue;
+      }
+      switch (keyName) {
+        case "command": {
+          let words: string[];
+          try {
+            words = shellSplit(raw);
+          } catch (err) {
+            bad(entry.line, `command: ${(err as Error).message}`);
+            continue;
+          }
+          if (words.length === 0) bad(entry.line, "command: must not be empty");
+          def.command = words;
+          commandRead = true;
+          break;
+        }
+        case "timeout": {
+          const parsed = timeoutType.parse(raw);
+          if (parsed.ok) def.timeoutMs = parsed.value;
+          else bad(entry.line, `timeout: expected ${parsed.expected}, got "${raw}"`);
+          break;
+        }
+        case "user":
+          if (!/^[a-z_][a-z0-9_-]*\$?$|^$/.test(raw))
+            bad(entry.line, `user: not a user name: "${raw}"`);
+          def.user = raw;
+          break;
+        case "cwd":
+          if (raw !== "" && !raw.startsWith("/")) bad(entry.line, `cwd: must be an absolute path`);
+          def.cwd = raw;
+          break;
+        case "description":
+          def.description = raw;
+          break;
+        case "env": {
+          let words: string[] = [];
+          try {
+            words = shellSplit(raw);
+          } catch (err) {
+            bad(entry.line, `env: ${(err as Error).message}`);
+          }
+          for (const word of words) {
+            const eq = word.indexOf("=");
+            const envName = eq > 0 ? word.slice(0, eq) : "";
+            if (!ENV_NAME.test(envName)) {
+              bad(entry.line, `env: expected NAME=value words, got "${word}"`);
+              continue;
+            }
+            env[envName] = word.slice(eq + 1);
+          }
+          break;
+        }
+        default: {
+          const known = TASK_KEYS.map((k) => k.key).filter((k) => k !== "arg.NAME");
+          bad(entry.line, `unknown key "${keyName}" (a task has ${known.join(", ")} and arg.NAME)`);
+        }
+      }
+    }
+    if (!section.entries.has("command")) {
+      bad(section.line, "has no command");
+    }
+    // Every placeholder is a declared argument, and every declared argument is used.
+    const used = new Set<string>();
+    for (const word of def.command) {
+      const m = PLACEHOLDER.exec(word);
+      if (m?.[1] !== undefined) {
+        used.add(m[1]);
+        if (!args.some((a) => a.name === m[1]))
+          bad(
+            section.entries.get("command")?.line ?? section.line,
+            `command uses {${m[1]}}, which no arg.${m[1]} declares`,
+          );
+      } else if (/\{[a-z][a-z0-9_]*\}/.test(word)) {
+        bad(
+          section.entries.get("command")?.line ?? section.line,
+          `command: "${word}": a placeholder must be a whole word, so that its value stays one argument`,
+        );
+      }
+    }
+    for (const a of args) {
+      if (commandRead && !used.has(a.name))
+        bad(
+          section.entries.get(`arg.${a.name}`)?.line ?? section.line,
+          `arg.${a.name} is declared but the command does not use {${a.name}}`,
+        );
+    }
+    if (ok) tasks[name] = { ...def, env, args };
+  }
+  return { tasks, sections, problems };
+}
+
+/** Why `value` is not acceptable for `spec`, or undefined when it is. */
+export function checkTaskArg(spec: TaskArgSpec, value: string): string | undefined {
+  switch (spec.type) {
+    case "integer":
+      return /^-?\d{1,15}$/.test(value) ? undefined : "expected an integer";
+    case "number":
+      return value.trim() !== "" && Number.isFinite(Number(value)) && !/\s/.test(value)
+        ? undefined
+        : "expected a number";
+    case "boolean":
+      return value === "true" || value === "false" ? undefined : "expected true or false";
+    case "string": {
+      if (spec.pattern !== undefined) {
+        return new RegExp(`^(?:${spec.pattern})$`, "u").test(value)
+          ? undefined
+          : `does not match ${spec.pattern}`;
+      }
+      if (value.startsWith("-")) return "must not start with '-' (declare a pattern to allow it)";
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+      if (/[\u0000-\u001f\u007f]/.test(value))
+        return "must not hold control characters (newlines, tabs…)";
+      return undefined;
+    }
+  }
+}
