@@ -4,12 +4,13 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { deadline, waitFor } from "@picluster/common/testing";
-import { scratchDir, startAgent, startPrimary, type TestPrimary } from "./support/cluster.js";
-
-function httpPort(p: TestPrimary): number {
-  const r = p.records.find((x) => x.msg === "HTTP API listening");
-  return Number(r?.port);
-}
+import {
+  httpPort,
+  scratchDir,
+  startAgent,
+  startPrimary,
+  type TestPrimary,
+} from "./support/cluster.js";
 
 async function get(
   p: TestPrimary,

@@ -29,7 +29,58 @@ export type ClusterEvent =
       on: boolean;
     }
   | { kind: "node.details"; at: number; nodeId: string; name: string }
-  | { kind: "node.vitals"; at: number; nodeId: string; name: string; seq: number | undefined };
+  | { kind: "node.vitals"; at: number; nodeId: string; name: string; seq: number | undefined }
+  | {
+      kind: "task.started";
+      at: number;
+      runId: number;
+      task: string;
+      selector: string;
+      nodes: number;
+      requestedBy: string;
+    }
+  | {
+      kind: "task.node";
+      at: number;
+      runId: number;
+      task: string;
+      nodeId: string;
+      name: string;
+      status: NodeRunStatus;
+      exitCode: number | null;
+      signal: string | null;
+      durationMs: number | null;
+      error?: string;
+    }
+  | {
+      kind: "task.finished";
+      at: number;
+      runId: number;
+      task: string;
+      status: TaskRunStatus;
+      ok: number;
+      failed: number;
+      skipped: number;
+      cancelled: number;
+    }
+  /** Streamed as it comes; not stored as an event (the node's result keeps it). */
+  | {
+      kind: "task.output";
+      at: number;
+      runId: number;
+      nodeId: string;
+      name: string;
+      stream: "stdout" | "stderr";
+      data: string;
+    };
+
+export type NodeRunStatus = "pending" | "running" | "ok" | "failed" | "skipped" | "cancelled";
+export type TaskRunStatus = "running" | "ok" | "failed" | "cancelled";
+
+/** Events too frequent to keep in the recent list or the store's event table. */
+export function isStreamOnly(event: ClusterEvent): boolean {
+  return event.kind === "node.vitals" || event.kind === "task.output";
+}
 
 export type EventKind = ClusterEvent["kind"];
 export type Listener = (event: ClusterEvent) => void;
@@ -52,7 +103,7 @@ export class EventBus {
 
   emit(event: ClusterEvent): void {
     // Samples are too many to keep here; the recent list is for what happened.
-    if (event.kind !== "node.vitals") {
+    if (!isStreamOnly(event)) {
       this.recentEvents.push(event);
       if (this.recentEvents.length > this.keep) this.recentEvents.shift();
     }

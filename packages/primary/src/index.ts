@@ -9,3 +9,5 @@ export * from "./registry.js";
 export * from "./session.js";
 export * from "./store/metrics.js";
 export * from "./store/store.js";
+export * from "./tasks/selector.js";
+export * from "./tasks/service.js";

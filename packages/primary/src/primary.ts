@@ -31,6 +31,7 @@ import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry } from "./registry.js";
 import { Session } from "./session.js";
 import { Store } from "./store/store.js";
+import { TaskService } from "./tasks/service.js";
 
 /** How often the credential file is checked for `node add` / `node revoke` from the CLI. */
 export const CREDENTIAL_POLL_MS = 1_000;
@@ -90,6 +91,7 @@ export class Primary {
   readonly liveness: LivenessDetector;
   readonly credentials: CredentialStore | undefined;
   readonly store: Store;
+  readonly tasks: TaskService;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -134,6 +136,15 @@ export class Primary {
         minuteMs: config.store.minute_retention,
         hourMs: config.store.hour_retention,
       },
+    });
+    this.tasks = new TaskService({
+      registry: this.registry,
+      sessions: this.sessions,
+      events: this.events,
+      store: this.store,
+      clock: this.clock,
+      log: opts.log.child({ component: "tasks" }),
+      auditFile: join(opts.dataDir, "audit.log"),
     });
     const ctx: HandlerContext = {
       registry: this.registry,
@@ -194,6 +205,11 @@ export class Primary {
   }> {
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
+    const abandoned = this.store.abandonTaskRuns(this.clock.now());
+    if (abandoned > 0)
+      this.log.warn("task runs left unfinished by the last primary marked failed", {
+        runs: abandoned,
+      });
     this.credentials?.load();
     this.registry.restore(this.store.loadNodes(), "primary restarted", this.clock.now());
     this.store.start();
@@ -232,6 +248,7 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      tasks: this.tasks,
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
       ...(join === undefined ? {} : { join }),
       stats: () => ({
@@ -282,8 +299,10 @@ export class Primary {
     } catch (err) {
       this.log.error("cannot delete used join tokens", { err: describeError(err) });
     }
+    // Runs in progress end as cancelled (their nodes are told to stop) and are stored.
+    const tasksDone = this.tasks.close();
     for (const session of this.allSessions) session.close("primary shutting down");
-    await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close()]);
+    await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close(), tasksDone]);
     this.store.close();
     this.credentials?.close();
     this.log.info("stopped");
@@ -386,6 +405,37 @@ export class Primary {
         log.debug("node details", { node: e.name, nodeId: e.nodeId });
         return;
       case "node.vitals":
+      case "task.output":
+        return;
+      case "task.started":
+        log.info("task started", {
+          run: e.runId,
+          task: e.task,
+          on: e.selector,
+          nodes: e.nodes,
+          by: e.requestedBy,
+        });
+        return;
+      case "task.node":
+        (e.status === "failed" ? log.warn : log.info).call(log, "task result", {
+          run: e.runId,
+          task: e.task,
+          node: e.name,
+          status: e.status,
+          exitCode: e.exitCode,
+          ...(e.error === undefined ? {} : { error: e.error }),
+        });
+        return;
+      case "task.finished":
+        log.info("task finished", {
+          run: e.runId,
+          task: e.task,
+          status: e.status,
+          ok: e.ok,
+          failed: e.failed,
+          skipped: e.skipped,
+          cancelled: e.cancelled,
+        });
         return;
       default:
         assertNever(e);

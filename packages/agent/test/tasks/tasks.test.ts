@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type Config, loadConfig, silentLogger } from "@picluster/common";
-import { waitFor } from "@picluster/common/testing";
+import { processAlive, waitFor } from "@picluster/common/testing";
 import { resolveTask, taskCatalog } from "../../src/tasks/catalog.js";
 import { TaskError, TaskExecutor } from "../../src/tasks/executor.js";
 import { runProcess } from "../../src/tasks/runner.js";
@@ -23,16 +23,6 @@ function configWith(t: Ctx, ini: string): Config {
   writeFileSync(file, ini);
   return loadConfig({ env: {}, configPath: file, paths: { cwd: dir, home: dir, uid: 1000 } })
     .config;
-}
-
-/** Whether a process with this pid is alive. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const SPAWN_GRANDCHILD = (pidFile: string) => [
@@ -58,7 +48,7 @@ test("tasks runner - a timeout kills the whole process group, grandchildren incl
   assert.equal(result.stopped, "timeout");
   assert.equal(result.signal, "SIGTERM");
   const grandchild = Number(readFileSync(pidFile, "utf8"));
-  await waitFor(() => !alive(grandchild), "grandchild gone", 3_000);
+  await waitFor(() => !processAlive(grandchild), "grandchild gone", 3_000);
 });
 
 test("tasks runner - a cancel kills the whole process group", async (t) => {
@@ -85,7 +75,7 @@ test("tasks runner - a cancel kills the whole process group", async (t) => {
   const result = await running;
   assert.equal(result.stopped, "cancel");
   const grandchild = Number(readFileSync(pidFile, "utf8"));
-  await waitFor(() => !alive(grandchild), "grandchild gone", 3_000);
+  await waitFor(() => !processAlive(grandchild), "grandchild gone", 3_000);
 });
 
 test("tasks runner - a task's background processes end when it does", async (t) => {
@@ -104,7 +94,7 @@ test("tasks runner - a task's background processes end when it does", async (t) 
   assert.equal(result.exitCode, 3);
   assert.equal(result.stopped, undefined);
   const bg = Number(readFileSync(pidFile, "utf8"));
-  await waitFor(() => !alive(bg), "background process gone", 3_000);
+  await waitFor(() => !processAlive(bg), "background process gone", 3_000);
 });
 
 test("tasks runner - output arrives in chunks as produced, bounded, with truncation reported", async (t) => {

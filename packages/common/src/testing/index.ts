@@ -1,2 +1,3 @@
 export * from "./manual-clock.js";
 export * from "./next-event.js";
+export * from "./process.js";

@@ -3,7 +3,7 @@
  * its own data directory, agents joined with real tokens, and a scripted
  * peer that speaks the wire protocol by hand to misbehave on purpose.
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -45,13 +45,13 @@ export function scratchDir(t: TestContext, prefix = "picluster-e2e-"): string {
   return dir;
 }
 
-/** A config from `section.key` flags over the defaults, as the CLI would build it. */
-export function testConfig(flags: Record<string, string>): Config {
+/** A config from `section.key` flags over the defaults (and an INI file, if given), as the CLI would build it. */
+export function testConfig(flags: Record<string, string>, configPath?: string): Config {
   return loadConfig({
     env: {},
     flags,
     paths: { cwd: "/nonexistent", home: "/nonexistent", uid: 1000 },
-    configPath: undefined,
+    configPath,
   }).config;
 }
 
@@ -109,6 +109,12 @@ export async function startPrimary(
   };
 }
 
+/** The port the primary's HTTP API listens on, from its log. */
+export function httpPort(p: TestPrimary): number {
+  const r = p.records.find((x) => x.msg === "HTTP API listening");
+  return Number(r?.port);
+}
+
 const FIXTURES = new URL("../../../../agent/test/fixtures/", import.meta.url).pathname;
 
 export interface TestAgent {
@@ -128,19 +134,29 @@ export function startAgent(
   name: string,
   flags: Record<string, string> = {},
   board = "pi4",
+  /** INI text for the agent's config file (task sections, say). */
+  ini?: string,
 ): TestAgent {
   const dataDir = scratchDir(t, "picluster-agent-");
   const root = join(dataDir, "root");
   cpSync(join(FIXTURES, board), root, { recursive: true });
   const token = p.addNode ? p.addNode(name) : "";
-  const config = testConfig({
-    "agent.primary_host": "127.0.0.1",
-    "agent.primary_port": String(p.port),
-    "agent.join_token": token,
-    "node.name": name,
-    "log.liveness_interval": "1h",
-    ...flags,
-  });
+  let configPath: string | undefined;
+  if (ini !== undefined) {
+    configPath = join(dataDir, "agent.ini");
+    writeFileSync(configPath, ini);
+  }
+  const config = testConfig(
+    {
+      "agent.primary_host": "127.0.0.1",
+      "agent.primary_port": String(p.port),
+      "agent.join_token": token,
+      "node.name": name,
+      "log.liveness_interval": "1h",
+      ...flags,
+    },
+    configPath,
+  );
   const { log, records } = captureLog();
   const agent = new Agent({
     config,

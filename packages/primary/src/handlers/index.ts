@@ -4,6 +4,7 @@ import { handleDetails } from "./details.js";
 import { handleHeartbeat } from "./heartbeat.js";
 import { handleHello } from "./hello.js";
 import { handleLog } from "./log.js";
+import { handleTaskOutput } from "./task-output.js";
 import { handleVitals } from "./vitals.js";
 
 /** One handler per message type an agent sends; adding a type means adding one file here. */
@@ -14,4 +15,5 @@ export const HANDLERS: HandlerTable = {
   vitals: handleVitals,
   log: handleLog,
   bye: handleBye,
+  "task.output": handleTaskOutput,
 };

@@ -18,10 +18,12 @@ import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
+import type { TaskService } from "../tasks/service.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
 import { STATUS_PAGE } from "./status-page.js";
 import { openStream } from "./stream.js";
+import { registerTaskRoutes } from "./tasks.js";
 
 export interface HttpOptions {
   registry: Registry;
@@ -35,6 +37,8 @@ export interface HttpOptions {
   stats(): ProcessStats;
   /** Who may join; absent when the listener runs without TLS. */
   credentials?: CredentialStore;
+  /** Task runs and pings; absent in tests of the read-only routes. */
+  tasks?: TaskService;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
 }
@@ -240,6 +244,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       }
     },
   );
+
+  if (opts.tasks !== undefined)
+    registerTaskRoutes(app, { tasks: opts.tasks, requireToken, errorBody });
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

@@ -3,6 +3,7 @@
  * - `event: <kind>` with `id:` for every stored event (state changes,
  *   throttling, joins…); a client reconnecting with Last-Event-ID gets what
  *   it missed from the store first.
+ * - `event: task.output` (no id) for each piece of a running task's output.
  * - `event: vitals` once a second with the latest figures of every node that
  *   reported since the last one (coalesced: one entry per node).
  */
@@ -64,6 +65,9 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
   const updated = new Set<string>();
   const offVitals = deps.events.on((e) => {
     if (e.kind === "node.vitals") updated.add(e.nodeId);
+    // Task output as it comes, without an id: a resumed stream gets the
+    // node's output from GET /api/tasks/:id instead.
+    else if (e.kind === "task.output") write(`event: task.output\ndata: ${JSON.stringify(e)}\n\n`);
   });
   const stopVitals = deps.clock.every(VITALS_EVERY_MS, () => {
     if (updated.size === 0) return;

@@ -122,6 +122,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX vitals_raw_node_ts;
   `,
+  // 4: a task result keeps the node's name as it was and why it failed.
+  `
+  ALTER TABLE task_results ADD COLUMN name TEXT NOT NULL DEFAULT '';
+  ALTER TABLE task_results ADD COLUMN error TEXT;
+  CREATE INDEX task_runs_created ON task_runs (created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

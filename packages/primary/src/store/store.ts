@@ -20,7 +20,7 @@ import {
   PiclusterError,
 } from "@picluster/common";
 import Database from "better-sqlite3";
-import type { ClusterEvent, NodeState } from "../events.js";
+import { type ClusterEvent, isStreamOnly, type NodeState } from "../events.js";
 import type { NodeRecord } from "../registry.js";
 import { METRIC_NAMES, metricValues } from "./metrics.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
@@ -73,6 +73,70 @@ export interface Series {
   resolution: "raw" | "1m" | "1h";
   stepMs: number;
   points: SeriesPoint[];
+}
+
+export interface StoredNodeResult {
+  nodeId: string;
+  name: string;
+  status: string;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt?: number;
+  finishedAt?: number;
+  output: string;
+  truncated: boolean;
+  error?: string;
+}
+
+export interface StoredTaskRun {
+  id: number;
+  task: string;
+  selector: string;
+  args: Record<string, string>;
+  requestedBy: string;
+  createdAt: number;
+  finishedAt?: number;
+  status: string;
+  nodes: StoredNodeResult[];
+}
+
+interface TaskRunRow {
+  id: number;
+  task: string;
+  selector: string;
+  args: string;
+  requested_by: string;
+  created_at: number;
+  finished_at: number | null;
+  status: string;
+}
+
+interface TaskResultRow {
+  run_id: number;
+  node_id: string;
+  name: string;
+  status: string;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+  output: string;
+  truncated: number;
+  error: string | null;
+}
+
+function taskRunFromRow(r: TaskRunRow, nodes: StoredNodeResult[]): StoredTaskRun {
+  return {
+    id: r.id,
+    task: r.task,
+    selector: r.selector,
+    args: JSON.parse(r.args) as Record<string, string>,
+    requestedBy: r.requested_by,
+    createdAt: r.created_at,
+    ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+    status: r.status,
+    nodes,
+  };
 }
 
 export interface StoredEvent {
@@ -209,7 +273,7 @@ export class Store {
 
   /** Queue an event (and the node it concerns) for the next batch. */
   addEvent(event: ClusterEvent, node: NodeRecord | undefined): void {
-    if (event.kind === "node.vitals") return;
+    if (isStreamOnly(event)) return;
     if (this.db === undefined) {
       this.opts.log.warn("event after the store closed, not kept", { kind: event.kind });
       return;
@@ -373,6 +437,104 @@ export class Store {
   }
 
   /** Every known node, as the registry should start from. */
+  /** A new task run; returns its id. Written at once (not batched): runs are few. */
+  insertTaskRun(run: Omit<StoredTaskRun, "id" | "finishedAt" | "nodes">): number {
+    const db = this.openDb;
+    const { lastInsertRowid } = db
+      .prepare(
+        "INSERT INTO task_runs (task, selector, args, requested_by, created_at, status) VALUES (?, ?, ?, ?, ?, ?)",
+      )
+      .run(
+        run.task,
+        run.selector,
+        JSON.stringify(run.args),
+        run.requestedBy,
+        run.createdAt,
+        run.status,
+      );
+    return Number(lastInsertRowid);
+  }
+
+  /** Write one node's result of a run (insert or replace). */
+  saveTaskResult(runId: number, r: StoredNodeResult): void {
+    this.openDb
+      .prepare(
+        `INSERT OR REPLACE INTO task_results
+         (run_id, node_id, name, status, exit_code, signal, started_at, finished_at, output, truncated, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        runId,
+        r.nodeId,
+        r.name,
+        r.status,
+        r.exitCode,
+        r.signal,
+        r.startedAt ?? null,
+        r.finishedAt ?? null,
+        r.output,
+        r.truncated ? 1 : 0,
+        r.error ?? null,
+      );
+  }
+
+  finishTaskRun(runId: number, status: string, finishedAt: number): void {
+    this.openDb
+      .prepare("UPDATE task_runs SET status = ?, finished_at = ? WHERE id = ?")
+      .run(status, finishedAt, runId);
+  }
+
+  /** The most recent runs, newest first, without their per-node results. */
+  taskRuns(limit: number): StoredTaskRun[] {
+    const rows = this.openDb
+      .prepare("SELECT * FROM task_runs ORDER BY id DESC LIMIT ?")
+      .all(limit) as TaskRunRow[];
+    return rows.map((r) => taskRunFromRow(r, []));
+  }
+
+  /** One run with its per-node results, or undefined. */
+  taskRun(id: number): StoredTaskRun | undefined {
+    const db = this.openDb;
+    const row = db.prepare("SELECT * FROM task_runs WHERE id = ?").get(id) as
+      | TaskRunRow
+      | undefined;
+    if (row === undefined) return undefined;
+    const results = db
+      .prepare("SELECT * FROM task_results WHERE run_id = ? ORDER BY name")
+      .all(id) as TaskResultRow[];
+    return taskRunFromRow(
+      row,
+      results.map((r) => ({
+        nodeId: r.node_id,
+        name: r.name,
+        status: r.status,
+        exitCode: r.exit_code,
+        signal: r.signal,
+        ...(r.started_at === null ? {} : { startedAt: r.started_at }),
+        ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+        output: r.output,
+        truncated: r.truncated === 1,
+        ...(r.error === null ? {} : { error: r.error }),
+      })),
+    );
+  }
+
+  /** Runs left `running` by a primary that stopped: they can no longer finish. */
+  abandonTaskRuns(at: number): number {
+    const db = this.openDb;
+    db.prepare(
+      "UPDATE task_results SET status = 'failed', error = 'the primary restarted during the run', finished_at = ? WHERE status IN ('pending', 'running') AND run_id IN (SELECT id FROM task_runs WHERE status = 'running')",
+    ).run(at);
+    return db
+      .prepare("UPDATE task_runs SET status = 'failed', finished_at = ? WHERE status = 'running'")
+      .run(at).changes;
+  }
+
+  private get openDb(): Database.Database {
+    if (this.db === undefined) throw new StoreError("E_STORE_CLOSED", "the store is not open");
+    return this.db;
+  }
+
   loadNodes(): NodeRecord[] {
     const rows = this.db?.prepare("SELECT * FROM nodes").all() as Row[] | undefined;
     return (rows ?? []).map(nodeFromRow);

@@ -1,0 +1,125 @@
+/**
+ * Task routes: POST /api/tasks (token) starts a run, GET /api/tasks and
+ * /api/tasks/:id read them, DELETE /api/tasks/:id (token) cancels one, and
+ * GET /api/ping pings a selection. Progress and output go out on
+ * /api/stream (task.started, task.node, task.output, task.finished).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import Type from "typebox";
+import { TaskRequestError, type TaskService } from "../tasks/service.js";
+
+type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+type ErrorBody = (code: string, message: string, field?: string) => unknown;
+
+const TaskBody = Type.Object(
+  {
+    task: Type.String({ minLength: 1, maxLength: 64 }),
+    on: Type.String({ minLength: 1, maxLength: 4096 }),
+    args: Type.Optional(
+      Type.Record(Type.String({ maxLength: 32 }), Type.String({ maxLength: 4096 })),
+    ),
+    batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    waitAlive: Type.Optional(Type.Boolean()),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 7 * 86_400_000 })),
+  },
+  { additionalProperties: false },
+);
+type TaskBodyT = {
+  task: string;
+  on: string;
+  args?: Record<string, string>;
+  batch?: number;
+  waitAlive?: boolean;
+  concurrency?: number;
+  timeoutMs?: number;
+};
+const RunParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+/** Who asked: the API token, and the user the client says it runs as (not verified). */
+function requester(req: FastifyRequest): string {
+  const claimed = req.headers["x-picluster-user"];
+  const who = typeof claimed === "string" ? claimed.replace(/[^\w.@-]/g, "").slice(0, 64) : "";
+  return who === "" ? "api-token" : `api-token (${who})`;
+}
+
+export function registerTaskRoutes(
+  app: FastifyInstance,
+  deps: { tasks: TaskService; requireToken: Guard; errorBody: ErrorBody },
+): void {
+  const { tasks, requireToken, errorBody } = deps;
+  const failure = (err: unknown, reply: FastifyReply) => {
+    if (!(err instanceof TaskRequestError)) throw err;
+    const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
+    return reply
+      .code(status)
+      .send(errorBody(err.code, err.message, err.code === "E_BAD_TASK" ? "task" : "on"));
+  };
+
+  app.post<{ Body: TaskBodyT }>(
+    "/api/tasks",
+    { schema: { body: TaskBody }, preHandler: requireToken },
+    async (req, reply) => {
+      try {
+        const { args, ...rest } = req.body;
+        const run = tasks.start({ ...rest, args: args ?? {}, requestedBy: requester(req) });
+        return reply.code(202).send(run);
+      } catch (err) {
+        return failure(err, reply);
+      }
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number } }>(
+    "/api/tasks",
+    {
+      schema: {
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => ({ runs: tasks.list(req.query.limit ?? 50) }),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/tasks/:id",
+    { schema: { params: RunParams } },
+    async (req, reply) => {
+      const run = tasks.get(req.params.id);
+      return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+    },
+  );
+
+  app.delete<{ Params: { id: number } }>(
+    "/api/tasks/:id",
+    { schema: { params: RunParams }, preHandler: requireToken },
+    async (req, reply) => {
+      const run = tasks.cancel(req.params.id, requester(req));
+      return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+    },
+  );
+
+  app.get<{ Querystring: { on?: string; timeout?: number } }>(
+    "/api/ping",
+    {
+      schema: {
+        querystring: Type.Object(
+          {
+            on: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+            timeout: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      try {
+        return { results: await tasks.ping(req.query.on ?? "all", req.query.timeout) };
+      } catch (err) {
+        return failure(err, reply);
+      }
+    },
+  );
+}
