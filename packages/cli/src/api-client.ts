@@ -1,4 +1,5 @@
 /** The CLI's way to the running primary: its HTTP API, found from the config. */
+import { hostname, userInfo } from "node:os";
 import type { Config } from "@picluster/common";
 import { describeError, PiclusterError } from "@picluster/common";
 
@@ -10,13 +11,40 @@ export function apiBase(config: Config): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`;
 }
 
+/** Who runs this command, as the audit log records it next to the token. */
+function whoAmI(): string {
+  let user = process.env.USER ?? process.env.LOGNAME ?? "";
+  try {
+    user ||= userInfo().username;
+  } catch {
+    // No passwd entry (a container): the host name alone.
+  }
+  return `${user}@${hostname()}`;
+}
+
 /** GET a JSON route; a refused connection or an error body becomes one clear ApiError. */
-export async function getJson<T>(config: Config, path: string): Promise<T> {
+export function getJson<T>(config: Config, path: string): Promise<T> {
+  return callJson<T>(config, "GET", path);
+}
+
+/** Call a JSON route with the configured token; errors as for getJson. */
+export async function callJson<T>(
+  config: Config,
+  method: "GET" | "POST" | "DELETE",
+  path: string,
+  body?: unknown,
+): Promise<T> {
   const url = `${apiBase(config)}${path}`;
   let res: Response;
   try {
     res = await fetch(url, {
-      headers: config.http.token ? { authorization: `Bearer ${config.http.token}` } : {},
+      method,
+      headers: {
+        ...(config.http.token ? { authorization: `Bearer ${config.http.token}` } : {}),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        "x-picluster-user": whoAmI(),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (err) {
     // fetch hides the reason in `cause` (ECONNREFUSED, ENOTFOUND, "bad port"…).
@@ -33,12 +61,12 @@ export async function getJson<T>(config: Config, path: string): Promise<T> {
       `cannot reach the primary at ${apiBase(config)} (${code}); is \`picluster primary\` or \`picluster up\` running?`,
     );
   }
-  const body = (await res.json()) as unknown;
+  const answer = (await res.json()) as unknown;
   if (!res.ok) {
-    const e = (body as { error?: { code?: string; message?: string } }).error;
+    const e = (answer as { error?: { code?: string; message?: string } }).error;
     throw new ApiError(e?.code ?? "E_HTTP", e?.message ?? `${res.status} from ${path}`);
   }
-  return body as T;
+  return answer as T;
 }
 
 /**

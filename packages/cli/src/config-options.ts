@@ -4,8 +4,10 @@
  */
 
 import {
+  type Config,
   ConfigError,
   type ConfigNotice,
+  describeError,
   flagName,
   type LoadedConfig,
   loadConfig,
@@ -13,7 +15,7 @@ import {
   schemaKeys,
 } from "@picluster/common";
 import { type Command, Option } from "commander";
-import type { CliIo } from "./io.js";
+import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./io.js";
 
 /** Commander's camelCase attribute for a flag: `--primary-port` → `primaryPort`. */
 function attributeName(flag: string): string {
@@ -65,4 +67,29 @@ export function loadCliConfig(opts: Record<string, unknown>, io: CliIo): LoadedC
     for (const p of err.problems) io.err(`error: ${p.where}: ${p.message}\n`);
     return undefined;
   }
+}
+
+/**
+ * Run a command's `body` with the loaded config: a bad config exits 2, a
+ * failure prints one line and exits 1, success exits 0 unless the body set
+ * another code (it returns it).
+ */
+export function runWithConfig(
+  cmd: Command,
+  io: CliIo,
+  setExit: (code: number) => void,
+  body: (config: Config) => Promise<number | undefined | void>,
+): Promise<void> {
+  const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
+  if (loaded === undefined) {
+    setExit(EXIT_USAGE);
+    return Promise.resolve();
+  }
+  return body(loaded.config).then(
+    (code) => setExit(typeof code === "number" ? code : EXIT_OK),
+    (err: unknown) => {
+      io.err(`error: ${describeError(err)}\n`);
+      setExit(EXIT_FAILED);
+    },
+  );
 }

@@ -8,6 +8,7 @@ import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
 import { registerAgentCommand, registerPrimaryCommand } from "./commands/roles.js";
 import { registerServiceCommand } from "./commands/service.js";
+import { registerTaskCommands } from "./commands/tasks.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerNodeCommands(program, io, setExit);
   registerUpCommand(program, io, setExit);
   registerReadCommands(program, io, setExit);
+  registerTaskCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
   program.addHelpText(
     "after",

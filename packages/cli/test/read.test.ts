@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -31,24 +31,34 @@ function captureIo(): CliIo & { stdout(): string; stderr(): string } {
   };
 }
 
-test("cli read - status, nodes, node show, events and vitals read a running primary", async (t) => {
+test("cli read - status, nodes, node show, events, vitals, run, tasks and ping work against a running primary", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "picluster-read-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
   );
-  const up = spawn(process.execPath, [BIN, "up", "--json", "--node-name", "here"], {
-    env: {
-      ...env,
-      PICLUSTER_NODE_DATA_DIR: dir,
-      PICLUSTER_PRIMARY_PORT: "0",
-      PICLUSTER_HTTP_PORT: "0",
-      PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
-      PICLUSTER_LOG_FORMAT: "json",
-      PICLUSTER_HTTP_TOKEN: "tok",
+  // The local node allows one task of its own (the same file configures both in `up`).
+  const configFile = join(dir, "picluster.ini");
+  writeFileSync(
+    configFile,
+    "[task.hello]\ncommand = /usr/bin/printf 'hello %%s' {who}\narg.who = string [a-z]{1,16}\n",
+  );
+  const up = spawn(
+    process.execPath,
+    [BIN, "up", "--json", "--node-name", "here", "--config", configFile],
+    {
+      env: {
+        ...env,
+        PICLUSTER_NODE_DATA_DIR: dir,
+        PICLUSTER_PRIMARY_PORT: "0",
+        PICLUSTER_HTTP_PORT: "0",
+        PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
+        PICLUSTER_LOG_FORMAT: "json",
+        PICLUSTER_HTTP_TOKEN: "tok",
+      },
+      stdio: ["ignore", "pipe", "ignore"],
     },
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+  );
   t.after(() => {
     up.kill("SIGKILL");
   });
@@ -64,7 +74,17 @@ test("cli read - status, nodes, node show, events and vitals read a running prim
   const cli = async (...args: string[]) => {
     const io = captureIo();
     const code = await main(
-      [...args, "--http-port", port, "--http-token", "tok", "--node-data-dir", dir],
+      [
+        ...args,
+        "--http-port",
+        port,
+        "--http-token",
+        "tok",
+        "--node-data-dir",
+        dir,
+        "--config",
+        configFile,
+      ],
       io,
     );
     return { code, out: io.stdout(), err: io.stderr() };
@@ -138,6 +158,41 @@ test("cli read - status, nodes, node show, events and vitals read a running prim
   assert.match(again.err, /E_NODE_EXISTS/);
   const revoked = await cli("node", "revoke", "pi-api", "--json");
   assert.equal(revoked.code, 0, revoked.err);
+
+  // Tasks and pings through the API: a table, JSON, and exit 1 when a node failed.
+  const ran = await cli("run", "hello", "--arg", "who=world", "--json");
+  assert.equal(ran.code, 0, ran.err);
+  const run = JSON.parse(ran.out) as {
+    id: number;
+    status: string;
+    nodes: Array<{ name: string; output: string }>;
+  };
+  assert.equal(run.status, "ok");
+  assert.deepEqual(
+    run.nodes.map((n) => [n.name, n.output]),
+    [["here", "hello world"]],
+  );
+  const refused = await cli("run", "hello", "--arg", "who=$(id)");
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.out,
+    /here +failed +– +[\d.]+s +E_BAD_ARGS: argument "who" of task "hello": does not match/,
+  );
+  const usage = await cli("run", "hello", "--batch", "zero");
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--batch zero: expected a whole number/);
+  const listed2 = await cli("tasks");
+  assert.match(
+    listed2.out,
+    new RegExp(`^ID +TASK +ON +STATUS +STARTED +BY\n${run.id + 1} +hello +all +failed `),
+  );
+  const shown = await cli("tasks", String(run.id));
+  assert.match(shown.out, /── here ──\nhello world\n/);
+  const pinged = await cli("ping", "--json");
+  assert.equal(pinged.code, 0, pinged.err);
+  const pings = JSON.parse(pinged.out) as Array<{ name: string; ok: boolean; rttMs: number }>;
+  assert.equal(pings[0]?.ok, true);
+  assert.ok((pings[0]?.rttMs ?? -1) >= 0);
 
   up.kill("SIGINT");
 });

@@ -3,7 +3,7 @@
 import { describeError, durationType } from "@picluster/common";
 import type { Command } from "commander";
 import { getJson } from "../api-client.js";
-import { loadCliConfig } from "../config-options.js";
+import { type loadCliConfig, runWithConfig } from "../config-options.js";
 import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 
@@ -69,24 +69,10 @@ export function registerReadCommands(
   io: CliIo,
   setExit: (code: number) => void,
 ): void {
-  /** Run `body` with the loaded config; failures are one line and exit 1. */
   const run = (
     cmd: Command,
     body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<void>,
-  ) => {
-    const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
-    if (loaded === undefined) {
-      setExit(EXIT_USAGE);
-      return Promise.resolve();
-    }
-    return body(loaded.config).then(
-      () => setExit(EXIT_OK),
-      (err: unknown) => {
-        io.err(`error: ${describeError(err)}\n`);
-        setExit(EXIT_FAILED);
-      },
-    );
-  };
+  ) => runWithConfig(cmd, io, setExit, body);
 
   program
     .command("status")

@@ -67,9 +67,11 @@ export function registerUpCommand(
           token = store.addToken(`${name}-local`);
         }
       }
+      // The same file and environment as the primary (its [task.NAME] sections
+      // are the local node's), with the link pointed at this primary.
       const agentConfig = loadConfig({
-        configPath: undefined,
-        env: {},
+        configPath: loaded.file,
+        env: io.env,
         flags: {
           ...configFlags(globals),
           "node.data_dir": agentDir,
