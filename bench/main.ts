@@ -16,6 +16,7 @@ import {
 } from "./harness.js";
 import { runCluster } from "./suites/cluster.js";
 import { runCodec } from "./suites/codec.js";
+import { runFanout } from "./suites/fanout.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -29,6 +30,13 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
       description:
         "primary under 100-10k simulated agents, failure detection, real agent footprint",
       run: runCluster,
+    },
+  ],
+  [
+    "fanout",
+    {
+      description: "ping to 1 000 simulated agents at once, until every answer is in",
+      run: runFanout,
     },
   ],
   [

@@ -92,8 +92,9 @@ class SimAgent {
         );
       });
       socket.on("data", (chunk: Buffer) => {
-        // Once welcomed, what the primary sends (acks) is read and dropped.
-        if (this.ready || settled) return;
+        // Once welcomed, what the primary sends is dropped (acks) or answered (pings).
+        if (this.ready) return this.answerPings(chunk);
+        if (settled) return;
         this.inbound += chunk.toString("utf8");
         if (this.inbound.length > MAX_WELCOME_BYTES) return fail("no welcome in 64 KiB");
         let nl = this.inbound.indexOf("\n");
@@ -134,6 +135,25 @@ class SimAgent {
         }
       });
     });
+  }
+
+  /** Answer `ping` requests as the agent does: `{"time"}` in a response carrying `re`. */
+  private answerPings(chunk: Buffer): void {
+    this.inbound += chunk.toString("utf8");
+    let nl = this.inbound.indexOf("\n");
+    while (nl >= 0) {
+      const line = this.inbound.slice(0, nl);
+      this.inbound = this.inbound.slice(nl + 1);
+      if (line.includes('"type":"ping"')) {
+        const { id } = JSON.parse(line) as { id?: number };
+        if (typeof id === "number")
+          this.socket?.write(
+            `{"v":1,"type":"ping","ts":${Date.now()},"re":${id},"payload":{"time":${Date.now()}}}\n`,
+          );
+      }
+      nl = this.inbound.indexOf("\n");
+    }
+    if (this.inbound.length > MAX_WELCOME_BYTES) this.inbound = "";
   }
 
   heartbeat(): void {
