@@ -26,9 +26,11 @@ import {
   nodeOsFacts,
   VitalsCollector,
 } from "./collectors/index.js";
+import { topProcesses } from "./collectors/processes.js";
 import { type DialTarget, dial, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
+import { tailLines } from "./log-tail.js";
 import { Outbox } from "./outbox.js";
 import { type CatalogTask, taskCatalog } from "./tasks/catalog.js";
 import { TaskExecutor } from "./tasks/executor.js";
@@ -45,6 +47,8 @@ export interface AgentOptions {
   collectors?: CollectorContext;
   /** Override the transport (tests); defaults to TLS/TCP dialing. */
   dial?: (target: DialTarget, signal: AbortSignal) => Promise<Duplex>;
+  /** The agent's own log file, for `logs.tail`; absent when it logs to the console only. */
+  logFile?: string;
   /** The agent cannot go on (a reboot that failed): the process should exit non-zero. */
   onFatal?: () => void;
 }
@@ -134,6 +138,14 @@ export class Agent {
         tasks: taskInfo,
       }),
       tasks: this.tasks,
+      processesTop: (r) => topProcesses(this.collectors, r.n, r.sampleMs ?? 500),
+      ...(opts.logFile === undefined
+        ? {}
+        : {
+            logsTail: async (r: { lines: number }) => ({
+              lines: tailLines(opts.logFile as string, r.lines),
+            }),
+          }),
       onCredential: (c) => this.saveCredential(c),
       onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
       reconnectMaxMs: config.agent.reconnect_max,

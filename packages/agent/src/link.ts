@@ -49,6 +49,9 @@ export interface LinkOptions {
   onWelcome(welcome: MessageMap["welcome"]): void;
   /** Runs the tasks the primary asks for (absent: every task.run is refused). */
   tasks?: TaskExecutor;
+  /** Answers `logs.tail` and `processes.top` (absent: refused as unsupported). */
+  logsTail?(request: MessageMap["logs.tail"]): Promise<ResponseMap["logs.tail"]>;
+  processesTop?(request: MessageMap["processes.top"]): Promise<ResponseMap["processes.top"]>;
   reconnectMaxMs: number;
   maxFrameBytes: number;
 }
@@ -253,6 +256,21 @@ export class AgentLink {
       case "task.run":
         if (env.id !== undefined) this.runTask(env.id, env.payload);
         return;
+      case "logs.tail":
+        if (env.id !== undefined && this.opts.logsTail !== undefined)
+          this.answer("logs.tail", env.id, this.opts.logsTail(env.payload));
+        else if (env.id !== undefined)
+          this.respondError(
+            "logs.tail",
+            env.id,
+            "E_NO_LOG_FILE",
+            "this agent logs to the console only",
+          );
+        return;
+      case "processes.top":
+        if (env.id !== undefined && this.opts.processesTop !== undefined)
+          this.answer("processes.top", env.id, this.opts.processesTop(env.payload));
+        return;
       case "cancel":
         if (this.opts.tasks?.cancel(env.payload.id) !== true)
           this.opts.log.debug("cancel for no running request", { id: env.payload.id });
@@ -334,6 +352,14 @@ export class AgentLink {
         this.write({ v: 1, type: "details", ts: this.opts.clock.now(), payload: details });
       },
       (err: unknown) => this.opts.log.error("cannot collect details", { err: describeError(err) }),
+    );
+  }
+
+  /** Send what `work` resolves with as the response to request `id`, or its failure as an error. */
+  private answer<T extends RequestType>(type: T, id: number, work: Promise<ResponseMap[T]>): void {
+    work.then(
+      (payload) => this.respond(type, id, payload),
+      (err: unknown) => this.respondError(type, id, "E_FAILED", describeError(err)),
     );
   }
 

@@ -3,6 +3,8 @@
  * liveness record, and stop cleanly on SIGTERM/SIGINT. A repeated signal is
  * ignored; a stop that hangs is cut by a hard exit after HARD_EXIT_MS.
  */
+
+import { join } from "node:path";
 import {
   type Config,
   type LoadedConfig,
@@ -20,6 +22,8 @@ export interface RoleContext {
   config: Config;
   dataDir: string;
   log: Logger;
+  /** The role's own log file, when it logs to one. */
+  logFile?: string;
 }
 
 export async function roleContext(
@@ -37,7 +41,13 @@ export async function roleContext(
     isTty: process.stderr.isTTY === true,
   });
   for (const n of loaded.notices) log.warn(n.message, { where: n.where, kind: n.kind });
-  return { config: loaded.config, dataDir, log, closeLog: () => output.close() };
+  return {
+    config: loaded.config,
+    dataDir,
+    log,
+    ...(logDir === undefined ? {} : { logFile: join(logDir, `${role}.log`) }),
+    closeLog: () => output.close(),
+  };
 }
 
 /** Resolve with the exit code once a signal has stopped the role. */

@@ -194,6 +194,26 @@ test("cli read - status, nodes, node show, events, vitals, run, tasks and ping w
   assert.equal(pings[0]?.ok, true);
   assert.ok((pings[0]?.rttMs ?? -1) >= 0);
 
+  // Requests answered by the node itself: its busiest processes, its log.
+  const top = await cli("top", "here", "-n", "3", "--json");
+  assert.equal(top.code, 0, top.err);
+  const procs = JSON.parse(top.out) as {
+    byCpu: Array<{ pid: number }>;
+    byMemory: Array<{ pid: number }>;
+  };
+  assert.equal(procs.byMemory.length, 3);
+  const logs = await cli("logs", "here", "--lines", "5", "--json");
+  assert.equal(logs.code, 0, logs.err);
+  const lines = JSON.parse(logs.out) as string[];
+  assert.equal(lines.length, 5);
+  assert.ok(
+    lines.every((l) => (JSON.parse(l) as { role?: string }).role === "primary"),
+    "the process's own JSON log",
+  );
+  const nobody = await cli("logs", "nobody");
+  assert.equal(nobody.code, 1);
+  assert.match(nobody.err, /E_NO_SUCH_NODE: no node "nobody"/);
+
   up.kill("SIGINT");
 });
 

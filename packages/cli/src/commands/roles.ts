@@ -32,6 +32,9 @@ export function registerAgentCommand(
           dataDir: ctx.dataDir,
           log: ctx.log,
           version: version(),
+          ...(ctx.logFile === undefined ? {} : { logFile: ctx.logFile }),
+          // A reboot or shutdown task whose command failed: exit, and let the service restart us.
+          onFatal: () => process.exit(EXIT_FAILED),
         });
       } catch (err) {
         io.err(`error: ${describeError(err)}\n`);

@@ -4,7 +4,7 @@ import { type Config, durationType } from "@picluster/common";
 import type { Command } from "commander";
 import { ApiError, callJson, getJson } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
-import { ago, table } from "../format.js";
+import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 
 interface NodeResult {
@@ -30,6 +30,14 @@ interface TaskRun {
   finishedAt?: number;
   status: string;
   nodes: NodeResult[];
+}
+
+interface ProcessRow {
+  pid: number;
+  user: string;
+  command: string;
+  cpuPct: number;
+  rssBytes: number;
 }
 
 type PingResult =
@@ -205,6 +213,62 @@ export function registerTaskCommands(
             ]),
           ),
         );
+        return EXIT_OK;
+      }),
+    );
+
+  program
+    .command("logs")
+    .description("the last lines of a node's agent log")
+    .argument("<node>", "node name or id")
+    .option("-n, --lines <n>", "how many lines", "50")
+    .option("--json", "print as JSON")
+    .addHelpText("after", "\nExample:\n  picluster logs pi-01 --lines 200\n")
+    .action((node: string, opts: { lines: string; json?: boolean }, cmd: Command) =>
+      runWithConfig(cmd, io, setExit, async (config) => {
+        const { lines } = await getJson<{ lines: string[] }>(
+          config,
+          `/api/nodes/${encodeURIComponent(node)}/logs?lines=${encodeURIComponent(opts.lines)}`,
+        );
+        io.out(opts.json ? `${JSON.stringify(lines)}\n` : lines.map((l) => `${l}\n`).join(""));
+        return EXIT_OK;
+      }),
+    );
+
+  program
+    .command("top")
+    .description("a node's busiest processes, by CPU and by memory")
+    .argument("<node>", "node name or id")
+    .option("-n <n>", "processes in each list", "10")
+    .option("--json", "print as JSON")
+    .addHelpText("after", "\nExample:\n  picluster top pi-01 -n 5\n")
+    .action((node: string, opts: { n: string; json?: boolean }, cmd: Command) =>
+      runWithConfig(cmd, io, setExit, async (config) => {
+        const top = await getJson<{
+          sampledMs: number;
+          byCpu: ProcessRow[];
+          byMemory: ProcessRow[];
+        }>(
+          config,
+          `/api/nodes/${encodeURIComponent(node)}/processes?n=${encodeURIComponent(opts.n)}`,
+        );
+        if (opts.json) {
+          io.out(`${JSON.stringify(top)}\n`);
+          return EXIT_OK;
+        }
+        const rows = (list: ProcessRow[]) =>
+          list.map((p) => [
+            String(p.pid),
+            p.user,
+            `${p.cpuPct.toFixed(1)}%`,
+            bytes(p.rssBytes),
+            p.command,
+          ]);
+        const header = ["PID", "USER", "CPU", "RSS", "COMMAND"];
+        io.out(
+          `by CPU (over ${(top.sampledMs / 1000).toFixed(1)} s)\n${table(header, rows(top.byCpu))}\n`,
+        );
+        io.out(`by memory\n${table(header, rows(top.byMemory))}`);
         return EXIT_OK;
       }),
     );

@@ -87,6 +87,8 @@ export function registerUpCommand(
         dataDir: agentDir,
         log: ctx.log,
         version: version(),
+        // One process, one log: the local node's `logs` are this process's.
+        ...(ctx.logFile === undefined ? {} : { logFile: ctx.logFile }),
       });
       agent.start();
 

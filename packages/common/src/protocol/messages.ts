@@ -212,6 +212,29 @@ export const TaskOutput = Type.Object({
   data: Text(64 * 1024),
 });
 
+export const ProcessesTop = Type.Object({
+  /** How many processes in each list. */
+  n: Type.Integer({ minimum: 1, maximum: 100 }),
+  /** CPU is measured over this long. */
+  sampleMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 5_000 })),
+});
+
+const ProcessInfo = Type.Object({
+  pid: Uint,
+  user: Text(64),
+  name: Text(64),
+  command: Text(512),
+  /** Percent of one core over the sample. */
+  cpuPct: Type.Number({ minimum: 0 }),
+  rssBytes: Uint,
+});
+
+export const ProcessList = Type.Object({
+  sampledMs: Uint,
+  byCpu: Type.Array(ProcessInfo, { maxItems: 100 }),
+  byMemory: Type.Array(ProcessInfo, { maxItems: 100 }),
+});
+
 export const LogsTail = Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000 }) });
 export const LogLines = Type.Object({ lines: Type.Array(Type.String()) });
 
@@ -244,6 +267,7 @@ export const MESSAGES = {
   "task.run": { from: "primary", payload: TaskRun, response: TaskResult },
   "task.output": { from: "agent", payload: TaskOutput },
   "logs.tail": { from: "primary", payload: LogsTail, response: LogLines },
+  "processes.top": { from: "primary", payload: ProcessesTop, response: ProcessList },
 } as const satisfies Record<string, MessageSpec>;
 
 export type MessageType = keyof typeof MESSAGES;

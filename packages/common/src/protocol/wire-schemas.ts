@@ -1021,6 +1021,103 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
       },
     },
   },
+  "processes.top": {
+    from: "primary",
+    payload: {
+      type: "object",
+      required: ["n"],
+      properties: {
+        n: {
+          type: "integer",
+          minimum: 1,
+          maximum: 100,
+        },
+        sampleMs: {
+          type: "integer",
+          minimum: 100,
+          maximum: 5000,
+        },
+      },
+    },
+    response: {
+      type: "object",
+      required: ["sampledMs", "byCpu", "byMemory"],
+      properties: {
+        sampledMs: {
+          type: "integer",
+          minimum: 0,
+        },
+        byCpu: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["pid", "user", "name", "command", "cpuPct", "rssBytes"],
+            properties: {
+              pid: {
+                type: "integer",
+                minimum: 0,
+              },
+              user: {
+                type: "string",
+                maxLength: 64,
+              },
+              name: {
+                type: "string",
+                maxLength: 64,
+              },
+              command: {
+                type: "string",
+                maxLength: 512,
+              },
+              cpuPct: {
+                type: "number",
+                minimum: 0,
+              },
+              rssBytes: {
+                type: "integer",
+                minimum: 0,
+              },
+            },
+          },
+          maxItems: 100,
+        },
+        byMemory: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["pid", "user", "name", "command", "cpuPct", "rssBytes"],
+            properties: {
+              pid: {
+                type: "integer",
+                minimum: 0,
+              },
+              user: {
+                type: "string",
+                maxLength: 64,
+              },
+              name: {
+                type: "string",
+                maxLength: 64,
+              },
+              command: {
+                type: "string",
+                maxLength: 512,
+              },
+              cpuPct: {
+                type: "number",
+                minimum: 0,
+              },
+              rssBytes: {
+                type: "integer",
+                minimum: 0,
+              },
+            },
+          },
+          maxItems: 100,
+        },
+      },
+    },
+  },
 };
 
 export const WIRE_ERROR_SCHEMA: WireSpec["payload"] = {

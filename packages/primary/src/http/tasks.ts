@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
+import { RequestError } from "../session.js";
 import { TaskRequestError, type TaskService } from "../tasks/service.js";
 
 type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
@@ -98,6 +99,63 @@ export function registerTaskRoutes(
     async (req, reply) => {
       const run = tasks.cancel(req.params.id, requester(req));
       return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+    },
+  );
+
+  const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+  const nodeFailure = (err: unknown, reply: FastifyReply) => {
+    if (err instanceof TaskRequestError)
+      return reply
+        .code(err.code === "E_NO_SUCH_NODE" ? 404 : 409)
+        .send(errorBody(err.code, err.message));
+    if (err instanceof RequestError)
+      return reply.code(502).send(errorBody(err.code, `the node answered: ${err.message}`));
+    throw err;
+  };
+
+  app.get<{ Params: { id: string }; Querystring: { n?: number; sampleMs?: number } }>(
+    "/api/nodes/:id/processes",
+    {
+      schema: {
+        params: NodeParams,
+        querystring: Type.Object(
+          {
+            n: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+            sampleMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 5_000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      try {
+        return await tasks.ask(req.params.id, "processes.top", {
+          n: req.query.n ?? 10,
+          ...(req.query.sampleMs === undefined ? {} : { sampleMs: req.query.sampleMs }),
+        });
+      } catch (err) {
+        return nodeFailure(err, reply);
+      }
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { lines?: number } }>(
+    "/api/nodes/:id/logs",
+    {
+      schema: {
+        params: NodeParams,
+        querystring: Type.Object(
+          { lines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      try {
+        return await tasks.ask(req.params.id, "logs.tail", { lines: req.query.lines ?? 100 });
+      } catch (err) {
+        return nodeFailure(err, reply);
+      }
     },
   );
 

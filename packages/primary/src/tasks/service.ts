@@ -7,7 +7,14 @@
  * is stored, announced on the event bus, and written to the audit log.
  */
 import { appendFileSync } from "node:fs";
-import { type Clock, describeError, type Logger, PiclusterError } from "@picluster/common";
+import {
+  type Clock,
+  describeError,
+  type Logger,
+  type MessageMap,
+  PiclusterError,
+  type ResponseMap,
+} from "@picluster/common";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { RequestError, type Session } from "../session.js";
@@ -187,6 +194,33 @@ export class TaskService {
         }
       }),
     );
+  }
+
+  /**
+   * Ask one node (by name or id) a request it answers directly
+   * (`processes.top`, `logs.tail`, `details.get`).
+   */
+  ask<T extends "processes.top" | "logs.tail" | "details.get">(
+    node: string,
+    type: T,
+    payload: MessageMap[T],
+    timeoutMs = 10_000,
+  ): Promise<ResponseMap[T]> {
+    const record =
+      this.opts.registry.get(node) ?? this.opts.registry.list().find((n) => n.name === node);
+    if (record === undefined)
+      return Promise.reject(new TaskRequestError("E_NO_SUCH_NODE", `no node "${node}"`));
+    const session = this.opts.sessions.get(record.id);
+    if (session === undefined || record.legacy)
+      return Promise.reject(
+        new TaskRequestError(
+          "E_NOT_CONNECTED",
+          record.legacy
+            ? `"${record.name}" is a tutorial (legacy) node`
+            : `"${record.name}" is not connected (${record.state})`,
+        ),
+      );
+    return session.request(type, payload, timeoutMs);
   }
 
   /** The nodes selector `on` picks; a name that matches no node is an error. */
