@@ -78,7 +78,7 @@ export function runWithConfig(
   cmd: Command,
   io: CliIo,
   setExit: (code: number) => void,
-  body: (config: Config) => Promise<number | undefined | void>,
+  body: (config: Config) => Promise<unknown>,
 ): Promise<void> {
   const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
   if (loaded === undefined) {

@@ -1,11 +1,11 @@
 /** `picluster status|nodes|node show|events|vitals`: reading the cluster through the HTTP API. */
 
-import { describeError, durationType } from "@picluster/common";
+import { durationType } from "@picluster/common";
 import type { Command } from "commander";
 import { getJson } from "../api-client.js";
 import { type loadCliConfig, runWithConfig } from "../config-options.js";
 import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
-import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+import type { CliIo } from "../io.js";
 
 interface NodeView {
   id: string;
