@@ -2,6 +2,7 @@
  * The composition root of the agent: builds every part, starts them in
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
@@ -32,7 +33,7 @@ import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
 import { tailLines } from "./log-tail.js";
 import { Outbox } from "./outbox.js";
-import { type CatalogTask, taskCatalog } from "./tasks/catalog.js";
+import { type CatalogTask, countUpgradable, taskCatalog } from "./tasks/catalog.js";
 import { TaskExecutor } from "./tasks/executor.js";
 import type { RunResult } from "./tasks/runner.js";
 
@@ -54,6 +55,10 @@ export interface AgentOptions {
 }
 
 export class AgentError extends PiclusterError {}
+
+/** The first automatic updates.check after start, then one an hour. */
+export const UPDATES_FIRST_MS = 5 * 60_000;
+export const UPDATES_EVERY_MS = 3_600_000;
 
 /** Between a reboot/shutdown task's answer and the agent's bye. */
 export const POWER_DELAY_MS = 500;
@@ -97,6 +102,9 @@ export class Agent {
   private stopVitals: () => void = () => {};
   private sampling = false;
   readonly tasks: TaskExecutor;
+  private readonly catalog: ReadonlyMap<string, CatalogTask>;
+  /** From the last updates.check, sent with the details. */
+  private updates: { available: number; checkedAt: number } | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     const { config } = opts;
@@ -109,6 +117,7 @@ export class Agent {
     this.vitals = new VitalsCollector(this.collectors);
     this.vitalsMs = config.primary.vitals_interval;
     const catalog = taskCatalog(config, opts.version);
+    this.catalog = catalog;
     this.tasks = new TaskExecutor({
       catalog,
       maxRunning: config.tasks.max_running,
@@ -116,6 +125,11 @@ export class Agent {
       defaultCwd: opts.dataDir,
       log: opts.log.child({ component: "tasks" }),
       onPowerAction: (effect, act) => this.powerAction(effect, act),
+      onSummarized: (task, stdout) => {
+        if (task !== "updates.check") return;
+        this.updates = { available: countUpgradable(stdout), checkedAt: this.clock.now() };
+        this.link.refreshDetails();
+      },
     });
     const taskInfo = [...catalog.values()].map(describeTask);
     this.link = new AgentLink({
@@ -136,6 +150,7 @@ export class Agent {
           nodeVersion: process.version,
         })),
         tasks: taskInfo,
+        ...(this.updates === undefined ? {} : { updates: this.updates }),
       }),
       tasks: this.tasks,
       processesTop: (r) => topProcesses(this.collectors, r.n, r.sampleMs ?? 500),
@@ -218,11 +233,37 @@ export class Agent {
     this.setVitalsInterval(this.vitalsMs);
     const stopDetails = this.clock.every(DETAILS_CHECK_MS, () => this.link.refreshDetails());
     this.abort.signal.addEventListener("abort", stopDetails, { once: true });
+    this.scheduleUpdatesCheck();
     this.link.start();
     this.log.info("agent started", {
       nodeId: this.id,
       primary: `${config.agent.primary_host}:${config.agent.primary_port}`,
     });
+  }
+
+  /**
+   * Count upgradable packages now and then (a while after start, then
+   * hourly), when this node allows updates.check and has apt. Runs through
+   * the executor like a request, so it counts against max_running.
+   */
+  private scheduleUpdatesCheck(): void {
+    if (!this.catalog.has("updates.check") || this.collectors.root !== "/") return;
+    if (!existsSync("/usr/bin/apt-get")) return;
+    let run = 0;
+    const check = () => {
+      // Negative ids never collide with the primary's requests.
+      this.tasks
+        .run(-1 - run++, { task: "updates.check", args: {} }, () => {})
+        .catch((err: unknown) =>
+          this.log.warn("updates check failed", { err: describeError(err) }),
+        );
+    };
+    const cancelFirst = this.clock.after(UPDATES_FIRST_MS, () => {
+      check();
+      const stop = this.clock.every(UPDATES_EVERY_MS, check);
+      this.abort.signal.addEventListener("abort", stop, { once: true });
+    });
+    this.abort.signal.addEventListener("abort", cancelFirst, { once: true });
   }
 
   private setVitalsInterval(ms: number): void {

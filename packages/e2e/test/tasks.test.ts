@@ -279,6 +279,37 @@ test("tasks - a cancelled task leaves no process behind on the node", async (t) 
   await waitFor(() => !processAlive(grandchild), "grandchild gone", 5_000);
 });
 
+test("tasks - updates.check counts upgradable packages and the node's details carry the count", async (t) => {
+  const p = await startPrimary(t);
+  // apt-get's simulation output, canned: two packages to upgrade.
+  startAgent(
+    t,
+    p,
+    "pi-a",
+    {},
+    "pi4",
+    [
+      "[task.updates.check]",
+      "command = /usr/bin/printf 'Inst libc6 [2.36-9] (2.36-9+deb12u4 Debian:12.5/stable [arm64])\\nInst tzdata [2024a-0] (2024a-0+deb12u1 Debian:12.5/stable [all])\\nConf libc6 (2.36-9+deb12u4)\\n'",
+      "",
+    ].join("\n"),
+  );
+  await aliveNodes(p, 1);
+  const run = p.primary.tasks.start({
+    task: "updates.check",
+    on: "all",
+    args: {},
+    requestedBy: "test",
+  });
+  await p.primary.tasks.settled(run.id);
+  assert.equal(p.primary.tasks.get(run.id)?.nodes[0]?.output, "2 packages can be upgraded\n");
+  await waitFor(
+    () => p.primary.registry.list()[0]?.details?.updates?.available === 2,
+    "the count in the node's details",
+    5_000,
+  );
+});
+
 test("tasks - reboot answers first, then the node says bye and shows as left, not down", async (t) => {
   const p = await startPrimary(t);
   const dir = scratchDir(t, "picluster-reboot-");

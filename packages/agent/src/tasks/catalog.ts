@@ -45,6 +45,11 @@ function osName(): string {
   }
 }
 
+/** Packages `apt-get -s upgrade` would install or upgrade: its `Inst ` lines. */
+export function countUpgradable(stdout: string): number {
+  return stdout.split("\n").filter((l) => l.startsWith("Inst ")).length;
+}
+
 function builtins(agentVersion: string): Record<string, CatalogTask> {
   return {
     reboot: {
@@ -96,7 +101,7 @@ function builtins(agentVersion: string): Record<string, CatalogTask> {
       effect: "none",
       steps: [{ ...BASE, env: APT_ENV, command: ["apt-get", "-s", "-q", "upgrade"] }],
       summarize: (stdout) => {
-        const n = stdout.split("\n").filter((l) => l.startsWith("Inst ")).length;
+        const n = countUpgradable(stdout);
         return `${n} package${n === 1 ? "" : "s"} can be upgraded\n`;
       },
     },
@@ -153,6 +158,7 @@ export function taskCatalog(config: Config, agentVersion: string): Map<string, C
       disruptive: builtin?.disruptive ?? false,
       effect: builtin?.effect ?? "none",
       steps: [def],
+      ...(builtin?.summarize === undefined ? {} : { summarize: builtin.summarize }),
     });
   }
   return catalog;

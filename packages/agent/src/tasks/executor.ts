@@ -28,6 +28,8 @@ export interface ExecutorOptions {
   /** Working directory when a task sets none. */
   defaultCwd: string;
   log: Logger;
+  /** A task with a summary (updates.check) succeeded: its whole stdout. */
+  onSummarized?(task: string, stdout: string): void;
   /** After a reboot/shutdown task has answered: say bye, then call `act`. */
   onPowerAction(effect: Exclude<TaskEffect, "none">, act: () => Promise<RunResult>): void;
 }
@@ -177,8 +179,10 @@ export class TaskExecutor {
         }
         if (last.exitCode !== 0) break;
       }
-      if (task.summarize !== undefined && last.exitCode === 0)
+      if (task.summarize !== undefined && last.exitCode === 0) {
         onOutput("stdout", task.summarize(stdout));
+        this.opts.onSummarized?.(task.name, stdout);
+      }
       const result = {
         exitCode: last.exitCode,
         signal: last.signal,

@@ -32,6 +32,8 @@ interface NodeView {
     cpu: { model: string; cores: number };
     memory: { totalBytes: number };
     board?: { model: string };
+    updates?: { available: number; checkedAt: number };
+    tasks?: Array<{ name: string }>;
   };
 }
 
@@ -157,6 +159,12 @@ export function registerReadCommands(
           lines.push(
             `  ${d.board?.model ?? d.cpu.model} · ${d.cpu.cores} cores · ${bytes(d.memory.totalBytes)} · ${d.os.name} ${d.os.version} · kernel ${d.kernel || "?"} ${d.arch}`,
           );
+          if (d.updates !== undefined)
+            lines.push(
+              `  updates ${d.updates.available} available (checked ${ago(d.updates.checkedAt)} ago)`,
+            );
+          if (d.tasks !== undefined)
+            lines.push(`  tasks ${d.tasks.map((t) => t.name).join(", ") || "none allowed"}`);
         }
         io.out(`${lines.join("\n")}\n\n${table(HEADER, [row(n, io.isTty)])}`);
       }),

@@ -92,6 +92,8 @@ export const Details = Type.Object({
   board: Type.Optional(Type.Object({ model: Text(256), serial: Text(64), revision: Text(64) })),
   /** The tasks this node allows. */
   tasks: Type.Optional(Type.Array(TaskInfo, { maxItems: 256 })),
+  /** Packages that can be upgraded, from the last updates.check (hourly at most). */
+  updates: Type.Optional(Type.Object({ available: Uint, checkedAt: Uint })),
 });
 
 export const Heartbeat = Type.Object({

@@ -296,6 +296,20 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           },
           maxItems: 256,
         },
+        updates: {
+          type: "object",
+          required: ["available", "checkedAt"],
+          properties: {
+            available: {
+              type: "integer",
+              minimum: 0,
+            },
+            checkedAt: {
+              type: "integer",
+              minimum: 0,
+            },
+          },
+        },
       },
     },
   },
@@ -900,6 +914,20 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
             },
           },
           maxItems: 256,
+        },
+        updates: {
+          type: "object",
+          required: ["available", "checkedAt"],
+          properties: {
+            available: {
+              type: "integer",
+              minimum: 0,
+            },
+            checkedAt: {
+              type: "integer",
+              minimum: 0,
+            },
+          },
         },
       },
     },

@@ -265,6 +265,12 @@ export function renderMetrics(
     ),
   );
   e.family(
+    "picluster_node_updates_available",
+    "gauge",
+    "Packages that can be upgraded, from the node's last updates.check.",
+    perNode(nodes, labels, (n) => n.details?.updates?.available),
+  );
+  e.family(
     "picluster_node_samples_dropped",
     "gauge",
     "Samples the agent dropped from a full outbox since it started.",
