@@ -31,7 +31,7 @@ import { topProcesses } from "./collectors/processes.js";
 import { type DialTarget, dial, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
-import { tailLines } from "./log-tail.js";
+import { followLines, tailLines } from "./log-tail.js";
 import { Outbox } from "./outbox.js";
 import { type CatalogTask, countUpgradable, taskCatalog } from "./tasks/catalog.js";
 import { TaskExecutor } from "./tasks/executor.js";
@@ -157,9 +157,14 @@ export class Agent {
       ...(opts.logFile === undefined
         ? {}
         : {
-            logsTail: async (r: { lines: number }) => ({
-              lines: tailLines(opts.logFile as string, r.lines),
-            }),
+            logsTail: async (r, follow) => {
+              const file = opts.logFile as string;
+              const lines = tailLines(file, r.lines);
+              if (r.follow !== true) return { lines };
+              follow.output(lines.map((l) => `${l}\n`).join(""));
+              await followLines(file, follow.output, follow.signal);
+              return { lines: [] };
+            },
           }),
       onCredential: (c) => this.saveCredential(c),
       onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),

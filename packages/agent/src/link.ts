@@ -25,6 +25,8 @@ import { TaskError, type TaskExecutor } from "./tasks/executor.js";
 
 /** Task output is sent in pieces of at most this many characters (the schema allows 64 Ki). */
 const OUTPUT_PIECE = 16 * 1024;
+/** Log follows open at once; more are refused with E_BUSY. */
+const MAX_FOLLOWS = 4;
 
 export const RECONNECT_BASE_MS = 500;
 export const WELCOME_TIMEOUT_MS = 5_000;
@@ -50,7 +52,10 @@ export interface LinkOptions {
   /** Runs the tasks the primary asks for (absent: every task.run is refused). */
   tasks?: TaskExecutor;
   /** Answers `logs.tail` and `processes.top` (absent: refused as unsupported). */
-  logsTail?(request: MessageMap["logs.tail"]): Promise<ResponseMap["logs.tail"]>;
+  logsTail?(
+    request: MessageMap["logs.tail"],
+    follow: { signal: AbortSignal; output(data: string): void },
+  ): Promise<ResponseMap["logs.tail"]>;
   processesTop?(request: MessageMap["processes.top"]): Promise<ResponseMap["processes.top"]>;
   reconnectMaxMs: number;
   maxFrameBytes: number;
@@ -76,6 +81,12 @@ export class AgentLink {
   private heartbeatMs = 1_000;
   /** The details last sent on this connection, to send them again only when they change. */
   private lastDetails: string | undefined;
+  /** Open `logs.tail` follows by request id; they end with the connection. */
+  private readonly following = new Map<number, AbortController>();
+  /** Log follows open now. */
+  get follows(): number {
+    return this.following.size;
+  }
   /** Connection attempts since the last welcome. */
   attempts = 0;
 
@@ -208,6 +219,9 @@ export class AgentLink {
         cancelWelcome();
         this.stopHeartbeat();
         if (this.socket === socket) this.socket = undefined;
+        // Follows belong to the connection that asked for them.
+        for (const follow of this.following.values()) follow.abort();
+        this.following.clear();
         if (this.state !== "stopped") this.state = "connecting";
         resolve(reason);
       });
@@ -257,9 +271,29 @@ export class AgentLink {
         if (env.id !== undefined) this.runTask(env.id, env.payload);
         return;
       case "logs.tail":
-        if (env.id !== undefined && this.opts.logsTail !== undefined)
-          this.answer("logs.tail", env.id, this.opts.logsTail(env.payload));
-        else if (env.id !== undefined)
+        if (env.id !== undefined && this.opts.logsTail !== undefined) {
+          const id = env.id;
+          if (env.payload.follow === true && this.following.size >= MAX_FOLLOWS) {
+            this.respondError(
+              "logs.tail",
+              id,
+              "E_BUSY",
+              `already following the log ${MAX_FOLLOWS} times`,
+            );
+            return;
+          }
+          const ac = new AbortController();
+          if (env.payload.follow === true) this.following.set(id, ac);
+          const work = this.opts.logsTail(env.payload, {
+            signal: ac.signal,
+            output: (data) => this.sendOutput(id, "stdout", data),
+          });
+          this.answer(
+            "logs.tail",
+            id,
+            work.finally(() => this.following.delete(id)),
+          );
+        } else if (env.id !== undefined)
           this.respondError(
             "logs.tail",
             env.id,
@@ -271,10 +305,16 @@ export class AgentLink {
         if (env.id !== undefined && this.opts.processesTop !== undefined)
           this.answer("processes.top", env.id, this.opts.processesTop(env.payload));
         return;
-      case "cancel":
+      case "cancel": {
+        const follow = this.following.get(env.payload.id);
+        if (follow !== undefined) {
+          follow.abort();
+          return;
+        }
         if (this.opts.tasks?.cancel(env.payload.id) !== true)
           this.opts.log.debug("cancel for no running request", { id: env.payload.id });
         return;
+      }
       default:
         if (env.id !== undefined) {
           this.respondError(
@@ -363,6 +403,18 @@ export class AgentLink {
     );
   }
 
+  /** Output of request `id` (a task, a followed log), in pieces the schema allows. */
+  private sendOutput(id: number, stream: "stdout" | "stderr", data: string): void {
+    for (let i = 0; i < data.length; i += OUTPUT_PIECE) {
+      this.write({
+        v: 1,
+        type: "task.output",
+        ts: this.opts.clock.now(),
+        payload: { run: id, stream, data: data.slice(i, i + OUTPUT_PIECE) },
+      });
+    }
+  }
+
   private runTask(id: number, request: MessageMap["task.run"]): void {
     const tasks = this.opts.tasks;
     if (tasks === undefined) {
@@ -370,16 +422,7 @@ export class AgentLink {
       return;
     }
     tasks
-      .run(id, request, (stream, data) => {
-        for (let i = 0; i < data.length; i += OUTPUT_PIECE) {
-          this.write({
-            v: 1,
-            type: "task.output",
-            ts: this.opts.clock.now(),
-            payload: { run: id, stream, data: data.slice(i, i + OUTPUT_PIECE) },
-          });
-        }
-      })
+      .run(id, request, (stream, data) => this.sendOutput(id, stream, data))
       .then(
         (result) => this.respond("task.run", id, result),
         (err: unknown) => {

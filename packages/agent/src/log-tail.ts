@@ -1,5 +1,5 @@
 /** The last lines of the agent's own log file, for `logs.tail`. */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 
 /** Read at most this much from the end of the file. */
 const MAX_READ_BYTES = 8 * 1024 * 1024;
@@ -29,4 +29,67 @@ export function tailLines(file: string, lines: number): string[] {
   } finally {
     closeSync(fd);
   }
+}
+
+/** How often a followed log is checked for new lines. */
+export const FOLLOW_POLL_MS = 250;
+
+/**
+ * Hand each line appended to `file` to `onLines` until `signal` aborts.
+ * Follows rotation: when the file is replaced or shrinks, reading starts
+ * again from the top of the new one.
+ */
+export function followLines(
+  file: string,
+  onLines: (text: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve) => {
+    let ino = -1;
+    let offset = 0;
+    try {
+      const st = statSync(file);
+      ino = st.ino;
+      offset = st.size;
+    } catch {
+      // Not there yet: it will be read from its start once it is.
+    }
+    let partial = "";
+    const poll = () => {
+      let st: ReturnType<typeof statSync>;
+      try {
+        st = statSync(file);
+      } catch {
+        return;
+      }
+      if (st.ino !== ino || st.size < offset) {
+        ino = st.ino;
+        offset = 0;
+        partial = "";
+      }
+      if (st.size === offset) return;
+      const fd = openSync(file, "r");
+      try {
+        const length = Math.min(st.size - offset, 1024 * 1024);
+        const buf = Buffer.alloc(length);
+        const read = readSync(fd, buf, 0, length, offset);
+        offset += read;
+        const text = partial + buf.subarray(0, read).toString("utf8");
+        const end = text.lastIndexOf("\n");
+        partial = text.slice(end + 1);
+        if (end >= 0) onLines(text.slice(0, end + 1));
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const timer = setInterval(poll, FOLLOW_POLL_MS);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearInterval(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }

@@ -93,3 +93,37 @@ export async function postJson<T>(config: Config, path: string): Promise<T | und
   }
   return body as T;
 }
+
+/** GET a route that streams text, handing each piece to `onText` until it ends or `signal` aborts. */
+export async function streamText(
+  config: Config,
+  path: string,
+  onText: (text: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${apiBase(config)}${path}`, { signal });
+  } catch (err) {
+    if (signal.aborted) return;
+    throw new ApiError(
+      "E_NO_PRIMARY",
+      `cannot reach the primary at ${apiBase(config)} (${describeError(err)})`,
+    );
+  }
+  if (!res.ok) {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    throw new ApiError(
+      body.error?.code ?? "E_HTTP",
+      body.error?.message ?? `${res.status} from ${path}`,
+    );
+  }
+  if (res.body === null) return;
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of res.body)
+      onText(decoder.decode(chunk as Uint8Array, { stream: true }));
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  }
+}

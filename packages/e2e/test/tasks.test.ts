@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { processAlive, waitFor } from "@picluster/common/testing";
@@ -337,4 +337,38 @@ test("tasks - reboot answers first, then the node says bye and shows as left, no
   await waitFor(() => p.primary.registry.list()[0]?.state === "left", "node left", 5_000);
   assert.equal(p.primary.registry.list()[0]?.stateReason, "node reboot");
   await waitFor(() => existsSync(marker), "the reboot command ran after the bye", 5_000);
+});
+
+test("tasks - a node's log: the last lines, and a follow that streams new lines across a rotation until the client leaves", async (t) => {
+  const p = await startPrimary(t);
+  const dir = scratchDir(t, "picluster-agent-log-");
+  const logFile = join(dir, "agent.log");
+  writeFileSync(logFile, "one\ntwo\nthree\n");
+  const a = startAgent(t, p, "pi-a", {}, "pi4", undefined, logFile);
+  await aliveNodes(p, 1);
+  const base = `http://127.0.0.1:${httpPort(p)}/api/nodes/pi-a/logs`;
+  assert.deepEqual(await (await fetch(`${base}?lines=2`)).json(), { lines: ["two", "three"] });
+
+  const ac = new AbortController();
+  const res = await fetch(`${base}?lines=1&follow=true`, { signal: ac.signal });
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  let text = "";
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body ?? []) text += decoder.decode(chunk as Uint8Array);
+    } catch {
+      // Aborted by the test.
+    }
+  })();
+  await waitFor(() => text === "three\n", "the last line first", 5_000);
+  appendFileSync(logFile, "four\n");
+  await waitFor(() => text === "three\nfour\n", "a new line", 5_000);
+  renameSync(logFile, `${logFile}.1`);
+  writeFileSync(logFile, "after rotation\n");
+  await waitFor(() => text.endsWith("four\nafter rotation\n"), "the new file", 5_000);
+  assert.equal(a.agent.link.follows, 1);
+  ac.abort();
+  await reading;
+  await waitFor(() => a.agent.link.follows === 0, "the follow ended on the node", 5_000);
 });

@@ -2,7 +2,7 @@
 
 import { type Config, durationType } from "@picluster/common";
 import type { Command } from "commander";
-import { ApiError, callJson, getJson } from "../api-client.js";
+import { ApiError, callJson, getJson, streamText } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
@@ -222,17 +222,38 @@ export function registerTaskCommands(
     .description("the last lines of a node's agent log")
     .argument("<node>", "node name or id")
     .option("-n, --lines <n>", "how many lines", "50")
+    .option("-f, --follow", "keep printing new lines until Ctrl-C")
     .option("--json", "print as JSON")
-    .addHelpText("after", "\nExample:\n  picluster logs pi-01 --lines 200\n")
-    .action((node: string, opts: { lines: string; json?: boolean }, cmd: Command) =>
-      runWithConfig(cmd, io, setExit, async (config) => {
-        const { lines } = await getJson<{ lines: string[] }>(
-          config,
-          `/api/nodes/${encodeURIComponent(node)}/logs?lines=${encodeURIComponent(opts.lines)}`,
-        );
-        io.out(opts.json ? `${JSON.stringify(lines)}\n` : lines.map((l) => `${l}\n`).join(""));
-        return EXIT_OK;
-      }),
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster logs pi-01 --lines 200\n  picluster logs pi-01 --follow\n",
+    )
+    .action(
+      (node: string, opts: { lines: string; follow?: boolean; json?: boolean }, cmd: Command) =>
+        runWithConfig(cmd, io, setExit, async (config) => {
+          if (opts.follow) {
+            const stop = new AbortController();
+            const onSigint = () => stop.abort();
+            process.once("SIGINT", onSigint);
+            try {
+              await streamText(
+                config,
+                `/api/nodes/${encodeURIComponent(node)}/logs?follow=true&lines=${encodeURIComponent(opts.lines)}`,
+                (text) => io.out(text),
+                stop.signal,
+              );
+            } finally {
+              process.off("SIGINT", onSigint);
+            }
+            return EXIT_OK;
+          }
+          const { lines } = await getJson<{ lines: string[] }>(
+            config,
+            `/api/nodes/${encodeURIComponent(node)}/logs?lines=${encodeURIComponent(opts.lines)}`,
+          );
+          io.out(opts.json ? `${JSON.stringify(lines)}\n` : lines.map((l) => `${l}\n`).join(""));
+          return EXIT_OK;
+        }),
     );
 
   program

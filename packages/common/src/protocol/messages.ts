@@ -237,7 +237,14 @@ export const ProcessList = Type.Object({
   byMemory: Type.Array(ProcessInfo, { maxItems: 100 }),
 });
 
-export const LogsTail = Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000 }) });
+export const LogsTail = Type.Object({
+  lines: Type.Integer({ minimum: 1, maximum: 10_000 }),
+  /**
+   * Keep the request open and send each new line as `task.output` (run = this
+   * request's id) until `cancel`; the response then carries no lines.
+   */
+  follow: Type.Optional(Type.Boolean()),
+});
 export const LogLines = Type.Object({ lines: Type.Array(Type.String()) });
 
 // ---- the registry -----------------------------------------------------------

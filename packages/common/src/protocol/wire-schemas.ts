@@ -1034,6 +1034,9 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           minimum: 1,
           maximum: 10000,
         },
+        follow: {
+          type: "boolean",
+        },
       },
     },
     response: {

@@ -136,6 +136,8 @@ export function startAgent(
   board = "pi4",
   /** INI text for the agent's config file (task sections, say). */
   ini?: string,
+  /** The file `logs.tail` reads as the agent's own log. */
+  logFile?: string,
 ): TestAgent {
   const dataDir = scratchDir(t, "picluster-agent-");
   const root = join(dataDir, "root");
@@ -164,6 +166,7 @@ export function startAgent(
     log,
     version: "0.1.0-test",
     collectors: { root, os: { ...nodeOsFacts(), hostname: () => name } },
+    ...(logFile === undefined ? {} : { logFile }),
   });
   agent.start();
   let stopped = false;

@@ -35,6 +35,8 @@ type TaskBodyT = {
   concurrency?: number;
   timeoutMs?: number;
 };
+/** A followed log stays open at most this long. */
+const FOLLOW_MAX_MS = 24 * 3_600_000;
 const RunParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
@@ -139,23 +141,66 @@ export function registerTaskRoutes(
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { lines?: number } }>(
+  app.get<{ Params: { id: string }; Querystring: { lines?: number; follow?: boolean } }>(
     "/api/nodes/:id/logs",
     {
       schema: {
         params: NodeParams,
         querystring: Type.Object(
-          { lines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })) },
+          {
+            lines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+            follow: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
       },
     },
     async (req, reply) => {
-      try {
-        return await tasks.ask(req.params.id, "logs.tail", { lines: req.query.lines ?? 100 });
-      } catch (err) {
-        return nodeFailure(err, reply);
+      const lines = req.query.lines ?? 100;
+      if (req.query.follow !== true) {
+        try {
+          return await tasks.ask(req.params.id, "logs.tail", { lines });
+        } catch (err) {
+          return nodeFailure(err, reply);
+        }
       }
+      // Follow: plain text, lines as the node writes them, until the client goes.
+      const stop = new AbortController();
+      let started = false;
+      const done = tasks
+        .ask(req.params.id, "logs.tail", { lines, follow: true }, FOLLOW_MAX_MS, {
+          signal: stop.signal,
+          onOutput: (out) => {
+            if (!started) {
+              started = true;
+              reply.raw.writeHead(200, {
+                "content-type": "text/plain; charset=utf-8",
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+              });
+            }
+            reply.raw.write(out.data);
+          },
+        })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      reply.hijack();
+      reply.raw.on("close", () => stop.abort());
+      const err = await done;
+      if (!started) {
+        // Nothing streamed: answer like the plain route would.
+        if (err instanceof TaskRequestError || err instanceof RequestError) {
+          const status =
+            err instanceof TaskRequestError ? (err.code === "E_NO_SUCH_NODE" ? 404 : 409) : 502;
+          reply.raw.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+          reply.raw.end(JSON.stringify(errorBody(err.code, err.message)));
+          return;
+        }
+        reply.raw.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      }
+      reply.raw.end();
     },
   );
 

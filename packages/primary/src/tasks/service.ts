@@ -17,7 +17,7 @@ import {
 } from "@picluster/common";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
-import { RequestError, type Session } from "../session.js";
+import { RequestError, type RequestOptions, type Session } from "../session.js";
 import type { Store, StoredNodeResult, StoredTaskRun } from "../store/store.js";
 import { parseSelector, SelectorError, selectNodes } from "./selector.js";
 
@@ -205,6 +205,7 @@ export class TaskService {
     type: T,
     payload: MessageMap[T],
     timeoutMs = 10_000,
+    opts: RequestOptions = {},
   ): Promise<ResponseMap[T]> {
     const record =
       this.opts.registry.get(node) ?? this.opts.registry.list().find((n) => n.name === node);
@@ -220,7 +221,7 @@ export class TaskService {
             : `"${record.name}" is not connected (${record.state})`,
         ),
       );
-    return session.request(type, payload, timeoutMs);
+    return session.request(type, payload, timeoutMs, opts);
   }
 
   /** The nodes selector `on` picks; a name that matches no node is an error. */
