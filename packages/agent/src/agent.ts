@@ -69,6 +69,7 @@ function describeTask(t: CatalogTask): NonNullable<MessageMap["details"]["tasks"
     description: t.description,
     builtin: t.builtin,
     disruptive: t.disruptive,
+    timeoutMs: t.steps.reduce((sum, s) => sum + s.timeoutMs, 0),
     args: t.steps.flatMap((s) =>
       s.args.map((a) => ({
         name: a.name,

@@ -5,6 +5,21 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 const MAX_READ_BYTES = 8 * 1024 * 1024;
 /** A line longer than this is cut (the reply has to fit a frame). */
 const MAX_LINE_CHARS = 4_096;
+/** All lines of one reply together: well inside the 1 MiB frame limit. */
+const MAX_REPLY_CHARS = 512 * 1024;
+
+/** The newest lines that fit in a reply, oldest first. */
+function fitReply(lines: string[]): string[] {
+  let total = 0;
+  let first = lines.length;
+  while (first > 0) {
+    const next = (lines[first - 1] as string).length + 16;
+    if (total + next > MAX_REPLY_CHARS) break;
+    total += next;
+    first--;
+  }
+  return lines.slice(first);
+}
 
 export function tailLines(file: string, lines: number): string[] {
   const fd = openSync(file, "r");
@@ -68,7 +83,13 @@ export function followLines(
         partial = "";
       }
       if (st.size === offset) return;
-      const fd = openSync(file, "r");
+      let fd: number;
+      try {
+        fd = openSync(file, "r");
+      } catch {
+        // Rotated away between the stat and the open: the next poll finds the new file.
+        return;
+      }
       try {
         const length = Math.min(st.size - offset, 1024 * 1024);
         const buf = Buffer.alloc(length);

@@ -103,7 +103,10 @@ export async function streamText(
 ): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(`${apiBase(config)}${path}`, { signal });
+    res = await fetch(`${apiBase(config)}${path}`, {
+      signal,
+      headers: config.http.token ? { authorization: `Bearer ${config.http.token}` } : {},
+    });
   } catch (err) {
     if (signal.aborted) return;
     throw new ApiError(

@@ -340,17 +340,21 @@ test("tasks - reboot answers first, then the node says bye and shows as left, no
 });
 
 test("tasks - a node's log: the last lines, and a follow that streams new lines across a rotation until the client leaves", async (t) => {
-  const p = await startPrimary(t);
+  const p = await startPrimary(t, { "http.token": "tok" });
   const dir = scratchDir(t, "picluster-agent-log-");
   const logFile = join(dir, "agent.log");
   writeFileSync(logFile, "one\ntwo\nthree\n");
   const a = startAgent(t, p, "pi-a", {}, "pi4", undefined, logFile);
   await aliveNodes(p, 1);
   const base = `http://127.0.0.1:${httpPort(p)}/api/nodes/pi-a/logs`;
-  assert.deepEqual(await (await fetch(`${base}?lines=2`)).json(), { lines: ["two", "three"] });
+  const auth = { authorization: "Bearer tok" };
+  assert.equal((await fetch(`${base}?lines=2`)).status, 401, "a node's log needs the token");
+  assert.deepEqual(await (await fetch(`${base}?lines=2`, { headers: auth })).json(), {
+    lines: ["two", "three"],
+  });
 
   const ac = new AbortController();
-  const res = await fetch(`${base}?lines=1&follow=true`, { signal: ac.signal });
+  const res = await fetch(`${base}?lines=1&follow=true`, { signal: ac.signal, headers: auth });
   assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
   let text = "";
   const reading = (async () => {

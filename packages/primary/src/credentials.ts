@@ -404,6 +404,16 @@ export class CredentialStore {
     const done = this.confirmed;
     this.confirmed = new Set();
     if (!this.data.tokens.some((t) => t.identity !== undefined && done.has(t.identity))) return;
+    try {
+      this.flushWrite(done);
+    } catch (err) {
+      // Kept for the next flush (the CLI may hold the write lock a moment).
+      for (const identity of done) this.confirmed.add(identity);
+      throw err;
+    }
+  }
+
+  private flushWrite(done: ReadonlySet<string>): void {
     this.write((db) => {
       const del = db.prepare("DELETE FROM join_tokens WHERE identity = ?");
       for (const identity of done) del.run(identity);

@@ -53,7 +53,15 @@ export class RequestError extends PiclusterError {
   }
 }
 
+/**
+ * Request ids, unique across every session of this process and (starting
+ * from the clock) across restarts: a node still working on a request from a
+ * dropped connection can never answer a newer one by mistake.
+ */
+let nextRequestId = Date.now();
+
 interface Pending {
+  type: string;
   resolve(response: Response): void;
   reject(err: Error): void;
   cancel(): void;
@@ -82,7 +90,6 @@ export class Session {
   private closed = false;
   private closing = false;
   private closeReason = "";
-  private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly decoder: NdjsonDecoder;
   private readonly encoder: NdjsonEncoder;
@@ -178,7 +185,7 @@ export class Session {
     timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
     opts: RequestOptions = {},
   ): Promise<ResponseMap[T]> {
-    const id = this.nextId++;
+    const id = nextRequestId++;
     if (this.closed || this.socket.writableEnded) {
       return Promise.reject(
         new RequestError("E_DISCONNECTED", `${type}: the node is not connected`),
@@ -202,6 +209,7 @@ export class Session {
         reject(new RequestError("E_TIMEOUT", `${type} got no answer within ${timeoutMs} ms`));
       });
       this.pending.set(id, {
+        type,
         resolve: (response) => {
           if ("error" in response)
             reject(
@@ -234,7 +242,7 @@ export class Session {
   /** Route a response to the request waiting for it. */
   resolveResponse(response: Response): void {
     const pending = this.pending.get(response.re);
-    if (pending === undefined) {
+    if (pending === undefined || pending.type !== response.type) {
       this.log.debug("response to no pending request", { re: response.re, type: response.type });
       return;
     }

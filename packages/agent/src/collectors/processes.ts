@@ -25,6 +25,8 @@ const USER_HZ = 100;
 interface Reading {
   ticks: number;
   name: string;
+  /** Start time in ticks since boot: tells a reused pid from the same process. */
+  start: string;
 }
 
 function readProc(ctx: CollectorContext, pid: string, file: string): string | undefined {
@@ -48,7 +50,7 @@ function readTicks(ctx: CollectorContext, pid: string): Reading | undefined {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-  return { ticks: utime + stime, name: stat.slice(open + 1, close) };
+  return { ticks: utime + stime, name: stat.slice(open + 1, close), start: fields[19] ?? "" };
 }
 
 function users(ctx: CollectorContext): Map<number, string> {
@@ -86,7 +88,8 @@ export async function topProcesses(
   for (const pid of await pids(ctx)) {
     const before = first.get(pid);
     const now = readTicks(ctx, pid);
-    if (before === undefined || now === undefined) continue;
+    // Gone, new, or a reused pid (another process started under it): not measurable.
+    if (before === undefined || now === undefined || before.start !== now.start) continue;
     const status = readProc(ctx, pid, "status") ?? "";
     const rssKb = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
     const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN);

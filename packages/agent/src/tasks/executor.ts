@@ -116,7 +116,7 @@ export class TaskExecutor {
             `task "${task.name}" runs as "${step.user}", but the agent is not root and cannot switch user`,
           );
       }
-      const timeoutMs = Math.min(step.timeoutMs, request.timeoutMs ?? Number.POSITIVE_INFINITY);
+      const timeoutMs = step.timeoutMs;
       return {
         argv: argvs[i] ?? [],
         cwd: step.cwd || this.opts.defaultCwd,
@@ -150,7 +150,12 @@ export class TaskExecutor {
       let last: RunResult = { exitCode: 0, signal: null, durationMs: 0, truncated: false };
       let truncated = false;
       let stdout = "";
-      for (const spec of specs) {
+      // The request's timeout is a budget for the whole task, all steps together.
+      const deadline = request.timeoutMs === undefined ? undefined : started + request.timeoutMs;
+      for (const stepSpec of specs) {
+        const left =
+          deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
+        const spec = { ...stepSpec, timeoutMs: Math.max(1, Math.min(stepSpec.timeoutMs, left)) };
         try {
           last = await runProcess(
             spec,

@@ -35,12 +35,19 @@ export const KILL_GRACE_MS = 2_000;
 const CHUNK_MS = 50;
 const CHUNK_BYTES = 16 * 1024;
 
-/** Signal every process in the group led by `pid` (already gone is fine). */
+/** After the main process exits, how long its output pipes may stay open (held by an escaped grandchild). */
+export const PIPE_GRACE_MS = 1_000;
+
+/**
+ * Signal every process in the group led by `pid`. Never throws: the group
+ * may be gone (ESRCH), or hold a process that switched user (EPERM); this
+ * runs from timers and event handlers, where a throw would end the agent.
+ */
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  } catch {
+    // Nothing left to signal, or nothing we may signal.
   }
 }
 
@@ -116,7 +123,10 @@ export function runProcess(
     if (signal?.aborted) onAbort();
 
     let exit: { code: number | null; signal: string | null } | undefined;
+    let finished = false;
     const finish = () => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timeout);
       if (killTimer !== undefined) clearTimeout(killTimer);
       signal?.removeEventListener("abort", onAbort);
@@ -141,6 +151,15 @@ export function runProcess(
       exit = { code, signal: sig };
       // Whatever the task left running in its group ends with it.
       if (child.pid !== undefined) killGroup(child.pid, "SIGKILL");
+      // A process that left the group (setsid) may still hold the pipes:
+      // stop waiting for them after a moment rather than forever.
+      setTimeout(() => {
+        if (child.stdout.readableEnded && child.stderr.readableEnded) return;
+        truncated = truncated || child.stdout.readableLength + child.stderr.readableLength > 0;
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish();
+      }, PIPE_GRACE_MS).unref();
     });
     // After exit and once both pipes are closed (nothing left in the group holds them).
     child.once("close", finish);

@@ -254,3 +254,32 @@ test("tasks catalog - a disruptive built-in stays off unless switched on, even w
     argvs: [["/bin/true"]],
   });
 });
+
+test("tasks runner - a process that escaped the group and holds the pipes does not keep the run open", async (t) => {
+  const dir = scratch(t);
+  const pidFile = join(dir, "escaped.pid");
+  t.after(() => {
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
+    if (pid > 0 && processAlive(pid)) process.kill(pid, "SIGKILL");
+  });
+  const started = performance.now();
+  const result = await runProcess(
+    {
+      argv: [
+        "/bin/sh",
+        "-c",
+        // Exit only once the escaped process runs in its own session.
+        `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 30' & while [ ! -s ${pidFile} ]; do sleep 0.05; done; echo started`,
+      ],
+      cwd: dir,
+      env: { PATH: "/usr/bin:/bin" },
+      timeoutMs: 20_000,
+      outputLimit: 1024,
+    },
+    () => {},
+  );
+  assert.equal(result.exitCode, 0);
+  const pid = Number(readFileSync(pidFile, "utf8"));
+  assert.ok(processAlive(pid), "the escaped process still holds the pipes");
+  assert.ok(performance.now() - started < 5_000, `ended after ${performance.now() - started} ms`);
+});

@@ -62,7 +62,7 @@ export const TASK_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   { key: "description", doc: "One line shown in task lists." },
   {
     key: "arg.NAME",
-    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs; a string starting with `-` or holding a control character is refused unless the pattern allows it explicitly.",
+    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs. Whatever the type or pattern, a value never starts with `-` (it would read as an option) and never holds control characters; numbers take no sign.",
   },
 ];
 
@@ -235,28 +235,29 @@ export function readTaskSections(doc: IniDocument): {
   return { tasks, sections, problems };
 }
 
+/**
+ * Characters no argument may hold, whatever its pattern: C0 and C1 controls,
+ * DEL, line and paragraph separators, and bidirectional overrides (text that
+ * reads differently from what runs).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
 /** Why `value` is not acceptable for `spec`, or undefined when it is. */
 export function checkTaskArg(spec: TaskArgSpec, value: string): string | undefined {
+  // Never an option to the program, never a hidden character: for every type and pattern.
+  if (value.startsWith("-")) return "must not start with '-' (it would read as an option)";
+  if (FORBIDDEN.test(value)) return "must not hold control characters (newlines, tabs…)";
   switch (spec.type) {
     case "integer":
-      return /^-?\d{1,15}$/.test(value) ? undefined : "expected an integer";
+      return /^\d{1,15}$/.test(value) ? undefined : "expected a whole number (no sign)";
     case "number":
-      return value.trim() !== "" && Number.isFinite(Number(value)) && !/\s/.test(value)
-        ? undefined
-        : "expected a number";
+      return /^\d{1,15}(\.\d{1,15})?$/.test(value) ? undefined : "expected a number (no sign)";
     case "boolean":
       return value === "true" || value === "false" ? undefined : "expected true or false";
-    case "string": {
-      if (spec.pattern !== undefined) {
-        return new RegExp(`^(?:${spec.pattern})$`, "u").test(value)
-          ? undefined
-          : `does not match ${spec.pattern}`;
-      }
-      if (value.startsWith("-")) return "must not start with '-' (declare a pattern to allow it)";
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-      if (/[\u0000-\u001f\u007f]/.test(value))
-        return "must not hold control characters (newlines, tabs…)";
+    case "string":
+      if (spec.pattern !== undefined && !new RegExp(`^(?:${spec.pattern})$`, "u").test(value))
+        return `does not match ${spec.pattern}`;
       return undefined;
-    }
   }
 }

@@ -11,7 +11,13 @@ const Uint = Type.Integer({ minimum: 0 });
 const Num = Type.Number();
 const Text = (maxLength = 1024) => Type.String({ maxLength });
 const Id = Type.String({ minLength: 1, maxLength: 128 });
-const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 256 }));
+// Keys are checked by pattern, and no other key may appear: JSON Schema's
+// `.` does not match a newline, so a looser key pattern would let one through.
+const Labels = Type.Record(
+  Type.String({ pattern: "^[A-Za-z_][A-Za-z0-9_.-]{0,62}$" }),
+  Type.String({ maxLength: 256 }),
+  { additionalProperties: false },
+);
 
 // ---- handshake ------------------------------------------------------------
 
@@ -46,6 +52,8 @@ export const TaskInfo = Type.Object({
   builtin: Type.Boolean(),
   /** Confirmed first and run in rolling batches. */
   disruptive: Type.Boolean(),
+  /** The longest the task may run on this node, all its steps together. */
+  timeoutMs: Type.Optional(Uint),
   args: Type.Array(
     Type.Object({
       name: Text(32),

@@ -36,11 +36,12 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
         labels: {
           type: "object",
           patternProperties: {
-            "^.*$": {
+            "^[A-Za-z_][A-Za-z0-9_.-]{0,62}$": {
               type: "string",
               maxLength: 256,
             },
           },
+          additionalProperties: false,
         },
         joinToken: {
           type: "string",
@@ -253,6 +254,10 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
               },
               disruptive: {
                 type: "boolean",
+              },
+              timeoutMs: {
+                type: "integer",
+                minimum: 0,
               },
               args: {
                 type: "array",
@@ -872,6 +877,10 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
               },
               disruptive: {
                 type: "boolean",
+              },
+              timeoutMs: {
+                type: "integer",
+                minimum: 0,
               },
               args: {
                 type: "array",

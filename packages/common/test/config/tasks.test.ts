@@ -103,23 +103,35 @@ test("config tasks - mistakes in a task section are reported with file and line"
   }
 });
 
-test("config tasks - argument values are checked by type and pattern; risky strings need a pattern", () => {
+test("config tasks - argument values are checked by type and pattern; no pattern lets an option or a control character through", () => {
   const s = { name: "s", type: "string" } as const;
   assert.equal(
     checkTaskArg(s, "; rm -rf /"),
     undefined,
     "no shell ever sees it: it stays one argument",
   );
-  assert.match(checkTaskArg(s, "-rf") ?? "", /must not start with '-'/);
-  assert.match(checkTaskArg(s, "a\nb") ?? "", /control characters/);
-  assert.equal(
-    checkTaskArg({ ...s, pattern: "-[a-z]+" }, "-v"),
-    undefined,
-    "a pattern can allow it",
-  );
+  const loose = { ...s, pattern: "[a-z0-9@._-]{1,64}" };
+  for (const [spec, value] of [
+    [s, "-rf"],
+    [loose, "-Hroot@evil.example"],
+    [{ ...s, pattern: "[^/]+" }, "-x"],
+    [{ name: "n", type: "integer" }, "-1"],
+    [{ name: "x", type: "number" }, "-0.5"],
+  ] as const) {
+    assert.match(checkTaskArg(spec, value) ?? "", /must not start with '-'/, value);
+  }
+  for (const value of ["a\nb", "tab\t", "nul\u0000", "c1\u0085", "bidi\u202e", "sep\u2028"]) {
+    assert.match(
+      checkTaskArg({ ...s, pattern: "[^/]+" }, value) ?? "",
+      /control characters/,
+      JSON.stringify(value),
+    );
+  }
   assert.match(checkTaskArg({ ...s, pattern: "[a-z]+" }, "abc; id") ?? "", /does not match/);
+  assert.equal(checkTaskArg(loose, "nginx@1.service"), undefined);
   assert.equal(checkTaskArg({ name: "n", type: "integer" }, "42"), undefined);
-  assert.match(checkTaskArg({ name: "n", type: "integer" }, "4 2") ?? "", /integer/);
+  assert.match(checkTaskArg({ name: "n", type: "integer" }, "4 2") ?? "", /whole number/);
+  assert.equal(checkTaskArg({ name: "x", type: "number" }, "0.25"), undefined);
   assert.equal(checkTaskArg({ name: "b", type: "boolean" }, "true"), undefined);
   assert.match(checkTaskArg({ name: "b", type: "boolean" }, "yes") ?? "", /true or false/);
 });

@@ -99,8 +99,14 @@ export function registerTaskRoutes(
     "/api/tasks/:id",
     { schema: { params: RunParams }, preHandler: requireToken },
     async (req, reply) => {
-      const run = tasks.cancel(req.params.id, requester(req));
-      return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      const run = tasks.get(req.params.id);
+      if (run === undefined)
+        return reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      if (run.status !== "running")
+        return reply
+          .code(409)
+          .send(errorBody("E_FINISHED", `task run ${run.id} has already ended (${run.status})`));
+      return tasks.cancel(req.params.id, requester(req));
     },
   );
 
@@ -118,6 +124,8 @@ export function registerTaskRoutes(
   app.get<{ Params: { id: string }; Querystring: { n?: number; sampleMs?: number } }>(
     "/api/nodes/:id/processes",
     {
+      // A node's command lines and logs are not for whoever can reach the API.
+      preHandler: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(
@@ -144,6 +152,7 @@ export function registerTaskRoutes(
   app.get<{ Params: { id: string }; Querystring: { lines?: number; follow?: boolean } }>(
     "/api/nodes/:id/logs",
     {
+      preHandler: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(

@@ -56,10 +56,10 @@ export interface TaskServiceOptions {
 
 export const DEFAULT_CONCURRENCY = 64;
 /** Output kept per node in the store and in memory; the rest is counted as truncated. */
-export const MAX_KEPT_OUTPUT = 256 * 1024;
+export const MAX_KEPT_OUTPUT = 64 * 1024;
 /** How long a rolling batch waits for its nodes to be alive again. */
 export const WAIT_ALIVE_MS = 10 * 60_000;
-/** When the request names no timeout: the longest a node may take to answer. */
+/** When neither the request nor the node says how long a task may take. */
 const DEFAULT_REQUEST_MS = 2 * 3_600_000;
 /** Past the agent's own timeout, how long the primary still waits for the answer. */
 const ANSWER_GRACE_MS = 15_000;
@@ -138,10 +138,12 @@ export class TaskService {
     });
     const abort = new AbortController();
     const run: LiveRun = { view, abort, done: Promise.resolve() };
+    // In the live list before it starts: a run whose nodes are all skipped ends at once.
+    this.live.set(id, run);
     run.done = this.execute(run, req, nodes, batch, waitAlive).catch((err: unknown) => {
       this.opts.log.error("task run failed", { run: id, err: describeError(err) });
+      this.live.delete(id);
     });
-    this.live.set(id, run);
     return structuredClone(view);
   }
 
@@ -376,8 +378,9 @@ export class TaskService {
     result.status = "running";
     result.startedAt = this.opts.clock.now();
     this.opts.store.saveTaskResult(view.id, result);
-    const timeoutMs =
-      req.timeoutMs === undefined ? DEFAULT_REQUEST_MS : req.timeoutMs + ANSWER_GRACE_MS;
+    // The node kills the task at its own timeout (or the request's); wait that long and a little.
+    const ownMs = node.details?.tasks?.find((t) => t.name === req.task)?.timeoutMs;
+    const timeoutMs = (req.timeoutMs ?? ownMs ?? DEFAULT_REQUEST_MS) + ANSWER_GRACE_MS;
     let kept = 0;
     try {
       const answer = await session.request(

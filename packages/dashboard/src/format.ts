@@ -1,0 +1,39 @@
+/** Numbers for people: units, rounding, relative times. */
+
+export function pct(v: number | null | undefined): string {
+  return v === null || v === undefined ? "–" : `${v.toFixed(0)} %`;
+}
+
+export function celsius(v: number | null | undefined): string {
+  return v === null || v === undefined ? "–" : `${v.toFixed(1)} °C`;
+}
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+export function rate(n: number | null | undefined): string {
+  return n === null || n === undefined ? "–" : `${bytes(n)}/s`;
+}
+
+export function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return "–";
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3_600);
+  const m = Math.floor((seconds % 3_600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return `${m}m ${Math.floor(seconds % 60)}s`;
+}
+
+export function ago(ts: number, now = Date.now()): string {
+  return duration(Math.max(0, (now - ts) / 1000));
+}
