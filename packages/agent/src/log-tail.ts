@@ -35,9 +35,11 @@ export function tailLines(file: string, lines: number): string[] {
       // The first piece may be a partial line unless we read from the start.
       if (want < size) all.shift();
       if (all.length >= lines || want >= size || want >= MAX_READ_BYTES) {
-        return all
-          .slice(-lines)
-          .map((l) => (l.length > MAX_LINE_CHARS ? `${l.slice(0, MAX_LINE_CHARS)}…` : l));
+        return fitReply(
+          all
+            .slice(-lines)
+            .map((l) => (l.length > MAX_LINE_CHARS ? `${l.slice(0, MAX_LINE_CHARS)}…` : l)),
+        );
       }
       want = Math.min(size, want * 4, MAX_READ_BYTES);
     }

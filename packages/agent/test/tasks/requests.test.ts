@@ -87,6 +87,13 @@ test("logs.tail - the last lines of a file, however long, with partial lines at 
   writeFileSync(file, `${lines.join("\n")}\n`);
   assert.deepEqual(tailLines(file, 3), lines.slice(-3));
   assert.deepEqual(tailLines(file, 5_000), lines.slice(-5_000), "more than the first read brings");
+  // Long lines: the reply keeps the newest that fit in one frame.
+  const long = Array.from({ length: 1_000 }, (_, i) => `${i}:${"y".repeat(3_000)}`);
+  writeFileSync(file, `${long.join("\n")}\n`);
+  const fitted = tailLines(file, 1_000);
+  assert.ok(fitted.length < 1_000 && fitted.length > 100, `${fitted.length} lines`);
+  assert.equal(fitted.at(-1), long.at(-1));
+  assert.ok(JSON.stringify(fitted).length < 600 * 1024);
   writeFileSync(file, "only\n");
   assert.deepEqual(tailLines(file, 10), ["only"]);
   writeFileSync(file, "");
