@@ -16,3 +16,8 @@ export function version(): string {
 export function agentBundlePath(): string {
   return new URL("../agent-bundle.cjs", import.meta.url).pathname;
 }
+
+/** The dashboard `npm run build` makes, served by the primary at /. */
+export function dashboardPath(): string {
+  return new URL("../../../dashboard/dist/web", import.meta.url).pathname;
+}

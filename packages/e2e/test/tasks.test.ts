@@ -1,19 +1,17 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import { processAlive, waitFor } from "@picluster/common/testing";
 import { type ClusterEvent, RequestError } from "@picluster/primary";
 import {
   httpPort,
   scratchDir,
+  spawnAgent,
   startAgent,
   startPrimary,
   type TestPrimary,
 } from "./support/cluster.js";
-
-const BIN = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
 
 const TASKS_INI = [
   "[task.hello]",
@@ -142,38 +140,11 @@ test("tasks - the agent refuses what its config does not allow, even when the pr
   assert.equal(failed?.nodes[0]?.output, "broken\n");
 });
 
-/** An agent in its own process (the CLI), so that it can be killed -9. */
-function spawnAgent(t: TestContext, p: TestPrimary, name: string): ChildProcess {
-  const dir = scratchDir(t, "picluster-agent-proc-");
-  const config = join(dir, "agent.ini");
-  writeFileSync(config, TASKS_INI);
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
-  );
-  const child = spawn(process.execPath, [BIN, "agent", "--config", config], {
-    env: {
-      ...env,
-      PICLUSTER_NODE_DATA_DIR: dir,
-      PICLUSTER_NODE_NAME: name,
-      PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
-      PICLUSTER_AGENT_PRIMARY_PORT: String(p.port),
-      PICLUSTER_AGENT_JOIN_TOKEN: p.addNode(name),
-      PICLUSTER_LOG_FORMAT: "json",
-      PICLUSTER_LOG_LIVENESS_INTERVAL: "1h",
-    },
-    stdio: ["ignore", "ignore", "ignore"],
-  });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return child;
-}
-
 test("tasks - a node that dies mid-task is reported failed while the others finish and are stored", async (t) => {
   const p = await startPrimary(t);
   startAgent(t, p, "pi-a", {}, "pi4", TASKS_INI);
   startAgent(t, p, "pi-b", {}, "pi4", TASKS_INI);
-  const doomed = spawnAgent(t, p, "pi-doomed");
+  const doomed = spawnAgent(t, p, "pi-doomed", TASKS_INI);
   await aliveNodes(p, 3);
   const run = p.primary.tasks.start({
     task: "nap",

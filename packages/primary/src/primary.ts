@@ -45,6 +45,8 @@ export interface PrimaryOptions {
   clock?: Clock;
   /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.cjs). */
   agentBundle?: string;
+  /** The dashboard's built files (packages/dashboard/dist/web), served at /. */
+  dashboardDir?: string;
 }
 
 /** Where picluster before 0.2 kept credentials; imported into the store once. */
@@ -249,6 +251,7 @@ export class Primary {
       version: this.opts.version,
       token: http.token,
       tasks: this.tasks,
+      ...(this.opts.dashboardDir === undefined ? {} : { dashboardDir: this.opts.dashboardDir }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
       ...(join === undefined ? {} : { join }),
       stats: () => ({

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
-import { agentBundlePath, version } from "../version.js";
+import { agentBundlePath, dashboardPath, version } from "../version.js";
 
 export function registerAgentCommand(
   program: Command,
@@ -67,6 +67,7 @@ export function registerPrimaryCommand(
         log: ctx.log,
         version: version(),
         agentBundle: agentBundlePath(),
+        dashboardDir: dashboardPath(),
       });
       try {
         await primary.start();

@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
-import { agentBundlePath, version } from "../version.js";
+import { agentBundlePath, dashboardPath, version } from "../version.js";
 
 export function registerUpCommand(
   program: Command,
@@ -38,6 +38,7 @@ export function registerUpCommand(
         log: ctx.log,
         version: version(),
         agentBundle: agentBundlePath(),
+        dashboardDir: dashboardPath(),
       });
       let ports: { agentPort: number; httpPort: number };
       try {

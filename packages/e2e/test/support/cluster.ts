@@ -3,6 +3,7 @@
  * its own data directory, agents joined with real tokens, and a scripted
  * peer that speaks the wire protocol by hand to misbehave on purpose.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,6 +86,7 @@ export async function startPrimary(
     dataDir: dir,
     log,
     version: "0.1.0-test",
+    dashboardDir: DASHBOARD,
     ...(agentBundle === undefined ? {} : { agentBundle }),
   });
   const { agentPort } = await primary.start();
@@ -113,6 +115,39 @@ export async function startPrimary(
 export function httpPort(p: TestPrimary): number {
   const r = p.records.find((x) => x.msg === "HTTP API listening");
   return Number(r?.port);
+}
+
+const DASHBOARD = new URL("../../../../dashboard/dist/web", import.meta.url).pathname;
+const BIN = new URL("../../../../cli/bin/picluster.js", import.meta.url).pathname;
+
+/**
+ * An agent in its own process (the CLI), so that it can be killed -9;
+ * `ini` is its config file's text (tasks, say).
+ */
+export function spawnAgent(t: TestContext, p: TestPrimary, name: string, ini = ""): ChildProcess {
+  const dir = scratchDir(t, "picluster-agent-proc-");
+  const config = join(dir, "agent.ini");
+  writeFileSync(config, ini);
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  const child = spawn(process.execPath, [BIN, "agent", "--config", config], {
+    env: {
+      ...env,
+      PICLUSTER_NODE_DATA_DIR: dir,
+      PICLUSTER_NODE_NAME: name,
+      PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
+      PICLUSTER_AGENT_PRIMARY_PORT: String(p.port),
+      PICLUSTER_AGENT_JOIN_TOKEN: p.addNode(name),
+      PICLUSTER_LOG_FORMAT: "json",
+      PICLUSTER_LOG_LIVENESS_INTERVAL: "1h",
+    },
+    stdio: ["ignore", "ignore", "ignore"],
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return child;
 }
 
 const FIXTURES = new URL("../../../../agent/test/fixtures/", import.meta.url).pathname;

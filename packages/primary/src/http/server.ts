@@ -19,6 +19,7 @@ import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
+import { registerDashboard } from "./dashboard.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
 import { STATUS_PAGE } from "./status-page.js";
@@ -37,6 +38,8 @@ export interface HttpOptions {
   stats(): ProcessStats;
   /** Who may join; absent when the listener runs without TLS. */
   credentials?: CredentialStore;
+  /** The built dashboard (packages/dashboard/dist/web); absent or missing: a status page at /. */
+  dashboardDir?: string;
   /** Task runs and pings; absent in tests of the read-only routes. */
   tasks?: TaskService;
   /** What joining nodes download; absent when the agent bundle was not built. */
@@ -93,6 +96,9 @@ function errorBody(code: string, message: string, field?: string) {
 export function buildHttp(opts: HttpOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
+    // Close open connections on shutdown, event streams included: a
+    // dashboard left open must not hold the primary's stop.
+    forceCloseConnections: true,
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
   });
 
@@ -140,10 +146,13 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   app.get("/healthz", async () => ({ ok: true, version: opts.version }));
 
-  app.get("/", async (_req, reply) => {
-    reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-cache");
-    return STATUS_PAGE;
-  });
+  // The dashboard when it was built; else a small live status page.
+  if (!registerDashboard(app, opts.dashboardDir)) {
+    app.get("/", async (_req, reply) => {
+      reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-cache");
+      return STATUS_PAGE;
+    });
+  }
 
   // What joining nodes download: the install script and the agent bundle.
   const joinFiles: Array<

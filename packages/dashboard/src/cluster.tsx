@@ -1,0 +1,164 @@
+import { useState } from "preact/hooks";
+import type { NodeState } from "./api.js";
+import { ago, duration, pct } from "./format.js";
+import { useLive } from "./hooks.js";
+import type { LiveNode } from "./live.js";
+import { Sparkline } from "./sparkline.js";
+
+const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
+type SortKey = "name" | "state" | "cpu" | "temp";
+const STATE_ORDER: Record<NodeState, number> = { down: 0, suspect: 1, left: 2, alive: 3 };
+
+function sorter(key: SortKey) {
+  return (a: LiveNode, b: LiveNode): number => {
+    if (key === "state") return STATE_ORDER[a.view.state] - STATE_ORDER[b.view.state];
+    if (key === "cpu") return (b.figures.cpu ?? -1) - (a.figures.cpu ?? -1);
+    if (key === "temp") return (b.figures.temp ?? -1) - (a.figures.temp ?? -1);
+    return a.view.name.localeCompare(b.view.name, "en", { numeric: true });
+  };
+}
+
+function Tile({ n, now }: { n: LiveNode; now: number }) {
+  const v = n.view;
+  const uptime =
+    n.uptimeS === null ? null : n.uptimeS + (v.state === "alive" ? (now - n.uptimeAt) / 1000 : 0);
+  const hot = (n.figures.temp ?? 0) >= 80;
+  return (
+    <a
+      class={`tile state-${v.state}`}
+      href={`#/node/${encodeURIComponent(v.id)}`}
+      data-node={v.name}
+      data-state={v.state}
+    >
+      <div class="tile-head">
+        <span class="dot" aria-hidden="true" />
+        <span class="name">{v.name}</span>
+        <span class="since" title={v.stateReason}>
+          {v.state} · {ago(v.stateSince, now)}
+        </span>
+      </div>
+      <dl class="figures">
+        <div>
+          <dt>CPU</dt>
+          <dd>{pct(n.figures.cpu)}</dd>
+        </div>
+        <div>
+          <dt>Temp</dt>
+          <dd class={hot ? "warn" : ""}>
+            {n.figures.temp === null ? "–" : `${n.figures.temp.toFixed(0)} °C`}
+          </dd>
+        </div>
+        <div>
+          <dt>RAM</dt>
+          <dd>{pct(n.figures.mem)}</dd>
+        </div>
+        <div>
+          <dt>Disk</dt>
+          <dd>{pct(n.figures.disk)}</dd>
+        </div>
+        <div>
+          <dt>Up</dt>
+          <dd>{duration(uptime)}</dd>
+        </div>
+      </dl>
+      <Sparkline values={n.cpuHistory} />
+      {Object.keys(v.labels).length > 0 && (
+        <div class="labels">
+          {Object.entries(v.labels).map(([k, val]) => (
+            <span class="label" key={k}>
+              {k}={val}
+            </span>
+          ))}
+        </div>
+      )}
+    </a>
+  );
+}
+
+export function ClusterPage() {
+  const cluster = useLive();
+  const [state, setState] = useState<NodeState | "">("");
+  const [label, setLabel] = useState("");
+  const [search, setSearch] = useState("");
+  const [sort, setSort] = useState<SortKey>("name");
+  const all = [...cluster.nodes.values()];
+  const counts = Object.fromEntries(
+    STATES.map((s) => [s, all.filter((n) => n.view.state === s).length]),
+  );
+  const labels = [
+    ...new Set(all.flatMap((n) => Object.entries(n.view.labels).map(([k, v]) => `${k}=${v}`))),
+  ].sort();
+  const q = search.trim().toLowerCase();
+  const shown = all
+    .filter((n) => state === "" || n.view.state === state)
+    .filter((n) => {
+      if (label === "") return true;
+      const [k, v] = label.split("=");
+      return k !== undefined && n.view.labels[k] === v;
+    })
+    .filter((n) => q === "" || n.view.name.toLowerCase().includes(q))
+    .sort(sorter(sort));
+  const now = Date.now();
+  return (
+    <section>
+      <fieldset class="counts" aria-label="nodes by state">
+        <button type="button" class={state === "" ? "on" : ""} onClick={() => setState("")}>
+          all <b>{all.length}</b>
+        </button>
+        {STATES.map((s) => (
+          <button
+            type="button"
+            key={s}
+            class={`count-${s} ${state === s ? "on" : ""}`}
+            onClick={() => setState(state === s ? "" : s)}
+            data-testid={`count-${s}`}
+          >
+            {s} <b>{counts[s]}</b>
+          </button>
+        ))}
+      </fieldset>
+      <div class="filters">
+        <input
+          type="search"
+          placeholder="Search by name"
+          aria-label="Search by name"
+          value={search}
+          onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
+        />
+        <select
+          aria-label="Filter by label"
+          value={label}
+          onChange={(e) => setLabel((e.target as HTMLSelectElement).value)}
+        >
+          <option value="">any label</option>
+          {labels.map((l) => (
+            <option key={l} value={l}>
+              {l}
+            </option>
+          ))}
+        </select>
+        <select
+          aria-label="Sort"
+          value={sort}
+          onChange={(e) => setSort((e.target as HTMLSelectElement).value as SortKey)}
+        >
+          <option value="name">by name</option>
+          <option value="state">by state</option>
+          <option value="cpu">by CPU</option>
+          <option value="temp">by temperature</option>
+        </select>
+      </div>
+      {cluster.error !== undefined && <p class="error">Cannot read the cluster: {cluster.error}</p>}
+      {all.length === 0 && cluster.error === undefined && (
+        <p class="empty">
+          No nodes yet. Join one with <code>picluster node add NAME</code>.
+        </p>
+      )}
+      <div class="tiles">
+        {shown.map((n) => (
+          <Tile key={n.view.id} n={n} now={now} />
+        ))}
+      </div>
+    </section>
+  );
+}

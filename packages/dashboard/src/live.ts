@@ -1,0 +1,150 @@
+/**
+ * The page's live picture of the cluster: every node from /api/nodes, kept
+ * current by /api/stream (state changes at once, figures once a second),
+ * with a short CPU history per node for the tiles' sparklines. The stream
+ * reconnects by itself (EventSource) and the page shows when it is down.
+ */
+import {
+  type Figures,
+  figuresOf,
+  getJson,
+  type NodeState,
+  type NodeView,
+  type StoredEvent,
+} from "./api.js";
+
+export interface LiveNode {
+  view: NodeView;
+  figures: Figures;
+  uptimeS: number | null;
+  uptimeAt: number;
+  /** Last CPU figures, oldest first, at most HISTORY. */
+  cpuHistory: number[];
+}
+
+export type StreamStatus = "connecting" | "live" | "reconnecting";
+
+const HISTORY = 60;
+
+type Listener = () => void;
+
+class LiveCluster {
+  nodes = new Map<string, LiveNode>();
+  status: StreamStatus = "connecting";
+  /** Bumped on every change: components re-render on it. */
+  version = 0;
+  error: string | undefined;
+  private listeners = new Set<Listener>();
+  private source: EventSource | undefined;
+  private pending = false;
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    if (this.source === undefined) this.start();
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    this.version++;
+    // One render per 50 ms at most, however many events arrive. (Not
+    // requestAnimationFrame: a page in a background tab or a headless
+    // browser gets few or no frames, and must still be current when seen.)
+    if (this.pending) return;
+    this.pending = true;
+    setTimeout(() => {
+      this.pending = false;
+      for (const fn of this.listeners) fn();
+    }, 50);
+  }
+
+  private start(): void {
+    void this.reload();
+    const source = new EventSource("/api/stream");
+    this.source = source;
+    source.onopen = () => {
+      // After a gap, fetch everything again: events may have been missed.
+      if (this.status === "reconnecting") void this.reload();
+      this.status = "live";
+      this.changed();
+    };
+    source.onerror = () => {
+      this.status = "reconnecting";
+      this.changed();
+    };
+    source.addEventListener("node.state", (e) => {
+      const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
+      const node = ev.nodeId === null ? undefined : this.nodes.get(ev.nodeId);
+      if (node === undefined) return void this.reload();
+      node.view = {
+        ...node.view,
+        state: ev.data.to as NodeState,
+        stateSince: ev.ts,
+        stateReason: String(ev.data.reason ?? ""),
+      };
+      this.changed();
+    });
+    source.addEventListener("node.joined", () => void this.reload());
+    source.addEventListener("vitals", (e) => {
+      const batch = JSON.parse((e as MessageEvent<string>).data) as Array<{
+        nodeId: string;
+        at: number | null;
+        figures: Record<string, number | null>;
+      }>;
+      let missing = false;
+      for (const b of batch) {
+        const node = this.nodes.get(b.nodeId);
+        if (node === undefined) continue;
+        // Uptime is not in the batch: a node first seen without vitals gets it from a reload.
+        if (node.uptimeS === null) missing = true;
+        const f = b.figures;
+        node.figures = {
+          cpu: f.cpu ?? null,
+          temp: f.temp ?? null,
+          mem: f.mem ?? null,
+          disk: f.disk ?? null,
+        };
+        if (f.cpu !== null && f.cpu !== undefined) {
+          node.cpuHistory = [...node.cpuHistory, f.cpu].slice(-HISTORY);
+        }
+      }
+      if (missing) this.reloadSoon();
+      this.changed();
+    });
+  }
+
+  private reloadTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** A reload within 5 s, once however often asked. */
+  private reloadSoon(): void {
+    this.reloadTimer ??= setTimeout(() => {
+      this.reloadTimer = undefined;
+      void this.reload();
+    }, 5_000);
+  }
+
+  async reload(): Promise<void> {
+    try {
+      const { nodes } = await getJson<{ nodes: NodeView[] }>("/api/nodes");
+      const next = new Map<string, LiveNode>();
+      const now = Date.now();
+      for (const view of nodes) {
+        const old = this.nodes.get(view.id);
+        const figures = figuresOf(view.vitals);
+        next.set(view.id, {
+          view,
+          figures,
+          uptimeS: view.vitals?.uptimeS ?? null,
+          uptimeAt: view.vitalsAt ?? now,
+          cpuHistory: old?.cpuHistory ?? (figures.cpu === null ? [] : [figures.cpu]),
+        });
+      }
+      this.nodes = next;
+      this.error = undefined;
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+    }
+    this.changed();
+  }
+}
+
+export const live = new LiveCluster();

@@ -1,0 +1,177 @@
+import { useEffect, useState } from "preact/hooks";
+import type { NodeView, SeriesPoint, StoredEvent } from "./api.js";
+import { Chart } from "./chart.js";
+import { ago, bytes, celsius, duration, pct, rate } from "./format.js";
+import { useJson, useLive } from "./hooks.js";
+
+const RANGES = [
+  { id: "1h", ms: 3_600_000 },
+  { id: "24h", ms: 86_400_000 },
+  { id: "7d", ms: 7 * 86_400_000 },
+  { id: "30d", ms: 30 * 86_400_000 },
+] as const;
+
+const METRICS = [
+  { name: "cpu", title: "CPU", unit: "%", format: (v: number | null) => pct(v) },
+  { name: "temp", title: "Temperature", unit: "°C", format: (v: number | null) => celsius(v) },
+  { name: "mem", title: "Memory", unit: "%", format: (v: number | null) => pct(v) },
+  { name: "disk", title: "Disk", unit: "%", format: (v: number | null) => pct(v) },
+  { name: "net_rx", title: "Network in", unit: "B/s", format: (v: number | null) => rate(v) },
+  { name: "net_tx", title: "Network out", unit: "B/s", format: (v: number | null) => rate(v) },
+] as const;
+
+function MetricChart({
+  id,
+  metric,
+  rangeMs,
+}: {
+  id: string;
+  metric: (typeof METRICS)[number];
+  rangeMs: number;
+}) {
+  // The API picks raw samples or rollups from the step; at most ~1 000 points.
+  // The window slides: every refresh asks for the range ending now.
+  const refreshMs = rangeMs <= 3_600_000 ? 10_000 : 60_000;
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), refreshMs);
+    return () => clearInterval(timer);
+  }, [refreshMs]);
+  const from = now - rangeMs;
+  const { data } = useJson<{ points: SeriesPoint[] }>(
+    `/api/nodes/${encodeURIComponent(id)}/vitals?metric=${metric.name}&from=${from}&to=${now}`,
+  );
+  return (
+    <Chart
+      title={metric.title}
+      unit={metric.unit}
+      points={data?.points ?? []}
+      format={metric.format}
+      range={[from, now]}
+    />
+  );
+}
+
+export function NodePage({ id }: { id: string }) {
+  const cluster = useLive();
+  const [range, setRange] = useState<(typeof RANGES)[number]>(RANGES[0]);
+  const { data: node, error } = useJson<NodeView>(`/api/nodes/${encodeURIComponent(id)}`, 10_000);
+  const { data: events } = useJson<{ events: StoredEvent[] }>(
+    `/api/events?node=${encodeURIComponent(id)}&limit=50`,
+    10_000,
+  );
+  const liveNode = cluster.nodes.get(node?.id ?? id);
+  if (error !== undefined) return <p class="error">{error}</p>;
+  if (node === undefined) return <p class="empty">Loading…</p>;
+  const d = node.details;
+  const state = liveNode?.view.state ?? node.state;
+  return (
+    <section class="node-page">
+      <h1 class={`state-${state}`}>
+        <span class="dot" aria-hidden="true" /> {node.name}{" "}
+        <small>
+          {state} · {ago(liveNode?.view.stateSince ?? node.stateSince)}
+        </small>
+      </h1>
+      {d && (
+        <dl class="details">
+          <div>
+            <dt>Board</dt>
+            <dd>{d.board?.model ?? d.cpu.model}</dd>
+          </div>
+          <div>
+            <dt>OS</dt>
+            <dd>
+              {d.os.name} {d.os.version}
+            </dd>
+          </div>
+          <div>
+            <dt>Kernel</dt>
+            <dd>
+              {d.kernel} {d.arch}
+            </dd>
+          </div>
+          <div>
+            <dt>CPU</dt>
+            <dd>
+              {d.cpu.cores} cores{d.cpu.maxMhz ? ` · ${d.cpu.maxMhz} MHz` : ""}
+            </dd>
+          </div>
+          <div>
+            <dt>RAM</dt>
+            <dd>{bytes(d.memory.totalBytes)}</dd>
+          </div>
+          <div>
+            <dt>Disks</dt>
+            <dd>{d.disks.map((x) => `${x.mount} ${bytes(x.sizeBytes)}`).join(", ") || "–"}</dd>
+          </div>
+          <div>
+            <dt>Network</dt>
+            <dd>
+              {d.interfaces.map((i) => `${i.name} ${i.addresses.join(" ")}`).join(", ") || "–"}
+            </dd>
+          </div>
+          <div>
+            <dt>Agent</dt>
+            <dd>
+              {d.agentVersion} (Node.js {d.nodeVersion})
+            </dd>
+          </div>
+          {d.bootTime !== undefined && (
+            <div>
+              <dt>Up</dt>
+              <dd>{duration((Date.now() - d.bootTime) / 1000)}</dd>
+            </div>
+          )}
+          {d.updates !== undefined && (
+            <div>
+              <dt>Updates</dt>
+              <dd>{d.updates.available} available</dd>
+            </div>
+          )}
+        </dl>
+      )}
+      <fieldset class="ranges" aria-label="Range">
+        {RANGES.map((r) => (
+          <button
+            type="button"
+            key={r.id}
+            class={r === range ? "on" : ""}
+            onClick={() => setRange(r)}
+          >
+            {r.id}
+          </button>
+        ))}
+      </fieldset>
+      <div class="charts">
+        {METRICS.map((m) => (
+          <MetricChart key={`${m.name}-${range.id}`} id={node.id} metric={m} rangeMs={range.ms} />
+        ))}
+      </div>
+      <h2>Events</h2>
+      <ol class="timeline">
+        {(events?.events ?? []).map((e) => (
+          <li key={e.id}>
+            <time>{new Date(e.ts).toLocaleString()}</time> <b>{e.kind}</b> {describe(e)}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+export function describe(e: StoredEvent): string {
+  const d = e.data;
+  switch (e.kind) {
+    case "node.state":
+      return `${String(d.from ?? "new")} → ${String(d.to)} (${String(d.reason ?? "")})`;
+    case "node.throttling":
+      return `${String(d.flag)} ${d.on ? "on" : "off"}`;
+    case "task.node":
+      return `${String(d.task)}: ${String(d.status)}${d.error ? ` (${String(d.error)})` : ""}`;
+    case "task.finished":
+      return `${String(d.task)}: ${String(d.status)}`;
+    default:
+      return String(d.name ?? "");
+  }
+}

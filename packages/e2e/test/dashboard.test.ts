@@ -1,0 +1,152 @@
+/**
+ * The dashboard in real Chromium (Debian's /usr/bin/chromium, installed by
+ * .ci/run) driven by playwright-core, against a real primary with real
+ * agents on loopback.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import { test } from "node:test";
+import { waitFor } from "@picluster/common/testing";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { httpPort, spawnAgent, startAgent, startPrimary } from "./support/cluster.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+/** `PICLUSTER_SCREENSHOTS=1` also writes the README's screenshots to docs/screenshots/. */
+const SHOTS = new URL("../../../../docs/screenshots/", import.meta.url).pathname;
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** Poll an expression in the page (not on animation frames: a headless page gets few). */
+async function until(page: Page, expression: string, timeout = 10_000): Promise<void> {
+  await page.waitForFunction(expression, undefined, { timeout, polling: 100 });
+}
+
+async function tiles(page: Page): Promise<Record<string, string>> {
+  return page.$$eval("[data-node]", (els) =>
+    Object.fromEntries(
+      els.map((e) => [e.getAttribute("data-node") ?? "", e.getAttribute("data-state") ?? ""]),
+    ),
+  );
+}
+
+test("dashboard - tiles for every agent, a killed agent turns down without a reload, search and filters work, a node page has charts with points", {
+  skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: .ci/run installs Debian's chromium`,
+}, async (t) => {
+  const p = await startPrimary(t, { "primary.vitals_interval": "1s" });
+  startAgent(t, p, "pi-alpha", { "node.labels": "rack=a" });
+  startAgent(t, p, "pi-beta", { "node.labels": "rack=b" });
+  const doomed = spawnAgent(t, p, "pi-gamma");
+  await waitFor(
+    () => p.primary.registry.list().filter((n) => n.state === "alive").length === 3,
+    "three agents alive",
+    15_000,
+  );
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  await page.goto(`http://127.0.0.1:${httpPort(p)}/`);
+
+  await until(page, 'document.querySelectorAll("[data-node]").length === 3');
+  assert.deepEqual(await tiles(page), {
+    "pi-alpha": "alive",
+    "pi-beta": "alive",
+    "pi-gamma": "alive",
+  });
+  await until(
+    page,
+    `document.querySelector('[data-testid="stream-status"]')?.textContent === "live"`,
+  );
+
+  // Killed: the tile turns to down, live, with no reload.
+  const killedAt = Date.now();
+  doomed.kill("SIGKILL");
+  await until(page, `document.querySelector('[data-node="pi-gamma"]')?.dataset.state === "down"`);
+  const downAfterMs = Date.now() - killedAt;
+  assert.ok(downAfterMs < 5_000, `down on the page after ${downAfterMs} ms`);
+  assert.equal(await page.textContent('[data-testid="count-down"] b'), "1");
+
+  // Search by name, filter by state and by label.
+  await page.fill('input[type="search"]', "beta");
+  assert.deepEqual(Object.keys(await tiles(page)), ["pi-beta"]);
+  await page.fill('input[type="search"]', "");
+  await page.click('[data-testid="count-down"]');
+  assert.deepEqual(Object.keys(await tiles(page)), ["pi-gamma"]);
+  await page.click('[data-testid="count-down"]');
+  await page.selectOption('select[aria-label="Filter by label"]', "rack=a");
+  assert.deepEqual(Object.keys(await tiles(page)), ["pi-alpha"]);
+  await page.selectOption('select[aria-label="Filter by label"]', "");
+
+  if (process.env.PICLUSTER_SCREENSHOTS === "1") {
+    // Let a few samples arrive, so the pictures show figures and sparklines.
+    await new Promise((r) => setTimeout(r, 8_000));
+    mkdirSync(SHOTS, { recursive: true });
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.screenshot({ path: `${SHOTS}cluster-${scheme}.png` });
+    }
+  }
+
+  // A node page: details, and charts whose series have points.
+  await page.click('[data-node="pi-alpha"]');
+  await until(page, `document.querySelector(".node-page h1") !== null`);
+  assert.match((await page.textContent(".node-page h1")) ?? "", /pi-alpha/);
+  await until(
+    page,
+    `Number(document.querySelector('figure[data-metric="CPU"]')?.getAttribute("data-points") ?? 0) > 0`,
+    15_000,
+  );
+  assert.ok(await page.$('figure[data-metric="CPU"] canvas'), "uPlot drew a canvas");
+  if (process.env.PICLUSTER_SCREENSHOTS === "1") {
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const scheme of ["light", "dark"] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.screenshot({ path: `${SHOTS}node-${scheme}.png`, fullPage: true });
+    }
+  }
+  assert.deepEqual(errors, [], "no script errors on the page");
+});
+
+test("dashboard - served from the primary: index revalidated, hashed assets cached for a year, 304 on a matching etag, nothing from outside", async (t) => {
+  const p = await startPrimary(t);
+  const base = `http://127.0.0.1:${httpPort(p)}`;
+  const index = await fetch(`${base}/`);
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get("cache-control"), "no-cache");
+  const html = await index.text();
+  const assets = [...html.matchAll(/(?:src|href)="\.\/(assets\/[^"]+)"/g)].map((m) => m[1]);
+  assert.ok(assets.length >= 2, `script and stylesheet: ${assets.join(", ")}`);
+  assert.doesNotMatch(html, /https?:\/\//, "no request leaves the machine");
+  for (const asset of assets) {
+    const res = await fetch(`${base}/${asset}`);
+    assert.equal(res.status, 200, asset);
+    assert.equal(res.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    const body = await res.text();
+    assert.doesNotMatch(
+      body,
+      /https?:\/\/(?!www\.w3\.org)[a-z]/i,
+      `${asset} loads nothing from outside`,
+    );
+    const etag = res.headers.get("etag") ?? "";
+    assert.equal(
+      (await fetch(`${base}/${asset}`, { headers: { "if-none-match": etag } })).status,
+      304,
+    );
+  }
+  assert.equal((await fetch(`${base}/assets/nope.js`)).status, 404);
+});
