@@ -16,6 +16,7 @@ import {
 } from "./harness.js";
 import { runCluster } from "./suites/cluster.js";
 import { runCodec } from "./suites/codec.js";
+import { runDashboard } from "./suites/dashboard.js";
 import { runFanout } from "./suites/fanout.js";
 import { runStore } from "./suites/store.js";
 
@@ -30,6 +31,13 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
       description:
         "primary under 100-10k simulated agents, failure detection, real agent footprint",
       run: runCluster,
+    },
+  ],
+  [
+    "dashboard",
+    {
+      description: "cluster page with 1 000 nodes in headless Chromium: time to render, heap",
+      run: runDashboard,
     },
   ],
   [

@@ -14,6 +14,8 @@ export interface LocalPrimary {
   primary: Primary;
   config: Config;
   port: number;
+  /** The HTTP API and dashboard. */
+  httpPort: number;
   dataDir: string;
   /**
    * When (epoch ms, sub-ms precision, taken in the synchronous event
@@ -53,7 +55,13 @@ export async function startLocalPrimary(
       },
     });
     const log = createLogger(output, { level: config.log.level, bindings: { role: "primary" } });
-    const p = new Primary({ config, dataDir, log, version: "0.1.0-bench" });
+    const p = new Primary({
+      config,
+      dataDir,
+      log,
+      version: "0.1.0-bench",
+      dashboardDir: new URL("../../../packages/dashboard/dist/web", import.meta.url).pathname,
+    });
     primary = p;
 
     const seen = new Map<string, number[]>();
@@ -67,13 +75,14 @@ export async function startLocalPrimary(
       seen.set(key, times);
       for (const wake of waiters) wake();
     });
-    const { agentPort } = await p.start();
+    const { agentPort, httpPort } = await p.start();
     const out = output;
 
     return {
       primary: p,
       config,
       port: agentPort,
+      httpPort,
       dataDir,
       waitState(name, to, since, withinMs) {
         const key = `${name}\u0000${to}`;

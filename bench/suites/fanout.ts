@@ -45,7 +45,7 @@ export async function runFanout(ctx: SuiteContext): Promise<SuiteReport> {
         credsFile: creds.simFile,
         first: 0,
         count: agents,
-        concurrency: 128,
+        concurrency: 32,
         attemptTimeoutMs: 10_000,
         attempts: 3,
         deadlineMs: 90_000,

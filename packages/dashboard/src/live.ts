@@ -44,8 +44,13 @@ class LiveCluster {
     return () => this.listeners.delete(fn);
   }
 
-  private changed(): void {
+  private changed(now = false): void {
     this.version++;
+    if (now) {
+      // A whole new picture (the first load, a reload): show it at once.
+      for (const fn of this.listeners) fn();
+      return;
+    }
     // One render per 50 ms at most, however many events arrive. (Not
     // requestAnimationFrame: a page in a background tab or a headless
     // browser gets few or no frames, and must still be current when seen.)
@@ -143,7 +148,7 @@ class LiveCluster {
     } catch (err) {
       this.error = err instanceof Error ? err.message : String(err);
     }
-    this.changed();
+    this.changed(true);
   }
 }
 

@@ -1,0 +1,138 @@
+/**
+ * dashboard: the cluster page with 1 000 simulated nodes, in Debian's
+ * Chromium (headless, via playwright-core): time from navigation start until
+ * every tile is on the page, and the page's JS heap then. The primary runs
+ * in this process with the built dashboard; the nodes are the cluster
+ * suite's simulator.
+ */
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { issueCredentials } from "../cluster/credentials.js";
+import type { SimCommands } from "../cluster/ipc.js";
+import { SIM_SCRIPT } from "../cluster/load.js";
+import { startLocalPrimary } from "../cluster/local-primary.js";
+import { Child } from "../cluster/rpc.js";
+import { sleep } from "../cluster/stats.js";
+import { budget, type SuiteContext, type SuiteReport } from "../harness.js";
+
+/** Design budget (dashboard issue): first render of the cluster page under 1 s on loopback. */
+const MAX_FIRST_RENDER_MS = 1_000;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+export async function runDashboard(ctx: SuiteContext): Promise<SuiteReport> {
+  const nodes = 1_000;
+  const rounds = ctx.quick ? 3 : 10;
+  const dir = mkdtempSync(join(tmpdir(), "picluster-bench-dashboard-"));
+  const creds = issueCredentials(dir, nodes, ctx.progress);
+  const local = await startLocalPrimary((d) =>
+    copyFileSync(creds.storeFile, join(d, "picluster.db")),
+  );
+  const sim = new Child<SimCommands>("simulator (dashboard)", SIM_SCRIPT, []);
+  const renderMs: number[] = [];
+  const heapMiB: number[] = [];
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  try {
+    ctx.progress(`dashboard: connecting ${nodes} simulated agents`);
+    const c = await sim.call(
+      "connect",
+      {
+        host: "127.0.0.1",
+        port: local.port,
+        credsFile: creds.simFile,
+        first: 0,
+        count: nodes,
+        concurrency: 32,
+        attemptTimeoutMs: 10_000,
+        attempts: 3,
+        deadlineMs: 90_000,
+        spreadOver: nodes,
+      },
+      120_000,
+    );
+    if (c.connected !== nodes) throw new Error(`only ${c.connected} of ${nodes} agents connected`);
+    // Every node has sent a sample (10 s vitals), so tiles carry figures.
+    await sleep(11_000);
+    const { httpPort } = local;
+    for (let r = 0; r < rounds; r++) {
+      const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send("Performance.enable");
+      await page.goto(`http://127.0.0.1:${httpPort}/`);
+      await page.waitForFunction(
+        `(document.querySelectorAll("[data-node]").length === ${nodes}) && (window.__rendered ??= performance.now())`,
+        undefined,
+        { timeout: 30_000, polling: 10 },
+      );
+      renderMs.push(Number(await page.evaluate("window.__rendered")));
+      await sleep(2_000);
+      const { metrics } = (await cdp.send("Performance.getMetrics")) as {
+        metrics: Array<{ name: string; value: number }>;
+      };
+      heapMiB.push(
+        (metrics.find((m) => m.name === "JSHeapUsedSize")?.value ?? Number.NaN) / 2 ** 20,
+      );
+      await page.close();
+      ctx.progress(`dashboard: round ${r + 1}/${rounds}: ${renderMs.at(-1)?.toFixed(0)} ms`);
+    }
+  } finally {
+    await browser.close();
+    await sim.close("close", {});
+    await local.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const p50 = median(renderMs);
+  return {
+    suite: "dashboard",
+    description: "cluster page with 1 000 nodes in headless Chromium: time to every tile, JS heap",
+    parameters: { nodes, rounds },
+    measurements: [],
+    ratios: [],
+    budgets: [
+      budget(
+        "first-render",
+        "every tile on the page, from navigation start (median)",
+        "<",
+        MAX_FIRST_RENDER_MS,
+        p50,
+        "ms",
+      ),
+    ],
+    notes: [
+      "time = performance.now() in the page when the 1 000th tile exists (polled every 10 ms)",
+      "heap = JSHeapUsedSize from the DevTools protocol, 2 s after",
+    ],
+    tables: [
+      {
+        title: "cluster page, 1 000 nodes",
+        columns: ["rounds", "render p50 ms", "render max ms", "heap p50 MiB"],
+        rows: [
+          [
+            String(rounds),
+            p50.toFixed(0),
+            Math.max(...renderMs).toFixed(0),
+            median(heapMiB).toFixed(1),
+          ],
+        ],
+        numeric: [0, 1, 2, 3],
+      },
+    ],
+    data: { renderMs, heapMiB },
+  };
+}
