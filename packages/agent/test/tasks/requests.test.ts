@@ -19,7 +19,7 @@ function scratch(t: Ctx): string {
 test("processes.top - a busy process tops the CPU list, read from this machine's /proc", async (t) => {
   const busy = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
   t.after(() => busy.kill("SIGKILL"));
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((resolve) => busy.once("spawn", resolve));
   const top = await topProcesses({ root: "/", os: nodeOsFacts() }, 5, 500);
   assert.ok(top.sampledMs >= 450, `sampled ${top.sampledMs} ms`);
   const mine = top.byCpu.find((p) => p.pid === busy.pid);
