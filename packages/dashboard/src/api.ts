@@ -83,14 +83,3 @@ export interface Figures {
   mem: number | null;
   disk: number | null;
 }
-
-export function figuresOf(v: Vitals | null): Figures {
-  if (v === null) return { cpu: null, temp: null, mem: null, disk: null };
-  const root = v.disks.find((d) => d.mount === "/") ?? v.disks[0];
-  return {
-    cpu: v.cpu.total,
-    temp: v.temps.length > 0 ? Math.max(...v.temps.map((t) => t.celsius)) : null,
-    mem: v.memory.totalBytes > 0 ? (v.memory.usedBytes / v.memory.totalBytes) * 100 : null,
-    disk: root !== undefined && root.sizeBytes > 0 ? (root.usedBytes / root.sizeBytes) * 100 : null,
-  };
-}

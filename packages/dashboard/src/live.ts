@@ -4,14 +4,13 @@
  * with a short CPU history per node for the tiles' sparklines. The stream
  * reconnects by itself (EventSource) and the page shows when it is down.
  */
-import {
-  type Figures,
-  figuresOf,
-  getJson,
-  type NodeState,
-  type NodeView,
-  type StoredEvent,
-} from "./api.js";
+import { type Figures, getJson, type NodeState, type NodeView, type StoredEvent } from "./api.js";
+
+/** A node as `/api/nodes?view=summary` sends it: the tile's figures, not the whole vitals. */
+interface NodeSummary extends NodeView {
+  figures: Record<string, number | null> | null;
+  uptimeS: number | null;
+}
 
 export interface LiveNode {
   view: NodeView;
@@ -129,16 +128,22 @@ class LiveCluster {
 
   async reload(): Promise<void> {
     try {
-      const { nodes } = await getJson<{ nodes: NodeView[] }>("/api/nodes");
+      const { nodes } = await getJson<{ nodes: NodeSummary[] }>("/api/nodes?view=summary");
       const next = new Map<string, LiveNode>();
       const now = Date.now();
       for (const view of nodes) {
         const old = this.nodes.get(view.id);
-        const figures = figuresOf(view.vitals);
+        const f = view.figures;
+        const figures: Figures = {
+          cpu: f?.cpu ?? null,
+          temp: f?.temp ?? null,
+          mem: f?.mem ?? null,
+          disk: f?.disk ?? null,
+        };
         next.set(view.id, {
           view,
           figures,
-          uptimeS: view.vitals?.uptimeS ?? null,
+          uptimeS: view.uptimeS,
           uptimeAt: view.vitalsAt ?? now,
           cpuHistory: old?.cpuHistory ?? (figures.cpu === null ? [] : [figures.cpu]),
         });

@@ -149,4 +149,21 @@ test("dashboard - served from the primary: index revalidated, hashed assets cach
     );
   }
   assert.equal((await fetch(`${base}/assets/nope.js`)).status, 404);
+
+  // The tiles' data: figures, not whole vitals.
+  startAgent(t, p, "pi-sum");
+  await waitFor(() => p.primary.registry.list()[0]?.vitals !== undefined, "a sample", 10_000);
+  const summary = (await (await fetch(`${base}/api/nodes?view=summary`)).json()) as {
+    nodes: Array<{
+      name: string;
+      vitals: unknown;
+      figures: Record<string, number | null>;
+      uptimeS: number;
+    }>;
+  };
+  assert.equal(summary.nodes[0]?.name, "pi-sum");
+  assert.equal(summary.nodes[0]?.vitals, null);
+  assert.equal(typeof summary.nodes[0]?.figures.cpu, "number");
+  assert.equal(typeof summary.nodes[0]?.figures.temp, "number");
+  assert.equal((await fetch(`${base}/api/nodes?view=everything`)).status, 400);
 });

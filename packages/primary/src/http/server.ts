@@ -16,7 +16,7 @@ import Type from "typebox";
 import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
-import { METRIC_NAMES } from "../store/metrics.js";
+import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
 import { registerDashboard } from "./dashboard.js";
@@ -85,6 +85,20 @@ export function nodeView(n: NodeRecord) {
     vitalsAt: n.vitalsAt ?? null,
     vitals: n.vitals ?? null,
     dropped: n.dropped,
+  };
+}
+
+/** A node with its latest figures (the stored metrics) instead of its raw vitals. */
+export function nodeSummary(n: NodeRecord) {
+  const { vitals, ...rest } = nodeView(n);
+  return {
+    ...rest,
+    vitals: null,
+    figures:
+      vitals === null
+        ? null
+        : Object.fromEntries(METRICS.map((m) => [m.name, m.from(vitals) ?? null])),
+    uptimeS: vitals?.uptimeS ?? null,
   };
 }
 
@@ -276,12 +290,24 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     };
   });
 
-  app.get("/api/nodes", async () => ({
-    nodes: opts.registry
-      .list()
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map(nodeView),
-  }));
+  app.get<{ Querystring: { view?: "full" | "summary" } }>(
+    "/api/nodes",
+    {
+      schema: {
+        querystring: Type.Object(
+          { view: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("summary")])) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      const nodes = opts.registry.list().sort((a, b) => a.name.localeCompare(b.name));
+      // `summary`: the figures a dashboard tile shows instead of the whole
+      // vitals (a tenth of the bytes for a thousand nodes).
+      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary) };
+      return { nodes: nodes.map(nodeView) };
+    },
+  );
 
   app.get<{ Params: { id: string } }>(
     "/api/nodes/:id",
