@@ -5,15 +5,8 @@
  * in this process with the built dashboard; the nodes are the cluster
  * suite's simulator.
  */
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { issueCredentials } from "../cluster/credentials.js";
-import type { SimCommands } from "../cluster/ipc.js";
-import { SIM_SCRIPT } from "../cluster/load.js";
-import { startLocalPrimary } from "../cluster/local-primary.js";
-import { Child } from "../cluster/rpc.js";
+import { startSimCluster } from "../cluster/sim-cluster.js";
 import { sleep } from "../cluster/stats.js";
 import { budget, type SuiteContext, type SuiteReport } from "../harness.js";
 
@@ -28,12 +21,7 @@ function median(xs: number[]): number {
 export async function runDashboard(ctx: SuiteContext): Promise<SuiteReport> {
   const nodes = 1_000;
   const rounds = ctx.quick ? 3 : 10;
-  const dir = mkdtempSync(join(tmpdir(), "picluster-bench-dashboard-"));
-  const creds = issueCredentials(dir, nodes, ctx.progress);
-  const local = await startLocalPrimary((d) =>
-    copyFileSync(creds.storeFile, join(d, "picluster.db")),
-  );
-  const sim = new Child<SimCommands>("simulator (dashboard)", SIM_SCRIPT, []);
+  const { local, close } = await startSimCluster("dashboard", nodes, ctx.progress);
   const renderMs: number[] = [];
   const heapMiB: number[] = [];
   const browser = await chromium.launch({
@@ -49,24 +37,6 @@ export async function runDashboard(ctx: SuiteContext): Promise<SuiteReport> {
     ],
   });
   try {
-    ctx.progress(`dashboard: connecting ${nodes} simulated agents`);
-    const c = await sim.call(
-      "connect",
-      {
-        host: "127.0.0.1",
-        port: local.port,
-        credsFile: creds.simFile,
-        first: 0,
-        count: nodes,
-        concurrency: 32,
-        attemptTimeoutMs: 10_000,
-        attempts: 3,
-        deadlineMs: 90_000,
-        spreadOver: nodes,
-      },
-      120_000,
-    );
-    if (c.connected !== nodes) throw new Error(`only ${c.connected} of ${nodes} agents connected`);
     // Every node has sent a sample (10 s vitals), so tiles carry figures.
     await sleep(11_000);
     const { httpPort } = local;
@@ -93,9 +63,7 @@ export async function runDashboard(ctx: SuiteContext): Promise<SuiteReport> {
     }
   } finally {
     await browser.close();
-    await sim.close("close", {});
-    await local.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close();
   }
   const p50 = median(renderMs);
   return {

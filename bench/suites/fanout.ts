@@ -5,14 +5,7 @@
  * the agents are the cluster suite's simulator in a child process, which
  * answers `ping` like an agent does.
  */
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { issueCredentials } from "../cluster/credentials.js";
-import type { SimCommands } from "../cluster/ipc.js";
-import { SIM_SCRIPT } from "../cluster/load.js";
-import { startLocalPrimary } from "../cluster/local-primary.js";
-import { Child } from "../cluster/rpc.js";
+import { startSimCluster } from "../cluster/sim-cluster.js";
 import { sleep } from "../cluster/stats.js";
 import { budget, type SuiteContext, type SuiteReport } from "../harness.js";
 
@@ -26,35 +19,11 @@ function quantile(sorted: number[], q: number): number {
 export async function runFanout(ctx: SuiteContext): Promise<SuiteReport> {
   const agents = 1_000;
   const rounds = ctx.quick ? 10 : 50;
-  const dir = mkdtempSync(join(tmpdir(), "picluster-bench-fanout-"));
-  const creds = issueCredentials(dir, agents, ctx.progress);
-  const local = await startLocalPrimary((d) =>
-    copyFileSync(creds.storeFile, join(d, "picluster.db")),
-  );
-  const sim = new Child<SimCommands>("simulator (fan-out)", SIM_SCRIPT, []);
+  const { local, close } = await startSimCluster("fanout", agents, ctx.progress);
   const times: number[] = [];
   const perNodeRtt: number[] = [];
   let unanswered = 0;
   try {
-    ctx.progress(`fanout: connecting ${agents} simulated agents`);
-    const c = await sim.call(
-      "connect",
-      {
-        host: "127.0.0.1",
-        port: local.port,
-        credsFile: creds.simFile,
-        first: 0,
-        count: agents,
-        concurrency: 32,
-        attemptTimeoutMs: 10_000,
-        attempts: 3,
-        deadlineMs: 90_000,
-        spreadOver: agents,
-      },
-      120_000,
-    );
-    if (c.connected !== agents)
-      throw new Error(`only ${c.connected} of ${agents} agents connected`);
     // Let the joins settle (details, first samples) before measuring.
     await sleep(3_000);
     for (let r = 0; r < rounds; r++) {
@@ -70,9 +39,7 @@ export async function runFanout(ctx: SuiteContext): Promise<SuiteReport> {
       await sleep(200);
     }
   } finally {
-    await sim.close("close", {});
-    await local.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close();
   }
   times.sort((a, b) => a - b);
   perNodeRtt.sort((a, b) => a - b);

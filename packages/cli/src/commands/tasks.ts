@@ -1,36 +1,14 @@
 /** `picluster run|tasks|ping`: tasks and pings through the running primary's HTTP API. */
 
 import { type Config, durationType } from "@picluster/common";
+import type { StoredTaskRun } from "@picluster/primary";
 import type { Command } from "commander";
 import { ApiError, callJson, getJson, streamText } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 
-interface NodeResult {
-  nodeId: string;
-  name: string;
-  status: string;
-  exitCode: number | null;
-  signal: string | null;
-  startedAt?: number;
-  finishedAt?: number;
-  output: string;
-  truncated: boolean;
-  error?: string;
-}
-
-interface TaskRun {
-  id: number;
-  task: string;
-  selector: string;
-  args: Record<string, string>;
-  requestedBy: string;
-  createdAt: number;
-  finishedAt?: number;
-  status: string;
-  nodes: NodeResult[];
-}
+type TaskRun = StoredTaskRun;
 
 interface ProcessRow {
   pid: number;
