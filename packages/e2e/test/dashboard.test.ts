@@ -123,7 +123,8 @@ test("dashboard - tiles for every agent, a killed agent turns down without a rel
 });
 
 test("dashboard - served from the primary: index revalidated, hashed assets cached for a year, 304 on a matching etag, nothing from outside", async (t) => {
-  const p = await startPrimary(t);
+  // A sample a second: the default 10 s interval would sit on the wait's edge.
+  const p = await startPrimary(t, { "primary.vitals_interval": "1s" });
   const base = `http://127.0.0.1:${httpPort(p)}`;
   const index = await fetch(`${base}/`);
   assert.equal(index.status, 200);
