@@ -1,7 +1,13 @@
 /** The CLI's way to the running primary: its HTTP API, found from the config. */
 import { hostname, userInfo } from "node:os";
 import type { Config } from "@picluster/common";
-import { describeError, PiclusterError } from "@picluster/common";
+import {
+  describeError,
+  localHttpToken,
+  PiclusterError,
+  processPathContext,
+  resolveDataDir,
+} from "@picluster/common";
 
 export class ApiError extends PiclusterError {}
 
@@ -9,6 +15,20 @@ export function apiBase(config: Config): string {
   const host =
     config.http.host === "" || config.http.host === "0.0.0.0" ? "127.0.0.1" : config.http.host;
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`;
+}
+
+/**
+ * The bearer token to send: `[http] token`, or the one `picluster up` made
+ * in the data directory when none is configured.
+ */
+export function apiToken(config: Config): string {
+  if (config.http.token !== "") return config.http.token;
+  return localHttpToken(resolveDataDir(config.node.data_dir, processPathContext()), false) ?? "";
+}
+
+function authHeader(config: Config): Record<string, string> {
+  const token = apiToken(config);
+  return token === "" ? {} : { authorization: `Bearer ${token}` };
 }
 
 /** Who runs this command, as the audit log records it next to the token. */
@@ -40,7 +60,7 @@ export async function callJson<T>(
     res = await fetch(url, {
       method,
       headers: {
-        ...(config.http.token ? { authorization: `Bearer ${config.http.token}` } : {}),
+        ...authHeader(config),
         ...(body === undefined ? {} : { "content-type": "application/json" }),
         "x-picluster-user": whoAmI(),
       },
@@ -75,12 +95,13 @@ export async function callJson<T>(
  * works on the files directly.
  */
 export async function postJson<T>(config: Config, path: string): Promise<T | undefined> {
-  if (config.http.token === "") return undefined;
+  const auth = authHeader(config);
+  if (auth.authorization === undefined) return undefined;
   let res: Response;
   try {
     res = await fetch(`${apiBase(config)}${path}`, {
       method: "POST",
-      headers: { authorization: `Bearer ${config.http.token}` },
+      headers: auth,
     });
   } catch {
     // No primary listening: nothing to coordinate with.
@@ -105,7 +126,7 @@ export async function streamText(
   try {
     res = await fetch(`${apiBase(config)}${path}`, {
       signal,
-      headers: config.http.token ? { authorization: `Bearer ${config.http.token}` } : {},
+      headers: authHeader(config),
     });
   } catch (err) {
     if (signal.aborted) return;

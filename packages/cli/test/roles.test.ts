@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -220,12 +220,13 @@ test("cli up - a primary and this machine's agent with no config at all: ready l
   });
   up.child.stdout.setEncoding("utf8");
   const ready = await deadline(
-    new Promise<{ url: string; ready: boolean }>((resolve) => {
+    new Promise<{ url: string; link: string; ready: boolean }>((resolve) => {
       let out = "";
       up.child.stdout.on("data", (text: string) => {
         out += text;
         const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (line !== undefined) resolve(JSON.parse(line) as { url: string; ready: boolean });
+        if (line !== undefined)
+          resolve(JSON.parse(line) as { url: string; link: string; ready: boolean });
       });
     }),
     10_000,
@@ -248,6 +249,30 @@ test("cli up - a primary and this machine's agent with no config at all: ready l
   );
   const page = await (await fetch(ready.url)).text();
   assert.match(page, /<title>picluster<\/title>/);
+
+  // No [http] token configured: up made one, kept 0600 in the data dir; the
+  // printed link carries it for the page, and the CLI here finds it.
+  const token = /#token=([A-Za-z0-9_-]{32,})$/.exec(ready.link)?.[1] ?? "";
+  assert.equal(ready.link, `${ready.url}#token=${token}`);
+  assert.equal(readFileSync(join(dir, "http-token"), "utf8").trim(), token);
+  assert.equal(statSync(join(dir, "http-token")).mode & 0o777, 0o600);
+  const post = (auth: Record<string, string>) =>
+    fetch(`${ready.url}api/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...auth },
+      body: JSON.stringify({ task: "time", on: "all" }),
+    });
+  assert.equal((await post({})).status, 401);
+  assert.equal((await post({ authorization: `Bearer ${token}` })).status, 202);
+  const httpPort = new URL(ready.url).port;
+  const run = spawnSync(process.execPath, [BIN, "run", "time", "--json"], {
+    env: cleanEnv({ PICLUSTER_NODE_DATA_DIR: dir, PICLUSTER_HTTP_PORT: httpPort }),
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal((JSON.parse(run.stdout) as { status: string }).status, "ok");
+
   up.child.kill("SIGINT");
   assert.equal((await deadline(up.exited, 3_000, "up exits on SIGINT")).code, 0);
 });

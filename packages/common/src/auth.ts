@@ -17,7 +17,7 @@ import {
   renameSync,
   writeSync,
 } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { PiclusterError } from "./errors.js";
 
 export const PSK_BYTES = 32;
@@ -134,4 +134,26 @@ export function writeCredentialFile(path: string, cred: NodeCredentialFile): voi
     path,
     `${JSON.stringify({ identity: cred.identity, key: encodeKey(cred.key), name: cred.name }, null, 2)}\n`,
   );
+}
+
+/**
+ * The HTTP API token `picluster up` makes when `[http] token` is not set, so
+ * that the dashboard and the CLI on this machine can run tasks from the
+ * first minute. Kept in the data directory, readable by its owner only.
+ */
+export const LOCAL_HTTP_TOKEN_FILE = "http-token";
+
+/** The local API token in `dataDir`; made first when `create` is set and there is none. */
+export function localHttpToken(dataDir: string, create: boolean): string | undefined {
+  const path = join(dataDir, LOCAL_HTTP_TOKEN_FILE);
+  try {
+    const text = readFileSync(path, "utf8").trim();
+    if (/^[A-Za-z0-9_-]{32,}$/.test(text)) return text;
+  } catch {
+    // None yet, or not ours to read (another user's data directory).
+  }
+  if (!create) return undefined;
+  const token = randomBytes(24).toString("base64url");
+  writePrivateFile(path, `${token}\n`);
+  return token;
 }

@@ -83,3 +83,98 @@ export interface Figures {
   mem: number | null;
   disk: number | null;
 }
+
+/**
+ * The API token for calls that change state (running a task, cancelling
+ * one). The page keeps it in this browser's storage; `picluster up` prints
+ * a link whose `#token=` fragment hands it over (a fragment never reaches a
+ * server or its logs).
+ */
+const TOKEN_KEY = "picluster.token";
+
+export function apiToken(): string {
+  try {
+    return localStorage.getItem(TOKEN_KEY) ?? "";
+  } catch {
+    return ""; // Storage off (a private window with strict settings).
+  }
+}
+
+export function setApiToken(token: string): void {
+  try {
+    if (token === "") localStorage.removeItem(TOKEN_KEY);
+    else localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // Storage off: the token lasts until the page is closed.
+  }
+}
+
+/** Take a `#token=…` fragment into storage and drop it from the address bar. */
+export function adoptTokenFromHash(): void {
+  const m = /^#token=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (m?.[1] === undefined) return;
+  setApiToken(m[1]);
+  history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  /** The call needs a (valid) token, or the primary has none configured. */
+  get needsToken(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+/** A call that changes state, with the bearer token. */
+export async function sendJson<T>(
+  method: "POST" | "DELETE",
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const token = apiToken();
+  const res = await fetch(path, {
+    method,
+    headers: {
+      accept: "application/json",
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const answer = (await res.json().catch(() => ({}))) as {
+    error?: { code?: string; message?: string };
+  };
+  if (!res.ok)
+    throw new ApiError(
+      res.status,
+      answer.error?.code ?? "E_HTTP",
+      answer.error?.message ?? `${res.status} from ${path}`,
+    );
+  return answer as T;
+}
+
+export interface TaskArg {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean";
+  pattern?: string;
+}
+
+/** A task the nodes allow, and which of them allow it. */
+export interface CatalogTask {
+  name: string;
+  description: string;
+  builtin: boolean;
+  disruptive: boolean;
+  timeoutMs?: number;
+  args: TaskArg[];
+  nodes: string[];
+}
+
+/** A run and each node's result, as the primary stores and serves them. */
+export type { StoredNodeResult as NodeResult, StoredTaskRun as TaskRun } from "@picluster/primary";

@@ -1,3 +1,4 @@
+import { memo } from "preact/compat";
 import { useState } from "preact/hooks";
 import type { NodeState } from "./api.js";
 import { ago, duration, pct } from "./format.js";
@@ -18,7 +19,25 @@ function sorter(key: SortKey) {
   };
 }
 
-function Tile({ n, now }: { n: LiveNode; now: number }) {
+interface TileProps {
+  n: LiveNode;
+  /** The node's change count: a tile whose node did not change is not drawn again… */
+  rev: number;
+  /** …until the clock moves on (every 10 s, for "since" and uptime). */
+  tick: number;
+  now: number;
+}
+
+/**
+ * One node. Memoised: the once-a-second vitals batch touches only the nodes
+ * that reported, and a page of 1 000 tiles redraws just those.
+ */
+const Tile = memo(
+  TileView,
+  (a: TileProps, b: TileProps) => a.n === b.n && a.rev === b.rev && a.tick === b.tick,
+);
+
+function TileView({ n, now }: TileProps) {
   const v = n.view;
   const uptime =
     n.uptimeS === null ? null : n.uptimeS + (v.state === "alive" ? (now - n.uptimeAt) / 1000 : 0);
@@ -73,6 +92,20 @@ function Tile({ n, now }: { n: LiveNode; now: number }) {
       )}
     </a>
   );
+}
+
+/**
+ * The selector for the nodes on show: `all`, the one state or label filter
+ * (it keeps meaning what it says when nodes come and go), else their names.
+ */
+function selectorFor(
+  shown: LiveNode[],
+  filter: { state: string; label: string; q: string },
+): string {
+  const { state, label, q } = filter;
+  if (q === "" && label === "") return state === "" ? "all" : state;
+  if (q === "" && state === "") return label;
+  return shown.map((n) => n.view.name).join(",");
 }
 
 export function ClusterPage() {
@@ -148,6 +181,18 @@ export function ClusterPage() {
           <option value="temp">by temperature</option>
         </select>
       </div>
+      {shown.length > 0 && (
+        <p class="selection">
+          <a href={`#/tasks?on=${encodeURIComponent(selectorFor(shown, { state, label, q }))}`}>
+            Run a task on{" "}
+            {shown.length === all.length
+              ? "every node"
+              : shown.length === 1
+                ? shown[0]?.view.name
+                : `these ${shown.length} nodes`}
+          </a>
+        </p>
+      )}
       {cluster.error !== undefined && <p class="error">Cannot read the cluster: {cluster.error}</p>}
       {all.length === 0 && cluster.error === undefined && (
         <p class="empty">
@@ -156,7 +201,7 @@ export function ClusterPage() {
       )}
       <div class="tiles">
         {shown.map((n) => (
-          <Tile key={n.view.id} n={n} now={now} />
+          <Tile key={n.view.id} n={n} rev={n.rev} tick={Math.floor(now / 10_000)} now={now} />
         ))}
       </div>
     </section>

@@ -8,10 +8,12 @@ export function useLive(): typeof live {
   return live;
 }
 
-/** Data from the API for `path`, fetched again when `path` changes. */
+/** Data from the API for `path`, fetched again when `path` or `version` changes. */
 export function useJson<T>(
   path: string | undefined,
   refreshMs?: number,
+  /** Fetched again whenever this changes (an event said the data changed). */
+  version = 0,
 ): { data?: T; error?: string } {
   const [state, setState] = useState<{ data?: T; error?: string }>({});
   useEffect(() => {
@@ -32,6 +34,6 @@ export function useJson<T>(
       alive = false;
       if (timer !== undefined) clearInterval(timer);
     };
-  }, [path, refreshMs]);
+  }, [path, refreshMs, version]);
   return state;
 }

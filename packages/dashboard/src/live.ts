@@ -19,6 +19,8 @@ export interface LiveNode {
   uptimeAt: number;
   /** Last CPU figures, oldest first, at most HISTORY. */
   cpuHistory: number[];
+  /** Bumped whenever this node changes: its tile re-renders only then (and on the clock). */
+  rev: number;
 }
 
 export type StreamStatus = "connecting" | "live" | "reconnecting";
@@ -26,6 +28,9 @@ export type StreamStatus = "connecting" | "live" | "reconnecting";
 const HISTORY = 60;
 
 type Listener = () => void;
+export type TaskEventKind = "task.started" | "task.node" | "task.output" | "task.finished";
+type TaskListener = (kind: TaskEventKind, event: Record<string, unknown>) => void;
+const TASK_KINDS: TaskEventKind[] = ["task.started", "task.node", "task.output", "task.finished"];
 
 class LiveCluster {
   nodes = new Map<string, LiveNode>();
@@ -36,6 +41,19 @@ class LiveCluster {
   private listeners = new Set<Listener>();
   private source: EventSource | undefined;
   private pending = false;
+
+  private taskListeners = new Set<TaskListener>();
+
+  /**
+   * Task progress as it happens: `task.started`, `task.node` and
+   * `task.finished` (stored events: the figures are under `data`) and
+   * `task.output` (each piece of a running task's output, as sent).
+   */
+  onTask(fn: TaskListener): () => void {
+    this.taskListeners.add(fn);
+    if (this.source === undefined) this.start();
+    return () => this.taskListeners.delete(fn);
+  }
 
   subscribe(fn: Listener): () => void {
     this.listeners.add(fn);
@@ -63,6 +81,10 @@ class LiveCluster {
 
   private start(): void {
     void this.reload();
+    this.connect();
+  }
+
+  private connect(): void {
     const source = new EventSource("/api/stream");
     this.source = source;
     source.onopen = () => {
@@ -74,6 +96,13 @@ class LiveCluster {
     source.onerror = () => {
       this.status = "reconnecting";
       this.changed();
+      // EventSource retries by itself after a dropped connection, but gives
+      // up for good on an answer that is not a stream (a proxy's 502 while
+      // the primary restarts): then start over after a pause.
+      if (source.readyState === EventSource.CLOSED)
+        setTimeout(() => {
+          if (this.source === source) this.connect();
+        }, 3_000);
     };
     source.addEventListener("node.state", (e) => {
       const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
@@ -85,9 +114,16 @@ class LiveCluster {
         stateSince: ev.ts,
         stateReason: String(ev.data.reason ?? ""),
       };
+      node.rev++;
       this.changed();
     });
     source.addEventListener("node.joined", () => void this.reload());
+    for (const kind of TASK_KINDS) {
+      source.addEventListener(kind, (e) => {
+        const data = JSON.parse((e as MessageEvent<string>).data) as Record<string, unknown>;
+        for (const fn of this.taskListeners) fn(kind, data);
+      });
+    }
     source.addEventListener("vitals", (e) => {
       const batch = JSON.parse((e as MessageEvent<string>).data) as Array<{
         nodeId: string;
@@ -110,6 +146,7 @@ class LiveCluster {
         if (f.cpu !== null && f.cpu !== undefined) {
           node.cpuHistory = [...node.cpuHistory, f.cpu].slice(-HISTORY);
         }
+        node.rev++;
       }
       if (missing) this.reloadSoon();
       this.changed();
@@ -146,6 +183,7 @@ class LiveCluster {
           uptimeS: view.uptimeS,
           uptimeAt: view.vitalsAt ?? now,
           cpuHistory: old?.cpuHistory ?? (figures.cpu === null ? [] : [figures.cpu]),
+          rev: 0,
         });
       }
       this.nodes = next;

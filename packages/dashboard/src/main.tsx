@@ -1,10 +1,12 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { adoptTokenFromHash } from "./api.js";
 import { ClusterPage } from "./cluster.js";
 import { EventsPage } from "./events.js";
 import { useLive } from "./hooks.js";
 import { NodePage } from "./node.js";
 import "./style.css";
+import { RunPage, TasksPage } from "./tasks.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -34,7 +36,16 @@ function StreamBadge() {
 function App() {
   const hash = useHash();
   const node = /^#\/node\/(.+)$/.exec(hash)?.[1];
-  const page = node !== undefined ? "node" : hash === "#/events" ? "events" : "cluster";
+  const run = /^#\/tasks\/(\d+)$/.exec(hash)?.[1];
+  const tasks = /^#\/tasks(?:\?(.*))?$/.exec(hash);
+  const page =
+    node !== undefined
+      ? "node"
+      : run !== undefined || tasks !== null
+        ? "tasks"
+        : hash === "#/events"
+          ? "events"
+          : "cluster";
   return (
     <>
       <header class="top">
@@ -45,6 +56,9 @@ function App() {
           <a href="#/" aria-current={page === "cluster" ? "page" : undefined}>
             Cluster
           </a>
+          <a href="#/tasks" aria-current={page === "tasks" ? "page" : undefined}>
+            Tasks
+          </a>
           <a href="#/events" aria-current={page === "events" ? "page" : undefined}>
             Events
           </a>
@@ -54,6 +68,10 @@ function App() {
       <main>
         {node !== undefined ? (
           <NodePage id={decodeURIComponent(node)} />
+        ) : run !== undefined ? (
+          <RunPage id={Number(run)} />
+        ) : tasks !== null ? (
+          <TasksPage query={new URLSearchParams(tasks[1] ?? "")} />
         ) : page === "events" ? (
           <EventsPage />
         ) : (
@@ -64,5 +82,6 @@ function App() {
   );
 }
 
+adoptTokenFromHash();
 const root = document.getElementById("app");
 if (root !== null) render(<App />, root);

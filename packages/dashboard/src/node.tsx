@@ -3,6 +3,7 @@ import type { NodeView, SeriesPoint, StoredEvent } from "./api.js";
 import { Chart } from "./chart.js";
 import { ago, bytes, celsius, duration, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
+import { RunList } from "./tasks.js";
 
 const RANGES = [
   { id: "1h", ms: 3_600_000 },
@@ -148,6 +149,13 @@ export function NodePage({ id }: { id: string }) {
           <MetricChart key={`${m.name}-${range.id}`} id={node.id} metric={m} rangeMs={range.ms} />
         ))}
       </div>
+      <h2>
+        Recent tasks{" "}
+        <a class="small-link" href={`#/tasks?on=${encodeURIComponent(node.name)}`}>
+          Run a task on {node.name}
+        </a>
+      </h2>
+      <RunList node={node.id} limit={10} />
       <h2>Events</h2>
       <ol class="timeline">
         {(events?.events ?? []).map((e) => (

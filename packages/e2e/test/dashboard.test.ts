@@ -4,36 +4,12 @@
  * agents on loopback.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { launch, NO_BROWSER, SHOTS, TAKE_SHOTS, until } from "./support/browser.js";
 import { httpPort, spawnAgent, startAgent, startPrimary } from "./support/cluster.js";
-
-const CHROMIUM = "/usr/bin/chromium";
-/** `PICLUSTER_SCREENSHOTS=1` also writes the README's screenshots to docs/screenshots/. */
-const SHOTS = new URL("../../../../docs/screenshots/", import.meta.url).pathname;
-
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
-
-/** Poll an expression in the page (not on animation frames: a headless page gets few). */
-async function until(page: Page, expression: string, timeout = 10_000): Promise<void> {
-  await page.waitForFunction(expression, undefined, { timeout, polling: 100 });
-}
 
 async function tiles(page: Page): Promise<Record<string, string>> {
   return page.$$eval("[data-node]", (els) =>
@@ -44,7 +20,7 @@ async function tiles(page: Page): Promise<Record<string, string>> {
 }
 
 test("dashboard - tiles for every agent, a killed agent turns down without a reload, search and filters work, a node page has charts with points", {
-  skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: .ci/run installs Debian's chromium`,
+  skip: NO_BROWSER,
 }, async (t) => {
   const p = await startPrimary(t, { "primary.vitals_interval": "1s" });
   startAgent(t, p, "pi-alpha", { "node.labels": "rack=a" });
@@ -92,7 +68,7 @@ test("dashboard - tiles for every agent, a killed agent turns down without a rel
   assert.deepEqual(Object.keys(await tiles(page)), ["pi-alpha"]);
   await page.selectOption('select[aria-label="Filter by label"]', "");
 
-  if (process.env.PICLUSTER_SCREENSHOTS === "1") {
+  if (TAKE_SHOTS) {
     // Let a few samples arrive, so the pictures show figures and sparklines.
     await new Promise((r) => setTimeout(r, 8_000));
     mkdirSync(SHOTS, { recursive: true });
@@ -112,7 +88,7 @@ test("dashboard - tiles for every agent, a killed agent turns down without a rel
     15_000,
   );
   assert.ok(await page.$('figure[data-metric="CPU"] canvas'), "uPlot drew a canvas");
-  if (process.env.PICLUSTER_SCREENSHOTS === "1") {
+  if (TAKE_SHOTS) {
     await new Promise((r) => setTimeout(r, 2_000));
     for (const scheme of ["light", "dark"] as const) {
       await page.emulateMedia({ colorScheme: scheme });

@@ -199,10 +199,33 @@ test("tasks - the API starts, lists, shows and cancels runs; a cancel stops the 
   const { id } = (await res.json()) as { id: number };
   await waitFor(() => p.primary.tasks.get(id)?.nodes[0]?.status === "running", "running", 5_000);
   const list = (await (await call("GET", "/api/tasks")).json()) as {
-    runs: Array<{ id: number; status: string }>;
+    runs: Array<{ id: number; status: string; counts: Record<string, number> }>;
   };
   assert.equal(list.runs[0]?.id, id);
   assert.equal(list.runs[0]?.status, "running");
+  assert.deepEqual(list.runs[0]?.counts, { running: 1 });
+  // A node's runs carry that node's result; by name or id; an unknown node is 404.
+  const mine = (await (await call("GET", "/api/tasks?node=pi-a&limit=5")).json()) as {
+    runs: Array<{ id: number; nodes: Array<{ name: string; status: string }> }>;
+  };
+  assert.equal(mine.runs[0]?.id, id);
+  assert.deepEqual(
+    mine.runs[0]?.nodes.map((n) => [n.name, n.status]),
+    [["pi-a", "running"]],
+  );
+  assert.equal((await call("GET", "/api/tasks?node=nobody")).status, 404);
+  // The catalog: every task the nodes allow, with where.
+  const catalog = (await (await call("GET", "/api/tasks/catalog", undefined, null)).json()) as {
+    tasks: Array<{ name: string; nodes: string[]; disruptive: boolean; args: unknown[] }>;
+  };
+  const nap = catalog.tasks.find((x) => x.name === "nap");
+  assert.deepEqual(nap?.nodes, ["pi-a"]);
+  assert.equal(nap?.args.length, 1);
+  assert.equal(
+    catalog.tasks.find((x) => x.name === "reboot"),
+    undefined,
+    "reboot is off",
+  );
 
   const cancel = await call("DELETE", `/api/tasks/${id}`);
   assert.equal(cancel.status, 200);
@@ -216,6 +239,10 @@ test("tasks - the API starts, lists, shows and cancels runs; a cancel stops the 
   assert.equal(shown.nodes[0]?.status, "cancelled");
   assert.equal(shown.requestedBy, "api-token (alice@laptop)");
   assert.equal((await call("GET", "/api/tasks/999999")).status, 404);
+  const ended = (await (await call("GET", "/api/tasks")).json()) as {
+    runs: Array<{ counts: Record<string, number> }>;
+  };
+  assert.deepEqual(ended.runs[0]?.counts, { cancelled: 1 }, "counts from the store once ended");
 });
 
 test("tasks - a cancelled task leaves no process behind on the node", async (t) => {

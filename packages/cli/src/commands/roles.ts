@@ -1,6 +1,6 @@
 /** `picluster agent` and `picluster primary`: the long-running roles, imported lazily. */
 
-import { describeError, PiclusterError } from "@picluster/common";
+import { describeError, localHttpToken, PiclusterError } from "@picluster/common";
 import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
@@ -61,8 +61,14 @@ export function registerPrimaryCommand(
       if (loaded === undefined) return setExit(EXIT_USAGE);
       const ctx = await roleContext(loaded, "primary", io);
       const { Primary } = await import("@picluster/primary");
+      // The token `picluster up` made here, when none is configured.
+      const localToken =
+        ctx.config.http.token === "" ? localHttpToken(ctx.dataDir, false) : undefined;
       const primary = new Primary({
-        config: ctx.config,
+        config:
+          localToken === undefined
+            ? ctx.config
+            : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
         dataDir: ctx.dataDir,
         log: ctx.log,
         version: version(),

@@ -3,7 +3,7 @@
 import { type Config, durationType } from "@picluster/common";
 import type { StoredTaskRun } from "@picluster/primary";
 import type { Command } from "commander";
-import { ApiError, callJson, getJson, streamText } from "../api-client.js";
+import { ApiError, apiToken, callJson, getJson, streamText } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
@@ -117,7 +117,7 @@ export function registerTaskCommands(
         cmd: Command,
       ) =>
         runWithConfig(cmd, io, setExit, async (config) => {
-          if (config.http.token === "") {
+          if (apiToken(config) === "") {
             io.err(
               "error: running tasks needs the API token: set [http] token (the same as the primary's)\n",
             );

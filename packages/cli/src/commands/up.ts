@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { describeError, loadConfig, processPathContext } from "@picluster/common";
+import { describeError, loadConfig, localHttpToken, processPathContext } from "@picluster/common";
 import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
@@ -32,8 +32,15 @@ export function registerUpCommand(
       const { Primary } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
       const { readCredentialFile } = await import("@picluster/common");
+      // No [http] token: make one in the data directory, so that the page
+      // (the printed link carries it) and the CLI here can run tasks.
+      const localToken =
+        ctx.config.http.token === "" ? localHttpToken(ctx.dataDir, true) : undefined;
       const primary = new Primary({
-        config: ctx.config,
+        config:
+          localToken === undefined
+            ? ctx.config
+            : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
         dataDir: ctx.dataDir,
         log: ctx.log,
         version: version(),
@@ -97,12 +104,14 @@ export function registerUpCommand(
         ? `[${ctx.config.http.host}]`
         : ctx.config.http.host;
       const url = `http://${host}:${ports.httpPort}/`;
+      // The fragment never reaches a server or its logs; the page keeps the token and drops it from the address.
+      const link = localToken === undefined ? url : `${url}#token=${localToken}`;
       if (opts.json)
         io.out(
-          `${JSON.stringify({ ready: true, url, agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
+          `${JSON.stringify({ ready: true, url, link, agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
         );
       else {
-        io.out(`picluster is up: ${url}\n`);
+        io.out(`picluster is up: ${link}\n`);
         io.out(
           `  this machine reports as "${name}"; add others with \`picluster node add NAME\` (agents connect to port ${ports.agentPort})\n`,
         );

@@ -269,7 +269,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   );
 
   if (opts.tasks !== undefined)
-    registerTaskRoutes(app, { tasks: opts.tasks, requireToken, errorBody });
+    registerTaskRoutes(app, {
+      tasks: opts.tasks,
+      requireToken,
+      errorBody,
+      findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
+    });
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

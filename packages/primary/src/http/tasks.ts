@@ -48,9 +48,15 @@ function requester(req: FastifyRequest): string {
 
 export function registerTaskRoutes(
   app: FastifyInstance,
-  deps: { tasks: TaskService; requireToken: Guard; errorBody: ErrorBody },
+  deps: {
+    tasks: TaskService;
+    requireToken: Guard;
+    errorBody: ErrorBody;
+    /** A node's id from its id or name. */
+    findNode: (idOrName: string) => string | undefined;
+  },
 ): void {
-  const { tasks, requireToken, errorBody } = deps;
+  const { tasks, requireToken, errorBody, findNode } = deps;
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof TaskRequestError)) throw err;
     const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
@@ -73,18 +79,30 @@ export function registerTaskRoutes(
     },
   );
 
-  app.get<{ Querystring: { limit?: number } }>(
+  app.get<{ Querystring: { limit?: number; node?: string } }>(
     "/api/tasks",
     {
       schema: {
         querystring: Type.Object(
-          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })) },
+          {
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
+            node: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+          },
           { additionalProperties: false },
         ),
       },
     },
-    async (req) => ({ runs: tasks.list(req.query.limit ?? 50) }),
+    async (req, reply) => {
+      const { node, limit = 50 } = req.query;
+      if (node === undefined) return { runs: tasks.list(limit) };
+      const id = findNode(node);
+      if (id === undefined)
+        return reply.code(404).send(errorBody("E_NOT_FOUND", `no node "${node}"`, "node"));
+      return { runs: tasks.list(limit, id) };
+    },
   );
+
+  app.get("/api/tasks/catalog", async () => ({ tasks: tasks.catalog() }));
 
   app.get<{ Params: { id: number } }>(
     "/api/tasks/:id",

@@ -128,6 +128,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE task_results ADD COLUMN error TEXT;
   CREATE INDEX task_runs_created ON task_runs (created_at);
   `,
+  // 5: a node's recent task runs (its dashboard page) without a scan of every result.
+  `
+  CREATE INDEX task_results_node ON task_results (node_id, run_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -98,6 +98,8 @@ export interface StoredTaskRun {
   finishedAt?: number;
   status: string;
   nodes: StoredNodeResult[];
+  /** In lists, where `nodes` is left empty: how many nodes ended each way. */
+  counts?: Record<string, number>;
 }
 
 interface TaskRunRow {
@@ -136,6 +138,21 @@ function taskRunFromRow(r: TaskRunRow, nodes: StoredNodeResult[]): StoredTaskRun
     ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
     status: r.status,
     nodes,
+  };
+}
+
+function resultFromRow(r: Omit<TaskResultRow, "run_id">): StoredNodeResult {
+  return {
+    nodeId: r.node_id,
+    name: r.name,
+    status: r.status,
+    exitCode: r.exit_code,
+    signal: r.signal,
+    ...(r.started_at === null ? {} : { startedAt: r.started_at }),
+    ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+    output: r.output,
+    truncated: r.truncated === 1,
+    ...(r.error === null ? {} : { error: r.error }),
   };
 }
 
@@ -484,12 +501,70 @@ export class Store {
       .run(status, finishedAt, runId);
   }
 
-  /** The most recent runs, newest first, without their per-node results. */
+  /** The most recent runs, newest first, with counts of their nodes by status instead of results. */
   taskRuns(limit: number): StoredTaskRun[] {
-    const rows = this.openDb
+    const db = this.openDb;
+    const rows = db
       .prepare("SELECT * FROM task_runs ORDER BY id DESC LIMIT ?")
       .all(limit) as TaskRunRow[];
-    return rows.map((r) => taskRunFromRow(r, []));
+    if (rows.length === 0) return [];
+    const counts = new Map<number, Record<string, number>>();
+    const tally = db
+      .prepare(
+        "SELECT run_id, status, count(*) AS n FROM task_results WHERE run_id BETWEEN ? AND ? GROUP BY run_id, status",
+      )
+      .all(rows.at(-1)?.id ?? 0, rows[0]?.id ?? 0) as Array<{
+      run_id: number;
+      status: string;
+      n: number;
+    }>;
+    for (const t of tally) {
+      const c = counts.get(t.run_id) ?? {};
+      c[t.status] = t.n;
+      counts.set(t.run_id, c);
+    }
+    return rows.map((r) => ({ ...taskRunFromRow(r, []), counts: counts.get(r.id) ?? {} }));
+  }
+
+  /** A node's most recent runs, newest first, each with that node's result only. */
+  taskRunsForNode(nodeId: string, limit: number): StoredTaskRun[] {
+    const rows = this.openDb
+      .prepare(
+        `SELECT r.*, x.node_id AS x_node, x.name AS x_name, x.status AS x_status, x.exit_code, x.signal,
+           x.started_at, x.finished_at AS x_finished, x.output, x.truncated, x.error
+         FROM task_results x JOIN task_runs r ON r.id = x.run_id
+         WHERE x.node_id = ? ORDER BY x.run_id DESC LIMIT ?`,
+      )
+      .all(nodeId, limit) as Array<
+      TaskRunRow & {
+        x_node: string;
+        x_name: string;
+        x_status: string;
+        exit_code: number | null;
+        signal: string | null;
+        started_at: number | null;
+        x_finished: number | null;
+        output: string;
+        truncated: number;
+        error: string | null;
+      }
+    >;
+    return rows.map((r) =>
+      taskRunFromRow(r, [
+        resultFromRow({
+          node_id: r.x_node,
+          name: r.x_name,
+          status: r.x_status,
+          exit_code: r.exit_code,
+          signal: r.signal,
+          started_at: r.started_at,
+          finished_at: r.x_finished,
+          output: r.output,
+          truncated: r.truncated,
+          error: r.error,
+        }),
+      ]),
+    );
   }
 
   /** One run with its per-node results, or undefined. */
@@ -502,21 +577,7 @@ export class Store {
     const results = db
       .prepare("SELECT * FROM task_results WHERE run_id = ? ORDER BY name")
       .all(id) as TaskResultRow[];
-    return taskRunFromRow(
-      row,
-      results.map((r) => ({
-        nodeId: r.node_id,
-        name: r.name,
-        status: r.status,
-        exitCode: r.exit_code,
-        signal: r.signal,
-        ...(r.started_at === null ? {} : { startedAt: r.started_at }),
-        ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
-        output: r.output,
-        truncated: r.truncated === 1,
-        ...(r.error === null ? {} : { error: r.error }),
-      })),
-    );
+    return taskRunFromRow(row, results.map(resultFromRow));
   }
 
   /** Runs left `running` by a primary that stopped: they can no longer finish. */

@@ -17,6 +17,9 @@ import {
 } from "@picluster/common";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
+
+type TaskInfo = NonNullable<MessageMap["details"]["tasks"]>[number];
+
 import { RequestError, type RequestOptions, type Session } from "../session.js";
 import type { Store, StoredNodeResult, StoredTaskRun } from "../store/store.js";
 import { parseSelector, SelectorError, selectNodes } from "./selector.js";
@@ -153,11 +156,44 @@ export class TaskService {
     return live !== undefined ? structuredClone(live.view) : this.opts.store.taskRun(id);
   }
 
-  list(limit: number): StoredTaskRun[] {
-    return this.opts.store.taskRuns(limit).map((r) => {
+  /**
+   * The most recent runs, newest first: with counts by status, or for one
+   * node (`nodeId`) with that node's result. Live runs show where they stand.
+   */
+  list(limit: number, nodeId?: string): StoredTaskRun[] {
+    const stored =
+      nodeId === undefined
+        ? this.opts.store.taskRuns(limit)
+        : this.opts.store.taskRunsForNode(nodeId, limit);
+    return stored.map((r) => {
       const live = this.live.get(r.id);
-      return live === undefined ? r : { ...r, status: live.view.status };
+      if (live === undefined) return r;
+      if (nodeId !== undefined)
+        return {
+          ...r,
+          status: live.view.status,
+          nodes: structuredClone(live.view.nodes.filter((n) => n.nodeId === nodeId)),
+        };
+      const counts: Record<string, number> = {};
+      for (const n of live.view.nodes) counts[n.status] = (counts[n.status] ?? 0) + 1;
+      return { ...r, status: live.view.status, counts };
     });
+  }
+
+  /**
+   * The tasks the nodes allow, from their details: each once, with the
+   * names of the nodes that allow it (a task runs only where it is allowed).
+   */
+  catalog(): Array<TaskInfo & { nodes: string[] }> {
+    const byName = new Map<string, TaskInfo & { nodes: string[] }>();
+    for (const node of this.opts.registry.list()) {
+      for (const t of node.details?.tasks ?? []) {
+        const entry = byName.get(t.name);
+        if (entry === undefined) byName.set(t.name, { ...structuredClone(t), nodes: [node.name] });
+        else entry.nodes.push(node.name);
+      }
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Cancel a running run: nodes not started are cancelled, running ones told to stop. */
