@@ -63,6 +63,40 @@ export type ClusterEvent =
       skipped: number;
       cancelled: number;
     }
+  /** An alert rule started to hold for a node (for its whole `for`). */
+  | {
+      kind: "alert.firing";
+      at: number;
+      rule: string;
+      nodeId: string;
+      name: string;
+      severity: "critical" | "warning" | "info";
+      value: number;
+      threshold: number;
+      /** The notification's title, in plain words. */
+      title: string;
+    }
+  /** It stopped holding (or the node is gone). */
+  | {
+      kind: "alert.resolved";
+      at: number;
+      rule: string;
+      nodeId: string;
+      name: string;
+      value: number | null;
+      firedForMs: number;
+      title: string;
+    }
+  /** A channel gave up on a notification after its retries. */
+  | {
+      kind: "alert.delivery_failed";
+      at: number;
+      channel: string;
+      rule: string;
+      title: string;
+      attempts: number;
+      error: string;
+    }
   /** Streamed as it comes; not stored as an event (the node's result keeps it). */
   | {
       kind: "task.output";

@@ -1,3 +1,5 @@
+export * from "./alerts/engine.js";
+export * from "./alerts/message.js";
 export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";

@@ -19,6 +19,7 @@ import {
   systemClock,
 } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
+import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -94,6 +95,7 @@ export class Primary {
   readonly credentials: CredentialStore | undefined;
   readonly store: Store;
   readonly tasks: TaskService;
+  readonly alerts: AlertEngine;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -107,6 +109,8 @@ export class Primary {
   private readonly eventsLog: Logger;
   private closing = false;
   private seenGeneration = -1;
+  /** The dashboard's address once the HTTP server listens, for links in alerts. */
+  private dashboardUrl: string | undefined;
 
   constructor(private readonly opts: PrimaryOptions) {
     const { config } = opts;
@@ -147,6 +151,24 @@ export class Primary {
       clock: this.clock,
       log: opts.log.child({ component: "tasks" }),
       auditFile: join(opts.dataDir, "audit.log"),
+    });
+    this.alerts = new AlertEngine({
+      rules: Object.values(config.alert),
+      settings: {
+        enabled: config.alerts.enabled,
+        channels: config.alerts.channels
+          .split(",")
+          .map((c) => c.trim())
+          .filter((c) => c !== ""),
+        quietHours: parseQuietHours(config.alerts.quiet_hours),
+        summaryAfter: config.alerts.summary_after,
+      },
+      registry: this.registry,
+      events: this.events,
+      clock: this.clock,
+      log: opts.log.child({ component: "alerts" }),
+      version: opts.version,
+      dashboardUrl: () => this.dashboardUrl,
     });
     const ctx: HandlerContext = {
       registry: this.registry,
@@ -219,6 +241,7 @@ export class Primary {
       this.logEvent(e);
       this.store.addEvent(e, "nodeId" in e ? this.registry.get(e.nodeId) : undefined);
     });
+    this.alerts.start();
     this.liveness.start(this.abort.signal);
     startLiveness({
       log: this.log,
@@ -251,6 +274,13 @@ export class Primary {
       version: this.opts.version,
       token: http.token,
       tasks: this.tasks,
+      alerts: {
+        enabled: this.alerts.enabled,
+        rules: () => this.alerts.ruleDefs,
+        states: () => this.alerts.states(),
+        channels: () => [],
+        test: () => undefined,
+      },
       ...(this.opts.dashboardDir === undefined ? {} : { dashboardDir: this.opts.dashboardDir }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
       ...(join === undefined ? {} : { join }),
@@ -276,6 +306,11 @@ export class Primary {
         },
       );
     }
+    const shown =
+      http.host === "" || http.host === "0.0.0.0" || http.host === "::"
+        ? this.opts.config.primary.advertise_host || "127.0.0.1"
+        : http.host;
+    this.dashboardUrl = `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}/`;
     this.log.info("HTTP API listening", {
       host: http.host,
       port,
@@ -303,6 +338,7 @@ export class Primary {
       this.log.error("cannot delete used join tokens", { err: describeError(err) });
     }
     // Runs in progress end as cancelled (their nodes are told to stop) and are stored.
+    this.alerts.close();
     const tasksDone = this.tasks.close();
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close(), tasksDone]);
@@ -409,6 +445,25 @@ export class Primary {
         return;
       case "node.vitals":
       case "task.output":
+        return;
+      case "alert.firing":
+        (e.severity === "info" ? log.info : log.warn).call(log, "alert firing", {
+          rule: e.rule,
+          node: e.name,
+          value: e.value,
+          title: e.title,
+        });
+        return;
+      case "alert.resolved":
+        log.info("alert resolved", { rule: e.rule, node: e.name, title: e.title });
+        return;
+      case "alert.delivery_failed":
+        log.error("alert not delivered", {
+          channel: e.channel,
+          rule: e.rule,
+          attempts: e.attempts,
+          error: e.error,
+        });
         return;
       case "task.started":
         log.info("task started", {

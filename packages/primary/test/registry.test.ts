@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type MessageMap, silentLogger } from "@picluster/common";
+import { silentLogger } from "@picluster/common";
 import { type ClusterEvent, EventBus } from "../src/events.js";
 import { MemoryRegistry } from "../src/registry.js";
+import { vitals } from "./support/vitals.js";
 
 const hello = {
   id: "n1",
@@ -12,40 +13,6 @@ const hello = {
   agentVersion: "0.1.0",
   legacy: false,
 };
-
-function vitals(
-  throttling?: Partial<NonNullable<MessageMap["vitals"]["throttling"]>>,
-): MessageMap["vitals"] {
-  return {
-    cpu: { total: 5, perCore: [5] },
-    load: [0, 0, 0],
-    temps: [],
-    ...(throttling === undefined
-      ? {}
-      : {
-          throttling: {
-            source: "firmware",
-            underVoltage: false,
-            freqCapped: false,
-            throttled: false,
-            softTempLimit: false,
-            underVoltageOccurred: false,
-            freqCappedOccurred: false,
-            throttledOccurred: false,
-            softTempLimitOccurred: false,
-            ...throttling,
-          },
-        }),
-    rebootRequired: false,
-    memory: { totalBytes: 1, usedBytes: 0, availableBytes: 1 },
-    swap: { totalBytes: 0, usedBytes: 0 },
-    disks: [],
-    diskIo: { readBps: 0, writeBps: 0 },
-    net: [],
-    uptimeS: 1,
-    procs: 1,
-  };
-}
 
 function setup() {
   const events = new EventBus(silentLogger());

@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
+import { readAlertSections } from "./alerts.js";
 import { type IniDocument, IniInterpolationError, interpolate, parseIni } from "./ini.js";
 import {
   ALIASES,
@@ -133,8 +134,8 @@ function readFileCandidates(
   >();
 
   for (const [sectionName, section] of doc.sections) {
-    // [task.NAME] sections are read by readTaskSections.
-    if (sectionName.startsWith("task.")) continue;
+    // [task.NAME] and [alert.NAME] sections are read by readTaskSections and readAlertSections.
+    if (sectionName.startsWith("task.") || sectionName.startsWith("alert.")) continue;
     const known = SCHEMA[sectionName as keyof typeof SCHEMA] as
       | Record<string, AnyKeyDef>
       | undefined;
@@ -235,6 +236,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const notices: ConfigNotice[] = [];
   const candidates = new Map<string, Candidate>();
   let tasks: Record<string, TaskDef> = {};
+  let alerts = readAlertSections(undefined).rules;
 
   const file = chooseFile(opts, problems);
   if (file !== undefined && problems.length === 0) {
@@ -257,6 +259,9 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     const read = readTaskSections(doc);
     problems.push(...read.problems);
     tasks = read.tasks;
+    const readAlerts = readAlertSections(doc);
+    problems.push(...readAlerts.problems);
+    alerts = readAlerts.rules;
   }
 
   for (const [name, raw] of Object.entries(opts.env)) {
@@ -286,7 +291,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     candidates.set(id, { raw, source: { kind: "flag", name: flagName(section, keyName) } });
   }
 
-  const config: Record<string, Record<string, unknown>> = { task: tasks };
+  const config: Record<string, Record<string, unknown>> = { task: tasks, alert: alerts };
   const sources: Record<string, ValueSource> = {};
   for (const { section, key: keyName, def } of schemaKeys()) {
     const id = `${section}.${keyName}`;

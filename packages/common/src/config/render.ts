@@ -1,8 +1,10 @@
 /** Views of the configuration for people: `config show` and docs/configuration.md. */
 
+import { ALERT_KEYS, ALERT_METRICS, STOCK_ALERTS } from "./alerts.js";
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
 import { TASK_KEYS } from "./tasks.js";
+import { formatDuration } from "./types.js";
 
 export interface EffectiveValue {
   section: string;
@@ -91,6 +93,45 @@ export function renderConfigDocs(): string {
     "| key | meaning |",
     "|---|---|",
     ...TASK_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
+    "",
+  );
+  out.push(
+    "## [alert.NAME]",
+    "",
+    "An alert rule of the primary. The stock rules below are on by default; a section named like one",
+    "changes only the keys it sets, any other name is a rule of your own. Read from the file only.",
+    "How notifications reach you: [alerts.md](alerts.md). Example:",
+    "",
+    "```ini",
+    "[alert.cpu_temp]",
+    "when = temp > 75",
+    "",
+    "[alert.web_disk]",
+    "when = disk > 80",
+    "for = 10m",
+    "on = role=web",
+    "channels = ntfy",
+    "severity = critical",
+    "```",
+    "",
+    "| key | meaning |",
+    "|---|---|",
+    ...ALERT_KEYS.map((k) => `| \`${k.key}\` | ${cell(k.doc)} |`),
+    "",
+    "Metrics a rule can watch:",
+    "",
+    "| metric | meaning |",
+    "|---|---|",
+    ...ALERT_METRICS.map((m) => `| \`${m.name}\` | ${cell(m.doc)} |`),
+    "",
+    "Stock rules:",
+    "",
+    "| rule | when | for | severity |",
+    "|---|---|---|---|",
+    ...STOCK_ALERTS.map(
+      (r) =>
+        `| \`${r.name}\` | \`${r.metric} ${r.op} ${r.threshold}\` | ${r.forMs === 0 ? "at once" : formatDuration(r.forMs)} | ${r.severity} |`,
+    ),
     "",
   );
   out.push(

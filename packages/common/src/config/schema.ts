@@ -4,6 +4,7 @@
  * variable names, command-line flags and docs/configuration.md are all
  * derived from this table; nothing else defines a key.
  */
+import type { AlertRuleDef } from "./alerts.js";
 import type { TaskDef } from "./tasks.js";
 import {
   booleanType,
@@ -256,6 +257,34 @@ export const SCHEMA = {
       },
     ),
   },
+  alerts: {
+    enabled: key(
+      booleanType,
+      true,
+      "Evaluate alert rules (the stock ones and `[alert.NAME]` sections) on the primary.",
+    ),
+    channels: key(
+      stringType({
+        pattern: /^[a-z0-9_,\s-]*$/,
+        patternDoc: "channel names separated by commas",
+      }),
+      "",
+      "Channels a rule tells when it names none itself, comma-separated. Empty means every `[channel.NAME]`.",
+    ),
+    quiet_hours: key(
+      stringType({
+        pattern: /^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/,
+        patternDoc: "HH:MM-HH:MM in the primary's local time, e.g. 22:00-07:00",
+      }),
+      "",
+      "Local time span (`22:00-07:00`) in which only critical alerts are sent; the others wait and go out as one summary when it ends, if still firing.",
+    ),
+    summary_after: key(
+      integerType(2, 100_000),
+      3,
+      'When this many nodes or more fire the same rule at once, send one message for all of them ("12 nodes are down").',
+    ),
+  },
   log: {
     dir: key(
       stringType(),
@@ -299,6 +328,8 @@ export type Config = {
 } & {
   /** The `[task.NAME]` sections: tasks this node allows (see tasks.ts). */
   readonly task: Readonly<Record<string, TaskDef>>;
+  /** Alert rules in force: the stock ones as `[alert.NAME]` sections changed them, and your own (see alerts.ts). */
+  readonly alert: Readonly<Record<string, AlertRuleDef>>;
 };
 
 export type AnyKeyDef = KeyDef<unknown>;

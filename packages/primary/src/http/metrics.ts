@@ -6,6 +6,7 @@
  * registered once, updated in place) does not fit series that come and go
  * with nodes.
  */
+import type { AlertState } from "../alerts/engine.js";
 import type { NodeState } from "../events.js";
 import type { NodeRecord } from "../registry.js";
 
@@ -86,8 +87,20 @@ export function renderMetrics(
   nodes: readonly NodeRecord[],
   stats: ProcessStats,
   version: string,
+  alerts: readonly AlertState[] = [],
 ): string {
   const e = new Exposition();
+  e.family(
+    "picluster_alert_firing",
+    "gauge",
+    "1 for every alert rule firing on a node (pending and resolved ones are absent).",
+    alerts
+      .filter((a) => a.state === "firing")
+      .map((a): [string, number] => [
+        `rule="${escapeLabel(a.rule)}",node="${escapeLabel(a.name)}",node_id="${escapeLabel(a.nodeId)}",severity="${a.severity}"`,
+        1,
+      ]),
+  );
   const labels = new Map(nodes.map((n) => [n, nodeLabels(n)]));
   const vitals =
     (f: (v: NonNullable<NodeRecord["vitals"]>) => number | undefined): PerNode =>

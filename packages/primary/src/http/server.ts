@@ -19,6 +19,7 @@ import type { NodeRecord, Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
+import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
@@ -42,6 +43,7 @@ export interface HttpOptions {
   dashboardDir?: string;
   /** Task runs and pings; absent in tests of the read-only routes. */
   tasks?: TaskService;
+  alerts?: AlertsView;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
 }
@@ -276,6 +278,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
     });
 
+  if (opts.alerts !== undefined)
+    registerAlertRoutes(app, { alerts: opts.alerts, requireToken, errorBody });
+
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();
     const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
@@ -380,7 +385,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   app.get("/metrics", async (_req, reply) => {
     reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return renderMetrics(opts.registry.list(), opts.stats(), opts.version);
+    return renderMetrics(
+      opts.registry.list(),
+      opts.stats(),
+      opts.version,
+      opts.alerts?.states() ?? [],
+    );
   });
 
   return app;

@@ -54,6 +54,11 @@ function matches(node: NodeRecord, term: SelectorTerm): boolean {
 }
 
 /** The nodes `terms` select, by name; names that matched nothing are returned too. */
+/** Whether `node` is picked by any of `terms`. */
+export function nodeMatches(node: NodeRecord, terms: readonly SelectorTerm[]): boolean {
+  return terms.some((t) => matches(node, t));
+}
+
 export function selectNodes(
   nodes: readonly NodeRecord[],
   terms: readonly SelectorTerm[],

@@ -1,0 +1,295 @@
+/**
+ * Alert rules: the stock ones, on by default, and `[alert.NAME]` sections of
+ * the primary's config. A section named like a stock rule changes only the
+ * keys it sets (`[alert.cpu_temp]` with `when = temp > 75`); any other name
+ * is a rule of your own. Every problem is reported as `file:line`.
+ */
+import type { IniDocument } from "./ini.js";
+import { interpolate } from "./ini.js";
+import { durationType, formatDuration } from "./types.js";
+
+export type AlertOp = ">" | ">=" | "<" | "<=" | "==" | "!=";
+export type AlertSeverity = "critical" | "warning" | "info";
+
+/**
+ * What a rule can watch on a node. Figures come from the node's latest
+ * sample and hold no value while the node is not alive; the flags are 1 or 0.
+ */
+export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
+  { name: "cpu", doc: "CPU busy, all cores, %" },
+  { name: "load1", doc: "1-minute load average" },
+  { name: "load_per_core", doc: "1-minute load average divided by the node's cores" },
+  { name: "temp", doc: "hottest thermal zone, °C" },
+  { name: "mem", doc: "memory used, %" },
+  { name: "swap", doc: "swap used, %" },
+  { name: "disk", doc: "root filesystem used, %" },
+  { name: "net_rx", doc: "received, all interfaces, bytes/s" },
+  { name: "net_tx", doc: "sent, all interfaces, bytes/s" },
+  { name: "disk_read", doc: "read from disks, bytes/s" },
+  { name: "disk_write", doc: "written to disks, bytes/s" },
+  { name: "freq", doc: "CPU frequency, MHz" },
+  { name: "updates", doc: "packages that can be upgraded (from updates.check)" },
+  {
+    name: "down",
+    doc: "1 while the node is down (not `left`: a node that said bye is never down)",
+  },
+  { name: "under_voltage", doc: "1 while a Pi reports under-voltage now" },
+  { name: "throttled", doc: "1 while a Pi is throttled now" },
+  { name: "freq_capped", doc: "1 while a Pi's ARM frequency is capped now" },
+  { name: "soft_temp_limit", doc: "1 while a Pi's soft temperature limit is active now" },
+  { name: "version_mismatch", doc: "1 while the node's agent version differs from the primary's" },
+];
+const METRIC_NAMES = new Set(ALERT_METRICS.map((m) => m.name));
+
+export interface AlertRuleDef {
+  name: string;
+  metric: string;
+  op: AlertOp;
+  threshold: number;
+  /** How long the condition must hold before the rule fires. */
+  forMs: number;
+  /** Selector: `all`, names, `label=value`; commas pick any of them. */
+  on: string;
+  /** Channel names to tell; empty: `[alerts] channels`, or every channel. */
+  channels: string[];
+  severity: AlertSeverity;
+  /** While it keeps firing, tell again this often; 0: once. */
+  repeatMs: number;
+  enabled: boolean;
+  /** One line that replaces the stock wording of the message's title (`{node}`, `{value}` filled in). */
+  message: string;
+  stock: boolean;
+  /** Where it was set, for messages: a file and line, or "stock". */
+  where: string;
+}
+
+const DEFAULT_REPEAT_MS = 0;
+
+function stock(name: string, when: string, forMs: number, severity: AlertSeverity): AlertRuleDef {
+  const parsed = parseWhen(when);
+  if (typeof parsed === "string") throw new Error(`stock rule ${name}: ${parsed}`);
+  return {
+    name,
+    ...parsed,
+    forMs,
+    on: "all",
+    channels: [],
+    severity,
+    repeatMs: DEFAULT_REPEAT_MS,
+    enabled: true,
+    message: "",
+    stock: true,
+    where: "stock",
+  };
+}
+
+/** The rules every primary has unless its config switches them off. */
+export const STOCK_ALERTS: readonly AlertRuleDef[] = [
+  stock("node_down", "down == 1", 60_000, "critical"),
+  stock("under_voltage", "under_voltage == 1", 0, "warning"),
+  stock("throttled", "throttled == 1", 60_000, "warning"),
+  stock("freq_capped", "freq_capped == 1", 60_000, "warning"),
+  stock("cpu_temp", "temp > 80", 120_000, "warning"),
+  stock("disk_full", "disk > 90", 300_000, "warning"),
+  stock("memory_full", "mem > 90", 300_000, "warning"),
+  stock("overloaded", "load_per_core > 2", 300_000, "warning"),
+  stock("agent_version", "version_mismatch == 1", 3_600_000, "info"),
+];
+
+/** Keys of an `[alert.NAME]` section, for docs and for unknown-key errors. */
+export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
+  {
+    key: "when",
+    doc: "The condition: a metric, a comparison (`>`, `>=`, `<`, `<=`, `==`, `!=`) and a number, e.g. `temp > 75` or `disk >= 95`. The metrics are listed below.",
+  },
+  {
+    key: "for",
+    doc: "How long the condition must hold before the rule fires, e.g. `2m` (default 0: at once).",
+  },
+  {
+    key: "on",
+    doc: "The nodes it watches: `all` (default), names, `label=value`; commas pick any of them.",
+  },
+  {
+    key: "channels",
+    doc: "The channels to tell, by name (`[channel.NAME]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
+  },
+  {
+    key: "severity",
+    doc: "`critical`, `warning` (default) or `info`. Quiet hours hold all but critical.",
+  },
+  {
+    key: "repeat",
+    doc: "While it keeps firing, tell again this often, e.g. `4h`; `0` (default) tells once.",
+  },
+  { key: "enabled", doc: "`off` switches the rule off (stock rules too)." },
+  {
+    key: "message",
+    doc: "Your own one-line title for the notification; `{node}` and `{value}` are filled in.",
+  },
+];
+
+const OPS: readonly AlertOp[] = [">=", "<=", "==", "!=", ">", "<"];
+const forType = durationType(0, 30 * 86_400_000);
+const repeatType = durationType(0, 30 * 86_400_000);
+const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+const CHANNEL_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** `metric op number` into its parts, or why not. */
+export function parseWhen(raw: string): Pick<AlertRuleDef, "metric" | "op" | "threshold"> | string {
+  const m = /^\s*([a-z_0-9]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(?:%|°C|C)?\s*$/.exec(raw);
+  if (m === null)
+    return `expected METRIC OP NUMBER, e.g. "temp > 80" (OP is one of ${OPS.join(" ")}); got "${raw}"`;
+  const [, metric = "", op = "", number = ""] = m;
+  if (!METRIC_NAMES.has(metric))
+    return `unknown metric "${metric}" (one of ${[...METRIC_NAMES].join(", ")})`;
+  return { metric, op: op as AlertOp, threshold: Number(number) };
+}
+
+export function compareAlert(value: number, op: AlertOp, threshold: number): boolean {
+  switch (op) {
+    case ">":
+      return value > threshold;
+    case ">=":
+      return value >= threshold;
+    case "<":
+      return value < threshold;
+    case "<=":
+      return value <= threshold;
+    case "==":
+      return value === threshold;
+    case "!=":
+      return value !== threshold;
+  }
+}
+
+export interface AlertProblem {
+  where: string;
+  message: string;
+}
+
+/**
+ * The rules in force: the stock ones with what `[alert.NAME]` sections of
+ * `doc` change, then the sections' own rules. Without a file: the stock rules.
+ */
+export function readAlertSections(doc: IniDocument | undefined): {
+  rules: Record<string, AlertRuleDef>;
+  problems: AlertProblem[];
+} {
+  const rules: Record<string, AlertRuleDef> = {};
+  for (const r of STOCK_ALERTS) rules[r.name] = { ...r, channels: [...r.channels] };
+  const problems: AlertProblem[] = [];
+  if (doc === undefined) return { rules, problems };
+  for (const [sectionName, section] of doc.sections) {
+    if (!sectionName.startsWith("alert.")) continue;
+    const name = sectionName.slice("alert.".length);
+    const at = (line: number) => `${doc.file}:${line}`;
+    if (!RULE_NAME.test(name)) {
+      problems.push({
+        where: at(section.line),
+        message: `[${sectionName}]: a rule name is lowercase letters, digits, '_' or '-', starting with a letter`,
+      });
+      continue;
+    }
+    const base = rules[name];
+    const rule: AlertRuleDef = base
+      ? { ...base, where: at(section.line) }
+      : {
+          name,
+          metric: "",
+          op: ">",
+          threshold: 0,
+          forMs: 0,
+          on: "all",
+          channels: [],
+          severity: "warning",
+          repeatMs: DEFAULT_REPEAT_MS,
+          enabled: true,
+          message: "",
+          stock: false,
+          where: at(section.line),
+        };
+    let ok = true;
+    const bad = (line: number, message: string) => {
+      problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
+      ok = false;
+    };
+    for (const [keyName, entry] of section.entries) {
+      let raw: string;
+      try {
+        raw = interpolate(doc, sectionName, keyName).trim();
+      } catch (err) {
+        bad(entry.line, (err as Error).message);
+        continue;
+      }
+      switch (keyName) {
+        case "when": {
+          const parsed = parseWhen(raw);
+          if (typeof parsed === "string") bad(entry.line, `when: ${parsed}`);
+          else Object.assign(rule, parsed);
+          break;
+        }
+        case "for": {
+          const parsed = forType.parse(raw === "0" ? "0s" : raw);
+          if (parsed.ok) rule.forMs = parsed.value;
+          else bad(entry.line, `for: expected ${parsed.expected}, got "${raw}"`);
+          break;
+        }
+        case "repeat": {
+          const parsed = repeatType.parse(raw === "0" ? "0s" : raw);
+          if (parsed.ok) rule.repeatMs = parsed.value;
+          else bad(entry.line, `repeat: expected ${parsed.expected}, got "${raw}"`);
+          break;
+        }
+        case "on": {
+          const terms = raw.split(",").map((t) => t.trim());
+          if (raw === "" || terms.some((t) => t === ""))
+            bad(
+              entry.line,
+              `on: expected all, names or label=value joined by commas, got "${raw}"`,
+            );
+          else rule.on = terms.join(",");
+          break;
+        }
+        case "channels": {
+          const names = raw
+            .split(/[\s,]+/)
+            .map((t) => t.trim())
+            .filter((t) => t !== "");
+          const wrong = names.find((n) => !CHANNEL_NAME.test(n));
+          if (wrong !== undefined) bad(entry.line, `channels: "${wrong}" is not a channel name`);
+          else rule.channels = names;
+          break;
+        }
+        case "severity":
+          if (raw === "critical" || raw === "warning" || raw === "info") rule.severity = raw;
+          else bad(entry.line, `severity: expected critical, warning or info, got "${raw}"`);
+          break;
+        case "enabled": {
+          const word = raw.toLowerCase();
+          if (["on", "yes", "true", "1"].includes(word)) rule.enabled = true;
+          else if (["off", "no", "false", "0"].includes(word)) rule.enabled = false;
+          else bad(entry.line, `enabled: expected on or off, got "${raw}"`);
+          break;
+        }
+        case "message":
+          rule.message = raw;
+          break;
+        default:
+          bad(
+            entry.line,
+            `unknown key "${keyName}" (an alert has ${ALERT_KEYS.map((k) => k.key).join(", ")})`,
+          );
+      }
+    }
+    if (rule.metric === "" && ok) bad(section.line, 'has no "when" (e.g. when = temp > 80)');
+    if (ok) rules[name] = rule;
+  }
+  return { rules, problems };
+}
+
+/** A rule as one line: `temp > 80 for 2m on all`. */
+export function describeRule(r: AlertRuleDef): string {
+  const when = `${r.metric} ${r.op} ${r.threshold}`;
+  return `${when}${r.forMs > 0 ? ` for ${formatDuration(r.forMs)}` : ""}${r.on === "all" ? "" : ` on ${r.on}`}`;
+}

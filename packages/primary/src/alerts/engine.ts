@@ -1,0 +1,493 @@
+/**
+ * Alert rules against the live cluster. Each rule is evaluated for a node
+ * when something about that node changes (its state, a sample, its
+ * details), from the registry and the event bus; the store is never polled.
+ * A condition that holds for the rule's `for` fires: an `alert.firing`
+ * event, and one notification; when it stops holding, `alert.resolved` and
+ * one more. Rules that fire for many nodes at once are told as one summary;
+ * quiet hours hold all but critical messages until they end.
+ */
+import {
+  type AlertRuleDef,
+  type Clock,
+  compareAlert,
+  describeError,
+  type Logger,
+  type MessageMap,
+} from "@picluster/common";
+import type { ClusterEvent, EventBus } from "../events.js";
+import type { NodeRecord, Registry } from "../registry.js";
+import { METRICS } from "../store/metrics.js";
+import { nodeMatches, parseSelector, type SelectorTerm } from "../tasks/selector.js";
+import type { AlertMessage, Notifier } from "./message.js";
+import { type Subject, wordAlert } from "./wording.js";
+
+/** How often pending conditions are checked against their `for`, and messages sent. */
+export const ALERT_TICK_MS = 200;
+/** Nodes whose rule would fire this soon after another's are told together. */
+const GROUP_EARLY_MS = 2_000;
+
+export interface AlertSettings {
+  enabled: boolean;
+  /** Channels for rules that name none; empty: every channel. */
+  channels: readonly string[];
+  /** Minutes after local midnight: [start, end); undefined: no quiet hours. */
+  quietHours: { start: number; end: number } | undefined;
+  summaryAfter: number;
+}
+
+export interface AlertEngineOptions {
+  rules: readonly AlertRuleDef[];
+  settings: AlertSettings;
+  registry: Registry;
+  events: EventBus;
+  clock: Clock;
+  log: Logger;
+  /** The primary's version: an agent that differs is flagged. */
+  version: string;
+  notifier?: Notifier;
+  /** The dashboard's address, for links in messages. */
+  dashboardUrl?: () => string | undefined;
+}
+
+/** One rule on one node, from the moment its condition first held. */
+interface Track {
+  rule: AlertRuleDef;
+  nodeId: string;
+  name: string;
+  since: number;
+  value: number;
+  firing: boolean;
+  firedAt: number;
+  /** Last time a message about it went out (0: never). */
+  notifiedAt: number;
+  /** Fired during quiet hours and not told yet. */
+  held: boolean;
+}
+
+export interface AlertState {
+  rule: string;
+  nodeId: string;
+  name: string;
+  severity: AlertRuleDef["severity"];
+  state: "pending" | "firing";
+  since: number;
+  firedAt: number | null;
+  value: number;
+}
+
+type Vitals = MessageMap["vitals"];
+const VITALS_METRICS = new Map(METRICS.map((m) => [m.name, m.from]));
+
+function throttleFlag(
+  v: Vitals,
+  flag: keyof NonNullable<Vitals["throttling"]>,
+): number | undefined {
+  const t = v.throttling;
+  if (t === undefined) return undefined;
+  return t[flag] ? 1 : 0;
+}
+
+/**
+ * A node's value for a rule's metric, or undefined when there is nothing
+ * current to judge by (a node not alive has no current figures; the rule's
+ * state then stays as it is).
+ */
+export function alertValue(
+  metric: string,
+  node: NodeRecord,
+  primaryVersion: string,
+): number | undefined {
+  if (metric === "down") return node.state === "down" ? 1 : 0;
+  if (node.state !== "alive") return undefined;
+  switch (metric) {
+    case "version_mismatch":
+      // The tutorial's nodes have no agent version to compare.
+      return node.legacy || node.agentVersion === ""
+        ? undefined
+        : node.agentVersion === primaryVersion
+          ? 0
+          : 1;
+    case "updates":
+      return node.details?.updates?.available;
+  }
+  const v = node.vitals;
+  if (v === undefined) return undefined;
+  switch (metric) {
+    case "under_voltage":
+      return throttleFlag(v, "underVoltage");
+    case "throttled":
+      return throttleFlag(v, "throttled");
+    case "freq_capped":
+      return throttleFlag(v, "freqCapped");
+    case "soft_temp_limit":
+      return throttleFlag(v, "softTempLimit");
+    case "load_per_core": {
+      const cores = node.details?.cpu.cores ?? v.cpu.perCore.length;
+      const load = v.load?.[0];
+      return load === undefined || !(cores > 0) ? undefined : load / cores;
+    }
+  }
+  return VITALS_METRICS.get(metric)?.(v);
+}
+
+/** "22:00-07:00" into minutes after midnight, or undefined for "". */
+export function parseQuietHours(text: string): { start: number; end: number } | undefined {
+  const m = /^(\d\d):(\d\d)-(\d\d):(\d\d)$/.exec(text);
+  if (m === null) return undefined;
+  const [, h1 = "0", m1 = "0", h2 = "0", m2 = "0"] = m;
+  return { start: Number(h1) * 60 + Number(m1), end: Number(h2) * 60 + Number(m2) };
+}
+
+export function inQuietHours(q: AlertSettings["quietHours"], at: number): boolean {
+  if (q === undefined || q.start === q.end) return false;
+  const d = new Date(at);
+  const minute = d.getHours() * 60 + d.getMinutes();
+  return q.start < q.end
+    ? minute >= q.start && minute < q.end
+    : minute >= q.start || minute < q.end;
+}
+
+interface Outgoing {
+  firing: Track[];
+  resolved: Array<{ track: Track; value: number | null }>;
+}
+
+export class AlertEngine {
+  private readonly rules: Array<{ def: AlertRuleDef; terms: SelectorTerm[] }> = [];
+  private readonly tracks = new Map<string, Track>();
+  private outgoing = new Map<string, Outgoing>();
+  private quiet = false;
+  private stopTicker: (() => void) | undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly opts: AlertEngineOptions) {
+    for (const def of opts.rules) {
+      if (!def.enabled) continue;
+      try {
+        this.rules.push({ def, terms: parseSelector(def.on) });
+      } catch (err) {
+        opts.log.error("alert rule skipped: bad selector", {
+          rule: def.name,
+          on: def.on,
+          err: describeError(err),
+        });
+      }
+    }
+  }
+
+  get enabled(): boolean {
+    return this.opts.settings.enabled;
+  }
+
+  /** Every rule as configured (switched-off ones too). */
+  get ruleDefs(): readonly AlertRuleDef[] {
+    return this.opts.rules;
+  }
+
+  start(): void {
+    if (!this.opts.settings.enabled) return;
+    this.quiet = inQuietHours(this.opts.settings.quietHours, this.opts.clock.now());
+    this.unsubscribe = this.opts.events.on((e) => this.onEvent(e));
+    for (const node of this.opts.registry.list()) this.evaluate(node);
+    this.stopTicker = this.opts.clock.every(ALERT_TICK_MS, () => this.tick());
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+    this.stopTicker?.();
+  }
+
+  /** What is pending and firing now, firing first, then by rule and node. */
+  states(): AlertState[] {
+    return [...this.tracks.values()]
+      .map(
+        (t): AlertState => ({
+          rule: t.rule.name,
+          nodeId: t.nodeId,
+          name: t.name,
+          severity: t.rule.severity,
+          state: t.firing ? "firing" : "pending",
+          since: t.since,
+          firedAt: t.firing ? t.firedAt : null,
+          value: t.value,
+        }),
+      )
+      .sort(
+        (a, b) =>
+          Number(b.state === "firing") - Number(a.state === "firing") ||
+          a.rule.localeCompare(b.rule) ||
+          a.name.localeCompare(b.name, "en", { numeric: true }),
+      );
+  }
+
+  private onEvent(e: ClusterEvent): void {
+    switch (e.kind) {
+      case "node.state":
+      case "node.vitals":
+      case "node.details":
+      case "node.joined": {
+        const node = this.opts.registry.get(e.nodeId);
+        if (node !== undefined) this.evaluate(node);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private evaluate(node: NodeRecord): void {
+    const now = this.opts.clock.now();
+    if (node.state === "left") {
+      // Gone on purpose (a reboot, a shutdown, a removal): nothing to tell.
+      for (const [key, t] of this.tracks) {
+        if (t.nodeId !== node.id) continue;
+        this.tracks.delete(key);
+        if (t.firing) this.resolve(t, null, now, false);
+      }
+      return;
+    }
+    for (const { def, terms } of this.rules) {
+      const key = `${def.name}\u0000${node.id}`;
+      const track = this.tracks.get(key);
+      if (!nodeMatches(node, terms)) {
+        if (track !== undefined) {
+          this.tracks.delete(key);
+          if (track.firing) this.resolve(track, null, now, true);
+        }
+        continue;
+      }
+      const value = alertValue(def.metric, node, this.opts.version);
+      if (value === undefined) continue; // Nothing current: the state holds.
+      const holds = compareAlert(value, def.op, def.threshold);
+      if (holds) {
+        if (track !== undefined) {
+          track.value = value;
+          track.name = node.name;
+          continue;
+        }
+        const t: Track = {
+          rule: def,
+          nodeId: node.id,
+          name: node.name,
+          since: now,
+          value,
+          firing: false,
+          firedAt: 0,
+          notifiedAt: 0,
+          held: false,
+        };
+        this.tracks.set(key, t);
+        if (def.forMs === 0) this.fire([t], now);
+      } else if (track !== undefined) {
+        this.tracks.delete(key);
+        if (track.firing) this.resolve(track, value, now, true);
+      }
+    }
+  }
+
+  private fire(tracks: Track[], now: number): void {
+    for (const t of tracks) {
+      t.firing = true;
+      t.firedAt = now;
+      const { title } = wordAlert(t.rule, "firing", [this.subject(t)], this.extra(t, now));
+      this.opts.events.emit({
+        kind: "alert.firing",
+        at: now,
+        rule: t.rule.name,
+        nodeId: t.nodeId,
+        name: t.name,
+        severity: t.rule.severity,
+        value: t.value,
+        threshold: t.rule.threshold,
+        title,
+      });
+      this.queue(t.rule.name).firing.push(t);
+    }
+  }
+
+  private resolve(t: Track, value: number | null, now: number, tell: boolean): void {
+    const { title } = wordAlert(
+      t.rule,
+      "resolved",
+      [{ ...this.subject(t), value }],
+      this.extra(t, now),
+    );
+    this.opts.events.emit({
+      kind: "alert.resolved",
+      at: now,
+      rule: t.rule.name,
+      nodeId: t.nodeId,
+      name: t.name,
+      value,
+      firedForMs: now - t.firedAt,
+      title,
+    });
+    // Never told (held in quiet hours, or still waiting in the queue): nothing to take back.
+    const out = this.outgoing.get(t.rule.name);
+    const queued = out?.firing.indexOf(t) ?? -1;
+    if (out !== undefined && queued >= 0) {
+      out.firing.splice(queued, 1);
+      return;
+    }
+    if (tell && t.notifiedAt > 0) this.queue(t.rule.name).resolved.push({ track: t, value });
+  }
+
+  private queue(rule: string): Outgoing {
+    let out = this.outgoing.get(rule);
+    if (out === undefined) {
+      out = { firing: [], resolved: [] };
+      this.outgoing.set(rule, out);
+    }
+    return out;
+  }
+
+  private tick(): void {
+    const now = this.opts.clock.now();
+    try {
+      this.fireDue(now);
+      this.repeatDue(now);
+      const quiet = inQuietHours(this.opts.settings.quietHours, now);
+      if (this.quiet && !quiet) this.releaseHeld();
+      this.quiet = quiet;
+      this.flush(now);
+    } catch (err) {
+      this.opts.log.error("alert evaluation failed", { err: describeError(err) });
+    }
+  }
+
+  /** Pending conditions whose `for` is over fire, each rule's nodes together. */
+  private fireDue(now: number): void {
+    const byRule = new Map<AlertRuleDef, Track[]>();
+    for (const t of this.tracks.values()) {
+      if (t.firing) continue;
+      (byRule.get(t.rule) ?? byRule.set(t.rule, []).get(t.rule))?.push(t);
+    }
+    for (const [rule, pending] of byRule) {
+      if (!pending.some((t) => now - t.since >= rule.forMs)) continue;
+      // Due now, and those due within a moment: one message rather than a trickle.
+      const early = Math.min(GROUP_EARLY_MS, rule.forMs / 4);
+      const due = pending.filter((t) => {
+        if (now - t.since < rule.forMs - early) return false;
+        // Still true on what the node says now (it may have gone quiet meanwhile).
+        const node = this.opts.registry.get(t.nodeId);
+        const value =
+          node === undefined ? undefined : alertValue(rule.metric, node, this.opts.version);
+        return value !== undefined && compareAlert(value, rule.op, rule.threshold);
+      });
+      this.fire(due, now);
+    }
+  }
+
+  private repeatDue(now: number): void {
+    for (const t of this.tracks.values()) {
+      if (!t.firing || t.held || t.notifiedAt === 0 || t.rule.repeatMs === 0) continue;
+      if (now - t.notifiedAt >= t.rule.repeatMs) this.queue(t.rule.name).firing.push(t);
+    }
+  }
+
+  /** Quiet hours are over: what fired meanwhile and still fires goes out now. */
+  private releaseHeld(): void {
+    for (const t of this.tracks.values()) {
+      if (!t.held) continue;
+      t.held = false;
+      this.queue(t.rule.name).firing.push(t);
+    }
+  }
+
+  private flush(now: number): void {
+    if (this.outgoing.size === 0) return;
+    const outgoing = this.outgoing;
+    this.outgoing = new Map();
+    for (const out of outgoing.values()) {
+      const firing = out.firing.filter(
+        (t) => this.tracks.get(`${t.rule.name}\u0000${t.nodeId}`) === t,
+      );
+      const rule = firing[0]?.rule ?? out.resolved[0]?.track.rule;
+      if (rule === undefined) continue;
+      const hold = this.quiet && rule.severity !== "critical";
+      if (hold) {
+        for (const t of firing) t.held = true;
+        // Resolved while quiet: it was told before; say so when quiet hours end? No: a
+        // resolution is good news that can wait for the next message, and is in the events.
+        continue;
+      }
+      for (const group of this.groups(firing)) this.send(rule, "firing", group, now);
+      for (const group of this.groups(out.resolved)) this.send(rule, "resolved", group, now);
+    }
+  }
+
+  /** One group for many nodes (a summary), else one per node. */
+  private groups<T>(items: T[]): T[][] {
+    if (items.length === 0) return [];
+    return items.length >= this.opts.settings.summaryAfter ? [items] : items.map((i) => [i]);
+  }
+
+  private send(
+    rule: AlertRuleDef,
+    status: "firing" | "resolved",
+    items: Array<Track | { track: Track; value: number | null }>,
+    now: number,
+  ): void {
+    const tracks = items.map((i) => ("track" in i ? i.track : i));
+    const subjects = items.map((i) =>
+      "track" in i ? { ...this.subject(i.track), value: i.value } : this.subject(i),
+    );
+    const first = tracks[0];
+    const { title, text } = wordAlert(rule, status, subjects, {
+      primaryVersion: this.opts.version,
+      now,
+      ...(first === undefined
+        ? {}
+        : { since: status === "firing" ? first.firedAt : first.firedAt }),
+    });
+    for (const t of tracks) t.notifiedAt = now;
+    const base = this.opts.dashboardUrl?.();
+    const msg: AlertMessage = {
+      status,
+      rule: rule.name,
+      severity: rule.severity,
+      title,
+      text,
+      nodes: subjects.map((s) => ({ id: s.id, name: s.name, value: s.value })),
+      at: now,
+      ...(base === undefined
+        ? {}
+        : {
+            url:
+              tracks.length === 1 && first !== undefined
+                ? `${base}#/node/${encodeURIComponent(first.nodeId)}`
+                : base,
+          }),
+    };
+    const channels = this.channelsFor(rule);
+    this.opts.log.info("alert message", {
+      rule: rule.name,
+      status,
+      nodes: tracks.length,
+      channels,
+      title,
+    });
+    if (channels.length > 0) this.opts.notifier?.deliver(channels, msg);
+  }
+
+  private channelsFor(rule: AlertRuleDef): string[] {
+    const named = rule.channels.length > 0 ? rule.channels : this.opts.settings.channels;
+    if (named.includes("none")) return [];
+    return named.length > 0 ? [...named] : [...(this.opts.notifier?.channelNames ?? [])];
+  }
+
+  private subject(t: Track): Subject {
+    const node = this.opts.registry.get(t.nodeId);
+    return {
+      id: t.nodeId,
+      name: t.name,
+      value: t.value,
+      ...(node === undefined ? {} : { agentVersion: node.agentVersion }),
+    };
+  }
+
+  private extra(t: Track, now: number) {
+    return { primaryVersion: this.opts.version, now, since: t.firing ? t.firedAt : t.since };
+  }
+}

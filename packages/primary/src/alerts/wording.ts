@@ -1,0 +1,217 @@
+/**
+ * What an alert says, in plain words: a title that names the node and what
+ * is wrong, and a few lines on what to check. One wording per metric, used
+ * by the stock rules and by your own rules on the same metric.
+ */
+import { type AlertRuleDef, formatDuration } from "@picluster/common";
+
+export interface Subject {
+  id: string;
+  name: string;
+  value: number | null;
+  agentVersion?: string;
+}
+
+interface Wording {
+  unit: string;
+  one(node: string, value: string): string;
+  many(count: number): string;
+  back(node: string): string;
+  /** What to check; `{node}` is filled in. */
+  hint: string;
+}
+
+const PCT = "%";
+
+const WORDINGS: Record<string, Wording> = {
+  down: {
+    unit: "",
+    one: (n) => `${n} is down`,
+    many: (c) => `${c} nodes are down`,
+    back: (n) => `${n} is back`,
+    hint: "It stopped answering the primary. Check its power and network; `picluster node show {node}` has its last figures.",
+  },
+  under_voltage: {
+    unit: "",
+    one: (n) => `${n} reports under-voltage: its power supply is too weak`,
+    many: (c) => `${c} nodes report under-voltage`,
+    back: (n) => `${n}'s power supply holds up again`,
+    hint: "The Pi's firmware says its supply voltage dropped below about 4.63 V just now. Check the power supply and cable: use the official supply (5.1 V, 3 A for a Pi 4, 5 A for a Pi 5) and a short, thick cable; phone chargers and USB hubs sag under load. Under-voltage slows the CPU, corrupts SD cards and causes random reboots.",
+  },
+  throttled: {
+    unit: "",
+    one: (n) => `${n} is throttled`,
+    many: (c) => `${c} nodes are throttled`,
+    back: (n) => `${n} is no longer throttled`,
+    hint: "The Pi slowed its CPU to protect itself, from heat or low voltage. Check its cooling (heatsink, fan, airflow) and its power supply.",
+  },
+  freq_capped: {
+    unit: "",
+    one: (n) => `${n}'s CPU frequency is capped`,
+    many: (c) => `${c} nodes have their CPU frequency capped`,
+    back: (n) => `${n}'s CPU frequency is no longer capped`,
+    hint: "The firmware capped the ARM frequency, from heat or low voltage. Check cooling and the power supply.",
+  },
+  soft_temp_limit: {
+    unit: "",
+    one: (n) => `${n} reached its soft temperature limit`,
+    many: (c) => `${c} nodes reached their soft temperature limit`,
+    back: (n) => `${n} is below its soft temperature limit`,
+    hint: "The Pi is running hot enough to slow down. Check its cooling.",
+  },
+  temp: {
+    unit: "°C",
+    one: (n, v) => `${n} is hot: ${v}`,
+    many: (c) => `${c} nodes are hot`,
+    back: (n) => `${n} has cooled down`,
+    hint: "Check its cooling: heatsink, fan, airflow around the case. `picluster top {node}` shows what keeps it busy.",
+  },
+  disk: {
+    unit: PCT,
+    one: (n, v) => `${n}'s disk is ${v} full`,
+    many: (c) => `${c} nodes are running out of disk`,
+    back: (n) => `${n}'s disk has room again`,
+    hint: "Free some space on its root filesystem: old logs (`journalctl --vacuum-size=100M`), package caches (`apt-get clean`), container images.",
+  },
+  mem: {
+    unit: PCT,
+    one: (n, v) => `${n}'s memory is ${v} used`,
+    many: (c) => `${c} nodes are short of memory`,
+    back: (n) => `${n}'s memory use is back to normal`,
+    hint: "`picluster top {node}` shows which processes use it.",
+  },
+  swap: {
+    unit: PCT,
+    one: (n, v) => `${n}'s swap is ${v} used`,
+    many: (c) => `${c} nodes are swapping hard`,
+    back: (n) => `${n}'s swap use is back to normal`,
+    hint: "It is short of memory; `picluster top {node}` shows which processes use it.",
+  },
+  cpu: {
+    unit: PCT,
+    one: (n, v) => `${n}'s CPU is ${v} busy`,
+    many: (c) => `${c} nodes have busy CPUs`,
+    back: (n) => `${n}'s CPU is back to normal`,
+    hint: "`picluster top {node}` shows which processes keep it busy.",
+  },
+  load1: {
+    unit: "",
+    one: (n, v) => `${n}'s load is ${v}`,
+    many: (c) => `${c} nodes are heavily loaded`,
+    back: (n) => `${n}'s load is back to normal`,
+    hint: "`picluster top {node}` shows which processes keep it busy.",
+  },
+  load_per_core: {
+    unit: "× its cores",
+    one: (n, v) => `${n} is overloaded: load ${v}`,
+    many: (c) => `${c} nodes are overloaded`,
+    back: (n) => `${n}'s load is back to normal`,
+    hint: "More work waits than its cores can run. `picluster top {node}` shows which processes.",
+  },
+  version_mismatch: {
+    unit: "",
+    one: (n) => `${n} runs a different agent version than the primary`,
+    many: (c) => `${c} nodes run a different agent version than the primary`,
+    back: (n) => `${n} runs the primary's agent version`,
+    hint: "Update the agent on it: paste the line `picluster node add` prints for a new name, or install the primary's agent bundle (`/join/agent.cjs`).",
+  },
+  updates: {
+    unit: "",
+    one: (n, v) => `${n} has ${v} package updates waiting`,
+    many: (c) => `${c} nodes have package updates waiting`,
+    back: (n) => `${n} is up to date`,
+    hint: "Run `picluster run update --on {node}` once its config allows the update task.",
+  },
+};
+
+function generic(metric: string): Wording {
+  return {
+    unit: "",
+    one: (n, v) => `${n}: ${metric} is ${v}`,
+    many: (c) => `${metric} on ${c} nodes`,
+    back: (n) => `${n}: ${metric} is back to normal`,
+    hint: "",
+  };
+}
+
+function wordingOf(rule: AlertRuleDef): Wording {
+  return WORDINGS[rule.metric] ?? generic(rule.metric);
+}
+
+/** A value with its unit: "83 °C", "93 %", "2.4 × its cores". */
+export function formatValue(rule: AlertRuleDef, value: number | null): string {
+  if (value === null) return "unknown";
+  const w = wordingOf(rule);
+  const rounded = Math.abs(value) >= 10 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
+  return w.unit === "" ? rounded : `${rounded} ${w.unit}`;
+}
+
+function fill(text: string, node: string, value: string): string {
+  return text.replaceAll("{node}", node).replaceAll("{value}", value);
+}
+
+/** The condition in words: "over 80 °C for 2m". */
+function condition(rule: AlertRuleDef): string {
+  const op = {
+    ">": "over",
+    ">=": "at least",
+    "<": "under",
+    "<=": "at most",
+    "==": "at",
+    "!=": "not",
+  }[rule.op];
+  const flag = rule.op === "==" && rule.threshold === 1 && wordingOf(rule).unit === "";
+  const what = flag ? "" : `${rule.metric} ${op} ${formatValue(rule, rule.threshold)}`;
+  const held = rule.forMs > 0 ? `for ${formatDuration(rule.forMs)}` : "";
+  return [what, held].filter((x) => x !== "").join(" ");
+}
+
+/** Title and text of a notification about `nodes` for `rule`. */
+export function wordAlert(
+  rule: AlertRuleDef,
+  status: "firing" | "resolved",
+  nodes: readonly Subject[],
+  extra: { primaryVersion: string; since?: number; now: number },
+): { title: string; text: string } {
+  const w = wordingOf(rule);
+  const one = nodes.length === 1 ? nodes[0] : undefined;
+  let title: string;
+  if (one !== undefined) {
+    const value = formatValue(rule, one.value);
+    title =
+      status === "resolved"
+        ? `Resolved: ${w.back(one.name)}`
+        : rule.message !== ""
+          ? fill(rule.message, one.name, value)
+          : w.one(one.name, value);
+  } else {
+    title =
+      status === "resolved"
+        ? `Resolved on ${nodes.length} nodes: ${w.many(nodes.length)}`
+        : w.many(nodes.length);
+  }
+  const lines: string[] = [];
+  if (status === "firing" && w.hint !== "")
+    lines.push(
+      fill(w.hint, one?.name ?? "NODE", one === undefined ? "" : formatValue(rule, one.value)),
+    );
+  if (rule.metric === "version_mismatch")
+    lines.push(
+      ...nodes.map(
+        (n) =>
+          `${n.name} runs agent ${n.agentVersion ?? "?"}; the primary runs ${extra.primaryVersion}.`,
+      ),
+    );
+  const cond = condition(rule);
+  lines.push(
+    nodes.length === 1
+      ? `Node: ${one?.name}${one?.value === null || wordingOf(rule).unit === "" ? "" : ` (${formatValue(rule, one?.value ?? null)})`}`
+      : `Nodes: ${nodes.map((n) => (n.value === null || w.unit === "" ? n.name : `${n.name} (${formatValue(rule, n.value)})`)).join(", ")}`,
+  );
+  lines.push(`Rule: ${rule.name}${cond === "" ? "" : `, ${cond}`}${rule.stock ? " (stock)" : ""}`);
+  if (extra.since !== undefined)
+    lines.push(
+      `${status === "firing" ? "Since" : "Firing for"}: ${status === "firing" ? new Date(extra.since).toLocaleString() : formatDuration(Math.max(0, extra.now - extra.since))}`,
+    );
+  return { title, text: lines.join("\n") };
+}

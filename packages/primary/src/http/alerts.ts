@@ -1,0 +1,87 @@
+/**
+ * Alert routes: GET /api/alerts (the rules in force and what is pending or
+ * firing) and POST /api/alerts/test (token) sending a test message through
+ * one channel, answering whether it was delivered. Firing and resolved
+ * alerts go out on /api/stream as stored events.
+ */
+import { type AlertRuleDef, describeRule } from "@picluster/common";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import Type from "typebox";
+import type { AlertState } from "../alerts/engine.js";
+
+type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+type ErrorBody = (code: string, message: string, field?: string) => unknown;
+
+export interface TestResult {
+  ok: boolean;
+  attempts: number;
+  ms: number;
+  error?: string;
+}
+
+/** What the routes need of the primary's alerting. */
+export interface AlertsView {
+  enabled: boolean;
+  rules(): readonly AlertRuleDef[];
+  states(): AlertState[];
+  channels(): Array<{ name: string; type: string }>;
+  /** Undefined when there is no such channel. */
+  test(channel: string): Promise<TestResult> | undefined;
+}
+
+export function registerAlertRoutes(
+  app: FastifyInstance,
+  deps: { alerts: AlertsView; requireToken: Guard; errorBody: ErrorBody },
+): void {
+  const { alerts, requireToken, errorBody } = deps;
+  app.get("/api/alerts", async () => {
+    const states = alerts.states();
+    return {
+      enabled: alerts.enabled,
+      rules: alerts.rules().map((r) => ({
+        name: r.name,
+        when: `${r.metric} ${r.op} ${r.threshold}`,
+        forMs: r.forMs,
+        on: r.on,
+        channels: r.channels,
+        severity: r.severity,
+        repeatMs: r.repeatMs,
+        enabled: r.enabled,
+        stock: r.stock,
+        summary: describeRule(r),
+        firing: states.filter((s) => s.rule === r.name && s.state === "firing").length,
+      })),
+      states,
+      channels: alerts.channels(),
+    };
+  });
+
+  app.post<{ Body: { channel: string } }>(
+    "/api/alerts/test",
+    {
+      preHandler: requireToken,
+      schema: {
+        body: Type.Object(
+          { channel: Type.String({ minLength: 1, maxLength: 64 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      const result = alerts.test(req.body.channel);
+      if (result === undefined) {
+        const known = alerts.channels().map((c) => c.name);
+        return reply
+          .code(404)
+          .send(
+            errorBody(
+              "E_NO_SUCH_CHANNEL",
+              `no channel "${req.body.channel}" (${known.length === 0 ? "none is configured: add a [channel.NAME] section" : `configured: ${known.join(", ")}`})`,
+              "channel",
+            ),
+          );
+      }
+      return { channel: req.body.channel, ...(await result) };
+    },
+  );
+}

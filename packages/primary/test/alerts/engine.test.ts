@@ -1,0 +1,299 @@
+/**
+ * The alert engine on a manual clock: the real registry and event bus, the
+ * stock rules as the config gives them, and a notifier that keeps what it
+ * is handed. (Delivery to real receivers is tested in alert-channels and the
+ * e2e alerts test.)
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  type AlertRuleDef,
+  type IniDocument,
+  parseIni,
+  readAlertSections,
+  silentLogger,
+} from "@picluster/common";
+import { ManualClock } from "@picluster/common/testing";
+import { AlertEngine, type AlertSettings } from "../../src/alerts/engine.js";
+import type { AlertMessage } from "../../src/alerts/message.js";
+import { type ClusterEvent, EventBus } from "../../src/events.js";
+import { MemoryRegistry } from "../../src/registry.js";
+import { vitals } from "../support/vitals.js";
+
+function rulesFrom(ini: string): AlertRuleDef[] {
+  const doc: IniDocument = parseIni(ini, "picluster.ini").doc;
+  const { rules, problems } = readAlertSections(doc);
+  assert.deepEqual(problems, []);
+  return Object.values(rules);
+}
+
+function setup(ini = "", settings: Partial<AlertSettings> = {}) {
+  const clock = new ManualClock();
+  const events = new EventBus(silentLogger());
+  const seen: ClusterEvent[] = [];
+  events.on((e) => seen.push(e));
+  const registry = new MemoryRegistry(events);
+  const sent: Array<{ channels: readonly string[]; msg: AlertMessage }> = [];
+  const engine = new AlertEngine({
+    rules: rulesFrom(ini),
+    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3, ...settings },
+    registry,
+    events,
+    clock,
+    log: silentLogger(),
+    version: "1.0.0",
+    notifier: {
+      channelNames: ["hook", "mail"],
+      deliver: (channels, msg) => sent.push({ channels, msg }),
+    },
+    dashboardUrl: () => "http://127.0.0.1:8123/",
+  });
+  engine.start();
+  let n = 0;
+  const join = (name: string, labels: Record<string, string> = {}, agentVersion = "1.0.0") => {
+    const id = `id-${++n}`;
+    registry.connected(
+      { id, name, labels, address: "10.0.0.9:4000", agentVersion, legacy: false },
+      clock.now(),
+    );
+    registry.setDetails(id, { cpu: { model: "A72", cores: 4 } } as never, clock.now());
+    return id;
+  };
+  const alertEvents = () =>
+    seen
+      .filter((e) => e.kind.startsWith("alert."))
+      .map((e) => `${e.kind}:${"rule" in e ? e.rule : ""}:${"name" in e ? e.name : ""}`);
+  return { clock, registry, engine, sent, seen, join, alertEvents };
+}
+
+test("alerts - a node down for the rule's duration is told once, and once more when it is back; one that says bye is never told", () => {
+  const { clock, registry, sent, join, alertEvents, engine } = setup();
+  const a = join("pi-01");
+  const b = join("pi-02");
+  registry.setState(a, "down", "connection lost (ECONNRESET)", clock.now());
+  clock.advance(59_000);
+  assert.equal(sent.length, 0, "not before the stock minute");
+  assert.equal(engine.states()[0]?.state, "pending");
+  clock.advance(1_200);
+  assert.equal(sent.length, 1, "one message within a second after the minute");
+  const msg = sent[0]?.msg;
+  assert.equal(msg?.title, "pi-01 is down");
+  assert.equal(msg?.status, "firing");
+  assert.equal(msg?.severity, "critical");
+  assert.deepEqual(sent[0]?.channels, ["hook", "mail"], "every channel when the rule names none");
+  assert.equal(msg?.url, `http://127.0.0.1:8123/#/node/${a}`);
+  assert.match(msg?.text ?? "", /Check its power and network/);
+  clock.advance(3_600_000);
+  assert.equal(sent.length, 1, "told once, not again while it stays down");
+
+  registry.connected(
+    { id: a, name: "pi-01", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    clock.now(),
+  );
+  clock.advance(200);
+  assert.equal(sent.length, 2);
+  assert.equal(sent[1]?.msg.status, "resolved");
+  assert.equal(sent[1]?.msg.title, "Resolved: pi-01 is back");
+
+  // Planned: a bye (left) is never down, never told.
+  registry.setState(b, "left", "node reboot", clock.now());
+  clock.advance(10 * 60_000);
+  assert.equal(sent.length, 2);
+  assert.deepEqual(alertEvents(), [
+    "alert.firing:node_down:pi-01",
+    "alert.resolved:node_down:pi-01",
+  ]);
+});
+
+test("alerts - many nodes firing one rule at once are one summary; a few are told one by one", () => {
+  const { clock, registry, sent, join } = setup();
+  const ids = ["a", "b", "c", "d", "e"].map((x) => join(`pi-${x}`));
+  // Down within a second and a half of each other, as when a switch dies.
+  for (const id of ids) {
+    registry.setState(id, "down", "no heartbeat", clock.now());
+    clock.advance(300);
+  }
+  clock.advance(60_000);
+  assert.equal(sent.length, 1, sent.map((s) => s.msg.title).join(" | "));
+  assert.equal(sent[0]?.msg.title, "5 nodes are down");
+  assert.deepEqual(
+    sent[0]?.msg.nodes.map((n) => n.name),
+    ["pi-a", "pi-b", "pi-c", "pi-d", "pi-e"],
+  );
+  assert.match(sent[0]?.msg.text ?? "", /Nodes: pi-a, pi-b, pi-c, pi-d, pi-e/);
+  for (const id of ids.slice(0, 2))
+    registry.connected(
+      { id, name: "x", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+      clock.now(),
+    );
+  clock.advance(200);
+  assert.deepEqual(
+    sent.slice(1).map((s) => s.msg.title),
+    ["Resolved: pi-a is back", "Resolved: pi-b is back"],
+    "two back: two messages",
+  );
+});
+
+test("alerts - under-voltage fires at once with words that name the node and the power supply; a dip resets a rule's duration", () => {
+  const { clock, registry, sent, join } = setup("[alert.cpu_temp]\nfor = 2m\n");
+  const id = join("pi-volt");
+  registry.setVitals(id, vitals({ underVoltage: true }), 1, clock.now());
+  clock.advance(200);
+  assert.equal(sent.length, 1);
+  assert.match(sent[0]?.msg.title ?? "", /^pi-volt reports under-voltage/);
+  assert.match(sent[0]?.msg.text ?? "", /power supply/);
+  registry.setVitals(id, vitals({ underVoltage: false }), 2, clock.now());
+  clock.advance(200);
+  assert.equal(sent[1]?.msg.title, "Resolved: pi-volt's power supply holds up again");
+
+  const hot = (celsius: number, seq: number) =>
+    registry.setVitals(
+      id,
+      vitals(undefined, { temps: [{ zone: "thermal_zone0", type: "cpu-thermal", celsius }] }),
+      seq,
+      clock.now(),
+    );
+  hot(85, 3);
+  clock.advance(100_000);
+  hot(70, 4); // a dip: the two minutes start again
+  clock.advance(1_000);
+  hot(86, 5);
+  clock.advance(100_000);
+  assert.equal(sent.length, 2, "not yet: hot for 100 s since the dip");
+  clock.advance(21_000);
+  assert.equal(sent.length, 3);
+  assert.equal(sent[2]?.msg.title, "pi-volt is hot: 86 °C");
+});
+
+test("alerts - quiet hours hold all but critical, and what still fires when they end goes out then", () => {
+  const clock0 = new ManualClock();
+  const d = new Date(clock0.now());
+  const hhmm = (date: Date) =>
+    `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
+  const start = {
+    start: d.getHours() * 60 + d.getMinutes(),
+    end: (d.getHours() * 60 + d.getMinutes() + 60) % 1440,
+  };
+  assert.ok(hhmm(d).length === 5);
+  const { clock, registry, sent, join } = setup("[alert.disk_full]\nfor = 0\n", {
+    quietHours: start,
+  });
+  const a = join("pi-full");
+  const b = join("pi-gone");
+  const c = join("pi-brief");
+  const full = (id: string, pct: number, seq: number) =>
+    registry.setVitals(
+      id,
+      vitals(undefined, { disks: [{ mount: "/", usedBytes: pct, sizeBytes: 100 }] }),
+      seq,
+      clock.now(),
+    );
+  full(a, 95, 1);
+  full(c, 95, 1);
+  registry.setState(b, "down", "no heartbeat", clock.now());
+  clock.advance(61_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-gone is down"],
+    "critical goes out in quiet hours; a warning waits",
+  );
+  full(c, 50, 2); // resolved while quiet: never told at all
+  clock.advance(60 * 60_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-gone is down", "pi-full's disk is 95 % full"],
+  );
+});
+
+test("alerts - rules of your own: a selector, named channels, a repeat, your own title; version mismatch and switched-off stock rules", () => {
+  const { clock, registry, sent, join, engine } = setup(
+    [
+      "[alert.web_load]",
+      "when = cpu >= 90",
+      "on = role=web",
+      "channels = hook",
+      "repeat = 1h",
+      "severity = critical",
+      "message = {node} is flat out ({value})",
+      "[alert.agent_version]",
+      "for = 0",
+      "[alert.node_down]",
+      "enabled = off",
+      "",
+    ].join("\n"),
+  );
+  const web = join("web-1", { role: "web" });
+  const db = join("db-1", { role: "db" }, "0.9.0");
+  for (const id of [web, db])
+    registry.setVitals(
+      id,
+      vitals(undefined, { cpu: { total: 97, perCore: [97] } }),
+      1,
+      clock.now(),
+    );
+  clock.advance(200);
+  const titles = sent.map((s) => `${s.channels.join("+")}: ${s.msg.title}`).sort();
+  assert.deepEqual(titles, [
+    "hook+mail: db-1 runs a different agent version than the primary",
+    "hook: web-1 is flat out (97 %)",
+  ]);
+  assert.match(
+    sent.find((s) => s.msg.rule === "agent_version")?.msg.text ?? "",
+    /db-1 runs agent 0\.9\.0; the primary runs 1\.0\.0/,
+  );
+  clock.advance(3_600_000);
+  assert.equal(sent.filter((s) => s.msg.rule === "web_load").length, 2, "told again after an hour");
+  registry.setState(db, "down", "no heartbeat", clock.now());
+  clock.advance(120_000);
+  assert.equal(sent.filter((s) => s.msg.rule === "node_down").length, 0, "node_down is off");
+  assert.equal(
+    engine.states().filter((s) => s.state === "firing").length,
+    2,
+    "db-1's version alert holds while it is down; web-1 fires",
+  );
+});
+
+test("alerts - [alert.NAME] mistakes are config errors with file and line", () => {
+  const doc = parseIni(
+    [
+      "[alert.hot]",
+      "when = temp >> 80",
+      "[alert.x1]",
+      "when = wattage > 3",
+      "[alert.x2]",
+      "when = cpu > 50",
+      "for = soon",
+      "colour = red",
+      "[alert.x3]",
+      "for = 1m",
+      "[alert.Bad Name]",
+      "when = cpu > 1",
+      "[alert.x4]",
+      "when = disk > 90",
+      "severity = loud",
+      "",
+    ].join("\n"),
+    "/etc/picluster/picluster.ini",
+  ).doc;
+  const { problems, rules } = readAlertSections(doc);
+  const lines = problems.map((p) => `${p.where} ${p.message}`);
+  assert.match(
+    lines[0] ?? "",
+    /^\/etc\/picluster\/picluster\.ini:2 \[alert\.hot\] when: expected METRIC OP NUMBER/,
+  );
+  assert.match(lines[1] ?? "", /:4 \[alert\.x1\] when: unknown metric "wattage" \(one of cpu, /);
+  assert.match(lines[2] ?? "", /:7 \[alert\.x2\] for: expected a duration/);
+  assert.match(
+    lines[3] ?? "",
+    /:8 \[alert\.x2\] unknown key "colour" \(an alert has when, for, on/,
+  );
+  assert.match(lines[4] ?? "", /:9 \[alert\.x3\] has no "when"/);
+  assert.match(lines[5] ?? "", /:11 \[alert\.Bad Name\]: a rule name is lowercase/);
+  assert.match(
+    lines[6] ?? "",
+    /:15 \[alert\.x4\] severity: expected critical, warning or info, got "loud"/,
+  );
+  assert.equal(problems.length, 7);
+  assert.equal(rules.node_down?.stock, true, "the stock rules stay");
+  assert.equal(rules.hot, undefined);
+});
