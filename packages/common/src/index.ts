@@ -1,5 +1,6 @@
 export * from "./auth.js";
 export * from "./clock.js";
+export * from "./config/channels.js";
 export * from "./config/ini.js";
 export * from "./config/load.js";
 export * from "./config/render.js";

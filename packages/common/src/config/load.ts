@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
+import { type ChannelDef, readChannelSections } from "./channels.js";
 import { type IniDocument, IniInterpolationError, interpolate, parseIni } from "./ini.js";
 import {
   ALIASES,
@@ -135,6 +136,8 @@ function readFileCandidates(
   for (const [sectionName, section] of doc.sections) {
     // [task.NAME] sections are read by readTaskSections.
     if (sectionName.startsWith("task.")) continue;
+    // [channel.NAME] sections are read by readChannelSections.
+    if (sectionName.startsWith("channel.")) continue;
     const known = SCHEMA[sectionName as keyof typeof SCHEMA] as
       | Record<string, AnyKeyDef>
       | undefined;
@@ -235,6 +238,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const notices: ConfigNotice[] = [];
   const candidates = new Map<string, Candidate>();
   let tasks: Record<string, TaskDef> = {};
+  let channels: Record<string, ChannelDef> = {};
+  let channelSources: Record<string, ValueSource> = {};
 
   const file = chooseFile(opts, problems);
   if (file !== undefined && problems.length === 0) {
@@ -257,6 +262,10 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     const read = readTaskSections(doc);
     problems.push(...read.problems);
     tasks = read.tasks;
+    const channelsRead = readChannelSections(doc);
+    problems.push(...channelsRead.problems);
+    channels = channelsRead.channels;
+    channelSources = channelsRead.sources;
   }
 
   for (const [name, raw] of Object.entries(opts.env)) {
@@ -286,8 +295,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     candidates.set(id, { raw, source: { kind: "flag", name: flagName(section, keyName) } });
   }
 
-  const config: Record<string, Record<string, unknown>> = { task: tasks };
-  const sources: Record<string, ValueSource> = {};
+  const config: Record<string, Record<string, unknown>> = { task: tasks, channel: channels };
+  const sources: Record<string, ValueSource> = { ...channelSources };
   for (const { section, key: keyName, def } of schemaKeys()) {
     const id = `${section}.${keyName}`;
     config[section] ??= {};

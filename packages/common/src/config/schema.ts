@@ -4,6 +4,7 @@
  * variable names, command-line flags and docs/configuration.md are all
  * derived from this table; nothing else defines a key.
  */
+import type { ChannelDef } from "./channels.js";
 import type { TaskDef } from "./tasks.js";
 import {
   booleanType,
@@ -299,6 +300,8 @@ export type Config = {
 } & {
   /** The `[task.NAME]` sections: tasks this node allows (see tasks.ts). */
   readonly task: Readonly<Record<string, TaskDef>>;
+  /** The `[channel.NAME]` sections: where alerts are sent (see channels.ts). */
+  readonly channel: Readonly<Record<string, ChannelDef>>;
 };
 
 export type AnyKeyDef = KeyDef<unknown>;
