@@ -1,3 +1,14 @@
+export {
+  type AlertMessage,
+  type Channel,
+  type ChannelDeps,
+  createChannel,
+  SIGNATURE_HEADER,
+  signBody,
+  testMessage,
+  webhookBody,
+} from "./alerts/channels.js";
+export * from "./alerts/delivery.js";
 export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";
