@@ -1,6 +1,7 @@
 export * from "./auth.js";
 export * from "./clock.js";
 export * from "./config/alerts.js";
+export * from "./config/channels.js";
 export * from "./config/ini.js";
 export * from "./config/load.js";
 export * from "./config/render.js";

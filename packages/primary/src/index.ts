@@ -1,3 +1,13 @@
+export {
+  type Channel,
+  type ChannelDeps,
+  createChannel,
+  SIGNATURE_HEADER,
+  signBody,
+  testMessage,
+  webhookBody,
+} from "./alerts/channels.js";
+export * from "./alerts/delivery.js";
 export * from "./alerts/engine.js";
 export * from "./alerts/message.js";
 export * from "./credentials.js";

@@ -19,6 +19,8 @@ import {
   systemClock,
 } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
+import { createChannel, testMessage } from "./alerts/channels.js";
+import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
@@ -96,6 +98,7 @@ export class Primary {
   readonly store: Store;
   readonly tasks: TaskService;
   readonly alerts: AlertEngine;
+  private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -152,6 +155,35 @@ export class Primary {
       log: opts.log.child({ component: "tasks" }),
       auditFile: join(opts.dataDir, "audit.log"),
     });
+    const alertLog = opts.log.child({ component: "alerts" });
+    this.delivery = new Deliverer({
+      channels: Object.values(config.channel).map((def) => createChannel(def, { log: alertLog })),
+      log: alertLog,
+      hooks: {
+        // Failures are events (the page and `picluster events` show them); successes are logged.
+        onGaveUp: (channel, msg, attempts, error) =>
+          this.events.emit({
+            kind: "alert.delivery_failed",
+            at: this.clock.now(),
+            channel,
+            rule: msg.rule,
+            title: msg.title,
+            attempts,
+            error: error.message,
+          }),
+        onDropped: (channel, msg, capacity) =>
+          this.events.emit({
+            kind: "alert.delivery_failed",
+            at: this.clock.now(),
+            channel,
+            rule: msg.rule,
+            title: msg.title,
+            attempts: 0,
+            error: `dropped: ${capacity} messages were already waiting for this channel`,
+          }),
+      },
+    });
+    const delivery = this.delivery;
     this.alerts = new AlertEngine({
       rules: Object.values(config.alert),
       settings: {
@@ -166,8 +198,12 @@ export class Primary {
       registry: this.registry,
       events: this.events,
       clock: this.clock,
-      log: opts.log.child({ component: "alerts" }),
+      log: alertLog,
       version: opts.version,
+      notifier: {
+        channelNames: delivery.channelNames(),
+        deliver: (channels, msg) => delivery.deliver(channels, msg),
+      },
       dashboardUrl: () => this.dashboardUrl,
     });
     const ctx: HandlerContext = {
@@ -278,8 +314,12 @@ export class Primary {
         enabled: this.alerts.enabled,
         rules: () => this.alerts.ruleDefs,
         states: () => this.alerts.states(),
-        channels: () => [],
-        test: () => undefined,
+        channels: () =>
+          Object.values(this.opts.config.channel).map((c) => ({ name: c.name, type: c.type })),
+        test: (channel) =>
+          this.delivery.channelNames().includes(channel)
+            ? this.delivery.test(channel, testMessage(this.clock.now(), this.dashboardUrl))
+            : undefined,
       },
       ...(this.opts.dashboardDir === undefined ? {} : { dashboardDir: this.opts.dashboardDir }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
@@ -339,9 +379,16 @@ export class Primary {
     }
     // Runs in progress end as cancelled (their nodes are told to stop) and are stored.
     this.alerts.close();
+    const deliveryDone = this.delivery.close();
     const tasksDone = this.tasks.close();
     for (const session of this.allSessions) session.close("primary shutting down");
-    await Promise.all([this.listener.close(), this.legacy?.close(), this.http?.close(), tasksDone]);
+    await Promise.all([
+      this.listener.close(),
+      this.legacy?.close(),
+      this.http?.close(),
+      tasksDone,
+      deliveryDone,
+    ]);
     this.store.close();
     this.credentials?.close();
     this.log.info("stopped");

@@ -61,6 +61,8 @@ export interface AlertRuleDef {
   stock: boolean;
   /** Where it was set, for messages: a file and line, or "stock". */
   where: string;
+  /** Where its `channels` key is, to point at a channel name that does not exist. */
+  channelsWhere?: string;
 }
 
 const DEFAULT_REPEAT_MS = 0;
@@ -258,7 +260,10 @@ export function readAlertSections(doc: IniDocument | undefined): {
             .filter((t) => t !== "");
           const wrong = names.find((n) => !CHANNEL_NAME.test(n));
           if (wrong !== undefined) bad(entry.line, `channels: "${wrong}" is not a channel name`);
-          else rule.channels = names;
+          else {
+            rule.channels = names;
+            rule.channelsWhere = at(entry.line);
+          }
           break;
         }
         case "severity":
@@ -292,4 +297,28 @@ export function readAlertSections(doc: IniDocument | undefined): {
 export function describeRule(r: AlertRuleDef): string {
   const when = `${r.metric} ${r.op} ${r.threshold}`;
   return `${when}${r.forMs > 0 ? ` for ${formatDuration(r.forMs)}` : ""}${r.on === "all" ? "" : ` on ${r.on}`}`;
+}
+
+/**
+ * Channel names rules and `[alerts] channels` use that no `[channel.NAME]`
+ * defines (`none` is always fine).
+ */
+export function unknownAlertChannels(
+  rules: Readonly<Record<string, AlertRuleDef>>,
+  defaults: readonly string[],
+  channels: ReadonlySet<string>,
+): Array<{ where: string | undefined; message: string }> {
+  const known = [...channels].join(", ") || "none is configured";
+  const out: Array<{ where: string | undefined; message: string }> = [];
+  for (const r of Object.values(rules))
+    for (const name of r.channels)
+      if (name !== "none" && !channels.has(name))
+        out.push({
+          where: r.channelsWhere ?? r.where,
+          message: `[alert.${r.name}] channels: no [channel.${name}] (${known})`,
+        });
+  for (const name of defaults)
+    if (name !== "none" && !channels.has(name))
+      out.push({ where: undefined, message: `[alerts] channels: no [channel.${name}] (${known})` });
+  return out;
 }

@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
-import { readAlertSections } from "./alerts.js";
+import { readAlertSections, unknownAlertChannels } from "./alerts.js";
+import { type ChannelDef, readChannelSections } from "./channels.js";
 import { type IniDocument, IniInterpolationError, interpolate, parseIni } from "./ini.js";
 import {
   ALIASES,
@@ -134,8 +135,13 @@ function readFileCandidates(
   >();
 
   for (const [sectionName, section] of doc.sections) {
-    // [task.NAME] and [alert.NAME] sections are read by readTaskSections and readAlertSections.
-    if (sectionName.startsWith("task.") || sectionName.startsWith("alert.")) continue;
+    // [task.NAME], [alert.NAME] and [channel.NAME] sections are read by their own readers.
+    if (
+      sectionName.startsWith("task.") ||
+      sectionName.startsWith("alert.") ||
+      sectionName.startsWith("channel.")
+    )
+      continue;
     const known = SCHEMA[sectionName as keyof typeof SCHEMA] as
       | Record<string, AnyKeyDef>
       | undefined;
@@ -237,6 +243,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const candidates = new Map<string, Candidate>();
   let tasks: Record<string, TaskDef> = {};
   let alerts = readAlertSections(undefined).rules;
+  let channels: Record<string, ChannelDef> = {};
+  let channelSources: Record<string, ValueSource> = {};
 
   const file = chooseFile(opts, problems);
   if (file !== undefined && problems.length === 0) {
@@ -262,6 +270,10 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     const readAlerts = readAlertSections(doc);
     problems.push(...readAlerts.problems);
     alerts = readAlerts.rules;
+    const channelsRead = readChannelSections(doc);
+    problems.push(...channelsRead.problems);
+    channels = channelsRead.channels;
+    channelSources = channelsRead.sources;
   }
 
   for (const [name, raw] of Object.entries(opts.env)) {
@@ -291,8 +303,12 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     candidates.set(id, { raw, source: { kind: "flag", name: flagName(section, keyName) } });
   }
 
-  const config: Record<string, Record<string, unknown>> = { task: tasks, alert: alerts };
-  const sources: Record<string, ValueSource> = {};
+  const config: Record<string, Record<string, unknown>> = {
+    task: tasks,
+    alert: alerts,
+    channel: channels,
+  };
+  const sources: Record<string, ValueSource> = { ...channelSources };
   for (const { section, key: keyName, def } of schemaKeys()) {
     const id = `${section}.${keyName}`;
     config[section] ??= {};
@@ -316,7 +332,18 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     }
   }
 
-  if (problems.length === 0) checkRelations(config as Config, sources, problems);
+  if (problems.length === 0) {
+    checkRelations(config as Config, sources, problems);
+    const defaults = String(config.alerts?.channels ?? "")
+      .split(",")
+      .map((c) => c.trim())
+      .filter((c) => c !== "");
+    for (const p of unknownAlertChannels(alerts, defaults, new Set(Object.keys(channels))))
+      problems.push({
+        where: p.where ?? describeSource(sources["alerts.channels"] ?? { kind: "default" }),
+        message: p.message,
+      });
+  }
   notices.sort((a, b) => a.where.localeCompare(b.where, "en", { numeric: true }));
   if (problems.length > 0) throw new ConfigError(problems, notices);
   return { config: config as Config, sources, file, notices };

@@ -1,6 +1,7 @@
 /** Views of the configuration for people: `config show` and docs/configuration.md. */
 
 import { ALERT_KEYS, ALERT_METRICS, STOCK_ALERTS } from "./alerts.js";
+import { CHANNEL_KEYS, channelValues } from "./channels.js";
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
 import { TASK_KEYS } from "./tasks.js";
@@ -18,6 +19,10 @@ export const REDACTED = "(redacted)";
 
 /** Every key's effective value and where it came from, secrets redacted. */
 export function effectiveValues(loaded: LoadedConfig): EffectiveValue[] {
+  return [...schemaValues(loaded), ...channelEffectiveValues(loaded)];
+}
+
+function schemaValues(loaded: LoadedConfig): EffectiveValue[] {
   return schemaKeys().map(({ section, key, def }) => {
     const value = (loaded.config as unknown as Record<string, Record<string, unknown>>)[section]?.[
       key
@@ -30,6 +35,18 @@ export function effectiveValues(loaded: LoadedConfig): EffectiveValue[] {
       source: describeSource(loaded.sources[`${section}.${key}`] ?? { kind: "default" }),
     };
   });
+}
+
+/** `[channel.NAME]` keys, defaults included; URLs, tokens, passwords and secrets redacted. */
+function channelEffectiveValues(loaded: LoadedConfig): EffectiveValue[] {
+  return Object.values(loaded.config.channel).flatMap((def) =>
+    channelValues(def).map(({ key, value, secret }) => ({
+      section: `channel.${def.name}`,
+      key,
+      value: secret && value !== "" ? REDACTED : value,
+      source: describeSource(loaded.sources[`channel.${def.name}.${key}`] ?? { kind: "default" }),
+    })),
+  );
 }
 
 function cell(text: string): string {
@@ -131,6 +148,37 @@ export function renderConfigDocs(): string {
     ...STOCK_ALERTS.map(
       (r) =>
         `| \`${r.name}\` | \`${r.metric} ${r.op} ${r.threshold}\` | ${r.forMs === 0 ? "at once" : formatDuration(r.forMs)} | ${r.severity} |`,
+    ),
+    "",
+  );
+  out.push(
+    "## [channel.NAME]",
+    "",
+    "Where the primary sends alerts: a webhook, an ntfy topic, a Discord or Slack webhook, an SMTP",
+    "server or a command. Read from the file only (no environment variables or flags). Each message is",
+    "retried with backoff on failure; one channel that is down or slow never delays the others.",
+    "URLs, tokens, passwords and secrets are redacted by `config show` and never logged. Setting",
+    "each type up: [alerts.md](alerts.md#channels). Example:",
+    "",
+    "```ini",
+    "[channel.phone]",
+    "type = ntfy",
+    "url = https://ntfy.sh/picluster-7f3a9c",
+    "",
+    "[channel.ops-mail]",
+    "type = email",
+    "host = smtp.gmail.com",
+    "user = me@gmail.com",
+    "password = abcdefghijklmnop",
+    "from = picluster <me@gmail.com>",
+    "to = me@gmail.com, oncall@example.org",
+    "```",
+    "",
+    "| key | channel types | meaning |",
+    "|---|---|---|",
+    ...CHANNEL_KEYS.map(
+      (k) =>
+        `| \`${k.key}\` | ${k.types === "all" ? "all" : k.types.join(", ")} | ${cell(k.doc)}${k.secret ? " Secret: redacted in output." : ""} |`,
     ),
     "",
   );

@@ -5,6 +5,7 @@
  * derived from this table; nothing else defines a key.
  */
 import type { AlertRuleDef } from "./alerts.js";
+import type { ChannelDef } from "./channels.js";
 import type { TaskDef } from "./tasks.js";
 import {
   booleanType,
@@ -330,6 +331,8 @@ export type Config = {
   readonly task: Readonly<Record<string, TaskDef>>;
   /** Alert rules in force: the stock ones as `[alert.NAME]` sections changed them, and your own (see alerts.ts). */
   readonly alert: Readonly<Record<string, AlertRuleDef>>;
+  /** The `[channel.NAME]` sections: where alerts are sent (see channels.ts). */
+  readonly channel: Readonly<Record<string, ChannelDef>>;
 };
 
 export type AnyKeyDef = KeyDef<unknown>;
