@@ -3,6 +3,7 @@
  * lazily so `picluster agent` never loads the primary's modules.
  */
 import { Command, CommanderError } from "commander";
+import { registerAlertCommands } from "./commands/alerts.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerUpCommand(program, io, setExit);
   registerReadCommands(program, io, setExit);
   registerTaskCommands(program, io, setExit);
+  registerAlertCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
   program.addHelpText(
     "after",

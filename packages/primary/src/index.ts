@@ -2,6 +2,7 @@ export {
   type Channel,
   type ChannelDeps,
   createChannel,
+  DISCORD_MAX_CHARS,
   SIGNATURE_HEADER,
   signBody,
   testMessage,

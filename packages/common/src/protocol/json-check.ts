@@ -178,6 +178,17 @@ export function firstFailure(
       }
     }
     const patternProperties = schema.patternProperties as Record<string, JsonSchema> | undefined;
+    // Keys no schema allows before the values of pattern-matched keys: the order
+    // TypeBox's compiled checks report them in (a test compares the two).
+    if (schema.additionalProperties === false) {
+      for (const key of Object.keys(value)) {
+        const known =
+          (properties !== undefined && Object.hasOwn(properties, key)) ||
+          (patternProperties !== undefined &&
+            Object.keys(patternProperties).some((p) => regexp(p).test(key)));
+        if (!known) return fail("is not allowed", pointer(path, key));
+      }
+    }
     if (patternProperties !== undefined) {
       for (const [pattern, sub] of Object.entries(patternProperties)) {
         const re = regexp(pattern);
@@ -186,15 +197,6 @@ export function firstFailure(
           const f = firstFailure(sub, v, pointer(path, key));
           if (f !== undefined) return f;
         }
-      }
-    }
-    if (schema.additionalProperties === false) {
-      for (const key of Object.keys(value)) {
-        const known =
-          (properties !== undefined && Object.hasOwn(properties, key)) ||
-          (patternProperties !== undefined &&
-            Object.keys(patternProperties).some((p) => regexp(p).test(key)));
-        if (!known) return fail("is not allowed", pointer(path, key));
       }
     }
   }

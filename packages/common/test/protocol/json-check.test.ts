@@ -92,6 +92,13 @@ test("json-check - agrees with the TypeBox-compiled checks on valid and broken f
     assert.equal(outcome(parseEnvelope, frame), "ok");
     assert.equal(outcome(parseEnvelopeCompiled, frame), "ok");
   }
+  // Found by the property below: a key no pattern allows and a bad value beside it.
+  const hello = frames.find((f) => f.type === "hello");
+  assert.ok(hello, "docs/protocol.md has a hello frame");
+  const twoFaults = structuredClone(hello) as { payload: { labels: unknown } };
+  twoFaults.payload.labels = { "": [], A: false };
+  assert.equal(outcome(parseEnvelope, twoFaults), "E_INVALID_PAYLOAD at /payload/labels/");
+  assert.equal(outcome(parseEnvelopeCompiled, twoFaults), "E_INVALID_PAYLOAD at /payload/labels/");
   const interesting = fc.oneof(
     fc.jsonValue(),
     fc.integer({ min: -2, max: 2 }),

@@ -71,15 +71,25 @@ export async function startPrimary(
   flags: Record<string, string> = {},
   dataDir?: string,
   agentBundle?: string,
+  /** INI text for the primary's config file (alert rules and channels, say). */
+  ini?: string,
 ): Promise<TestPrimary> {
   const dir = dataDir ?? scratchDir(t, "picluster-primary-");
-  const config = testConfig({
-    "primary.port": "0",
-    "http.port": "0",
-    "primary.bind_host": "127.0.0.1",
-    "log.liveness_interval": "1h",
-    ...flags,
-  });
+  let configPath: string | undefined;
+  if (ini !== undefined) {
+    configPath = join(scratchDir(t, "picluster-primary-config-"), "picluster.ini");
+    writeFileSync(configPath, ini);
+  }
+  const config = testConfig(
+    {
+      "primary.port": "0",
+      "http.port": "0",
+      "primary.bind_host": "127.0.0.1",
+      "log.liveness_interval": "1h",
+      ...flags,
+    },
+    configPath,
+  );
   const { log, records } = captureLog();
   const primary = new Primary({
     config,
@@ -124,8 +134,15 @@ const BIN = new URL("../../../../cli/bin/picluster.js", import.meta.url).pathnam
  * An agent in its own process (the CLI), so that it can be killed -9;
  * `ini` is its config file's text (tasks, say).
  */
-export function spawnAgent(t: TestContext, p: TestPrimary, name: string, ini = ""): ChildProcess {
-  const dir = scratchDir(t, "picluster-agent-proc-");
+export function spawnAgent(
+  t: TestContext,
+  p: TestPrimary,
+  name: string,
+  ini = "",
+  /** An earlier agent's data directory: the same node comes back (no new token). */
+  dataDir?: string,
+): ChildProcess & { dataDir: string } {
+  const dir = dataDir ?? scratchDir(t, "picluster-agent-proc-");
   const config = join(dir, "agent.ini");
   writeFileSync(config, ini);
   const env = Object.fromEntries(
@@ -138,7 +155,7 @@ export function spawnAgent(t: TestContext, p: TestPrimary, name: string, ini = "
       PICLUSTER_NODE_NAME: name,
       PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
       PICLUSTER_AGENT_PRIMARY_PORT: String(p.port),
-      PICLUSTER_AGENT_JOIN_TOKEN: p.addNode(name),
+      PICLUSTER_AGENT_JOIN_TOKEN: dataDir === undefined ? p.addNode(name) : "",
       PICLUSTER_LOG_FORMAT: "json",
       PICLUSTER_LOG_LIVENESS_INTERVAL: "1h",
     },
@@ -147,7 +164,7 @@ export function spawnAgent(t: TestContext, p: TestPrimary, name: string, ini = "
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
-  return child;
+  return Object.assign(child, { dataDir: dir });
 }
 
 const FIXTURES = new URL("../../../../agent/test/fixtures/", import.meta.url).pathname;

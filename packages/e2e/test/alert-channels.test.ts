@@ -14,11 +14,13 @@ import {
 import { deadline, processAlive, waitFor } from "@picluster/common/testing";
 import {
   type AlertMessage,
+  backoffMs,
   type Channel,
   createChannel,
+  Deliverer,
+  type DeliveryHooks,
   DISCORD_MAX_CHARS,
-} from "../src/alerts/channels.js";
-import { backoffMs, Deliverer, type DeliveryHooks } from "../src/alerts/delivery.js";
+} from "@picluster/primary";
 import { type Answer, type ReceivedRequest, startReceiver } from "./support/http-receiver.js";
 import { smtpUnavailable, startSmtpServers } from "./support/smtp-server.js";
 
