@@ -3,7 +3,7 @@ import { useState } from "preact/hooks";
 import type { NodeState } from "./api.js";
 import { ago, duration, pct } from "./format.js";
 import { useLive } from "./hooks.js";
-import type { LiveNode } from "./live.js";
+import type { FiringAlert, LiveNode } from "./live.js";
 import { Sparkline } from "./sparkline.js";
 
 const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
@@ -23,8 +23,10 @@ interface TileProps {
   n: LiveNode;
   /** The node's change count: a tile whose node did not change is not drawn again… */
   rev: number;
-  /** …until the clock moves on (every 10 s, for "since" and uptime). */
+  /** …until the clock moves on (every 10 s, for "since" and uptime)… */
   tick: number;
+  /** …or its alerts change. */
+  alerts: FiringAlert[] | undefined;
   now: number;
 }
 
@@ -34,10 +36,11 @@ interface TileProps {
  */
 const Tile = memo(
   TileView,
-  (a: TileProps, b: TileProps) => a.n === b.n && a.rev === b.rev && a.tick === b.tick,
+  (a: TileProps, b: TileProps) =>
+    a.n === b.n && a.rev === b.rev && a.tick === b.tick && a.alerts === b.alerts,
 );
 
-function TileView({ n, now }: TileProps) {
+function TileView({ n, now, alerts }: TileProps) {
   const v = n.view;
   const uptime =
     n.uptimeS === null ? null : n.uptimeS + (v.state === "alive" ? (now - n.uptimeAt) / 1000 : 0);
@@ -80,6 +83,15 @@ function TileView({ n, now }: TileProps) {
           <dd>{duration(uptime)}</dd>
         </div>
       </dl>
+      {alerts !== undefined && alerts.length > 0 && (
+        <ul class="tile-alerts" data-testid="tile-alerts">
+          {alerts.map((a) => (
+            <li key={a.rule} class={`alert-${a.severity}`}>
+              {a.title}
+            </li>
+          ))}
+        </ul>
+      )}
       <Sparkline values={n.cpuHistory} />
       {Object.keys(v.labels).length > 0 && (
         <div class="labels">
@@ -91,6 +103,35 @@ function TileView({ n, now }: TileProps) {
         </div>
       )}
     </a>
+  );
+}
+
+/** What fires now, across the cluster, above the tiles. */
+function AlertBanner() {
+  const cluster = useLive();
+  const firing = [...cluster.alerts.entries()].flatMap(([id, list]) =>
+    list.map((a) => ({ ...a, id })),
+  );
+  if (firing.length === 0) return null;
+  const critical = firing.some((a) => a.severity === "critical");
+  return (
+    <section
+      class={`alert-banner ${critical ? "alert-critical" : "alert-warning"}`}
+      aria-label="alerts firing"
+      data-testid="alert-banner"
+    >
+      <b>
+        {firing.length} alert{firing.length === 1 ? "" : "s"} firing
+      </b>
+      <ul>
+        {firing.slice(0, 8).map((a) => (
+          <li key={`${a.rule}-${a.id}`}>
+            <a href={`#/node/${encodeURIComponent(a.id)}`}>{a.title}</a>
+          </li>
+        ))}
+        {firing.length > 8 && <li>and {firing.length - 8} more</li>}
+      </ul>
+    </section>
   );
 }
 
@@ -134,6 +175,7 @@ export function ClusterPage() {
   const now = Date.now();
   return (
     <section>
+      <AlertBanner />
       <fieldset class="counts" aria-label="nodes by state">
         <button type="button" class={state === "" ? "on" : ""} onClick={() => setState("")}>
           all <b>{all.length}</b>
@@ -201,7 +243,14 @@ export function ClusterPage() {
       )}
       <div class="tiles">
         {shown.map((n) => (
-          <Tile key={n.view.id} n={n} rev={n.rev} tick={Math.floor(now / 10_000)} now={now} />
+          <Tile
+            key={n.view.id}
+            n={n}
+            rev={n.rev}
+            tick={Math.floor(now / 10_000)}
+            alerts={cluster.alerts.get(n.view.id)}
+            now={now}
+          />
         ))}
       </div>
     </section>

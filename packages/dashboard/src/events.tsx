@@ -12,6 +12,9 @@ const KINDS = [
   "task.started",
   "task.node",
   "task.finished",
+  "alert.firing",
+  "alert.resolved",
+  "alert.delivery_failed",
 ];
 
 export function EventsPage() {

@@ -23,6 +23,13 @@ export interface LiveNode {
   rev: number;
 }
 
+export interface FiringAlert {
+  rule: string;
+  title: string;
+  severity: "critical" | "warning" | "info";
+  firedAt: number | null;
+}
+
 export type StreamStatus = "connecting" | "live" | "reconnecting";
 
 const HISTORY = 60;
@@ -42,7 +49,37 @@ class LiveCluster {
   private source: EventSource | undefined;
   private pending = false;
 
+  /** Alerts firing now, by node id (from /api/alerts, read again on every alert event). */
+  alerts = new Map<string, FiringAlert[]>();
   private taskListeners = new Set<TaskListener>();
+  private alertsTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private reloadAlertsSoon(): void {
+    this.alertsTimer ??= setTimeout(() => {
+      this.alertsTimer = undefined;
+      void this.reloadAlerts();
+    }, 100);
+  }
+
+  async reloadAlerts(): Promise<void> {
+    try {
+      const { states } = await getJson<{
+        states: Array<FiringAlert & { nodeId: string; state: string }>;
+      }>("/api/alerts");
+      const next = new Map<string, FiringAlert[]>();
+      for (const s of states) {
+        if (s.state !== "firing") continue;
+        const list = next.get(s.nodeId) ?? [];
+        list.push({ rule: s.rule, title: s.title, severity: s.severity, firedAt: s.firedAt });
+        next.set(s.nodeId, list);
+      }
+      this.alerts = next;
+    } catch {
+      // An older primary without alerts, or a moment without the API: no alerts shown.
+      this.alerts = new Map();
+    }
+    this.changed();
+  }
 
   /**
    * Task progress as it happens: `task.started`, `task.node` and
@@ -81,6 +118,7 @@ class LiveCluster {
 
   private start(): void {
     void this.reload();
+    void this.reloadAlerts();
     this.connect();
   }
 
@@ -89,7 +127,10 @@ class LiveCluster {
     this.source = source;
     source.onopen = () => {
       // After a gap, fetch everything again: events may have been missed.
-      if (this.status === "reconnecting") void this.reload();
+      if (this.status === "reconnecting") {
+        void this.reload();
+        void this.reloadAlerts();
+      }
       this.status = "live";
       this.changed();
     };
@@ -118,6 +159,8 @@ class LiveCluster {
       this.changed();
     });
     source.addEventListener("node.joined", () => void this.reload());
+    for (const kind of ["alert.firing", "alert.resolved"])
+      source.addEventListener(kind, () => this.reloadAlertsSoon());
     for (const kind of TASK_KINDS) {
       source.addEventListener(kind, (e) => {
         const data = JSON.parse((e as MessageEvent<string>).data) as Record<string, unknown>;

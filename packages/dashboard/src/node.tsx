@@ -74,6 +74,15 @@ export function NodePage({ id }: { id: string }) {
           {state} · {ago(liveNode?.view.stateSince ?? node.stateSince)}
         </small>
       </h1>
+      {(cluster.alerts.get(node.id) ?? []).length > 0 && (
+        <ul class="node-alerts" aria-label="alerts firing">
+          {(cluster.alerts.get(node.id) ?? []).map((a) => (
+            <li key={a.rule} class={`alert-${a.severity}`}>
+              <b>{a.title}</b> <small>{a.rule}</small>
+            </li>
+          ))}
+        </ul>
+      )}
       {d && (
         <dl class="details">
           <div>
@@ -179,6 +188,11 @@ export function describe(e: StoredEvent): string {
       return `${String(d.task)}: ${String(d.status)}${d.error ? ` (${String(d.error)})` : ""}`;
     case "task.finished":
       return `${String(d.task)}: ${String(d.status)}`;
+    case "alert.firing":
+    case "alert.resolved":
+      return String(d.title ?? d.rule ?? "");
+    case "alert.delivery_failed":
+      return `${String(d.channel)}: ${String(d.title)} (${String(d.error)})`;
     default:
       return String(d.name ?? "");
   }

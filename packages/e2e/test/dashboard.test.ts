@@ -48,6 +48,16 @@ test("dashboard - tiles for every agent, a killed agent turns down without a rel
     page,
     `document.querySelector('[data-testid="stream-status"]')?.textContent === "live"`,
   );
+  // The pi4 fixture's firmware reports under-voltage: the stock rule fires at once, on the tile and above.
+  await until(
+    page,
+    `document.querySelector('[data-node="pi-alpha"] [data-testid="tile-alerts"]')?.textContent.includes("pi-alpha reports under-voltage") === true`,
+  );
+  assert.match(
+    (await page.textContent('[data-testid="alert-banner"]')) ?? "",
+    /2 alerts firing.*pi-alpha reports under-voltage/s,
+  );
+  assert.equal(await page.$('[data-node="pi-gamma"] [data-testid="tile-alerts"]'), null);
 
   // Killed: the tile turns to down, live, with no reload.
   const killedAt = Date.now();

@@ -63,6 +63,8 @@ interface Track {
   notifiedAt: number;
   /** Fired during quiet hours and not told yet. */
   held: boolean;
+  /** The message's title when it fired. */
+  title: string;
 }
 
 export interface AlertState {
@@ -74,6 +76,8 @@ export interface AlertState {
   since: number;
   firedAt: number | null;
   value: number;
+  /** What the message said when it fired ("pi-3 is down"); empty while pending. */
+  title: string;
 }
 
 type Vitals = MessageMap["vitals"];
@@ -211,6 +215,7 @@ export class AlertEngine {
           since: t.since,
           firedAt: t.firing ? t.firedAt : null,
           value: t.value,
+          title: t.title,
         }),
       )
       .sort(
@@ -276,6 +281,7 @@ export class AlertEngine {
           firedAt: 0,
           notifiedAt: 0,
           held: false,
+          title: "",
         };
         this.tracks.set(key, t);
         if (def.forMs === 0) this.fire([t], now);
@@ -291,6 +297,7 @@ export class AlertEngine {
       t.firing = true;
       t.firedAt = now;
       const { title } = wordAlert(t.rule, "firing", [this.subject(t)], this.extra(t, now));
+      t.title = title;
       this.opts.events.emit({
         kind: "alert.firing",
         at: now,
