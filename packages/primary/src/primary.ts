@@ -277,6 +277,11 @@ export class Primary {
       this.logEvent(e);
       this.store.addEvent(e, "nodeId" in e ? this.registry.get(e.nodeId) : undefined);
     });
+    const restored = this.alerts.restore([
+      ...this.store.events({ kind: "alert.firing", limit: 10_000 }),
+      ...this.store.events({ kind: "alert.resolved", limit: 10_000 }),
+    ]);
+    if (restored > 0) this.log.info("alerts still firing from before the restart", { restored });
     this.alerts.start();
     this.liveness.start(this.abort.signal);
     startLiveness({

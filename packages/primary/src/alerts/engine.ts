@@ -189,6 +189,48 @@ export class AlertEngine {
     return this.opts.rules;
   }
 
+  /**
+   * Take up what an earlier primary left firing (its stored events), so a
+   * restart neither tells again what was told nor forgets to tell it resolved.
+   */
+  restore(
+    events: ReadonlyArray<{
+      id: number;
+      ts: number;
+      kind: string;
+      nodeId: string | null;
+      data: Record<string, unknown>;
+    }>,
+  ): number {
+    const last = new Map<string, (typeof events)[number]>();
+    for (const e of [...events].sort((a, b) => a.id - b.id)) {
+      if (e.nodeId === null) continue;
+      const key = `${String(e.data.rule)}\u0000${e.nodeId}`;
+      if (e.kind === "alert.firing") last.set(key, e);
+      else if (e.kind === "alert.resolved") last.delete(key);
+    }
+    let restored = 0;
+    for (const [key, e] of last) {
+      const rule = this.rules.find((r) => r.def.name === e.data.rule)?.def;
+      const node = e.nodeId === null ? undefined : this.opts.registry.get(e.nodeId);
+      if (rule === undefined || node === undefined || e.nodeId === null) continue;
+      this.tracks.set(key, {
+        rule,
+        nodeId: e.nodeId,
+        name: node.name,
+        since: e.ts,
+        value: typeof e.data.value === "number" ? e.data.value : 0,
+        firing: true,
+        firedAt: e.ts,
+        notifiedAt: e.ts,
+        held: false,
+        title: String(e.data.title ?? ""),
+      });
+      restored++;
+    }
+    return restored;
+  }
+
   start(): void {
     if (!this.opts.settings.enabled) return;
     this.quiet = inQuietHours(this.opts.settings.quietHours, this.opts.clock.now());

@@ -22,6 +22,8 @@ interface Wording {
 }
 
 const PCT = "%";
+/** Nodes named in a summary's text; the message's node list has them all. */
+const MAX_LISTED = 20;
 
 const WORDINGS: Record<string, Wording> = {
   down: {
@@ -206,7 +208,14 @@ export function wordAlert(
   lines.push(
     nodes.length === 1
       ? `Node: ${one?.name}${one?.value === null || wordingOf(rule).unit === "" ? "" : ` (${formatValue(rule, one?.value ?? null)})`}`
-      : `Nodes: ${nodes.map((n) => (n.value === null || w.unit === "" ? n.name : `${n.name} (${formatValue(rule, n.value)})`)).join(", ")}`,
+      : `Nodes: ${nodes
+          .slice(0, MAX_LISTED)
+          .map((n) =>
+            n.value === null || w.unit === ""
+              ? n.name
+              : `${n.name} (${formatValue(rule, n.value)})`,
+          )
+          .join(", ")}${nodes.length > MAX_LISTED ? ` and ${nodes.length - MAX_LISTED} more` : ""}`,
   );
   lines.push(`Rule: ${rule.name}${cond === "" ? "" : `, ${cond}`}${rule.stock ? " (stock)" : ""}`);
   if (extra.since !== undefined)

@@ -63,7 +63,7 @@ function setup(ini = "", settings: Partial<AlertSettings> = {}) {
     seen
       .filter((e) => e.kind.startsWith("alert."))
       .map((e) => `${e.kind}:${"rule" in e ? e.rule : ""}:${"name" in e ? e.name : ""}`);
-  return { clock, registry, engine, sent, seen, join, alertEvents };
+  return { clock, registry, engine, sent, seen, join, alertEvents, events };
 }
 
 test("alerts - a node down for the rule's duration is told once, and once more when it is back; one that says bye is never told", () => {
@@ -296,4 +296,54 @@ test("alerts - [alert.NAME] mistakes are config errors with file and line", () =
   assert.equal(problems.length, 7);
   assert.equal(rules.node_down?.stock, true, "the stock rules stay");
   assert.equal(rules.hot, undefined);
+});
+
+test("alerts - a restarted primary takes up what was firing from the stored events: nothing told twice, the resolution still told", () => {
+  const first = setup();
+  const id = first.join("pi-01");
+  first.registry.setState(id, "down", "no heartbeat", first.clock.now());
+  first.clock.advance(61_000);
+  assert.equal(first.sent.length, 1);
+  const stored = first.seen
+    .filter((e) => e.kind === "alert.firing" || e.kind === "alert.resolved")
+    .map((e, i) => {
+      const { kind, at, ...data } = e as ClusterEvent & { nodeId: string };
+      return { id: i + 1, ts: at, kind, nodeId: data.nodeId, data };
+    });
+  first.engine.close();
+
+  // The next primary: the same node, restored as down, and the stored events.
+  const second = setup();
+  const again = second.join("pi-01");
+  assert.equal(again, id, "the same node id");
+  second.engine.close();
+  second.registry.setState(id, "down", "primary restarted", second.clock.now());
+  const engine = new AlertEngine({
+    rules: rulesFrom(""),
+    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3 },
+    registry: second.registry,
+    events: second.events,
+    clock: second.clock,
+    log: silentLogger(),
+    version: "1.0.0",
+    notifier: {
+      channelNames: ["hook"],
+      deliver: (channels, msg) => second.sent.push({ channels, msg }),
+    },
+  });
+  assert.equal(engine.restore(stored), 1);
+  engine.start();
+  second.clock.advance(5 * 60_000);
+  assert.equal(second.sent.length, 0, "not told again");
+  assert.equal(engine.states()[0]?.state, "firing");
+  second.registry.connected(
+    { id, name: "pi-01", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    second.clock.now(),
+  );
+  second.clock.advance(200);
+  assert.deepEqual(
+    second.sent.map((s) => s.msg.title),
+    ["Resolved: pi-01 is back"],
+  );
+  engine.close();
 });
