@@ -69,7 +69,7 @@ function App() {
         {node !== undefined ? (
           <NodePage id={decodeURIComponent(node)} />
         ) : run !== undefined ? (
-          <RunPage id={Number(run)} />
+          <RunPage key={run} id={Number(run)} />
         ) : tasks !== null ? (
           <TasksPage query={new URLSearchParams(tasks[1] ?? "")} />
         ) : page === "events" ? (

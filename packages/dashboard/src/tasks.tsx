@@ -338,14 +338,21 @@ function counts(run: TaskRun): string {
 
 export function RunList({ node, limit }: { node?: string; limit: number }) {
   const [version, setVersion] = useState(0);
-  useEffect(
-    () =>
-      live.onTask((kind) => {
-        if (kind === "task.started" || kind === "task.finished" || kind === "task.node")
-          setVersion((v) => v + 1);
-      }),
-    [],
-  );
+  useEffect(() => {
+    // Read again once per burst of events: a 64-node run sends a task.node for each.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const off = live.onTask((kind) => {
+      if (kind === "task.output" || timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        setVersion((v) => v + 1);
+      }, 500);
+    });
+    return () => {
+      off();
+      if (timer !== undefined) clearTimeout(timer);
+    };
+  }, []);
   const query = new URLSearchParams({ limit: String(limit) });
   if (node !== undefined) query.set("node", node);
   const { data, error } = useJson<{ runs: TaskRun[] }>(`/api/tasks?${query}`, 30_000, version);
@@ -466,15 +473,21 @@ export function RunPage({ id }: { id: number }) {
   // While it runs, read it now and then too: a node that starts shows as running.
   useEffect(() => {
     if (!running) return;
+    let alive = true;
     const timer = setInterval(
       () =>
         getJson<TaskRun>(`/api/tasks/${id}`).then(
-          (r) => setRun(r),
+          (r) => {
+            if (alive && r.id === id) setRun(r);
+          },
           () => undefined,
         ),
       3_000,
     );
-    return () => clearInterval(timer);
+    return () => {
+      alive = false;
+      clearInterval(timer);
+    };
   }, [id, running]);
 
   if (error !== undefined) return <p class="error">{error}</p>;

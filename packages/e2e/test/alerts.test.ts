@@ -55,6 +55,20 @@ function cli(
   });
 }
 
+/** Stored events of a kind once at least `n` are there (the store commits every 100 ms). */
+async function storedAtLeast(
+  p: TestPrimary,
+  kind: string,
+  n: number,
+): Promise<Array<{ data: Record<string, unknown> }>> {
+  const until = Date.now() + 5_000;
+  for (;;) {
+    const events = await storedEvents(p, kind);
+    if (events.length >= n || Date.now() > until) return events;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function storedEvents(
   p: TestPrimary,
   kind: string,
@@ -136,7 +150,7 @@ test("alerts - a killed node: one down message on every channel within the rule'
   );
   const tookMs = Date.now() - killedAt;
   t.diagnostic(`down message on every channel ${tookMs} ms after kill -9 (for = 2s)`);
-  assert.ok(tookMs < 2_000 + 1_000 + 500, `told ${tookMs} ms after the kill (rule: for = 2s)`);
+  assert.ok(tookMs < 2_000 + 1_000, `told ${tookMs} ms after the kill (rule: for = 2s)`);
 
   // What each receiver got, in its own format.
   const [down] = webhookMessages(hook.requests);
@@ -198,9 +212,12 @@ test("alerts - a killed node: one down message on every channel within the rule'
     messages.every((m) => !m.nodes.some((n) => n.name === "pi-polite")),
     "nothing about the node that said bye",
   );
-  const kinds = (await storedEvents(p, "alert.firing")).map((e) => e.data.name);
+  const kinds = (await storedAtLeast(p, "alert.firing", 1)).map((e) => e.data.name);
   assert.deepEqual(kinds, ["pi-doomed"]);
-  assert.ok((await storedEvents(p, "alert.delivery_failed")).length >= 2, "failures are stored");
+  assert.ok(
+    (await storedAtLeast(p, "alert.delivery_failed", 2)).length >= 2,
+    "failures are stored",
+  );
 });
 
 test("alerts - a Pi whose firmware reports under-voltage fires in plain words naming the node and its power supply; it shows in the API, the stream's events and /metrics, and resolves when the bit clears; `picluster alerts test` says whether a channel delivers", async (t) => {
@@ -217,6 +234,7 @@ test("alerts - a Pi whose firmware reports under-voltage fires in plain words na
     "retries = 0",
     "[alert.under_voltage]",
     "channels = hook",
+    "clear = 2s",
     "",
   ].join("\n");
   const p = await startPrimary(
@@ -268,10 +286,11 @@ test("alerts - a Pi whose firmware reports under-voltage fires in plain words na
     "Resolved: pi-volt's power supply holds up again",
   );
   assert.doesNotMatch(await (await fetch(`${base}/metrics`)).text(), /rule="under_voltage"/);
-  const firing = await storedEvents(p, "alert.firing");
+  const firing = await storedAtLeast(p, "alert.firing", 1);
   assert.ok(firing.some((e) => e.data.rule === "under_voltage" && e.data.name === "pi-volt"));
   assert.equal(
-    (await storedEvents(p, "alert.resolved")).filter((e) => e.data.rule === "under_voltage").length,
+    (await storedAtLeast(p, "alert.resolved", 1)).filter((e) => e.data.rule === "under_voltage")
+      .length,
     1,
   );
 

@@ -31,7 +31,7 @@ import { buildHttp } from "./http/server.js";
 import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
-import { MemoryRegistry } from "./registry.js";
+import { MemoryRegistry, RESTART_REASON } from "./registry.js";
 import { Session } from "./session.js";
 import { Store } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
@@ -271,7 +271,7 @@ export class Primary {
         runs: abandoned,
       });
     this.credentials?.load();
-    this.registry.restore(this.store.loadNodes(), "primary restarted", this.clock.now());
+    this.registry.restore(this.store.loadNodes(), RESTART_REASON, this.clock.now());
     this.store.start();
     this.events.on((e) => {
       this.logEvent(e);

@@ -9,6 +9,9 @@ import type { EventBus, NodeState, ThrottleFlag } from "./events.js";
 export type Details = MessageMap["details"];
 export type Vitals = MessageMap["vitals"];
 
+/** The state reason of every node restored from the store when a primary starts. */
+export const RESTART_REASON = "primary restarted";
+
 export interface NodeRecord {
   id: string;
   name: string;

@@ -5,7 +5,13 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { describeError, loadConfig, localHttpToken, processPathContext } from "@picluster/common";
+import {
+  describeError,
+  LOCAL_HTTP_TOKEN_FILE,
+  loadConfig,
+  localHttpToken,
+  processPathContext,
+} from "@picluster/common";
 import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal } from "../daemon.js";
@@ -104,14 +110,20 @@ export function registerUpCommand(
         ? `[${ctx.config.http.host}]`
         : ctx.config.http.host;
       const url = `http://${host}:${ports.httpPort}/`;
-      // The fragment never reaches a server or its logs; the page keeps the token and drops it from the address.
-      const link = localToken === undefined ? url : `${url}#token=${localToken}`;
+      // The fragment never reaches a server or its logs; the page keeps the token and drops it
+      // from the address. Only on a terminal: output that is captured (a service's journal, a
+      // CI log) must not carry it; the file has it.
+      const tokenFile =
+        localToken === undefined ? undefined : join(ctx.dataDir, LOCAL_HTTP_TOKEN_FILE);
+      const link = localToken === undefined || !io.isTty ? url : `${url}#token=${localToken}`;
       if (opts.json)
         io.out(
-          `${JSON.stringify({ ready: true, url, link, agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
+          `${JSON.stringify({ ready: true, url, ...(tokenFile === undefined ? {} : { tokenFile }), agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
         );
       else {
         io.out(`picluster is up: ${link}\n`);
+        if (tokenFile !== undefined && !io.isTty)
+          io.out(`  the API token for the page's task controls is in ${tokenFile}\n`);
         io.out(
           `  this machine reports as "${name}"; add others with \`picluster node add NAME\` (agents connect to port ${ports.agentPort})\n`,
         );

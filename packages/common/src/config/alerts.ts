@@ -48,6 +48,8 @@ export interface AlertRuleDef {
   threshold: number;
   /** How long the condition must hold before the rule fires. */
   forMs: number;
+  /** How long it must stop holding before a firing rule resolves (a flapping condition stays one alert). */
+  clearMs: number;
   /** Selector: `all`, names, `label=value`; commas pick any of them. */
   on: string;
   /** Channel names to tell; empty: `[alerts] channels`, or every channel. */
@@ -66,14 +68,22 @@ export interface AlertRuleDef {
 }
 
 const DEFAULT_REPEAT_MS = 0;
+export const DEFAULT_CLEAR_MS = 60_000;
 
-function stock(name: string, when: string, forMs: number, severity: AlertSeverity): AlertRuleDef {
+function stock(
+  name: string,
+  when: string,
+  forMs: number,
+  severity: AlertSeverity,
+  clearMs = DEFAULT_CLEAR_MS,
+): AlertRuleDef {
   const parsed = parseWhen(when);
   if (typeof parsed === "string") throw new Error(`stock rule ${name}: ${parsed}`);
   return {
     name,
     ...parsed,
     forMs,
+    clearMs,
     on: "all",
     channels: [],
     severity,
@@ -87,7 +97,8 @@ function stock(name: string, when: string, forMs: number, severity: AlertSeverit
 
 /** The rules every primary has unless its config switches them off. */
 export const STOCK_ALERTS: readonly AlertRuleDef[] = [
-  stock("node_down", "down == 1", 60_000, "critical"),
+  // A node back is a plain fact: it resolves at once.
+  stock("node_down", "down == 1", 60_000, "critical", 0),
   stock("under_voltage", "under_voltage == 1", 0, "warning"),
   stock("throttled", "throttled == 1", 60_000, "warning"),
   stock("freq_capped", "freq_capped == 1", 60_000, "warning"),
@@ -109,8 +120,12 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
     doc: "How long the condition must hold before the rule fires, e.g. `2m` (default 0: at once).",
   },
   {
+    key: "clear",
+    doc: `How long the condition must stop holding before a firing rule resolves, so a value that flaps around the threshold stays one alert (default ${DEFAULT_CLEAR_MS / 1000}s; \`node_down\` 0).`,
+  },
+  {
     key: "on",
-    doc: "The nodes it watches: `all` (default), names, `label=value`; commas pick any of them.",
+    doc: "The nodes it watches: `all` (default), names, `label=value`; commas pick any of them. (Not a state: a rule watches a node whatever its state.)",
   },
   {
     key: "channels",
@@ -131,6 +146,7 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   },
 ];
 
+const STATE_WORDS = new Set(["alive", "suspect", "down", "left"]);
 const OPS: readonly AlertOp[] = [">=", "<=", "==", "!=", ">", "<"];
 const forType = durationType(0, 30 * 86_400_000);
 const repeatType = durationType(0, 30 * 86_400_000);
@@ -202,6 +218,7 @@ export function readAlertSections(doc: IniDocument | undefined): {
           op: ">",
           threshold: 0,
           forMs: 0,
+          clearMs: DEFAULT_CLEAR_MS,
           on: "all",
           channels: [],
           severity: "warning",
@@ -237,6 +254,12 @@ export function readAlertSections(doc: IniDocument | undefined): {
           else bad(entry.line, `for: expected ${parsed.expected}, got "${raw}"`);
           break;
         }
+        case "clear": {
+          const parsed = forType.parse(raw === "0" ? "0s" : raw);
+          if (parsed.ok) rule.clearMs = parsed.value;
+          else bad(entry.line, `clear: expected ${parsed.expected}, got "${raw}"`);
+          break;
+        }
         case "repeat": {
           const parsed = repeatType.parse(raw === "0" ? "0s" : raw);
           if (parsed.ok) rule.repeatMs = parsed.value;
@@ -245,10 +268,13 @@ export function readAlertSections(doc: IniDocument | undefined): {
         }
         case "on": {
           const terms = raw.split(",").map((t) => t.trim());
-          if (raw === "" || terms.some((t) => t === ""))
+          const wrong = terms.find(
+            (t) => t === "" || t.startsWith("=") || STATE_WORDS.has(t) || /\s/.test(t),
+          );
+          if (raw === "" || wrong !== undefined)
             bad(
               entry.line,
-              `on: expected all, names or label=value joined by commas, got "${raw}"`,
+              `on: expected all, names or label=value joined by commas${wrong !== undefined && STATE_WORDS.has(wrong) ? ` (not a state: with "${wrong}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
             );
           else rule.on = terms.join(",");
           break;

@@ -16,7 +16,7 @@ import {
   type MessageMap,
 } from "@picluster/common";
 import type { ClusterEvent, EventBus } from "../events.js";
-import type { NodeRecord, Registry } from "../registry.js";
+import { type NodeRecord, RESTART_REASON, type Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
 import { nodeMatches, parseSelector, type SelectorTerm } from "../tasks/selector.js";
 import type { AlertMessage, Notifier } from "./message.js";
@@ -26,6 +26,19 @@ import { type Subject, wordAlert } from "./wording.js";
 export const ALERT_TICK_MS = 200;
 /** Nodes whose rule would fire this soon after another's are told together. */
 const GROUP_EARLY_MS = 2_000;
+/**
+ * A node's samples are judged once they stop coming for this long: a replay
+ * of an outage's backlog (hundreds at once) is judged once, on its newest
+ * sample, never sample by sample as if each were now.
+ */
+const SETTLE_MS = 300;
+/** The nodes of a summary that come back within this long are told back together. */
+const RESOLVE_GROUP_MS = 30_000;
+/**
+ * After the primary starts, every known node is down until it reconnects:
+ * give agents this long (their reconnection backoff) before `down` counts.
+ */
+export const STARTUP_GRACE_MS = 120_000;
 
 export interface AlertSettings {
   enabled: boolean;
@@ -65,6 +78,12 @@ interface Track {
   held: boolean;
   /** The message's title when it fired. */
   title: string;
+  /** Since when a firing condition has stopped holding (it resolves after the rule's `clear`). */
+  clearSince: number | undefined;
+  /** The value when it stopped holding. */
+  clearValue: number | null;
+  /** Told as part of this summary: its resolution waits for the others'. */
+  group: number | undefined;
 }
 
 export interface AlertState {
@@ -116,7 +135,8 @@ export function alertValue(
       return node.details?.updates?.available;
   }
   const v = node.vitals;
-  if (v === undefined) return undefined;
+  // A sample from before the node's current state (its last one before an outage) says nothing now.
+  if (v === undefined || (node.vitalsAt ?? 0) < node.stateSince) return undefined;
   switch (metric) {
     case "under_voltage":
       return throttleFlag(v, "underVoltage");
@@ -157,11 +177,25 @@ interface Outgoing {
   resolved: Array<{ track: Track; value: number | null }>;
 }
 
+const key = (rule: string, nodeId: string) => `${rule}\u0000${nodeId}`;
+
 export class AlertEngine {
   private readonly rules: Array<{ def: AlertRuleDef; terms: SelectorTerm[] }> = [];
   private readonly tracks = new Map<string, Track>();
   private outgoing = new Map<string, Outgoing>();
+  /** Resolutions of alerts told before quiet hours, told when they end. */
+  private heldResolved: Array<{ track: Track; value: number | null }> = [];
+  /** Summaries whose nodes are coming back: told together when all are back, or after a while. */
+  private readonly resolving = new Map<
+    number,
+    { first: number; items: Array<{ track: Track; value: number | null }> }
+  >();
+  private groups = 0;
+  /** Nodes with new samples, and when they may be judged (no newer sample for SETTLE_MS). */
+  private readonly dirty = new Map<string, number>();
   private quiet = false;
+  private startedAt = 0;
+  private graceOver = false;
   private stopTicker: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
 
@@ -192,6 +226,8 @@ export class AlertEngine {
   /**
    * Take up what an earlier primary left firing (its stored events), so a
    * restart neither tells again what was told nor forgets to tell it resolved.
+   * (In quiet hours a non-critical one is taken as not told yet: it goes out
+   * when they end if it still fires.)
    */
   restore(
     events: ReadonlyArray<{
@@ -205,16 +241,18 @@ export class AlertEngine {
     const last = new Map<string, (typeof events)[number]>();
     for (const e of [...events].sort((a, b) => a.id - b.id)) {
       if (e.nodeId === null) continue;
-      const key = `${String(e.data.rule)}\u0000${e.nodeId}`;
-      if (e.kind === "alert.firing") last.set(key, e);
-      else if (e.kind === "alert.resolved") last.delete(key);
+      const k = key(String(e.data.rule), e.nodeId);
+      if (e.kind === "alert.firing") last.set(k, e);
+      else if (e.kind === "alert.resolved") last.delete(k);
     }
+    const quiet = inQuietHours(this.opts.settings.quietHours, this.opts.clock.now());
     let restored = 0;
-    for (const [key, e] of last) {
+    for (const [k, e] of last) {
       const rule = this.rules.find((r) => r.def.name === e.data.rule)?.def;
       const node = e.nodeId === null ? undefined : this.opts.registry.get(e.nodeId);
       if (rule === undefined || node === undefined || e.nodeId === null) continue;
-      this.tracks.set(key, {
+      const held = quiet && rule.severity !== "critical";
+      this.tracks.set(k, {
         rule,
         nodeId: e.nodeId,
         name: node.name,
@@ -222,9 +260,12 @@ export class AlertEngine {
         value: typeof e.data.value === "number" ? e.data.value : 0,
         firing: true,
         firedAt: e.ts,
-        notifiedAt: e.ts,
-        held: false,
+        notifiedAt: held ? 0 : e.ts,
+        held,
         title: String(e.data.title ?? ""),
+        clearSince: undefined,
+        clearValue: null,
+        group: undefined,
       });
       restored++;
     }
@@ -233,7 +274,8 @@ export class AlertEngine {
 
   start(): void {
     if (!this.opts.settings.enabled) return;
-    this.quiet = inQuietHours(this.opts.settings.quietHours, this.opts.clock.now());
+    this.startedAt = this.opts.clock.now();
+    this.quiet = inQuietHours(this.opts.settings.quietHours, this.startedAt);
     this.unsubscribe = this.opts.events.on((e) => this.onEvent(e));
     for (const node of this.opts.registry.list()) this.evaluate(node);
     this.stopTicker = this.opts.clock.every(ALERT_TICK_MS, () => this.tick());
@@ -270,8 +312,11 @@ export class AlertEngine {
 
   private onEvent(e: ClusterEvent): void {
     switch (e.kind) {
-      case "node.state":
       case "node.vitals":
+        // Judged when its samples settle (see SETTLE_MS), on the tick.
+        this.dirty.set(e.nodeId, this.opts.clock.now() + SETTLE_MS);
+        return;
+      case "node.state":
       case "node.details":
       case "node.joined": {
         const node = this.opts.registry.get(e.nodeId);
@@ -283,34 +328,50 @@ export class AlertEngine {
     }
   }
 
+  /** `down` counts for a node only once the agents had time to reconnect after our start. */
+  private value(metric: string, node: NodeRecord, now: number): number | undefined {
+    if (
+      metric === "down" &&
+      node.state === "down" &&
+      node.stateReason === RESTART_REASON &&
+      now - this.startedAt < STARTUP_GRACE_MS
+    )
+      return undefined;
+    return alertValue(metric, node, this.opts.version);
+  }
+
   private evaluate(node: NodeRecord): void {
     const now = this.opts.clock.now();
     if (node.state === "left") {
       // Gone on purpose (a reboot, a shutdown, a removal): nothing to tell.
-      for (const [key, t] of this.tracks) {
+      for (const [k, t] of this.tracks) {
         if (t.nodeId !== node.id) continue;
-        this.tracks.delete(key);
+        this.tracks.delete(k);
         if (t.firing) this.resolve(t, null, now, false);
       }
       return;
     }
     for (const { def, terms } of this.rules) {
-      const key = `${def.name}\u0000${node.id}`;
-      const track = this.tracks.get(key);
+      const k = key(def.name, node.id);
+      const track = this.tracks.get(k);
       if (!nodeMatches(node, terms)) {
         if (track !== undefined) {
-          this.tracks.delete(key);
+          this.tracks.delete(k);
           if (track.firing) this.resolve(track, null, now, true);
         }
         continue;
       }
-      const value = alertValue(def.metric, node, this.opts.version);
-      if (value === undefined) continue; // Nothing current: the state holds.
-      const holds = compareAlert(value, def.op, def.threshold);
-      if (holds) {
+      const value = this.value(def.metric, node, now);
+      if (value === undefined) {
+        // Nothing current to judge by: a firing alert stands, a pending one starts over later.
+        if (track !== undefined && !track.firing) this.tracks.delete(k);
+        continue;
+      }
+      if (compareAlert(value, def.op, def.threshold)) {
         if (track !== undefined) {
           track.value = value;
           track.name = node.name;
+          track.clearSince = undefined;
           continue;
         }
         const t: Track = {
@@ -324,12 +385,23 @@ export class AlertEngine {
           notifiedAt: 0,
           held: false,
           title: "",
+          clearSince: undefined,
+          clearValue: null,
+          group: undefined,
         };
-        this.tracks.set(key, t);
+        this.tracks.set(k, t);
         if (def.forMs === 0) this.fire([t], now);
       } else if (track !== undefined) {
-        this.tracks.delete(key);
-        if (track.firing) this.resolve(track, value, now, true);
+        if (!track.firing) {
+          this.tracks.delete(k);
+          continue;
+        }
+        track.clearValue = value;
+        track.clearSince ??= now;
+        if (now - track.clearSince >= def.clearMs) {
+          this.tracks.delete(k);
+          this.resolve(track, value, now, true);
+        }
       }
     }
   }
@@ -379,7 +451,15 @@ export class AlertEngine {
       out.firing.splice(queued, 1);
       return;
     }
-    if (tell && t.notifiedAt > 0) this.queue(t.rule.name).resolved.push({ track: t, value });
+    if (!tell || t.notifiedAt === 0) return;
+    if (t.group !== undefined) {
+      // Part of a summary: back together with the others, in one message.
+      const g = this.resolving.get(t.group) ?? { first: now, items: [] };
+      g.items.push({ track: t, value });
+      this.resolving.set(t.group, g);
+      return;
+    }
+    this.queue(t.rule.name).resolved.push({ track: t, value });
   }
 
   private queue(rule: string): Outgoing {
@@ -394,14 +474,41 @@ export class AlertEngine {
   private tick(): void {
     const now = this.opts.clock.now();
     try {
+      this.judgeSettled(now);
+      if (!this.graceOver && now - this.startedAt >= STARTUP_GRACE_MS) {
+        // Nodes still down since before our start count from now on.
+        this.graceOver = true;
+        for (const node of this.opts.registry.list())
+          if (node.state === "down") this.evaluate(node);
+      }
+      this.clearDue(now);
       this.fireDue(now);
       this.repeatDue(now);
+      this.groupsBack(now);
       const quiet = inQuietHours(this.opts.settings.quietHours, now);
       if (this.quiet && !quiet) this.releaseHeld();
       this.quiet = quiet;
       this.flush(now);
     } catch (err) {
       this.opts.log.error("alert evaluation failed", { err: describeError(err) });
+    }
+  }
+
+  private judgeSettled(now: number): void {
+    for (const [id, at] of this.dirty) {
+      if (at > now) continue;
+      this.dirty.delete(id);
+      const node = this.opts.registry.get(id);
+      if (node !== undefined) this.evaluate(node);
+    }
+  }
+
+  /** Firing alerts whose condition has stayed false for the rule's `clear` resolve. */
+  private clearDue(now: number): void {
+    for (const [k, t] of this.tracks) {
+      if (!t.firing || t.clearSince === undefined || now - t.clearSince < t.rule.clearMs) continue;
+      this.tracks.delete(k);
+      this.resolve(t, t.clearValue, now, true);
     }
   }
 
@@ -420,8 +527,7 @@ export class AlertEngine {
         if (now - t.since < rule.forMs - early) return false;
         // Still true on what the node says now (it may have gone quiet meanwhile).
         const node = this.opts.registry.get(t.nodeId);
-        const value =
-          node === undefined ? undefined : alertValue(rule.metric, node, this.opts.version);
+        const value = node === undefined ? undefined : this.value(rule.metric, node, now);
         return value !== undefined && compareAlert(value, rule.op, rule.threshold);
       });
       this.fire(due, now);
@@ -435,13 +541,27 @@ export class AlertEngine {
     }
   }
 
-  /** Quiet hours are over: what fired meanwhile and still fires goes out now. */
+  /** A summary's nodes that are back go out together once all are back, or after a while. */
+  private groupsBack(now: number): void {
+    for (const [group, g] of this.resolving) {
+      const waiting = [...this.tracks.values()].some((t) => t.group === group);
+      if (waiting && now - g.first < RESOLVE_GROUP_MS) continue;
+      this.resolving.delete(group);
+      for (const t of this.tracks.values()) if (t.group === group) t.group = undefined;
+      const rule = g.items[0]?.track.rule;
+      if (rule !== undefined) this.queue(rule.name).resolved.push(...g.items);
+    }
+  }
+
+  /** Quiet hours are over: what fired meanwhile and still fires goes out now, and what resolved. */
   private releaseHeld(): void {
     for (const t of this.tracks.values()) {
       if (!t.held) continue;
       t.held = false;
       this.queue(t.rule.name).firing.push(t);
     }
+    for (const r of this.heldResolved) this.queue(r.track.rule.name).resolved.push(r);
+    this.heldResolved = [];
   }
 
   private flush(now: number): void {
@@ -449,25 +569,21 @@ export class AlertEngine {
     const outgoing = this.outgoing;
     this.outgoing = new Map();
     for (const out of outgoing.values()) {
-      const firing = out.firing.filter(
-        (t) => this.tracks.get(`${t.rule.name}\u0000${t.nodeId}`) === t,
-      );
+      const firing = out.firing.filter((t) => this.tracks.get(key(t.rule.name, t.nodeId)) === t);
       const rule = firing[0]?.rule ?? out.resolved[0]?.track.rule;
       if (rule === undefined) continue;
-      const hold = this.quiet && rule.severity !== "critical";
-      if (hold) {
+      if (this.quiet && rule.severity !== "critical") {
         for (const t of firing) t.held = true;
-        // Resolved while quiet: it was told before; say so when quiet hours end? No: a
-        // resolution is good news that can wait for the next message, and is in the events.
+        this.heldResolved.push(...out.resolved);
         continue;
       }
-      for (const group of this.groups(firing)) this.send(rule, "firing", group, now);
-      for (const group of this.groups(out.resolved)) this.send(rule, "resolved", group, now);
+      for (const group of this.batches(firing)) this.send(rule, "firing", group, now);
+      for (const group of this.batches(out.resolved)) this.send(rule, "resolved", group, now);
     }
   }
 
   /** One group for many nodes (a summary), else one per node. */
-  private groups<T>(items: T[]): T[][] {
+  private batches<T>(items: T[]): T[][] {
     if (items.length === 0) return [];
     return items.length >= this.opts.settings.summaryAfter ? [items] : items.map((i) => [i]);
   }
@@ -486,11 +602,13 @@ export class AlertEngine {
     const { title, text } = wordAlert(rule, status, subjects, {
       primaryVersion: this.opts.version,
       now,
-      ...(first === undefined
-        ? {}
-        : { since: status === "firing" ? first.firedAt : first.firedAt }),
+      ...(first === undefined ? {} : { since: first.firedAt }),
     });
-    for (const t of tracks) t.notifiedAt = now;
+    const group = status === "firing" && tracks.length > 1 ? ++this.groups : undefined;
+    for (const t of tracks) {
+      t.notifiedAt = now;
+      if (status === "firing") t.group = group;
+    }
     const base = this.opts.dashboardUrl?.();
     const msg: AlertMessage = {
       status,

@@ -14,9 +14,13 @@ export interface Subject {
 
 interface Wording {
   unit: string;
+  /** The value in words, when a unit alone does not do (bytes per second). */
+  format?(value: number): string;
   one(node: string, value: string): string;
   many(count: number): string;
   back(node: string): string;
+  /** Many nodes back at once; else "Resolved on N nodes: <rule>". */
+  backMany?(count: number): string;
   /** What to check; `{node}` is filled in. */
   hint: string;
 }
@@ -31,6 +35,7 @@ const WORDINGS: Record<string, Wording> = {
     one: (n) => `${n} is down`,
     many: (c) => `${c} nodes are down`,
     back: (n) => `${n} is back`,
+    backMany: (c) => `${c} nodes are back`,
     hint: "It stopped answering the primary. Check its power and network; `picluster node show {node}` has its last figures.",
   },
   under_voltage: {
@@ -126,6 +131,43 @@ const WORDINGS: Record<string, Wording> = {
   },
 };
 
+/** 12345678 → "12.3 MB/s". */
+function perSecond(v: number): string {
+  const units = ["B/s", "kB/s", "MB/s", "GB/s"];
+  let x = v;
+  let i = 0;
+  while (Math.abs(x) >= 1000 && i < units.length - 1) {
+    x /= 1000;
+    i++;
+  }
+  return `${i === 0 || Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)} ${units[i]}`;
+}
+
+function rate(what: string, verb: string): Wording {
+  return {
+    unit: "",
+    format: perSecond,
+    one: (n, v) => `${n} ${verb} ${v}`,
+    many: (c) => `${c} nodes ${verb} a lot`,
+    back: (n) => `${n}'s ${what} is back to normal`,
+    hint: "`picluster top {node}` shows which processes are busy.",
+  };
+}
+
+Object.assign(WORDINGS, {
+  net_rx: rate("network traffic", "receives"),
+  net_tx: rate("network traffic", "sends"),
+  disk_read: rate("disk traffic", "reads"),
+  disk_write: rate("disk traffic", "writes"),
+  freq: {
+    unit: "MHz",
+    one: (n: string, v: string) => `${n}'s CPU runs at ${v}`,
+    many: (c: number) => `${c} nodes' CPUs run at an unusual frequency`,
+    back: (n: string) => `${n}'s CPU frequency is back to normal`,
+    hint: "A low frequency under load means the CPU is held back: check cooling and the power supply.",
+  },
+} satisfies Record<string, Wording>);
+
 function generic(metric: string): Wording {
   return {
     unit: "",
@@ -144,7 +186,10 @@ function wordingOf(rule: AlertRuleDef): Wording {
 export function formatValue(rule: AlertRuleDef, value: number | null): string {
   if (value === null) return "unknown";
   const w = wordingOf(rule);
-  const rounded = Math.abs(value) >= 10 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
+  if (w.format !== undefined) return w.format(value);
+  // One decimal below 1 000, so that 80.4 °C never reads "80 °C" under a rule "over 80".
+  const rounded =
+    Number.isInteger(value) || Math.abs(value) >= 1000 ? value.toFixed(0) : value.toFixed(1);
   return w.unit === "" ? rounded : `${rounded} ${w.unit}`;
 }
 
@@ -189,7 +234,7 @@ export function wordAlert(
   } else {
     title =
       status === "resolved"
-        ? `Resolved on ${nodes.length} nodes: ${w.many(nodes.length)}`
+        ? `Resolved: ${w.backMany?.(nodes.length) ?? `${rule.name} on ${nodes.length} nodes`}`
         : w.many(nodes.length);
   }
   const lines: string[] = [];

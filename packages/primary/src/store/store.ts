@@ -526,12 +526,12 @@ export class Store {
     return rows.map((r) => ({ ...taskRunFromRow(r, []), counts: counts.get(r.id) ?? {} }));
   }
 
-  /** A node's most recent runs, newest first, each with that node's result only. */
+  /** A node's most recent runs, newest first, each with that node's result only (its output left out: see the run). */
   taskRunsForNode(nodeId: string, limit: number): StoredTaskRun[] {
     const rows = this.openDb
       .prepare(
         `SELECT r.*, x.node_id AS x_node, x.name AS x_name, x.status AS x_status, x.exit_code, x.signal,
-           x.started_at, x.finished_at AS x_finished, x.output, x.truncated, x.error
+           x.started_at, x.finished_at AS x_finished, '' AS output, x.truncated, x.error
          FROM task_results x JOIN task_runs r ON r.id = x.run_id
          WHERE x.node_id = ? ORDER BY x.run_id DESC LIMIT ?`,
       )

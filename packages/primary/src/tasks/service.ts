@@ -172,7 +172,9 @@ export class TaskService {
         return {
           ...r,
           status: live.view.status,
-          nodes: structuredClone(live.view.nodes.filter((n) => n.nodeId === nodeId)),
+          nodes: live.view.nodes
+            .filter((n) => n.nodeId === nodeId)
+            .map((n) => ({ ...structuredClone(n), output: "" })),
         };
       const counts: Record<string, number> = {};
       for (const n of live.view.nodes) counts[n.status] = (counts[n.status] ?? 0) + 1;

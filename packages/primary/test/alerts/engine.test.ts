@@ -14,10 +14,10 @@ import {
   silentLogger,
 } from "@picluster/common";
 import { ManualClock } from "@picluster/common/testing";
-import { AlertEngine, type AlertSettings } from "../../src/alerts/engine.js";
+import { AlertEngine, type AlertSettings, STARTUP_GRACE_MS } from "../../src/alerts/engine.js";
 import type { AlertMessage } from "../../src/alerts/message.js";
 import { type ClusterEvent, EventBus } from "../../src/events.js";
-import { MemoryRegistry } from "../../src/registry.js";
+import { MemoryRegistry, RESTART_REASON } from "../../src/registry.js";
 import { vitals } from "../support/vitals.js";
 
 function rulesFrom(ini: string): AlertRuleDef[] {
@@ -121,29 +121,62 @@ test("alerts - many nodes firing one rule at once are one summary; a few are tol
     ["pi-a", "pi-b", "pi-c", "pi-d", "pi-e"],
   );
   assert.match(sent[0]?.msg.text ?? "", /Nodes: pi-a, pi-b, pi-c, pi-d, pi-e/);
-  for (const id of ids.slice(0, 2))
+  // They come back over 10 s (jittered reconnects): one message for all of them.
+  for (const id of ids) {
+    registry.connected(
+      { id, name: "renamed", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+      clock.now(),
+    );
+    clock.advance(2_000);
+  }
+  clock.advance(400);
+  assert.deepEqual(
+    sent.slice(1).map((s) => s.msg.title),
+    ["Resolved: 5 nodes are back"],
+  );
+  assert.deepEqual(
+    sent[1]?.msg.nodes.map((n) => n.name),
+    ["pi-a", "pi-b", "pi-c", "pi-d", "pi-e"],
+  );
+
+  // Two nodes are below summary_after (3): one message each, there and back.
+  const pair = ["f", "g"].map((x) => join(`pi-${x}`));
+  for (const id of pair) registry.setState(id, "down", "no heartbeat", clock.now());
+  clock.advance(60_400);
+  assert.deepEqual(
+    sent.slice(2).map((s) => s.msg.title),
+    ["pi-f is down", "pi-g is down"],
+  );
+  for (const id of pair)
     registry.connected(
       { id, name: "x", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
       clock.now(),
     );
-  clock.advance(200);
+  clock.advance(400);
   assert.deepEqual(
-    sent.slice(1).map((s) => s.msg.title),
-    ["Resolved: pi-a is back", "Resolved: pi-b is back"],
-    "two back: two messages",
+    sent.slice(4).map((s) => s.msg.title),
+    ["Resolved: pi-f is back", "Resolved: pi-g is back"],
   );
 });
 
 test("alerts - under-voltage fires at once with words that name the node and the power supply; a dip resets a rule's duration", () => {
-  const { clock, registry, sent, join } = setup("[alert.cpu_temp]\nfor = 2m\n");
+  const { clock, registry, sent, join, engine } = setup("[alert.cpu_temp]\nfor = 2m\n");
   const id = join("pi-volt");
   registry.setVitals(id, vitals({ underVoltage: true }), 1, clock.now());
-  clock.advance(200);
+  clock.advance(600);
   assert.equal(sent.length, 1);
   assert.match(sent[0]?.msg.title ?? "", /^pi-volt reports under-voltage/);
   assert.match(sent[0]?.msg.text ?? "", /power supply/);
-  registry.setVitals(id, vitals({ underVoltage: false }), 2, clock.now());
-  clock.advance(200);
+  // A weak supply flickers: the bit flips every sample for five minutes. Still one alert.
+  for (let i = 0; i < 30; i++) {
+    registry.setVitals(id, vitals({ underVoltage: i % 2 === 0 }), 2 + i, clock.now());
+    clock.advance(10_000);
+  }
+  assert.equal(sent.length, 1, "a flapping bit is one alert, not one per sample");
+  // The last sample (10 s ago) was clear; steady for the rule's clear (1 min): resolved, once.
+  clock.advance(49_000);
+  assert.equal(sent.length, 1);
+  clock.advance(1_600);
   assert.equal(sent[1]?.msg.title, "Resolved: pi-volt's power supply holds up again");
 
   const hot = (celsius: number, seq: number) =>
@@ -153,16 +186,19 @@ test("alerts - under-voltage fires at once with words that name the node and the
       seq,
       clock.now(),
     );
-  hot(85, 3);
+  hot(85, 53);
   clock.advance(100_000);
-  hot(70, 4); // a dip: the two minutes start again
+  hot(70, 54); // a dip: the two minutes start again
   clock.advance(1_000);
-  hot(86, 5);
+  hot(86, 55);
   clock.advance(100_000);
   assert.equal(sent.length, 2, "not yet: hot for 100 s since the dip");
   clock.advance(21_000);
   assert.equal(sent.length, 3);
   assert.equal(sent[2]?.msg.title, "pi-volt is hot: 86 °C");
+  hot(80.4, 56);
+  clock.advance(600);
+  assert.equal(engine.states()[0]?.value, 80.4);
 });
 
 test("alerts - quiet hours hold all but critical, and what still fires when they end goes out then", () => {
@@ -231,7 +267,7 @@ test("alerts - rules of your own: a selector, named channels, a repeat, your own
       1,
       clock.now(),
     );
-  clock.advance(200);
+  clock.advance(600);
   const titles = sent.map((s) => `${s.channels.join("+")}: ${s.msg.title}`).sort();
   assert.deepEqual(titles, [
     "hook+mail: db-1 runs a different agent version than the primary",
@@ -285,7 +321,7 @@ test("alerts - [alert.NAME] mistakes are config errors with file and line", () =
   assert.match(lines[2] ?? "", /:7 \[alert\.x2\] for: expected a duration/);
   assert.match(
     lines[3] ?? "",
-    /:8 \[alert\.x2\] unknown key "colour" \(an alert has when, for, on/,
+    /:8 \[alert\.x2\] unknown key "colour" \(an alert has when, for, clear, on/,
   );
   assert.match(lines[4] ?? "", /:9 \[alert\.x3\] has no "when"/);
   assert.match(lines[5] ?? "", /:11 \[alert\.Bad Name\]: a rule name is lowercase/);
@@ -346,4 +382,108 @@ test("alerts - a restarted primary takes up what was firing from the stored even
     ["Resolved: pi-01 is back"],
   );
   engine.close();
+});
+
+test("alerts - an outage's backlog replayed at once is judged on its newest sample, and a sample from before the outage judges nothing", () => {
+  const { clock, registry, sent, join, engine } = setup();
+  const id = join("pi-replay");
+  // 200 samples in one burst, one of them with the under-voltage bit: the newest is clear.
+  for (let i = 0; i < 200; i++)
+    registry.setVitals(id, vitals({ underVoltage: i === 100 }), i + 1, clock.now());
+  clock.advance(1_000);
+  assert.equal(sent.length, 0, "no alert from a sample in the middle of a replay");
+  assert.deepEqual(engine.states(), []);
+
+  // Its last sample before going down said under-voltage; back, nothing is judged on it.
+  registry.setVitals(id, vitals({ underVoltage: true }), 300, clock.now());
+  registry.setState(id, "down", "no heartbeat", clock.now());
+  clock.advance(1_000);
+  const firedBefore = sent.length;
+  clock.advance(120_000);
+  registry.connected(
+    { id, name: "pi-replay", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    clock.now(),
+  );
+  clock.advance(1_000);
+  assert.deepEqual(
+    sent.slice(firedBefore).map((s) => s.msg.title),
+    ["pi-replay is down", "Resolved: pi-replay is back"],
+    "only the outage itself: the stale sample fires nothing",
+  );
+});
+
+test("alerts - resolved in quiet hours, an alert told before them is told resolved when they end", () => {
+  const clock0 = new ManualClock();
+  const d = new Date(clock0.now() + 60 * 60_000);
+  const from = d.getHours() * 60 + d.getMinutes();
+  const { clock, registry, sent, join } = setup("[alert.disk_full]\nfor = 0\nclear = 0\n", {
+    quietHours: { start: from, end: (from + 60) % 1440 },
+  });
+  const id = join("pi-full");
+  const disk = (pct: number, seq: number) =>
+    registry.setVitals(
+      id,
+      vitals(undefined, { disks: [{ mount: "/", usedBytes: pct, sizeBytes: 100 }] }),
+      seq,
+      clock.now(),
+    );
+  disk(95, 1);
+  clock.advance(600);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-full's disk is 95 % full"],
+  );
+  clock.advance(60 * 60_000); // into quiet hours
+  disk(40, 2);
+  clock.advance(600);
+  assert.equal(sent.length, 1, "held while quiet");
+  clock.advance(60 * 60_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-full's disk is 95 % full", "Resolved: pi-full's disk has room again"],
+  );
+});
+
+test("alerts - after a primary starts, nodes still down from before count only once the agents had time to reconnect", () => {
+  const clock = new ManualClock();
+  const events = new EventBus(silentLogger());
+  const registry = new MemoryRegistry(events);
+  registry.connected(
+    { id: "n1", name: "pi-late", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    clock.now() - 3_600_000,
+  );
+  registry.restore(
+    registry.list().map((n) => ({ ...n })),
+    RESTART_REASON,
+    clock.now(),
+  );
+  assert.equal(registry.get("n1")?.state, "down");
+  const sent: AlertMessage[] = [];
+  const engine = new AlertEngine({
+    rules: rulesFrom(""),
+    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3 },
+    registry,
+    events,
+    clock,
+    log: silentLogger(),
+    version: "1.0.0",
+    notifier: { channelNames: ["hook"], deliver: (_c, msg) => sent.push(msg) },
+  });
+  engine.start();
+  clock.advance(STARTUP_GRACE_MS - 1_000);
+  assert.equal(sent.length, 0, "not while agents may still be reconnecting");
+  clock.advance(1_000 + 60_000 + 400);
+  assert.deepEqual(
+    sent.map((m) => m.title),
+    ["pi-late is down"],
+  );
+  engine.close();
+});
+
+test("alerts - a rule's selector is checked at load: a state is refused with file and line", () => {
+  const doc = parseIni("[alert.hot_web]\nwhen = temp > 70\non = role=web, alive\n", "a.ini").doc;
+  const { problems } = readAlertSections(doc);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]?.where ?? "", /^a\.ini:3$/);
+  assert.match(problems[0]?.message ?? "", /on: .*not a state/);
 });
