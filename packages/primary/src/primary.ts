@@ -22,6 +22,7 @@ import type { FastifyInstance } from "fastify";
 import { createChannel, testMessage } from "./alerts/channels.js";
 import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
+import type { AlertMessage } from "./alerts/message.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -156,31 +157,30 @@ export class Primary {
       auditFile: join(opts.dataDir, "audit.log"),
     });
     const alertLog = opts.log.child({ component: "alerts" });
+    // Failures are events (the page and `picluster events` show them); successes are logged.
+    const undelivered = (channel: string, msg: AlertMessage, attempts: number, error: string) =>
+      this.events.emit({
+        kind: "alert.delivery_failed",
+        at: this.clock.now(),
+        channel,
+        rule: msg.rule,
+        title: msg.title,
+        attempts,
+        error,
+      });
     this.delivery = new Deliverer({
       channels: Object.values(config.channel).map((def) => createChannel(def, { log: alertLog })),
       log: alertLog,
       hooks: {
-        // Failures are events (the page and `picluster events` show them); successes are logged.
         onGaveUp: (channel, msg, attempts, error) =>
-          this.events.emit({
-            kind: "alert.delivery_failed",
-            at: this.clock.now(),
-            channel,
-            rule: msg.rule,
-            title: msg.title,
-            attempts,
-            error: error.message,
-          }),
+          undelivered(channel, msg, attempts, error.message),
         onDropped: (channel, msg, capacity) =>
-          this.events.emit({
-            kind: "alert.delivery_failed",
-            at: this.clock.now(),
+          undelivered(
             channel,
-            rule: msg.rule,
-            title: msg.title,
-            attempts: 0,
-            error: `dropped: ${capacity} messages were already waiting for this channel`,
-          }),
+            msg,
+            0,
+            `dropped: ${capacity} messages were already waiting for this channel`,
+          ),
       },
     });
     const delivery = this.delivery;

@@ -149,7 +149,6 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
 const STATE_WORDS = new Set(["alive", "suspect", "down", "left"]);
 const OPS: readonly AlertOp[] = [">=", "<=", "==", "!=", ">", "<"];
 const forType = durationType(0, 30 * 86_400_000);
-const repeatType = durationType(0, 30 * 86_400_000);
 const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 const CHANNEL_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
@@ -248,22 +247,15 @@ export function readAlertSections(doc: IniDocument | undefined): {
           else Object.assign(rule, parsed);
           break;
         }
-        case "for": {
-          const parsed = forType.parse(raw === "0" ? "0s" : raw);
-          if (parsed.ok) rule.forMs = parsed.value;
-          else bad(entry.line, `for: expected ${parsed.expected}, got "${raw}"`);
-          break;
-        }
-        case "clear": {
-          const parsed = forType.parse(raw === "0" ? "0s" : raw);
-          if (parsed.ok) rule.clearMs = parsed.value;
-          else bad(entry.line, `clear: expected ${parsed.expected}, got "${raw}"`);
-          break;
-        }
+        case "for":
+        case "clear":
         case "repeat": {
-          const parsed = repeatType.parse(raw === "0" ? "0s" : raw);
-          if (parsed.ok) rule.repeatMs = parsed.value;
-          else bad(entry.line, `repeat: expected ${parsed.expected}, got "${raw}"`);
+          // A bare 0 means "none" for each of the three.
+          const parsed = forType.parse(raw === "0" ? "0s" : raw);
+          if (!parsed.ok) bad(entry.line, `${keyName}: expected ${parsed.expected}, got "${raw}"`);
+          else if (keyName === "for") rule.forMs = parsed.value;
+          else if (keyName === "clear") rule.clearMs = parsed.value;
+          else rule.repeatMs = parsed.value;
           break;
         }
         case "on": {
