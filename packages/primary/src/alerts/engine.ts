@@ -80,8 +80,6 @@ interface Track {
   title: string;
   /** Since when a firing condition has stopped holding (it resolves after the rule's `clear`). */
   clearSince: number | undefined;
-  /** The value when it stopped holding. */
-  clearValue: number | null;
   /** Told as part of this summary: its resolution waits for the others'. */
   group: number | undefined;
 }
@@ -122,7 +120,8 @@ export function alertValue(
   primaryVersion: string,
 ): number | undefined {
   if (metric === "down") return node.state === "down" ? 1 : 0;
-  if (node.state !== "alive") return undefined;
+  // A suspect node is still connected: its figures stand until it is down.
+  if (node.state !== "alive" && node.state !== "suspect") return undefined;
   switch (metric) {
     case "version_mismatch":
       // The tutorial's nodes have no agent version to compare.
@@ -136,7 +135,8 @@ export function alertValue(
   }
   const v = node.vitals;
   // A sample from before the node's current state (its last one before an outage) says nothing now.
-  if (v === undefined || (node.vitalsAt ?? 0) < node.stateSince) return undefined;
+  if (v === undefined || (node.state === "alive" && (node.vitalsAt ?? 0) < node.stateSince))
+    return undefined;
   switch (metric) {
     case "under_voltage":
       return throttleFlag(v, "underVoltage");
@@ -226,8 +226,8 @@ export class AlertEngine {
   /**
    * Take up what an earlier primary left firing (its stored events), so a
    * restart neither tells again what was told nor forgets to tell it resolved.
-   * (In quiet hours a non-critical one is taken as not told yet: it goes out
-   * when they end if it still fires.)
+   * (A firing the last primary held in quiet hours and never sent counts as
+   * told: the events do not say which were sent.)
    */
   restore(
     events: ReadonlyArray<{
@@ -245,13 +245,11 @@ export class AlertEngine {
       if (e.kind === "alert.firing") last.set(k, e);
       else if (e.kind === "alert.resolved") last.delete(k);
     }
-    const quiet = inQuietHours(this.opts.settings.quietHours, this.opts.clock.now());
     let restored = 0;
     for (const [k, e] of last) {
       const rule = this.rules.find((r) => r.def.name === e.data.rule)?.def;
       const node = e.nodeId === null ? undefined : this.opts.registry.get(e.nodeId);
       if (rule === undefined || node === undefined || e.nodeId === null) continue;
-      const held = quiet && rule.severity !== "critical";
       this.tracks.set(k, {
         rule,
         nodeId: e.nodeId,
@@ -260,11 +258,10 @@ export class AlertEngine {
         value: typeof e.data.value === "number" ? e.data.value : 0,
         firing: true,
         firedAt: e.ts,
-        notifiedAt: held ? 0 : e.ts,
-        held,
+        notifiedAt: e.ts,
+        held: false,
         title: String(e.data.title ?? ""),
         clearSince: undefined,
-        clearValue: null,
         group: undefined,
       });
       restored++;
@@ -344,8 +341,10 @@ export class AlertEngine {
     const now = this.opts.clock.now();
     if (node.state === "left") {
       // Gone on purpose (a reboot, a shutdown, a removal): nothing to tell.
-      for (const [k, t] of this.tracks) {
-        if (t.nodeId !== node.id) continue;
+      for (const { def } of this.rules) {
+        const k = key(def.name, node.id);
+        const t = this.tracks.get(k);
+        if (t === undefined) continue;
         this.tracks.delete(k);
         if (t.firing) this.resolve(t, null, now, false);
       }
@@ -363,8 +362,10 @@ export class AlertEngine {
       }
       const value = this.value(def.metric, node, now);
       if (value === undefined) {
-        // Nothing current to judge by: a firing alert stands, a pending one starts over later.
-        if (track !== undefined && !track.firing) this.tracks.delete(k);
+        // Nothing current to judge by. A firing alert stands (and never resolves on no
+        // data); a pending one waits, unless the node is down: then it starts over later.
+        if (track?.firing === true) track.clearSince = undefined;
+        else if (track !== undefined && node.state === "down") this.tracks.delete(k);
         continue;
       }
       if (compareAlert(value, def.op, def.threshold)) {
@@ -386,8 +387,7 @@ export class AlertEngine {
           held: false,
           title: "",
           clearSince: undefined,
-          clearValue: null,
-          group: undefined,
+            group: undefined,
         };
         this.tracks.set(k, t);
         if (def.forMs === 0) this.fire([t], now);
@@ -396,7 +396,6 @@ export class AlertEngine {
           this.tracks.delete(k);
           continue;
         }
-        track.clearValue = value;
         track.clearSince ??= now;
         if (now - track.clearSince >= def.clearMs) {
           this.tracks.delete(k);
@@ -408,6 +407,12 @@ export class AlertEngine {
 
   private fire(tracks: Track[], now: number): void {
     for (const t of tracks) {
+      // Back and down again before its summary was told back: tell it back first.
+      for (const g of this.resolving.values()) {
+        const i = g.items.findIndex((r) => r.track.rule === t.rule && r.track.nodeId === t.nodeId);
+        const held = i >= 0 ? g.items.splice(i, 1)[0] : undefined;
+        if (held !== undefined) this.queue(t.rule.name).resolved.push(held);
+      }
       t.firing = true;
       t.firedAt = now;
       const { title } = wordAlert(t.rule, "firing", [this.subject(t)], this.extra(t, now));
@@ -477,9 +482,9 @@ export class AlertEngine {
       this.judgeSettled(now);
       if (!this.graceOver && now - this.startedAt >= STARTUP_GRACE_MS) {
         // Nodes still down since before our start count from now on.
-        this.graceOver = true;
         for (const node of this.opts.registry.list())
           if (node.state === "down") this.evaluate(node);
+        this.graceOver = true;
       }
       this.clearDue(now);
       this.fireDue(now);
@@ -507,8 +512,15 @@ export class AlertEngine {
   private clearDue(now: number): void {
     for (const [k, t] of this.tracks) {
       if (!t.firing || t.clearSince === undefined || now - t.clearSince < t.rule.clearMs) continue;
+      // Judged again on what the node says now: no data, or true again, is no resolution.
+      const node = this.opts.registry.get(t.nodeId);
+      const value = node === undefined ? undefined : this.value(t.rule.metric, node, now);
+      if (value === undefined || compareAlert(value, t.rule.op, t.rule.threshold)) {
+        t.clearSince = undefined;
+        continue;
+      }
       this.tracks.delete(k);
-      this.resolve(t, t.clearValue, now, true);
+      this.resolve(t, value, now, true);
     }
   }
 
@@ -537,20 +549,29 @@ export class AlertEngine {
   private repeatDue(now: number): void {
     for (const t of this.tracks.values()) {
       if (!t.firing || t.held || t.notifiedAt === 0 || t.rule.repeatMs === 0) continue;
+      if (t.clearSince !== undefined) continue; // on its way out: no reminder
       if (now - t.notifiedAt >= t.rule.repeatMs) this.queue(t.rule.name).firing.push(t);
     }
   }
 
   /** A summary's nodes that are back go out together once all are back, or after a while. */
   private groupsBack(now: number): void {
+    if (this.resolving.size === 0) return;
+    // One pass over the tracks for all groups (10 000 nodes: not one pass per group).
+    const waiting = new Set<number>();
+    for (const t of this.tracks.values()) if (t.group !== undefined) waiting.add(t.group);
+    const done = new Set<number>();
     for (const [group, g] of this.resolving) {
-      const waiting = [...this.tracks.values()].some((t) => t.group === group);
-      if (waiting && now - g.first < RESOLVE_GROUP_MS) continue;
+      if (waiting.has(group) && now - g.first < RESOLVE_GROUP_MS) continue;
       this.resolving.delete(group);
-      for (const t of this.tracks.values()) if (t.group === group) t.group = undefined;
+      done.add(group);
       const rule = g.items[0]?.track.rule;
       if (rule !== undefined) this.queue(rule.name).resolved.push(...g.items);
     }
+    // Those still firing after their group was told back are told one by one.
+    if (done.size > 0)
+      for (const t of this.tracks.values())
+        if (t.group !== undefined && done.has(t.group)) t.group = undefined;
   }
 
   /** Quiet hours are over: what fired meanwhile and still fires goes out now, and what resolved. */
@@ -577,8 +598,24 @@ export class AlertEngine {
         this.heldResolved.push(...out.resolved);
         continue;
       }
-      for (const group of this.batches(firing)) this.send(rule, "firing", group, now);
-      for (const group of this.batches(out.resolved)) this.send(rule, "resolved", group, now);
+      // Resolutions first: in one flush they are always older than the firings.
+      const messages: Array<
+        ["firing" | "resolved", Array<Track | { track: Track; value: number | null }>]
+      > = [
+        ...this.batches(out.resolved).map((g): ["resolved", typeof g] => ["resolved", g]),
+        ...this.batches(firing).map((g): ["firing", typeof g] => ["firing", g]),
+      ];
+      for (const [status, group] of messages) {
+        try {
+          this.send(rule, status, group, now);
+        } catch (err) {
+          this.opts.log.error("alert message not sent", {
+            rule: rule.name,
+            status,
+            err: describeError(err),
+          });
+        }
+      }
     }
   }
 

@@ -487,3 +487,53 @@ test("alerts - a rule's selector is checked at load: a state is refused with fil
   assert.match(problems[0]?.where ?? "", /^a\.ini:3$/);
   assert.match(problems[0]?.message ?? "", /on: .*not a state/);
 });
+
+test("alerts - no data is no resolution, a suspect node keeps its figures, and a summary's node down again is told back first", () => {
+  const { clock, registry, sent, join } = setup("[alert.cpu_temp]\nfor = 1m\n");
+  const id = join("pi-warm");
+  const hot = (celsius: number, seq: number) =>
+    registry.setVitals(
+      id,
+      vitals(undefined, { temps: [{ zone: "thermal_zone0", type: "cpu-thermal", celsius }] }),
+      seq,
+      clock.now(),
+    );
+  hot(85, 1);
+  clock.advance(30_000);
+  registry.setState(id, "suspect", "no heartbeat for 3 s", clock.now()); // a missed heartbeat…
+  clock.advance(1_000);
+  registry.seen(id, clock.now()); // …and it is back: the minute still counts
+  hot(86, 2);
+  clock.advance(30_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-warm is hot: 86 °C"],
+  );
+  hot(60, 3); // cooling…
+  clock.advance(10_000);
+  registry.setState(id, "down", "no heartbeat", clock.now()); // …then gone: no data
+  clock.advance(5 * 60_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["pi-warm is hot: 86 °C", "pi-warm is down"],
+    "never 'cooled down' on no data",
+  );
+
+  // Three nodes down at once (one summary); one comes back, then goes down again.
+  const ids = ["x", "y", "z"].map((n) => join(`pi-${n}`));
+  for (const n of ids) registry.setState(n, "down", "no heartbeat", clock.now());
+  clock.advance(60_400);
+  assert.equal(sent.at(-1)?.msg.title, "3 nodes are down");
+  const first = ids[0] ?? "";
+  registry.connected(
+    { id: first, name: "pi-x", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    clock.now(),
+  );
+  clock.advance(1_000);
+  registry.setState(first, "down", "no heartbeat", clock.now());
+  clock.advance(60_400);
+  assert.deepEqual(
+    sent.slice(-2).map((s) => s.msg.title),
+    ["Resolved: pi-x is back", "pi-x is down"],
+  );
+});
