@@ -20,6 +20,11 @@ import { type ClusterEvent, EventBus } from "../../src/events.js";
 import { MemoryRegistry, RESTART_REASON } from "../../src/registry.js";
 import { vitals } from "../support/vitals.js";
 
+/** A sample whose hottest zone is `celsius`. */
+function temp(celsius: number) {
+  return vitals(undefined, { temps: [{ zone: "thermal_zone0", type: "cpu-thermal", celsius }] });
+}
+
 function rulesFrom(ini: string): AlertRuleDef[] {
   const doc: IniDocument = parseIni(ini, "picluster.ini").doc;
   const { rules, problems } = readAlertSections(doc);
@@ -180,12 +185,7 @@ test("alerts - under-voltage fires at once with words that name the node and the
   assert.equal(sent[1]?.msg.title, "Resolved: pi-volt's power supply holds up again");
 
   const hot = (celsius: number, seq: number) =>
-    registry.setVitals(
-      id,
-      vitals(undefined, { temps: [{ zone: "thermal_zone0", type: "cpu-thermal", celsius }] }),
-      seq,
-      clock.now(),
-    );
+    registry.setVitals(id, temp(celsius), seq, clock.now());
   hot(85, 53);
   clock.advance(100_000);
   hot(70, 54); // a dip: the two minutes start again
@@ -492,12 +492,7 @@ test("alerts - no data is no resolution, a suspect node keeps its figures, and a
   const { clock, registry, sent, join } = setup("[alert.cpu_temp]\nfor = 1m\n");
   const id = join("pi-warm");
   const hot = (celsius: number, seq: number) =>
-    registry.setVitals(
-      id,
-      vitals(undefined, { temps: [{ zone: "thermal_zone0", type: "cpu-thermal", celsius }] }),
-      seq,
-      clock.now(),
-    );
+    registry.setVitals(id, temp(celsius), seq, clock.now());
   hot(85, 1);
   clock.advance(30_000);
   registry.setState(id, "suspect", "no heartbeat for 3 s", clock.now()); // a missed heartbeat…
