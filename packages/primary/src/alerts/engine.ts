@@ -387,7 +387,7 @@ export class AlertEngine {
           held: false,
           title: "",
           clearSince: undefined,
-            group: undefined,
+          group: undefined,
         };
         this.tracks.set(k, t);
         if (def.forMs === 0) this.fire([t], now);
