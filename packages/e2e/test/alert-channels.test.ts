@@ -643,6 +643,43 @@ test("alert delivery - close() with an attempt hanging returns promptly, aborts 
   assert.equal(hang.requests.length, 1, "the waiting message was not sent");
 });
 
+test("alert delivery - close(drainMs) lets queued messages go out first, and a hanging channel holds it no longer than drainMs", async (t) => {
+  const slow = await startReceiver(t, () => ({ status: 200 }));
+  const hang = await startReceiver(t, () => "hang");
+  const { hooks, events } = recordHooks();
+  const d = deliverer(
+    t,
+    [
+      channel({ name: "hook", type: "webhook", url: slow.url, headers: {}, retries: 0 }),
+      channel({
+        name: "stuck",
+        type: "ntfy",
+        url: `${hang.url}/t`,
+        timeoutMs: 300_000,
+        retries: 0,
+      }),
+    ],
+    hooks,
+  );
+  for (const title of ["one", "two", "three"]) d.deliver(["hook", "stuck"], message({ title }));
+  const started = Date.now();
+  await deadline(d.close(500), 5_000, "close(500)");
+  const took = Date.now() - started;
+  assert.deepEqual(
+    slow.requests.map((r) => (JSON.parse(r.body) as AlertMessage).title),
+    ["one", "two", "three"],
+    "all queued messages went out before close() returned",
+  );
+  assert.ok(took >= 400, `close waited for the hanging channel (${took} ms)`);
+  assert.equal(hang.requests.length, 1, "the hanging channel's queue was dropped after the drain");
+  assert.deepEqual(
+    events.filter((e) => e.kind !== "delivered"),
+    [],
+    "no failure reported for a shutdown",
+  );
+  assert.equal(events.filter((e) => e.kind === "delivered").length, 3);
+});
+
 test("alert delivery - test() sends one test message now and reports the outcome", async (t) => {
   const rx = await startReceiver(t, (_req, i) =>
     i === 0 ? { status: 200 } : { status: 401, body: "bad token" },

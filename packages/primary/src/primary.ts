@@ -91,6 +91,9 @@ export function storeFile(config: Config, dataDir: string): string {
   return config.store.file === "" ? join(dataDir, "picluster.db") : config.store.file;
 }
 
+/** How long a stopping primary waits for alert messages already queued. */
+const SHUTDOWN_DRAIN_MS = 2_000;
+
 export class Primary {
   readonly events: EventBus;
   readonly registry: MemoryRegistry;
@@ -384,7 +387,8 @@ export class Primary {
     }
     // Runs in progress end as cancelled (their nodes are told to stop) and are stored.
     this.alerts.close();
-    const deliveryDone = this.delivery.close();
+    // Messages already queued get a moment to go out; a dead channel cannot hold the stop.
+    const deliveryDone = this.delivery.close(SHUTDOWN_DRAIN_MS);
     const tasksDone = this.tasks.close();
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([

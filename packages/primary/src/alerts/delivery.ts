@@ -188,8 +188,14 @@ export class Deliverer {
    * aborted, backoff timers cleared. Resolves once every worker has stopped,
    * which never waits on a channel.
    */
-  async close(): Promise<void> {
+  /**
+   * Stop. With `drainMs`, first give what is queued or being sent that long
+   * to go out (a primary stopping still tells what it has to tell); then
+   * abort what is left.
+   */
+  async close(drainMs = 0): Promise<void> {
     if (this.closed) return;
+    if (drainMs > 0) await this.drain(drainMs);
     this.closed = true;
     for (const controller of this.inFlight) controller.abort(new Error("delivery closed"));
     for (const sleeper of this.sleepers) {
@@ -205,6 +211,25 @@ export class Deliverer {
       if (lane.worker !== undefined) workers.push(lane.worker);
     }
     await Promise.all(workers);
+  }
+
+  /** Resolves when every lane is idle, or after `ms`. */
+  private async drain(ms: number): Promise<void> {
+    const until = this.now() + ms;
+    for (;;) {
+      const busy = [...this.lanes.values()].filter(
+        (l) => l.worker !== undefined || l.queue.length > 0,
+      );
+      if (busy.length === 0 || this.now() >= until) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(busy.map((l) => l.worker)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(1, until - this.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 
   private pump(lane: Lane): void {

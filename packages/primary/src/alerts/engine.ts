@@ -278,9 +278,11 @@ export class AlertEngine {
     this.stopTicker = this.opts.clock.every(ALERT_TICK_MS, () => this.tick());
   }
 
+  /** Stop; what is ready to be told is handed to the channels first. */
   close(): void {
     this.unsubscribe?.();
     this.stopTicker?.();
+    if (this.startedAt > 0) this.flush(this.opts.clock.now());
   }
 
   /** What is pending and firing now, firing first, then by rule and node. */
