@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AGENT_NODE_FLAGS } from "@picluster/common";
 import { preciseNow } from "./ipc.js";
 import { type LocalPrimary, startLocalPrimary } from "./local-primary.js";
 import { clockTicksPerSecond, readProcRss, readProcTicks, sleep } from "./stats.js";
@@ -222,7 +223,9 @@ export async function runFootprint(
       const stderrFile = join(dir, "agent.stderr");
       const stderrFd = openSync(stderrFile, "w");
       // Only what the agent needs: its config through PICLUSTER_*, nothing of this shell's.
-      const child = spawn(process.execPath, [kind.script, "agent"], {
+      // The bundle runs as its systemd unit runs it (AGENT_NODE_FLAGS); the CLI as typed.
+      const flags = kind.script === BUNDLE_SCRIPT ? AGENT_NODE_FLAGS : [];
+      const child = spawn(process.execPath, [...flags, kind.script, "agent"], {
         cwd: dir,
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -49,7 +49,7 @@ test("cli service - --dry-run shows the systemd unit and the exact commands, and
   // The unit runs the very script that installed it (bin/picluster.js, or a node's agent bundle).
   assert.ok(
     r.unit.includes(
-      `\nExecStart=${process.execPath} ${resolve(process.argv[1] ?? "")} agent --config /etc/picluster/node.ini\n`,
+      `\nExecStart=${process.execPath} --lite-mode ${resolve(process.argv[1] ?? "")} agent --config /etc/picluster/node.ini\n`,
     ),
     r.unit,
   );

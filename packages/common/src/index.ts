@@ -21,3 +21,4 @@ export * from "./protocol/json-check.js";
 // which the agent never loads.
 export type * from "./protocol/messages.js";
 export * from "./protocol/version.js";
+export * from "./runtime.js";

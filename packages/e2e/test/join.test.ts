@@ -92,7 +92,7 @@ test("join - one pasted command: the primary serves a checked script and agent; 
   assert.match(
     run.stdout,
     new RegExp(
-      `^ExecStart=\\S+node ${prefix}/picluster-agent\\.cjs agent --config ${config}$`,
+      `^ExecStart=\\S+node --lite-mode ${prefix}/picluster-agent\\.cjs agent --config ${config}$`,
       "m",
     ),
   );

@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { describeError } from "@picluster/common";
+import { AGENT_NODE_FLAGS, describeError } from "@picluster/common";
 import type { Command } from "commander";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 
@@ -33,7 +33,7 @@ export function unitText(o: UnitOptions): string {
     "Type=simple",
     `User=${o.user}`,
     `Group=${o.user}`,
-    `ExecStart=${o.node} ${o.bin} ${o.role} --config ${o.config}`,
+    `ExecStart=${[o.node, ...(o.role === "agent" ? AGENT_NODE_FLAGS : []), o.bin, o.role].join(" ")} --config ${o.config}`,
     "Environment=PICLUSTER_LOG_FORMAT=json",
     "StateDirectory=picluster",
     "StateDirectoryMode=0700",
