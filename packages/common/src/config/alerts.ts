@@ -5,7 +5,7 @@
  * is a rule of your own. Every problem is reported as `file:line`.
  */
 import type { IniDocument } from "./ini.js";
-import { interpolate } from "./ini.js";
+import { sectionValues } from "./ini.js";
 import { durationType, formatDuration } from "./types.js";
 
 export type AlertOp = ">" | ">=" | "<" | "<=" | "==" | "!=";
@@ -232,18 +232,11 @@ export function readAlertSections(doc: IniDocument | undefined): {
       problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
       ok = false;
     };
-    for (const [keyName, entry] of section.entries) {
-      let raw: string;
-      try {
-        raw = interpolate(doc, sectionName, keyName).trim();
-      } catch (err) {
-        bad(entry.line, (err as Error).message);
-        continue;
-      }
+    for (const { key: keyName, raw, line } of sectionValues(doc, section, bad)) {
       switch (keyName) {
         case "when": {
           const parsed = parseWhen(raw);
-          if (typeof parsed === "string") bad(entry.line, `when: ${parsed}`);
+          if (typeof parsed === "string") bad(line, `when: ${parsed}`);
           else Object.assign(rule, parsed);
           break;
         }
@@ -252,7 +245,7 @@ export function readAlertSections(doc: IniDocument | undefined): {
         case "repeat": {
           // A bare 0 means "none" for each of the three.
           const parsed = forType.parse(raw === "0" ? "0s" : raw);
-          if (!parsed.ok) bad(entry.line, `${keyName}: expected ${parsed.expected}, got "${raw}"`);
+          if (!parsed.ok) bad(line, `${keyName}: expected ${parsed.expected}, got "${raw}"`);
           else if (keyName === "for") rule.forMs = parsed.value;
           else if (keyName === "clear") rule.clearMs = parsed.value;
           else rule.repeatMs = parsed.value;
@@ -265,7 +258,7 @@ export function readAlertSections(doc: IniDocument | undefined): {
           );
           if (raw === "" || wrong !== undefined)
             bad(
-              entry.line,
+              line,
               `on: expected all, names or label=value joined by commas${wrong !== undefined && STATE_WORDS.has(wrong) ? ` (not a state: with "${wrong}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
             );
           else rule.on = terms.join(",");
@@ -277,22 +270,22 @@ export function readAlertSections(doc: IniDocument | undefined): {
             .map((t) => t.trim())
             .filter((t) => t !== "");
           const wrong = names.find((n) => !CHANNEL_NAME.test(n));
-          if (wrong !== undefined) bad(entry.line, `channels: "${wrong}" is not a channel name`);
+          if (wrong !== undefined) bad(line, `channels: "${wrong}" is not a channel name`);
           else {
             rule.channels = names;
-            rule.channelsWhere = at(entry.line);
+            rule.channelsWhere = at(line);
           }
           break;
         }
         case "severity":
           if (raw === "critical" || raw === "warning" || raw === "info") rule.severity = raw;
-          else bad(entry.line, `severity: expected critical, warning or info, got "${raw}"`);
+          else bad(line, `severity: expected critical, warning or info, got "${raw}"`);
           break;
         case "enabled": {
           const word = raw.toLowerCase();
           if (["on", "yes", "true", "1"].includes(word)) rule.enabled = true;
           else if (["off", "no", "false", "0"].includes(word)) rule.enabled = false;
-          else bad(entry.line, `enabled: expected on or off, got "${raw}"`);
+          else bad(line, `enabled: expected on or off, got "${raw}"`);
           break;
         }
         case "message":
@@ -300,7 +293,7 @@ export function readAlertSections(doc: IniDocument | undefined): {
           break;
         default:
           bad(
-            entry.line,
+            line,
             `unknown key "${keyName}" (an alert has ${ALERT_KEYS.map((k) => k.key).join(", ")})`,
           );
       }

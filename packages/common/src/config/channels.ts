@@ -7,7 +7,7 @@
 import { closest, distance } from "fastest-levenshtein";
 import { join as shellJoin, quote as shellQuote, split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
-import { interpolate } from "./ini.js";
+import { sectionValues } from "./ini.js";
 import type { ValueSource } from "./load.js";
 import { durationType, enumType, formatDuration, integerType } from "./types.js";
 
@@ -280,13 +280,9 @@ export function readChannelSections(doc: IniDocument): {
 
     // Every value as written, with its line; interpolation problems reported once.
     const raws = new Map<string, { raw: string; line: number }>();
-    for (const [keyName, entry] of section.entries) {
-      try {
-        raws.set(keyName, { raw: interpolate(doc, sectionName, keyName).trim(), line: entry.line });
-        sources[`${sectionName}.${keyName}`] = { kind: "file", file: doc.file, line: entry.line };
-      } catch (err) {
-        bad(entry.line, (err as Error).message);
-      }
+    for (const { key: keyName, raw, line } of sectionValues(doc, section, bad)) {
+      raws.set(keyName, { raw, line });
+      sources[`${sectionName}.${keyName}`] = { kind: "file", file: doc.file, line };
     }
 
     const typeEntry = raws.get("type");

@@ -269,3 +269,25 @@ function expand(
   }
   return out;
 }
+
+/**
+ * A section's values as its readers take them (interpolated, trimmed), each
+ * with its key and line. A value that cannot be interpolated is reported to
+ * `bad` with its line and skipped.
+ */
+export function* sectionValues(
+  doc: IniDocument,
+  section: IniSection,
+  bad: (line: number, message: string) => void,
+): Generator<{ key: string; raw: string; line: number }> {
+  for (const [key, entry] of section.entries) {
+    let raw: string;
+    try {
+      raw = interpolate(doc, section.name, key).trim();
+    } catch (err) {
+      bad(entry.line, (err as Error).message);
+      continue;
+    }
+    yield { key, raw, line: entry.line };
+  }
+}

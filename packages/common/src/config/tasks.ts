@@ -6,7 +6,7 @@
  */
 import { split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
-import { interpolate } from "./ini.js";
+import { sectionValues } from "./ini.js";
 import { durationType, formatDuration } from "./types.js";
 
 export type TaskArgType = "string" | "integer" | "number" | "boolean";
@@ -127,22 +127,15 @@ export function readTaskSections(doc: IniDocument): {
       ok = false;
     };
     let commandRead = false;
-    for (const [keyName, entry] of section.entries) {
-      let raw: string;
-      try {
-        raw = interpolate(doc, sectionName, keyName).trim();
-      } catch (err) {
-        bad(entry.line, (err as Error).message);
-        continue;
-      }
+    for (const { key: keyName, raw, line } of sectionValues(doc, section, bad)) {
       if (keyName.startsWith("arg.")) {
         const argName = keyName.slice(4);
         if (!ARG_NAME.test(argName)) {
-          bad(entry.line, `${keyName}: an argument name is lowercase letters, digits and '_'`);
+          bad(line, `${keyName}: an argument name is lowercase letters, digits and '_'`);
           continue;
         }
         const spec = parseArgSpec(argName, raw);
-        if (typeof spec === "string") bad(entry.line, `${keyName}: ${spec}`);
+        if (typeof spec === "string") bad(line, `${keyName}: ${spec}`);
         else args.push(spec);
         continue;
       }
@@ -152,10 +145,10 @@ export function readTaskSections(doc: IniDocument): {
           try {
             words = shellSplit(raw);
           } catch (err) {
-            bad(entry.line, `command: ${(err as Error).message}`);
+            bad(line, `command: ${(err as Error).message}`);
             continue;
           }
-          if (words.length === 0) bad(entry.line, "command: must not be empty");
+          if (words.length === 0) bad(line, "command: must not be empty");
           def.command = words;
           commandRead = true;
           break;
@@ -163,16 +156,15 @@ export function readTaskSections(doc: IniDocument): {
         case "timeout": {
           const parsed = timeoutType.parse(raw);
           if (parsed.ok) def.timeoutMs = parsed.value;
-          else bad(entry.line, `timeout: expected ${parsed.expected}, got "${raw}"`);
+          else bad(line, `timeout: expected ${parsed.expected}, got "${raw}"`);
           break;
         }
         case "user":
-          if (!/^[a-z_][a-z0-9_-]*\$?$|^$/.test(raw))
-            bad(entry.line, `user: not a user name: "${raw}"`);
+          if (!/^[a-z_][a-z0-9_-]*\$?$|^$/.test(raw)) bad(line, `user: not a user name: "${raw}"`);
           def.user = raw;
           break;
         case "cwd":
-          if (raw !== "" && !raw.startsWith("/")) bad(entry.line, `cwd: must be an absolute path`);
+          if (raw !== "" && !raw.startsWith("/")) bad(line, `cwd: must be an absolute path`);
           def.cwd = raw;
           break;
         case "description":
@@ -183,13 +175,13 @@ export function readTaskSections(doc: IniDocument): {
           try {
             words = shellSplit(raw);
           } catch (err) {
-            bad(entry.line, `env: ${(err as Error).message}`);
+            bad(line, `env: ${(err as Error).message}`);
           }
           for (const word of words) {
             const eq = word.indexOf("=");
             const envName = eq > 0 ? word.slice(0, eq) : "";
             if (!ENV_NAME.test(envName)) {
-              bad(entry.line, `env: expected NAME=value words, got "${word}"`);
+              bad(line, `env: expected NAME=value words, got "${word}"`);
               continue;
             }
             env[envName] = word.slice(eq + 1);
@@ -198,7 +190,7 @@ export function readTaskSections(doc: IniDocument): {
         }
         default: {
           const known = TASK_KEYS.map((k) => k.key).filter((k) => k !== "arg.NAME");
-          bad(entry.line, `unknown key "${keyName}" (a task has ${known.join(", ")} and arg.NAME)`);
+          bad(line, `unknown key "${keyName}" (a task has ${known.join(", ")} and arg.NAME)`);
         }
       }
     }
