@@ -61,12 +61,12 @@ async function storedAtLeast(
   kind: string,
   n: number,
 ): Promise<Array<{ data: Record<string, unknown> }>> {
-  const until = Date.now() + 5_000;
-  for (;;) {
-    const events = await storedEvents(p, kind);
-    if (events.length >= n || Date.now() > until) return events;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    () => p.primary.store.events({ kind, limit: 1_000 }).length >= n,
+    `${n} ${kind} event(s) stored`,
+    5_000,
+  );
+  return storedEvents(p, kind);
 }
 
 /** What each request to a receiver announced: firing or resolved, whatever the format. */
