@@ -67,13 +67,65 @@ export interface SeriesPoint {
   max: number | null;
 }
 
+/** The headers of every call: JSON, and the token when the page has one (some reads need it). */
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const token = apiToken();
+  return {
+    accept: "application/json",
+    ...extra,
+    ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
+  };
+}
+
+async function failure(res: Response, path: string): Promise<ApiError> {
+  const body = (await res.json().catch(() => ({}))) as {
+    error?: { code?: string; message?: string };
+  };
+  return new ApiError(
+    res.status,
+    body.error?.code ?? "E_HTTP",
+    body.error?.message ?? `${res.status} from ${path}`,
+  );
+}
+
 export async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: { accept: "application/json" } });
-  if (!res.ok) {
-    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
-    throw new Error(body.error?.message ?? `${res.status} from ${path}`);
-  }
+  const res = await fetch(path, { headers: headers() });
+  if (!res.ok) throw await failure(res, path);
   return (await res.json()) as T;
+}
+
+/**
+ * Read a server-sent event stream that needs the token (EventSource cannot
+ * send one): each `event:`/`data:` block is handed to `onEvent` until the
+ * stream ends or `signal` aborts. Throws an ApiError for a refused call.
+ */
+export async function followEvents(
+  path: string,
+  onEvent: (kind: string, data: unknown) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = await fetch(path, { headers: headers({ accept: "text/event-stream" }), signal });
+  if (!res.ok || res.body === null) throw await failure(res, path);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf("\n\n");
+      let kind = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) kind = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      }
+      if (data.length > 0) onEvent(kind, JSON.parse(data.join("\n")) as unknown);
+    }
+  }
 }
 
 /** The figures a tile shows, from a node's raw vitals or from a stream batch. */
@@ -137,26 +189,13 @@ export async function sendJson<T>(
   path: string,
   body?: unknown,
 ): Promise<T> {
-  const token = apiToken();
   const res = await fetch(path, {
     method,
-    headers: {
-      accept: "application/json",
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...(token === "" ? {} : { authorization: `Bearer ${token}` }),
-    },
+    headers: headers(body === undefined ? {} : { "content-type": "application/json" }),
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  const answer = (await res.json().catch(() => ({}))) as {
-    error?: { code?: string; message?: string };
-  };
-  if (!res.ok)
-    throw new ApiError(
-      res.status,
-      answer.error?.code ?? "E_HTTP",
-      answer.error?.message ?? `${res.status} from ${path}`,
-    );
-  return answer as T;
+  if (!res.ok) throw await failure(res, path);
+  return (await res.json().catch(() => ({}))) as T;
 }
 
 export interface TaskArg {

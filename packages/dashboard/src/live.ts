@@ -35,9 +35,9 @@ export type StreamStatus = "connecting" | "live" | "reconnecting";
 const HISTORY = 60;
 
 type Listener = () => void;
-export type TaskEventKind = "task.started" | "task.node" | "task.output" | "task.finished";
+export type TaskEventKind = "task.started" | "task.node" | "task.finished";
 type TaskListener = (kind: TaskEventKind, event: Record<string, unknown>) => void;
-const TASK_KINDS: TaskEventKind[] = ["task.started", "task.node", "task.output", "task.finished"];
+const TASK_KINDS: TaskEventKind[] = ["task.started", "task.node", "task.finished"];
 
 class LiveCluster {
   nodes = new Map<string, LiveNode>();
@@ -83,8 +83,8 @@ class LiveCluster {
 
   /**
    * Task progress as it happens: `task.started`, `task.node` and
-   * `task.finished` (stored events: the figures are under `data`) and
-   * `task.output` (each piece of a running task's output, as sent).
+   * `task.finished` (stored events: the figures are under `data`). A run's
+   * output is not on this public stream: see followEvents in api.ts.
    */
   onTask(fn: TaskListener): () => void {
     this.taskListeners.add(fn);

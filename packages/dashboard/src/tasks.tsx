@@ -8,6 +8,7 @@ import {
   ApiError,
   apiToken,
   type CatalogTask,
+  followEvents,
   getJson,
   type NodeResult,
   sendJson,
@@ -59,7 +60,8 @@ function TokenForm({ reason, onSaved }: { reason: string; onSaved: () => void })
     >
       <p>
         {reason}. Paste the API token (<code>[http] token</code> in the primary's config; the link{" "}
-        <code>picluster up</code> prints carries it) to run tasks from this browser.
+        <code>picluster up</code> prints carries it) to run tasks and see their output from this
+        browser.
       </p>
       <input
         type="password"
@@ -341,8 +343,8 @@ export function RunList({ node, limit }: { node?: string; limit: number }) {
   useEffect(() => {
     // Read again once per burst of events: a 64-node run sends a task.node for each.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const off = live.onTask((kind) => {
-      if (kind === "task.output" || timer !== undefined) return;
+    const off = live.onTask(() => {
+      if (timer !== undefined) return;
       timer = setTimeout(() => {
         timer = undefined;
         setVersion((v) => v + 1);
@@ -434,6 +436,8 @@ export function RunPage({ id }: { id: number }) {
   const [run, setRun] = useState<TaskRun>();
   const [error, setError] = useState<string>();
   const [needToken, setNeedToken] = useState<string>();
+  /** Bumped when a token is saved, to read the run again with it. */
+  const [tokenVersion, setTokenVersion] = useState(0);
   const running = run?.status === "running";
 
   useEffect(() => {
@@ -447,7 +451,10 @@ export function RunPage({ id }: { id: number }) {
           setError(undefined);
         },
         (err: unknown) => {
-          if (alive) setError(err instanceof Error ? err.message : String(err));
+          if (!alive) return;
+          // A run's arguments and output are for the token's holder only.
+          if (err instanceof ApiError && err.needsToken) setNeedToken(err.message);
+          else setError(err instanceof Error ? err.message : String(err));
         },
       );
     // A node's end or the run's end: read the stored result (it has all the output).
@@ -457,10 +464,8 @@ export function RunPage({ id }: { id: number }) {
         void load();
       }, 150);
     };
-    const off = live.onTask((kind, e) => {
-      if (kind === "task.output" && e.runId === id)
-        setRun((r) => r && withOutput(r, String(e.nodeId), String(e.data)));
-      else if (kind !== "task.output" && (e.data as { runId?: number })?.runId === id) loadSoon();
+    const off = live.onTask((_kind, e) => {
+      if ((e.data as { runId?: number })?.runId === id) loadSoon();
     });
     void load();
     return () => {
@@ -468,7 +473,23 @@ export function RunPage({ id }: { id: number }) {
       off();
       if (again !== undefined) clearTimeout(again);
     };
-  }, [id]);
+  }, [id, tokenVersion]);
+
+  // Output as it comes, over the run's own stream (it needs the token).
+  useEffect(() => {
+    if (!running) return;
+    const stop = new AbortController();
+    followEvents(
+      `/api/tasks/${id}/output`,
+      (kind, e) => {
+        const piece = e as { runId?: number; nodeId?: string; data?: string };
+        if (kind === "task.output" && piece.runId === id)
+          setRun((r) => r && withOutput(r, String(piece.nodeId), String(piece.data)));
+      },
+      stop.signal,
+    ).catch(() => undefined); // Lost or refused: the stored run, read on each node's end, has it all.
+    return () => stop.abort();
+  }, [id, running]);
 
   // While it runs, read it now and then too: a node that starts shows as running.
   useEffect(() => {
@@ -491,6 +512,16 @@ export function RunPage({ id }: { id: number }) {
   }, [id, running]);
 
   if (error !== undefined) return <p class="error">{error}</p>;
+  if (run === undefined && needToken !== undefined)
+    return (
+      <TokenForm
+        reason={needToken}
+        onSaved={() => {
+          setNeedToken(undefined);
+          setTokenVersion((v) => v + 1);
+        }}
+      />
+    );
   if (run === undefined) return <p class="empty">Loading…</p>;
   const done = run.nodes.filter((n) => !["pending", "running"].includes(n.status)).length;
   const total = run.nodes.length;

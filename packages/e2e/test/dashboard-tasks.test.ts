@@ -85,7 +85,11 @@ test("dashboard tasks - run a task on a selection with live output, confirm befo
     );
   }
   assert.match(await text(page, ".progress"), /2 of 2 nodes done/);
-  const stored = (await (await fetch(`${base}/api/tasks/${runId}`)).json()) as {
+  // A run's detail and output are the token's holder's only.
+  assert.equal((await fetch(`${base}/api/tasks/${runId}`)).status, 401);
+  const stored = (await (
+    await fetch(`${base}/api/tasks/${runId}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as {
     requestedBy: string;
     nodes: Array<{ status: string }>;
   };

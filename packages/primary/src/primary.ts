@@ -317,6 +317,28 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      limits: {
+        // The names this primary is known by: what it binds, what it tells
+        // nodes, this machine's own name; and what the user adds.
+        allowedHosts: [
+          http.host,
+          this.opts.config.primary.advertise_host,
+          hostname(),
+          `${hostname()}.local`,
+          ...http.allowed_hosts,
+        ],
+        bodyLimit: http.body_limit,
+        headersTimeoutMs: http.headers_timeout,
+        requestTimeoutMs: http.request_timeout,
+        idleTimeoutMs: http.idle_timeout,
+        maxConnections: http.max_connections,
+        streams: {
+          maxStreams: http.max_streams,
+          maxPerAddress: http.max_streams_per_address,
+          resumeBytes: http.stream_resume_bytes,
+          stallMs: http.stream_stall_timeout,
+        },
+      },
       tasks: this.tasks,
       alerts: {
         enabled: this.alerts.enabled,

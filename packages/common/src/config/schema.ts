@@ -14,6 +14,7 @@ import {
   integerType,
   type Labels,
   labelsType,
+  listType,
   optionalType,
   sizeType,
   stringType,
@@ -256,6 +257,61 @@ export const SCHEMA = {
       {
         secret: true,
       },
+    ),
+    allowed_hosts: key(
+      listType(
+        stringType({
+          pattern: /^(\*|\*?[A-Za-z0-9.-]+)$/,
+          patternDoc: "a host name, `.example.org` for it and its subdomains, or `*` for any",
+        }),
+      ),
+      [],
+      "Host names the HTTP API answers to besides loopback names, IP addresses, this machine's host name, `[http] host` and `[primary] advertise_host`; `.example.org` also allows its subdomains, `*` allows any (turns off the DNS-rebinding check). A request naming another host gets 421.",
+    ),
+    max_connections: key(
+      integerType(16, 100_000),
+      512,
+      "Open HTTP connections at most (event streams included); more are refused by the kernel's accept queue.",
+    ),
+    body_limit: key(
+      sizeType(1024, 64 * 1024 ** 2),
+      64 * 1024,
+      "Largest request body any API call accepts (task requests take at most 16 KiB); a larger one gets 413.",
+    ),
+    headers_timeout: key(
+      durationType(1_000, 600_000),
+      10_000,
+      "A client must send a request's headers within this time.",
+    ),
+    request_timeout: key(
+      durationType(1_000, 3_600_000),
+      30_000,
+      "A client must send a whole request, body included, within this time (a body trickled in slowly is cut).",
+    ),
+    idle_timeout: key(
+      durationType(1_000, 3_600_000),
+      60_000,
+      "A connection on which nothing moves for this long is closed (event streams send keep-alives and are exempt). Idle keep-alive connections between requests are closed after 10 s.",
+    ),
+    max_streams: key(
+      integerType(1, 100_000),
+      128,
+      "Open event streams (`/api/stream`, task output, followed logs) at most; more get 503.",
+    ),
+    max_streams_per_address: key(
+      integerType(1, 100_000),
+      16,
+      "Open event streams from one client address at most; more get 429.",
+    ),
+    stream_resume_bytes: key(
+      sizeType(4 * 1024, 64 * 1024 ** 2),
+      256 * 1024,
+      "What one stream resumed with Last-Event-ID may replay at most; past it the client is told to reload (`event: resync`).",
+    ),
+    stream_stall_timeout: key(
+      durationType(500, 600_000),
+      5_000,
+      "An event-stream client whose socket does not drain within this time is cut.",
     ),
   },
   alerts: {

@@ -188,3 +188,23 @@ export const labelsType: ValueType<Labels> = {
       .map(([k, val]) => `${k}=${val}`)
       .join(","),
 };
+
+/** Items separated by commas (or lines), each checked by `item`; empty means none. */
+export function listType(item: ValueType<string>): ValueType<readonly string[]> {
+  return {
+    name: `list of ${item.name}`,
+    parse(raw) {
+      const out: string[] = [];
+      for (const part of raw.split(/[,\n]/)) {
+        const text = part.trim();
+        if (text === "") continue;
+        const parsed = item.parse(text);
+        if (!parsed.ok)
+          return fail(`items separated by commas, each ${parsed.expected}; "${text}" is not`);
+        out.push(parsed.value);
+      }
+      return { ok: true, value: out };
+    },
+    format: (v) => v.map((x) => item.format(x)).join(", "),
+  };
+}

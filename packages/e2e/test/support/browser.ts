@@ -27,7 +27,17 @@ export async function launch(): Promise<Browser> {
   });
 }
 
-/** Poll an expression in the page (not on animation frames: a headless page gets few). */
+/**
+ * Poll an expression in the page every 100 ms (not on animation frames: a
+ * headless page gets few). Each poll is one page.evaluate, which DevTools
+ * runs outside the page's CSP: waitForFunction with a string evals inside
+ * the page, which the dashboard's policy (no 'unsafe-eval') rightly refuses.
+ */
 export async function until(page: Page, expression: string, timeout = 10_000): Promise<void> {
-  await page.waitForFunction(expression, undefined, { timeout, polling: 100 });
+  const end = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(expression)) return;
+    if (Date.now() > end) throw new Error(`page never had ${expression} within ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

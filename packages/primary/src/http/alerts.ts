@@ -5,12 +5,10 @@
  * alerts go out on /api/stream as stored events.
  */
 import { type AlertRuleDef, describeRule } from "@picluster/common";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { AlertState } from "../alerts/engine.js";
-
-type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-type ErrorBody = (code: string, message: string, field?: string) => unknown;
+import type { ErrorBody, Guard } from "./guard.js";
 
 export interface TestResult {
   ok: boolean;
@@ -59,7 +57,7 @@ export function registerAlertRoutes(
   app.post<{ Body: { channel: string } }>(
     "/api/alerts/test",
     {
-      preHandler: requireToken,
+      onRequest: requireToken,
       schema: {
         body: Type.Object(
           { channel: Type.String({ minLength: 1, maxLength: 64 }) },

@@ -4,7 +4,6 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import { AuthError, type Clock, type Logger, PiclusterError } from "@picluster/common";
 import Fastify, {
   type FastifyError,
@@ -21,11 +20,38 @@ import { type Store, StoreError } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
+import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, tokenGuard } from "./guard.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
-import { STATUS_PAGE } from "./status-page.js";
-import { openStream } from "./stream.js";
+import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status-page.js";
+import { openStream, type StreamLimits, StreamSlots } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
+
+/** What the HTTP server allows a client: see the `[http]` keys of the same names. */
+export interface HttpLimits {
+  /** Host names answered besides loopback names, addresses and this machine's names. */
+  allowedHosts: readonly string[];
+  bodyLimit: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  streams: StreamLimits;
+}
+
+/** The defaults of the `[http]` keys, for tests that build the server alone. */
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  allowedHosts: [],
+  bodyLimit: 64 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxConnections: 512,
+  streams: { maxStreams: 128, maxPerAddress: 16, resumeBytes: 256 * 1024, stallMs: 5_000 },
+};
+
+/** Idle keep-alive connections between two requests are closed after this. */
+const KEEP_ALIVE_MS = 10_000;
 
 export interface HttpOptions {
   registry: Registry;
@@ -36,6 +62,7 @@ export interface HttpOptions {
   version: string;
   /** Bearer token for routes that change state; empty means such routes answer 403. */
   token: string;
+  limits: HttpLimits;
   stats(): ProcessStats;
   /** Who may join; absent when the listener runs without TLS. */
   credentials?: CredentialStore;
@@ -104,18 +131,41 @@ export function nodeSummary(n: NodeRecord) {
   };
 }
 
-/** The error body every route uses: a stable code, a message, the field when one was wrong. */
-function errorBody(code: string, message: string, field?: string) {
-  return { error: { code, message, ...(field === undefined ? {} : { field }) } };
-}
-
 export function buildHttp(opts: HttpOptions): FastifyInstance {
+  const { limits } = opts;
   const app = Fastify({
     logger: false,
     // Close open connections on shutdown, event streams included: a
     // dashboard left open must not hold the primary's stop.
     forceCloseConnections: true,
+    bodyLimit: limits.bodyLimit,
+    // A request (headers and body) must arrive whole in time: a body
+    // trickled a byte at a time no longer holds a socket for minutes.
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    // Node checks the two timeouts above on this interval (default 30 s).
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
+  });
+  app.server.maxConnections = limits.maxConnections;
+
+  const hosts = new HostCheck(limits.allowedHosts);
+  app.addHook("onRequest", async (req, reply) => {
+    // On the raw response, so streams (which hijack the reply) have them too.
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.raw.setHeader(name, value);
+    if (!hosts.allows(req.headers.host)) {
+      const host = HostCheck.hostOf(req.headers.host ?? "");
+      return reply
+        .code(421)
+        .header("connection", "close")
+        .send(
+          errorBody(
+            "E_BAD_HOST",
+            `this server does not answer to the host name "${host}"; add it to [http] allowed_hosts if it is this machine`,
+          ),
+        );
+    }
   });
 
   app.setErrorHandler((err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
@@ -144,15 +194,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     if (err instanceof StoreError) return reply.code(400).send(errorBody(err.code, err.message));
     if (err instanceof PiclusterError)
       return reply.code(500).send(errorBody(err.code, err.message));
+    // A client's mistake (too large, wrong type, bad JSON, too slow) has its own code.
+    const clientCode = clientErrorCode(err);
+    if (clientCode !== undefined)
+      return reply.code(err.statusCode ?? 400).send(errorBody(clientCode, err.message));
     opts.log.error("HTTP handler failed", { err: String(err) });
-    return reply
-      .code(err.statusCode ?? 500)
-      .send(
-        errorBody(
-          "E_INTERNAL",
-          err.statusCode && err.statusCode < 500 ? err.message : "internal error",
-        ),
-      );
+    return reply.code(500).send(errorBody("E_INTERNAL", "internal error"));
   });
   app.setNotFoundHandler((req, reply) =>
     reply
@@ -165,10 +212,22 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   // The dashboard when it was built; else a small live status page.
   if (!registerDashboard(app, opts.dashboardDir)) {
     app.get("/", async (_req, reply) => {
-      reply.header("content-type", "text/html; charset=utf-8").header("cache-control", "no-cache");
+      reply
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .header("content-security-policy", STATUS_PAGE_CSP);
       return STATUS_PAGE;
     });
   }
+
+  /**
+   * Routes that change state, or show what nodes print, need
+   * `Authorization: Bearer <[http] token>`, checked before the body is read.
+   * With no token configured they are refused: the API never changes
+   * anything for whoever can merely reach it.
+   */
+  const { guard: requireToken, valid: hasToken } = tokenGuard(opts.token);
+  const slots = new StreamSlots(limits.streams);
 
   // What joining nodes download: the install script and the agent bundle.
   const joinFiles: Array<
@@ -194,33 +253,6 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     });
   }
 
-  /**
-   * Routes that change state need `Authorization: Bearer <[http] token>`.
-   * With no token configured they are refused: the API never changes
-   * anything for whoever can merely reach it.
-   */
-  const requireToken = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (opts.token === "") {
-      return reply
-        .code(403)
-        .send(
-          errorBody(
-            "E_NO_TOKEN_CONFIGURED",
-            "calls that change state are off until [http] token is set",
-          ),
-        );
-    }
-    const header = req.headers.authorization ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-    // Compare digests in constant time: neither length nor content leaks through timing.
-    const digest = (v: string) => createHash("sha256").update(v).digest();
-    if (!timingSafeEqual(digest(given), digest(opts.token))) {
-      return reply
-        .code(401)
-        .send(errorBody("E_UNAUTHORIZED", "a valid bearer token is needed for this call"));
-    }
-  };
-
   const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
   const authFailure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof AuthError)) throw err;
@@ -238,7 +270,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
           { additionalProperties: false },
         ),
       },
-      preHandler: requireToken,
+      onRequest: requireToken,
     },
     async (req, reply) => {
       if (opts.credentials === undefined)
@@ -256,7 +288,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   app.post<{ Params: { name: string } }>(
     "/api/nodes/:name/revoke",
-    { schema: { params: NameParams }, preHandler: requireToken },
+    { schema: { params: NameParams }, onRequest: requireToken },
     async (req, reply) => {
       if (opts.credentials === undefined)
         return reply
@@ -274,7 +306,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     registerTaskRoutes(app, {
       tasks: opts.tasks,
       requireToken,
+      hasToken,
       errorBody,
+      events: opts.events,
+      slots,
+      clock: opts.clock,
+      log: opts.log,
       findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
     });
 
@@ -380,6 +417,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       store: opts.store,
       clock: opts.clock,
       log: opts.log,
+      slots,
     });
   });
 

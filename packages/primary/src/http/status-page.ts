@@ -3,6 +3,7 @@
  * served: every node with its state and latest figures, live from the event
  * stream. Self-contained: no request leaves the machine.
  */
+import { createHash } from "node:crypto";
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -64,3 +65,19 @@ setInterval(soon, 10000);
 </body>
 </html>
 `;
+
+/** The digest of each inline block of the page, for its CSP ('self' alone blocks them). */
+function inlineHashes(tag: "style" | "script"): string {
+  const out: string[] = [];
+  for (const m of STATUS_PAGE.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))) {
+    out.push(
+      `'sha256-${createHash("sha256")
+        .update(m[1] ?? "")
+        .digest("base64")}'`,
+    );
+  }
+  return out.join(" ");
+}
+
+/** The status page's policy: the dashboard's, plus its own inline style and script. */
+export const STATUS_PAGE_CSP = `default-src 'self'; style-src 'self' ${inlineHashes("style")}; script-src 'self' ${inlineHashes("script")}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`;

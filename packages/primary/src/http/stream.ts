@@ -2,10 +2,15 @@
  * GET /api/stream: server-sent events, so a page stays live without polling.
  * - `event: <kind>` with `id:` for every stored event (state changes,
  *   throttling, joins…); a client reconnecting with Last-Event-ID gets what
- *   it missed from the store first.
- * - `event: task.output` (no id) for each piece of a running task's output.
+ *   it missed from the store first, up to `stream_resume_bytes`; past that,
+ *   `event: resync` tells it to reload instead.
  * - `event: vitals` once a second with the latest figures of every node that
  *   reported since the last one (coalesced: one entry per node).
+ * Task output is not here: it carries what nodes print, so it has its own
+ * route behind the token (GET /api/tasks/:id/output).
+ *
+ * Every stream holds a slot (`StreamSlots`): a total and a per-address cap,
+ * so a thousand clients that connect and never read cost a bounded amount.
  */
 
 import type { Clock, Logger } from "@picluster/common";
@@ -14,12 +19,153 @@ import type { EventBus } from "../events.js";
 import type { Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
 import type { Store, StoredEvent } from "../store/store.js";
+import { errorBody } from "./guard.js";
 
 const VITALS_EVERY_MS = 1_000;
 const KEEPALIVE_MS = 15_000;
-/** A client that stops reading is dropped before its backlog passes this. */
-const MAX_BACKLOG_BYTES = 1024 * 1024;
+/** A client that stops reading is dropped before its unsent backlog passes this. */
+const MAX_BACKLOG_BYTES = 256 * 1024;
 const RESUME_LIMIT = 1_000;
+
+export interface StreamLimits {
+  /** Streams open at most, and from one client address. */
+  maxStreams: number;
+  maxPerAddress: number;
+  /** What one Last-Event-ID resume may replay, in bytes. */
+  resumeBytes: number;
+  /** A client whose socket does not drain within this is cut. */
+  stallMs: number;
+}
+
+/** Counts open streams, in total and by client address. */
+export class StreamSlots {
+  private total = 0;
+  private readonly byAddress = new Map<string, number>();
+
+  constructor(readonly limits: StreamLimits) {}
+
+  get open(): number {
+    return this.total;
+  }
+
+  /** A slot for `address` (give it back with the function returned), or why not. */
+  take(address: string): (() => void) | { status: 429 | 503; message: string } {
+    const mine = this.byAddress.get(address) ?? 0;
+    if (this.total >= this.limits.maxStreams)
+      return {
+        status: 503,
+        message: `the primary has ${this.total} event streams open, its most ([http] max_streams); try again later`,
+      };
+    if (mine >= this.limits.maxPerAddress)
+      return {
+        status: 429,
+        message: `${address} has ${mine} event streams open, the most one address may ([http] max_streams_per_address)`,
+      };
+    this.total += 1;
+    this.byAddress.set(address, mine + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.total -= 1;
+      const left = (this.byAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.byAddress.delete(address);
+      else this.byAddress.set(address, left);
+    };
+  }
+}
+
+export interface SseWriter {
+  /** Queue text; false once the client is gone or was cut. */
+  write(text: string): boolean;
+  /** Called once when the stream ends for any reason. */
+  onClose(fn: () => void): void;
+  end(): void;
+  readonly open: boolean;
+}
+
+/**
+ * Start an event stream on `reply`: take a slot or answer 429/503, then
+ * hijack the socket and return a writer that cuts a client which stops
+ * reading (its backlog past MAX_BACKLOG_BYTES, or no drain within stallMs).
+ */
+export function openSse(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: { slots: StreamSlots; clock: Clock; log: Logger },
+): SseWriter | undefined {
+  const address = req.ip;
+  const slot = deps.slots.take(address);
+  if (typeof slot !== "function") {
+    void reply
+      .code(slot.status)
+      .header("retry-after", "10")
+      .send(errorBody("E_TOO_MANY_STREAMS", slot.message));
+    return undefined;
+  }
+  reply.hijack();
+  const res = reply.raw;
+  // Streams are quiet between keep-alives: the idle timeout is not for them
+  // (a client that stops reading is cut by the stall timer below instead).
+  req.raw.socket.setTimeout(0);
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  const closers: Array<() => void> = [];
+  let open = true;
+  let cancelStall: (() => void) | undefined;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    slot();
+    cancelStall?.();
+    for (const fn of closers) fn();
+  };
+  const cut = (why: string, fields: Record<string, unknown>) => {
+    deps.log.warn(why, { client: address, ...fields });
+    close();
+    res.destroy();
+  };
+  res.on("close", close);
+  res.on("drain", () => {
+    cancelStall?.();
+    cancelStall = undefined;
+  });
+  return {
+    get open() {
+      return open;
+    },
+    write(text) {
+      if (!open) return false;
+      const flushed = res.write(text);
+      if (res.writableLength > MAX_BACKLOG_BYTES) {
+        cut("stream client is not reading, closing it", { backlog: res.writableLength });
+        return false;
+      }
+      if (!flushed && cancelStall === undefined) {
+        cancelStall = deps.clock.after(deps.slots.limits.stallMs, () =>
+          cut("stream client did not drain in time, closing it", {
+            stallMs: deps.slots.limits.stallMs,
+            backlog: res.writableLength,
+          }),
+        );
+      }
+      return open;
+    },
+    onClose(fn) {
+      if (open) closers.push(fn);
+      else fn();
+    },
+    end() {
+      if (!open) return;
+      close();
+      res.end();
+    },
+  };
+}
 
 export interface StreamDeps {
   events: EventBus;
@@ -27,36 +173,31 @@ export interface StreamDeps {
   store: Store;
   clock: Clock;
   log: Logger;
+  slots: StreamSlots;
 }
 
 export function openStream(req: FastifyRequest, reply: FastifyReply, deps: StreamDeps): void {
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  let open = true;
-  const write = (text: string) => {
-    if (!open) return;
-    res.write(text);
-    if (res.writableLength > MAX_BACKLOG_BYTES) {
-      deps.log.warn("stream client is not reading, closing it", { backlog: res.writableLength });
-      close();
-      res.destroy();
-    }
-  };
+  const sse = openSse(req, reply, deps);
+  if (sse === undefined) return;
   const sendEvent = (e: StoredEvent) =>
-    write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+    sse.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
 
-  write("retry: 2000\n\n");
+  sse.write("retry: 2000\n\n");
   const header = req.headers["last-event-id"];
   const lastId = Number(Array.isArray(header) ? header[0] : header);
   if (Number.isSafeInteger(lastId) && lastId > 0) {
-    for (const e of deps.store.events({ afterId: lastId, limit: RESUME_LIMIT }).reverse())
-      sendEvent(e);
+    // Bounded in bytes too: a thousand large events to each of many
+    // resuming clients is how a stream fills the primary's memory.
+    let budget = deps.slots.limits.resumeBytes;
+    for (const e of deps.store.events({ afterId: lastId, limit: RESUME_LIMIT }).reverse()) {
+      const text = `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
+      budget -= Buffer.byteLength(text);
+      if (budget < 0) {
+        sse.write(`event: resync\ndata: {"reason":"too much to replay; reload"}\n\n`);
+        break;
+      }
+      if (!sse.write(text)) return;
+    }
   }
 
   const offStored = deps.store.onEvents((events) => {
@@ -65,9 +206,6 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
   const updated = new Set<string>();
   const offVitals = deps.events.on((e) => {
     if (e.kind === "node.vitals") updated.add(e.nodeId);
-    // Task output as it comes, without an id: a resumed stream gets the
-    // node's output from GET /api/tasks/:id instead.
-    else if (e.kind === "task.output") write(`event: task.output\ndata: ${JSON.stringify(e)}\n\n`);
   });
   const stopVitals = deps.clock.every(VITALS_EVERY_MS, () => {
     if (updated.size === 0) return;
@@ -80,17 +218,13 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
       batch.push({ nodeId: id, name: node.name, at: node.vitalsAt ?? null, figures });
     }
     updated.clear();
-    write(`event: vitals\ndata: ${JSON.stringify(batch)}\n\n`);
+    sse.write(`event: vitals\ndata: ${JSON.stringify(batch)}\n\n`);
   });
-  const stopKeepalive = deps.clock.every(KEEPALIVE_MS, () => write(": keep-alive\n\n"));
-
-  const close = () => {
-    if (!open) return;
-    open = false;
+  const stopKeepalive = deps.clock.every(KEEPALIVE_MS, () => sse.write(": keep-alive\n\n"));
+  sse.onClose(() => {
     offStored();
     offVitals();
     stopVitals();
     stopKeepalive();
-  };
-  res.on("close", close);
+  });
 }

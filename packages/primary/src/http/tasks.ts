@@ -4,13 +4,15 @@
  * GET /api/ping pings a selection. Progress and output go out on
  * /api/stream (task.started, task.node, task.output, task.finished).
  */
+import type { Clock, Logger } from "@picluster/common";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
+import type { EventBus } from "../events.js";
 import { RequestError } from "../session.js";
+import type { StoredTaskRun } from "../store/store.js";
 import { TaskRequestError, type TaskService } from "../tasks/service.js";
-
-type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-type ErrorBody = (code: string, message: string, field?: string) => unknown;
+import type { ErrorBody, Guard } from "./guard.js";
+import { openSse, type StreamSlots } from "./stream.js";
 
 const TaskBody = Type.Object(
   {
@@ -39,6 +41,20 @@ type TaskBodyT = {
 const FOLLOW_MAX_MS = 24 * 3_600_000;
 const RunParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
+/**
+ * A run as whoever can reach the API sees it: what ran where and how it
+ * ended, without its arguments, output or errors (those can hold secrets
+ * and whatever a node printed; they need the token).
+ */
+export function publicRun(run: StoredTaskRun): StoredTaskRun & { redacted: true } {
+  return {
+    ...run,
+    args: {},
+    nodes: run.nodes.map(({ error: _error, ...n }) => ({ ...n, output: "", truncated: false })),
+    redacted: true,
+  };
+}
+
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
 function requester(req: FastifyRequest): string {
   const claimed = req.headers["x-picluster-user"];
@@ -51,12 +67,18 @@ export function registerTaskRoutes(
   deps: {
     tasks: TaskService;
     requireToken: Guard;
+    /** Whether a request carries the valid token (reads that show more with it). */
+    hasToken: (req: FastifyRequest) => boolean;
     errorBody: ErrorBody;
+    events: EventBus;
+    slots: StreamSlots;
+    clock: Clock;
+    log: Logger;
     /** A node's id from its id or name. */
     findNode: (idOrName: string) => string | undefined;
   },
 ): void {
-  const { tasks, requireToken, errorBody, findNode } = deps;
+  const { tasks, requireToken, hasToken, errorBody, findNode } = deps;
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof TaskRequestError)) throw err;
     const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
@@ -67,7 +89,8 @@ export function registerTaskRoutes(
 
   app.post<{ Body: TaskBodyT }>(
     "/api/tasks",
-    { schema: { body: TaskBody }, preHandler: requireToken },
+    // A task request is a few hundred bytes; 16 KiB leaves room for long arguments.
+    { schema: { body: TaskBody }, onRequest: requireToken, bodyLimit: 16 * 1024 },
     async (req, reply) => {
       try {
         const { args, ...rest } = req.body;
@@ -94,28 +117,68 @@ export function registerTaskRoutes(
     },
     async (req, reply) => {
       const { node, limit = 50 } = req.query;
-      if (node === undefined) return { runs: tasks.list(limit) };
+      const shown = hasToken(req) ? (r: StoredTaskRun) => r : publicRun;
+      if (node === undefined) return { runs: tasks.list(limit).map(shown) };
       const id = findNode(node);
       if (id === undefined)
-        return reply.code(404).send(errorBody("E_NOT_FOUND", `no node "${node}"`, "node"));
-      return { runs: tasks.list(limit, id) };
+        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${node}"`, "node"));
+      return { runs: tasks.list(limit, id).map(shown) };
     },
   );
 
   app.get("/api/tasks/catalog", async () => ({ tasks: tasks.catalog() }));
 
+  // A run's arguments and each node's output: for the token's holder only.
   app.get<{ Params: { id: number } }>(
     "/api/tasks/:id",
-    { schema: { params: RunParams } },
+    { schema: { params: RunParams }, onRequest: requireToken },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
       return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
     },
   );
 
+  /**
+   * A run's output live, as server-sent events: `task.output` for each
+   * piece, `task.node` as each node ends, `end` when the run is over (at
+   * once for a run that already ended: its output is in GET /api/tasks/:id).
+   */
+  app.get<{ Params: { id: number } }>(
+    "/api/tasks/:id/output",
+    { schema: { params: RunParams }, onRequest: requireToken },
+    async (req, reply) => {
+      const run = tasks.get(req.params.id);
+      if (run === undefined)
+        return reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      const sse = openSse(req, reply, deps);
+      if (sse === undefined) return;
+      const id = run.id;
+      const send = (kind: string, data: unknown) =>
+        sse.write(`event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (run.status !== "running") {
+        send("end", { runId: id, status: run.status });
+        sse.end();
+        return;
+      }
+      const off = deps.events.on((e) => {
+        if (e.kind === "task.output" && e.runId === id) send("task.output", e);
+        else if (e.kind === "task.node" && e.runId === id) send("task.node", e);
+        else if (e.kind === "task.finished" && e.runId === id) {
+          send("end", { runId: id, status: e.status });
+          sse.end();
+        }
+      });
+      const stopKeepalive = deps.clock.every(15_000, () => sse.write(": keep-alive\n\n"));
+      sse.onClose(() => {
+        off();
+        stopKeepalive();
+      });
+    },
+  );
+
   app.delete<{ Params: { id: number } }>(
     "/api/tasks/:id",
-    { schema: { params: RunParams }, preHandler: requireToken },
+    { schema: { params: RunParams }, onRequest: requireToken },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
       if (run === undefined)
@@ -143,7 +206,7 @@ export function registerTaskRoutes(
     "/api/nodes/:id/processes",
     {
       // A node's command lines and logs are not for whoever can reach the API.
-      preHandler: requireToken,
+      onRequest: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(
@@ -170,7 +233,7 @@ export function registerTaskRoutes(
   app.get<{ Params: { id: string }; Querystring: { lines?: number; follow?: boolean } }>(
     "/api/nodes/:id/logs",
     {
-      preHandler: requireToken,
+      onRequest: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(
@@ -191,7 +254,15 @@ export function registerTaskRoutes(
           return nodeFailure(err, reply);
         }
       }
-      // Follow: plain text, lines as the node writes them, until the client goes.
+      // Follow: plain text, lines as the node writes them, until the client
+      // goes. It holds a stream slot like any other long-lived answer.
+      const slot = deps.slots.take(req.ip);
+      if (typeof slot !== "function")
+        return reply
+          .code(slot.status)
+          .header("retry-after", "10")
+          .send(errorBody("E_TOO_MANY_STREAMS", slot.message));
+      req.raw.socket.setTimeout(0);
       const stop = new AbortController();
       let started = false;
       const done = tasks
@@ -214,7 +285,10 @@ export function registerTaskRoutes(
           (err: unknown) => err,
         );
       reply.hijack();
-      reply.raw.on("close", () => stop.abort());
+      reply.raw.on("close", () => {
+        slot();
+        stop.abort();
+      });
       const err = await done;
       if (!started) {
         // Nothing streamed: answer like the plain route would.
