@@ -31,15 +31,18 @@ export function nextEvent<E extends { kind: string }, K extends E["kind"]>(
   });
 }
 
-/** Poll `check` until it returns true, failing after `within` ms with `what`. For state with no event. */
+/**
+ * Poll `check` until it returns (or resolves to) true, failing after
+ * `within` ms with `what`. For state with no event, or one read over HTTP.
+ */
 export async function waitFor(
-  check: () => boolean,
+  check: () => boolean | Promise<boolean>,
   what: string,
   within: number,
   everyMs = 10,
 ): Promise<void> {
   const deadline = Date.now() + within;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not true within ${within} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -17,6 +17,8 @@ export interface ProcessStats {
   sessions: number;
   legacySessions: number;
   samplesTotal: number;
+  /** Open HTTP event streams (`/api/stream`, task output, followed logs). */
+  httpStreams?: number;
 }
 
 const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
@@ -314,5 +316,12 @@ export function renderMetrics(
     "Vitals samples stored since the primary started.",
     [["", stats.samplesTotal]],
   );
+  if (stats.httpStreams !== undefined)
+    e.family(
+      "picluster_http_streams",
+      "gauge",
+      "Open HTTP event streams (at most [http] max_streams).",
+      [["", stats.httpStreams]],
+    );
   return e.text();
 }

@@ -144,8 +144,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: KEEP_ALIVE_MS,
-    // Node checks the two timeouts above on this interval (default 30 s).
-    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: 1_000 },
+    // Node checks both timeouts on this interval (default 30 s), and
+    // ignores requestTimeout when headersTimeout is the larger.
+    http: {
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      connectionsCheckingInterval: 1_000,
+    },
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
   });
   app.server.maxConnections = limits.maxConnections;
@@ -425,7 +429,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return renderMetrics(
       opts.registry.list(),
-      opts.stats(),
+      { ...opts.stats(), httpStreams: slots.open },
       opts.version,
       opts.alerts?.states() ?? [],
     );

@@ -23,8 +23,13 @@ import { errorBody } from "./guard.js";
 
 const VITALS_EVERY_MS = 1_000;
 const KEEPALIVE_MS = 15_000;
-/** A client that stops reading is dropped before its unsent backlog passes this. */
-const MAX_BACKLOG_BYTES = 256 * 1024;
+/**
+ * A hard ceiling on one client's unsent backlog. A client that stops
+ * reading is normally cut by the stall timer first; this bounds what a
+ * burst of events can pile up before that (a thousand nodes changing state
+ * at once is ~300 KiB, which a reading client must survive).
+ */
+const MAX_BACKLOG_BYTES = 1024 * 1024;
 const RESUME_LIMIT = 1_000;
 
 export interface StreamLimits {
