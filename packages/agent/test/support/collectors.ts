@@ -11,7 +11,7 @@ import type { DiskSpace, OsFacts, StatFs } from "../../src/collectors/index.js";
 /** packages/agent/test/fixtures, from dist/test/support/. */
 export const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/", import.meta.url));
 
-export type FixtureName = "pi4" | "pi-zero-2w" | "x86-server";
+export type FixtureName = "pi4" | "pi-zero-2w" | "pi5" | "x86-server";
 
 /** A private copy of a fixture tree, removed when the test ends. */
 export async function copyFixture(t: TestContext, name: FixtureName): Promise<string> {
