@@ -56,6 +56,8 @@ export interface CpuInfoFacts {
   /** Raspberry Pi kernels append these after the processors. */
   revision: string | undefined;
   serial: string | undefined;
+  /** The board's name ("Raspberry Pi 4 Model B Rev 1.4"), which newer Pi kernels add. */
+  model: string | undefined;
 }
 
 export function parseCpuinfo(text: string): CpuInfoFacts {
@@ -66,6 +68,7 @@ export function parseCpuinfo(text: string): CpuInfoFacts {
     hardware: undefined,
     revision: undefined,
     serial: undefined,
+    model: undefined,
   };
   let implementer: string | undefined;
   for (const [key, value] of colonPairs(text)) {
@@ -93,6 +96,10 @@ export function parseCpuinfo(text: string): CpuInfoFacts {
         break;
       case "Serial":
         facts.serial ??= value;
+        break;
+      // Capital M: x86's per-processor "model" is a number, loongarch's "Model Name" a CPU.
+      case "Model":
+        facts.model ??= value;
         break;
     }
   }
