@@ -20,7 +20,10 @@ const CPUFREQ = "sys/devices/system/cpu/cpu0/cpufreq";
  * ARM Ltd (implementer 0x41) core names by "CPU part". arm64 kernels print no
  * "model name" at all, and 32-bit ones print "ARMv7 Processor rev 4 (v7l)",
  * which does not say which core; the part number does. The first five are the
- * cores of every Raspberry Pi so far (Pi 1/Zero, Pi 2, Pi 3/Zero 2, Pi 4, Pi 5).
+ * cores of every Raspberry Pi so far (Pi 1/Zero, Pi 2, Pi 3/Zero 2, Pi 4, Pi 5);
+ * the rest are cores seen in real captures of other boards (ARM1136 on an
+ * InfoTM IMAPX200, Cortex-A73 beside A53s on a MediaTek MT8183) and other
+ * common ARM Ltd cores.
  */
 const ARM_CORES: Readonly<Record<string, string>> = {
   "0xb76": "ARM1176",
@@ -28,6 +31,7 @@ const ARM_CORES: Readonly<Record<string, string>> = {
   "0xd03": "Cortex-A53",
   "0xd08": "Cortex-A72",
   "0xd0b": "Cortex-A76",
+  "0xb36": "ARM1136",
   "0xc08": "Cortex-A8",
   "0xc09": "Cortex-A9",
   "0xc0f": "Cortex-A15",
@@ -52,6 +56,8 @@ export interface CpuInfoFacts {
   /** Raspberry Pi kernels append these after the processors. */
   revision: string | undefined;
   serial: string | undefined;
+  /** The board's name ("Raspberry Pi 4 Model B Rev 1.4"), which newer Pi kernels add. */
+  model: string | undefined;
 }
 
 export function parseCpuinfo(text: string): CpuInfoFacts {
@@ -62,6 +68,7 @@ export function parseCpuinfo(text: string): CpuInfoFacts {
     hardware: undefined,
     revision: undefined,
     serial: undefined,
+    model: undefined,
   };
   let implementer: string | undefined;
   for (const [key, value] of colonPairs(text)) {
@@ -89,6 +96,10 @@ export function parseCpuinfo(text: string): CpuInfoFacts {
         break;
       case "Serial":
         facts.serial ??= value;
+        break;
+      // Capital M: x86's per-processor "model" is a number, loongarch's "Model Name" a CPU.
+      case "Model":
+        facts.model ??= value;
         break;
     }
   }

@@ -8,12 +8,13 @@ import { exists, listOptional, readOptional } from "./read.js";
 
 export type Throttling = NonNullable<MessageMap["vitals"]["throttling"]>;
 
-export const GET_THROTTLED = "sys/devices/platform/soc/soc:firmware/get_throttled";
+const FIRMWARE_DRIVER = "sys/bus/platform/drivers/raspberrypi-firmware";
+const PLATFORM = "sys/devices/platform";
 const HWMON = "sys/class/hwmon";
 
 /** Where this machine's throttling flags come from; found once per collector. */
 export type ThrottlingSource =
-  | { kind: "firmware" }
+  | { kind: "firmware"; path: string }
   | { kind: "hwmon"; alarm: string }
   | { kind: "none" };
 
@@ -38,7 +39,8 @@ export function decodeThrottled(bits: number): Throttling {
 
 /** The firmware file if present, else the first hwmon named rpi_volt, else none (not a Pi). */
 export async function findThrottlingSource(ctx: CollectorContext): Promise<ThrottlingSource> {
-  if (await exists(ctx, GET_THROTTLED)) return { kind: "firmware" };
+  const path = await findGetThrottled(ctx);
+  if (path !== undefined) return { kind: "firmware", path };
   const hwmons = await listOptional(ctx, HWMON);
   const names = await Promise.all(
     hwmons.map((h) => readOptional(ctx, `${HWMON}/${h}/name`).then((n) => n?.trim())),
@@ -48,6 +50,35 @@ export async function findThrottlingSource(ctx: CollectorContext): Promise<Throt
   return hwmon === undefined
     ? { kind: "none" }
     : { kind: "hwmon", alarm: `${HWMON}/${hwmon}/in0_lcrit_alarm` };
+}
+
+/**
+ * The firmware driver's get_throttled file. Where the firmware node sits
+ * depends on the board's device tree (soc/soc:firmware on a Pi 4,
+ * soc@107c000000/soc@107c000000:firmware on a Pi 5), so it is looked for
+ * rather than assumed: first through the links sysfs keeps from the
+ * raspberrypi-firmware driver's directory to its devices, then, where those
+ * are missing (a partial or copied /sys), among the *:firmware nodes directly
+ * under a platform device. Names are sorted so the choice does not depend on
+ * directory order.
+ */
+async function findGetThrottled(ctx: CollectorContext): Promise<string | undefined> {
+  for (const entry of (await listOptional(ctx, FIRMWARE_DRIVER)).sort()) {
+    const path = `${FIRMWARE_DRIVER}/${entry}/get_throttled`;
+    if (await exists(ctx, path)) return path;
+  }
+  for (const parent of (await listOptional(ctx, PLATFORM)).sort()) {
+    const nodes = parent.endsWith(":firmware")
+      ? [`${PLATFORM}/${parent}`]
+      : (await listOptional(ctx, `${PLATFORM}/${parent}`))
+          .filter((name) => name.endsWith(":firmware"))
+          .sort()
+          .map((name) => `${PLATFORM}/${parent}/${name}`);
+    for (const node of nodes) {
+      if (await exists(ctx, `${node}/get_throttled`)) return `${node}/get_throttled`;
+    }
+  }
+  return undefined;
 }
 
 /** The current flags; undefined when there is no source or it cannot be read now. */
@@ -60,7 +91,7 @@ export async function readThrottling(
       return undefined;
     case "firmware": {
       // The driver prints the bits as bare hex ("50005"); accept a 0x prefix too.
-      const text = (await readOptional(ctx, GET_THROTTLED))?.trim().replace(/^0x/i, "");
+      const text = (await readOptional(ctx, source.path))?.trim().replace(/^0x/i, "");
       if (text === undefined || !/^[0-9a-f]{1,8}$/i.test(text)) return undefined;
       return decodeThrottled(Number.parseInt(text, 16));
     }

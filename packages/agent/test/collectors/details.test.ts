@@ -142,7 +142,7 @@ test("collectors - x86-server details have no board and no frequency range", asy
   });
 });
 
-test("collectors - details without cpufreq, os-release, device tree or os hostname fall back field by field", async (t) => {
+test("collectors - details without cpufreq, os-release, device-tree model or os hostname fall back field by field", async (t) => {
   const root = await copyFixture(t, "pi4");
   await rm(join(root, "sys/devices/system/cpu/cpu0/cpufreq"), { recursive: true });
   await rm(join(root, "etc/os-release"));
@@ -161,7 +161,12 @@ test("collectors - details without cpufreq, os-release, device tree or os hostna
   assert.equal(details.kernel, "6.6.51+rpt-rpi-v8");
   assert.deepEqual(details.cpu, { model: "Cortex-A72", cores: 4 });
   assert.deepEqual(details.disks, []);
-  assert.equal("board" in details, false);
+  // The board from cpuinfo's Model line, which Pi kernels print too.
+  assert.deepEqual(details.board, {
+    model: "Raspberry Pi 4 Model B Rev 1.4",
+    serial: "10000000a3c1f2e7",
+    revision: "c03114",
+  });
 });
 
 test("collectors - board serial and revision fall back to the device tree", async (t) => {

@@ -86,6 +86,8 @@ test("collectors - CPU model maps known ARM parts, else model name, else Hardwar
   const arm = (part: string, implementer = "0x41") =>
     `processor\t: 0\nmodel name\t: ARMv6-compatible processor rev 7 (v6l)\nCPU implementer\t: ${implementer}\nCPU part\t: ${part}\n\nHardware\t: BCM2835\n`;
   assert.equal(cpuModel(parseCpuinfo(arm("0xb76")), []), "ARM1176");
+  // ARM1136 (real capture: fixtures/real/procfs-imapx200-arm1136).
+  assert.equal(cpuModel(parseCpuinfo(arm("0xb36")), []), "ARM1136");
   assert.equal(cpuModel(parseCpuinfo(arm("0xc07")), []), "Cortex-A7");
   assert.equal(cpuModel(parseCpuinfo(arm("0xd0b")), []), "Cortex-A76");
   // An unknown part, or a part from another implementer, keeps the kernel's model name.

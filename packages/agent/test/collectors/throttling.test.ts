@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createLogger } from "@picluster/common";
@@ -79,6 +79,58 @@ test("collectors - pi4 throttling accepts a 0x prefix and reads the file anew ea
     ...NONE,
     softTempLimit: true,
     softTempLimitOccurred: true,
+  });
+});
+
+test("collectors - pi5 throttling finds get_throttled under the soc@107c000000 firmware node", async (t) => {
+  const root = await copyFixture(t, "pi5");
+  const vitals = await new VitalsCollector({
+    root,
+    os: fakeOs(),
+    statfs: recordedStatFs({}),
+  }).sample(NOW_MS);
+  assertValid("vitals", vitals);
+  // get_throttled = 50000: bits 16 and 18, under-voltage and throttling since boot, neither now.
+  assert.deepEqual(vitals.throttling, {
+    source: "firmware",
+    ...NONE,
+    underVoltageOccurred: true,
+    throttledOccurred: true,
+  });
+});
+
+test("collectors - get_throttled is found through the raspberrypi-firmware driver's link wherever the node sits", async (t) => {
+  const root = await copyFixture(t, "pi5");
+  // Move the firmware node below where the platform scan looks, and link the
+  // driver's directory to it the way sysfs does: a relative symlink, next to
+  // the driver's own files.
+  const platform = join(root, "sys/devices/platform");
+  await mkdir(join(platform, "axi"));
+  await rename(join(platform, "soc@107c000000"), join(platform, "axi/soc@107c000000"));
+  const driver = join(root, "sys/bus/platform/drivers/raspberrypi-firmware");
+  await mkdir(driver, { recursive: true });
+  await writeFile(join(driver, "bind"), "");
+  await writeFile(join(driver, "uevent"), "");
+  await symlink(
+    "../../../../devices/platform/axi/soc@107c000000/soc@107c000000:firmware",
+    join(driver, "soc@107c000000:firmware"),
+  );
+  const collector = new VitalsCollector({ root, os: fakeOs(), statfs: recordedStatFs({}) });
+  assert.deepEqual((await collector.sample(NOW_MS)).throttling, {
+    source: "firmware",
+    ...NONE,
+    underVoltageOccurred: true,
+    throttledOccurred: true,
+  });
+  // Read anew each sample, through the link.
+  await writeFile(
+    join(platform, "axi/soc@107c000000/soc@107c000000:firmware/get_throttled"),
+    "4\n",
+  );
+  assert.deepEqual((await collector.sample(NOW_MS + 10_000)).throttling, {
+    source: "firmware",
+    ...NONE,
+    throttled: true,
   });
 });
 

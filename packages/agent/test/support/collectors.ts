@@ -11,13 +11,36 @@ import type { DiskSpace, OsFacts, StatFs } from "../../src/collectors/index.js";
 /** packages/agent/test/fixtures, from dist/test/support/. */
 export const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/", import.meta.url));
 
-export type FixtureName = "pi4" | "pi-zero-2w" | "x86-server";
+export type FixtureName = "pi4" | "pi-zero-2w" | "pi5" | "x86-server";
+
+/** Trees under fixtures/real/, captured on real machines (see real/SOURCES). */
+export type RealCaptureName =
+  | "procfs-pi4-armv7"
+  | "procfs-sun8i-armv7-legacy"
+  | "procfs-imapx200-arm1136"
+  | "procfs-thermal"
+  | "gopsutil-mt8183-android"
+  | "py-cpuinfo-pi1-model-b"
+  | "py-cpuinfo-pi1-model-b-plus";
 
 /** A private copy of a fixture tree, removed when the test ends. */
 export async function copyFixture(t: TestContext, name: FixtureName): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), `picluster-${name}-`));
   t.after(() => rm(root, { recursive: true, force: true }));
   await cp(join(FIXTURES, name), root, { recursive: true });
+  return root;
+}
+
+/**
+ * A real capture laid over a private copy of x86-server. The captures are one
+ * or a few files (a cpuinfo, two thermal zones); the rest of what the
+ * collectors need (stat, meminfo, …) comes from x86-server, which has no
+ * device tree, cpufreq, thermal zones, hwmon or Pi firmware, so whatever
+ * board, core names and temperatures come out come from the capture alone.
+ */
+export async function copyRealCapture(t: TestContext, name: RealCaptureName): Promise<string> {
+  const root = await copyFixture(t, "x86-server");
+  await cp(join(FIXTURES, "real", name), root, { recursive: true });
   return root;
 }
 
