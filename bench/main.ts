@@ -18,6 +18,7 @@ import { runCluster } from "./suites/cluster.js";
 import { runCodec } from "./suites/codec.js";
 import { runDashboard } from "./suites/dashboard.js";
 import { runFanout } from "./suites/fanout.js";
+import { runHttp } from "./suites/http.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -45,6 +46,14 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
     {
       description: "ping to 1 000 simulated agents at once, until every answer is in",
       run: runFanout,
+    },
+  ],
+  [
+    "http",
+    {
+      description:
+        "1 000 stalled event-stream clients and 400 unfinished 1 MiB POSTs against picluster up: memory, liveness",
+      run: runHttp,
     },
   ],
   [

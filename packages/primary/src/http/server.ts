@@ -200,8 +200,13 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       return reply.code(500).send(errorBody(err.code, err.message));
     // A client's mistake (too large, wrong type, bad JSON, too slow) has its own code.
     const clientCode = clientErrorCode(err);
+    // Closed after the answer: otherwise Node drains the rest of a refused
+    // body (up to a megabyte a client announced) before the socket is free.
     if (clientCode !== undefined)
-      return reply.code(err.statusCode ?? 400).send(errorBody(clientCode, err.message));
+      return reply
+        .code(err.statusCode ?? 400)
+        .header("connection", "close")
+        .send(errorBody(clientCode, err.message));
     opts.log.error("HTTP handler failed", { err: String(err) });
     return reply.code(500).send(errorBody("E_INTERNAL", "internal error"));
   });

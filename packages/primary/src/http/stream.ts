@@ -31,6 +31,7 @@ const KEEPALIVE_MS = 15_000;
  */
 const MAX_BACKLOG_BYTES = 1024 * 1024;
 const RESUME_LIMIT = 1_000;
+const RESUME_PAGE = 100;
 
 export interface StreamLimits {
   /** Streams open at most, and from one client address. */
@@ -105,6 +106,8 @@ export function openSse(
     void reply
       .code(slot.status)
       .header("retry-after", "10")
+      // Closed, not kept alive: a refused client must not hold a connection slot.
+      .header("connection", "close")
       .send(errorBody("E_TOO_MANY_STREAMS", slot.message));
     return undefined;
   }
@@ -191,17 +194,24 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
   const header = req.headers["last-event-id"];
   const lastId = Number(Array.isArray(header) ? header[0] : header);
   if (Number.isSafeInteger(lastId) && lastId > 0) {
-    // Bounded in bytes too: a thousand large events to each of many
-    // resuming clients is how a stream fills the primary's memory.
+    // Oldest first, a page at a time, bounded in bytes: a thousand large
+    // events to each of many resuming clients is how a stream fills the
+    // primary's memory. Past the budget the client reloads instead.
     let budget = deps.slots.limits.resumeBytes;
-    for (const e of deps.store.events({ afterId: lastId, limit: RESUME_LIMIT }).reverse()) {
-      const text = `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
-      budget -= Buffer.byteLength(text);
-      if (budget < 0) {
-        sse.write(`event: resync\ndata: {"reason":"too much to replay; reload"}\n\n`);
-        break;
+    let after = lastId;
+    replay: for (let sent = 0; sent < RESUME_LIMIT; ) {
+      const page = deps.store.eventsAfter(after, RESUME_PAGE);
+      for (const e of page) {
+        const text = `id: ${e.id}\nevent: ${e.kind}\ndata: ${e.json}\n\n`;
+        budget -= Buffer.byteLength(text);
+        if (budget < 0 || ++sent > RESUME_LIMIT) {
+          sse.write(`event: resync\ndata: {"reason":"too much to replay; reload"}\n\n`);
+          break replay;
+        }
+        if (!sse.write(text)) return;
+        after = e.id;
       }
-      if (!sse.write(text)) return;
+      if (page.length < RESUME_PAGE) break;
     }
   }
 

@@ -258,10 +258,14 @@ export function registerTaskRoutes(
       // goes. It holds a stream slot like any other long-lived answer.
       const slot = deps.slots.take(req.ip);
       if (typeof slot !== "function")
-        return reply
-          .code(slot.status)
-          .header("retry-after", "10")
-          .send(errorBody("E_TOO_MANY_STREAMS", slot.message));
+        return (
+          reply
+            .code(slot.status)
+            .header("retry-after", "10")
+            // Closed, not kept alive: a refused client must not hold a connection slot.
+            .header("connection", "close")
+            .send(errorBody("E_TOO_MANY_STREAMS", slot.message))
+        );
       req.raw.socket.setTimeout(0);
       const stop = new AbortController();
       let started = false;

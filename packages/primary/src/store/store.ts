@@ -669,6 +669,29 @@ export class Store {
     }));
   }
 
+  /**
+   * Events after `afterId`, oldest first, each as the JSON text of its
+   * StoredEvent, built from the stored text without parsing it: what a
+   * resuming stream replays, for many clients at once.
+   */
+  eventsAfter(afterId: number, limit: number): Array<{ id: number; kind: string; json: string }> {
+    const rows = this.db
+      ?.prepare(
+        "SELECT id, ts, kind, node_id, data FROM events WHERE id > ? ORDER BY id ASC LIMIT ?",
+      )
+      .all(afterId, limit) as Row[] | undefined;
+    return (rows ?? []).map((r) => {
+      const id = Number(r.id);
+      const kind = String(r.kind);
+      const nodeId = r.node_id === null ? "null" : JSON.stringify(String(r.node_id));
+      return {
+        id,
+        kind,
+        json: `{"id":${id},"ts":${Number(r.ts)},"kind":${JSON.stringify(kind)},"nodeId":${nodeId},"data":${String(r.data)}}`,
+      };
+    });
+  }
+
   /** Commit what is queued, then close the file. */
   close(): void {
     this.abort.abort();
