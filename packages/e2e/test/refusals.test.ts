@@ -173,6 +173,13 @@ test("refusals - wrong, unknown and revoked credentials are refused, logged, and
   // A real node joins, then its credential is used with a wrong key.
   const a = startAgent(t, p, "victim");
   await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "alive", "victim alive", 3_000);
+  // The agent saves its credential just after the primary sees it alive.
+  const { existsSync } = await import("node:fs");
+  await waitFor(
+    () => existsSync(`${a.dataDir}/credential.json`),
+    "victim's credential saved",
+    3_000,
+  );
   const cred = JSON.parse(
     (await import("node:fs")).readFileSync(`${a.dataDir}/credential.json`, "utf8"),
   ) as { identity: string; key: string };
