@@ -237,6 +237,16 @@ export const SCHEMA = {
       "Port of the plaintext listener for the tutorial's Python nodes (`\\r`-separated JSON). Empty means off. Unauthenticated: bind it only on a trusted network.",
     ),
     host: key(hostName, "", "Address the legacy listener binds to. Empty means every interface."),
+    max_nodes: key(
+      integerType(0, 100_000),
+      64,
+      "Tutorial nodes the primary keeps, connected or not; a new host name past this is refused (the connection is closed and the refusal logged, counted). Nodes it already knows can always come back.",
+    ),
+    new_nodes_per_minute: key(
+      integerType(1, 10_000),
+      8,
+      "New tutorial nodes one client address may create per minute; past this its new host names are refused (the connection is closed and the refusal logged, counted). Reconnections of known nodes are not limited.",
+    ),
   },
   http: {
     host: key(
