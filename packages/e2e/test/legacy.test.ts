@@ -4,7 +4,8 @@ import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
-import { httpPort, startAgent, startPrimary } from "./support/cluster.js";
+import { httpPort, spawnAgent, startAgent, startPrimary } from "./support/cluster.js";
+import { startReceiver } from "./support/http-receiver.js";
 
 const CLIENT = new URL("../../test/support/tutorial_secondary.py", import.meta.url).pathname;
 const PYTHON = process.env.PYTHON ?? "python3";
@@ -395,4 +396,71 @@ test("legacy - a tutorial node never takes the name of a node with credentials: 
   assert.deepEqual([shown.id, shown.legacy], [agent.agent.id, false]);
   const back = await tutorialNode(t, port, "pi-old");
   await deadline(back.closed, 2_000, "the tutorial pi-old refused from now on");
+});
+
+test("legacy - in quiet hours a tutorial node's critical alert waits, while a real node's goes out", async (t) => {
+  const hook = await startReceiver(t);
+  const hhmm = (ms: number) => {
+    const d = new Date(ms);
+    return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+  };
+  const now = Date.now();
+  const ini = [
+    "[alerts]",
+    // From a minute ago to an hour from now, in the primary's local time.
+    `quiet_hours = ${hhmm(now - 60_000)}-${hhmm(now + 3_600_000)}`,
+    "[alert.node_down]",
+    "for = 0s",
+    "[channel.hook]",
+    "type = webhook",
+    `url = ${hook.url}/`,
+    "",
+  ].join("\n");
+  const p = await startPrimary(
+    t,
+    { "legacy.port": "0", "legacy.host": "127.0.0.1" },
+    undefined,
+    undefined,
+    ini,
+  );
+  const port = await portOf(p);
+  const tutorial = await tutorialNode(t, port, "tut");
+  const real = spawnAgent(t, p, "real");
+  await waitFor(
+    () =>
+      p.primary.registry.get("legacy-tut")?.state === "alive" &&
+      p.primary.registry.list().some((n) => n.name === "real" && n.state === "alive"),
+    "both alive",
+    10_000,
+  );
+  const tutorialFired = nextEvent(p.primary.events, "alert.firing", {
+    within: 3_000,
+    where: (e) => e.nodeId === "legacy-tut" && e.rule === "node_down",
+  });
+  tutorial.socket.destroy();
+  assert.equal((await tutorialFired).severity, "critical");
+  real.kill("SIGKILL");
+  // Messages to one channel go out in order: once the real node's is in, the tutorial one's would be.
+  await waitFor(
+    () => hook.requests.some((r) => r.body.includes("real is down")),
+    "the real node's message delivered",
+    5_000,
+  );
+  assert.deepEqual(
+    hook.requests.map((r) => (JSON.parse(r.body) as { title: string }).title),
+    ["real is down"],
+    "the tutorial node's message waits for the end of quiet hours",
+  );
+  assert.deepEqual(
+    p.primary.alerts
+      .states()
+      .filter((s) => s.rule === "node_down")
+      .map((s) => [s.name, s.state, s.legacy])
+      .sort(),
+    [
+      ["real", "firing", false],
+      ["tut", "firing", true],
+    ],
+    "both fire",
+  );
 });

@@ -196,6 +196,7 @@ export class Primary {
           .map((c) => c.trim())
           .filter((c) => c !== ""),
         quietHours: parseQuietHours(config.alerts.quiet_hours),
+        legacyQuietHours: config.alerts.legacy_quiet_hours,
         summaryAfter: config.alerts.summary_after,
       },
       registry: this.registry,

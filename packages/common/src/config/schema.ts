@@ -288,7 +288,12 @@ export const SCHEMA = {
         patternDoc: "HH:MM-HH:MM in the primary's local time, e.g. 22:00-07:00",
       }),
       "",
-      "Local time span (`22:00-07:00`) in which only critical alerts are sent; the others wait and go out as one summary when it ends, if still firing.",
+      "Local time span (`22:00-07:00`) in which only critical alerts are sent (not those about tutorial nodes: see `legacy_quiet_hours`); the others wait and go out as one summary when it ends, if still firing.",
+    ),
+    legacy_quiet_hours: key(
+      booleanType,
+      true,
+      "In quiet hours, hold every alert about a tutorial (legacy) node, critical ones too: anyone who reaches the unauthenticated legacy listener could otherwise wake you. Off: their critical alerts go out at night like any node's.",
     ),
     summary_after: key(
       integerType(2, 100_000),
