@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { deadline, nextEvent, waitFor } from "@picluster/common/testing";
+import { launch, NO_BROWSER, until } from "./support/browser.js";
 import { httpPort, spawnAgent, startAgent, startPrimary } from "./support/cluster.js";
 import { startReceiver } from "./support/http-receiver.js";
 
@@ -463,4 +464,30 @@ test("legacy - in quiet hours a tutorial node's critical alert waits, while a re
     ],
     "both fire",
   );
+});
+
+test("legacy - the dashboard shows a tutorial node as NAME (tutorial), on its tile and its page", {
+  skip: NO_BROWSER,
+}, async (t) => {
+  const p = await startPrimary(t, { "legacy.port": "0", "legacy.host": "127.0.0.1" });
+  const port = await portOf(p);
+  await tutorialNode(t, port, "tut");
+  const agent = startAgent(t, p, "pi-real");
+  await waitFor(
+    () =>
+      p.primary.registry.get("legacy-tut")?.state === "alive" &&
+      p.primary.registry.get(agent.agent.id)?.state === "alive",
+    "both alive",
+    5_000,
+  );
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${httpPort(p)}/`);
+  await until(page, 'document.querySelectorAll("[data-node]").length === 2');
+  assert.equal(await page.textContent('[data-node="tut"] .name'), "tut (tutorial)");
+  assert.equal(await page.textContent('[data-node="pi-real"] .name'), "pi-real");
+  await page.click('[data-node="tut"]');
+  await until(page, `document.querySelector(".node-page h1") !== null`);
+  assert.match((await page.textContent(".node-page h1")) ?? "", /tut \(tutorial\)/);
 });
