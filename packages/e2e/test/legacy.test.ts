@@ -365,6 +365,19 @@ test("legacy - a tutorial node never takes the name of a node with credentials: 
   );
   assert.deepEqual([line?.reason, line?.host, line?.refused], ["name_taken", "vm", 1]);
 
+  // A refused connection reads no further, not even the rest of the same packet.
+  const sneaky = connect({ host: "127.0.0.1", port });
+  t.after(() => {
+    sneaky.destroy();
+  });
+  sneaky.on("error", () => {});
+  const sneakyClosed = new Promise<void>((resolve) => sneaky.once("close", () => resolve()));
+  const baseinfo = (hostname: string) =>
+    `${JSON.stringify({ type: "node_baseinfo", payload: { hostname, ram: 1024, cpu_cores: 1 } })}\r`;
+  sneaky.write(baseinfo("vm") + baseinfo("sneaky"));
+  await deadline(sneakyClosed, 2_000, "the second try closed");
+  assert.equal(p.primary.registry.get("legacy-sneaky"), undefined, "nothing after the refusal");
+
   // A pending join token reserves its name too.
   p.addNode("pi-next");
   const early = await tutorialNode(t, port, "pi-next");

@@ -118,6 +118,8 @@ class LegacySession {
 
   private onData(chunk: Buffer): void {
     for (const item of this.decoder.feed(chunk)) {
+      // Closed by an earlier message of this chunk (refused, past its strikes): read no further.
+      if (this.socket.destroyed) return;
       if (item instanceof FrameTooLargeError) {
         this.log.warn("frame too large from a tutorial node, closing", { limit: item.limit });
         this.socket.destroy();
