@@ -16,6 +16,7 @@ import {
 } from "@picluster/common";
 import { type Command, Option } from "commander";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./io.js";
+import { safeLine } from "./safe.js";
 
 /** Commander's camelCase attribute for a flag: `--primary-port` → `primaryPort`. */
 function attributeName(flag: string): string {
@@ -88,7 +89,8 @@ export function runWithConfig(
   return body(loaded.config).then(
     (code) => setExit(typeof code === "number" ? code : EXIT_OK),
     (err: unknown) => {
-      io.err(`error: ${describeError(err)}\n`);
+      // The message may quote what a node said (a refused request's reason).
+      io.err(`error: ${safeLine(describeError(err))}\n`);
       setExit(EXIT_FAILED);
     },
   );

@@ -13,6 +13,7 @@ import { registerTaskCommands } from "./commands/tasks.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
+import { safeLine } from "./safe.js";
 import { version } from "./version.js";
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
@@ -53,7 +54,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       // Help and version exit 0; every other parse failure is bad usage.
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    io.err(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    // A message may quote what a node or the primary said.
+    io.err(`error: ${safeLine(err instanceof Error ? err.message : String(err))}\n`);
     return EXIT_FAILED;
   }
 }

@@ -1,7 +1,7 @@
 import { memo } from "preact/compat";
 import { useState } from "preact/hooks";
 import type { NodeState } from "./api.js";
-import { ago, duration, pct } from "./format.js";
+import { ago, duration, nodeName, pct } from "./format.js";
 import { useLive } from "./hooks.js";
 import type { FiringAlert, LiveNode } from "./live.js";
 import { Sparkline } from "./sparkline.js";
@@ -54,7 +54,7 @@ function TileView({ n, now, alerts }: TileProps) {
     >
       <div class="tile-head">
         <span class="dot" aria-hidden="true" />
-        <span class="name">{v.name}</span>
+        <span class="name">{nodeName(v)}</span>
         <span class="since" title={v.stateReason}>
           {v.state} · {ago(v.stateSince, now)}
         </span>

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import type { StoredEvent } from "./api.js";
+import { nodeName } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { describe } from "./node.js";
 
@@ -25,7 +26,7 @@ export function EventsPage() {
   if (node !== "") query.set("node", node);
   if (kind !== "") query.set("kind", kind);
   const { data, error } = useJson<{ events: StoredEvent[] }>(`/api/events?${query}`, 5_000);
-  const names = new Map([...cluster.nodes.values()].map((n) => [n.view.id, n.view.name]));
+  const names = new Map([...cluster.nodes.values()].map((n) => [n.view.id, nodeName(n.view)]));
   return (
     <section>
       <div class="filters">
@@ -37,7 +38,7 @@ export function EventsPage() {
           <option value="">every node</option>
           {[...cluster.nodes.values()].map((n) => (
             <option key={n.view.id} value={n.view.id}>
-              {n.view.name}
+              {nodeName(n.view)}
             </option>
           ))}
         </select>

@@ -37,3 +37,8 @@ export function duration(seconds: number | null | undefined): string {
 export function ago(ts: number, now = Date.now()): string {
   return duration(Math.max(0, (now - ts) / 1000));
 }
+
+/** A node's name as people read it: a tutorial (legacy) node's says so. */
+export function nodeName(view: { name: string; legacy: boolean }): string {
+  return view.legacy ? `${view.name} (tutorial)` : view.name;
+}

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { NodeView, SeriesPoint, StoredEvent } from "./api.js";
 import { Chart } from "./chart.js";
-import { ago, bytes, celsius, duration, pct, rate } from "./format.js";
+import { ago, bytes, celsius, duration, nodeName, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { RunList } from "./tasks.js";
 
@@ -69,7 +69,7 @@ export function NodePage({ id }: { id: string }) {
   return (
     <section class="node-page">
       <h1 class={`state-${state}`}>
-        <span class="dot" aria-hidden="true" /> {node.name}{" "}
+        <span class="dot" aria-hidden="true" /> {nodeName(node)}{" "}
         <small>
           {state} · {ago(liveNode?.view.stateSince ?? node.stateSince)}
         </small>

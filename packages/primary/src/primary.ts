@@ -196,6 +196,7 @@ export class Primary {
           .map((c) => c.trim())
           .filter((c) => c !== ""),
         quietHours: parseQuietHours(config.alerts.quiet_hours),
+        legacyQuietHours: config.alerts.legacy_quiet_hours,
         summaryAfter: config.alerts.summary_after,
       },
       registry: this.registry,
@@ -243,6 +244,12 @@ export class Primary {
             strikeLimit: config.primary.strike_limit,
             identifyTimeoutMs: config.primary.handshake_timeout * 6,
             heartbeatMs: config.primary.heartbeat_interval,
+            maxNodes: config.legacy.max_nodes,
+            newNodesPerMinute: config.legacy.new_nodes_per_minute,
+            // A name with a credential or a pending join token is that node's.
+            nameTaken: (name) =>
+              this.credentials?.list().some((c) => c.name === name && c.status !== "revoked") ??
+              false,
             registry: this.registry,
             store: this.store,
             liveness: this.liveness,
@@ -483,6 +490,7 @@ export class Primary {
     // Any reload counts (a handshake or a join may have read the change first).
     if (store.generation === this.seenGeneration) return;
     this.seenGeneration = store.generation;
+    this.legacy?.recheckNames();
     for (const session of this.allSessions) {
       const identity = session.credentialIdentity;
       if (identity === undefined || !store.isRevoked(identity)) continue;

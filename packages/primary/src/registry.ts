@@ -59,6 +59,23 @@ export interface Registry {
   setDropped(id: string, dropped: number): void;
 }
 
+/**
+ * A node by id, else by name. Should a tutorial node share a name with a
+ * node of our own (it joined before the real node had a credential), the
+ * real node wins: a name never leads to the tutorial one first.
+ */
+export function lookupNode(registry: Registry, idOrName: string): NodeRecord | undefined {
+  const byId = registry.get(idOrName);
+  if (byId !== undefined) return byId;
+  let legacy: NodeRecord | undefined;
+  for (const n of registry.list()) {
+    if (n.name !== idOrName) continue;
+    if (!n.legacy) return n;
+    legacy ??= n;
+  }
+  return legacy;
+}
+
 const THROTTLE_FLAGS: readonly ThrottleFlag[] = [
   "underVoltage",
   "freqCapped",

@@ -6,6 +6,7 @@ import { apiToken, callJson, getJson } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+import { nodeName, safeJson, safeLine } from "../safe.js";
 
 interface AlertsAnswer {
   enabled: boolean;
@@ -47,7 +48,7 @@ export function registerAlertCommands(
       runWithConfig(cmd, io, setExit, async (config) => {
         const answer = await getJson<AlertsAnswer>(config, "/api/alerts");
         if (opts.json) {
-          io.out(`${JSON.stringify(answer)}\n`);
+          io.out(`${safeJson(answer)}\n`);
           return EXIT_OK;
         }
         if (!answer.enabled) io.out("Alerts are off ([alerts] enabled = off).\n\n");
@@ -59,8 +60,8 @@ export function registerAlertCommands(
             : `${table(
                 ["FIRING", "NODE", "SINCE", "VALUE", "SEVERITY"],
                 firing.map((s) => [
-                  s.rule,
-                  s.name,
+                  safeLine(s.rule),
+                  nodeName(s.name, s.legacy),
                   s.firedAt === null ? "–" : `${ago(s.firedAt)} ago`,
                   String(Math.round(s.value * 10) / 10),
                   s.severity,
@@ -71,7 +72,7 @@ export function registerAlertCommands(
           io.out(
             `\n${table(
               ["PENDING", "NODE", "HOLDING FOR"],
-              pending.map((s) => [s.rule, s.name, ago(s.since)]),
+              pending.map((s) => [safeLine(s.rule), nodeName(s.name, s.legacy), ago(s.since)]),
             )}`,
           );
         io.out(
@@ -114,10 +115,12 @@ export function registerAlertCommands(
         const answer = await callJson<TestAnswer>(config, "POST", "/api/alerts/test", { channel });
         // `--json` after the channel may land on `alerts` itself, which takes it too.
         const json = opts.json === true || cmd.optsWithGlobals().json === true;
-        if (json) io.out(`${JSON.stringify(answer)}\n`);
+        if (json) io.out(`${safeJson(answer)}\n`);
         else if (answer.ok) io.out(`delivered through ${channel} in ${answer.ms.toFixed(0)} ms\n`);
         else
-          io.err(`error: not delivered through ${channel}: ${answer.error ?? "unknown error"}\n`);
+          io.err(
+            `error: not delivered through ${channel}: ${safeLine(answer.error ?? "unknown error")}\n`,
+          );
         return answer.ok ? EXIT_OK : EXIT_FAILED;
       }),
     );

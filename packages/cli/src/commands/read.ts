@@ -6,6 +6,7 @@ import { getJson } from "../api-client.js";
 import { type loadCliConfig, runWithConfig } from "../config-options.js";
 import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
 import type { CliIo } from "../io.js";
+import { nodeName, safeJson, safeLine } from "../safe.js";
 
 interface NodeView {
   id: string;
@@ -53,7 +54,7 @@ function row(n: NodeView, colour: boolean): string[] {
         : "ok"
     : "";
   return [
-    n.name,
+    nodeName(n.name, n.legacy),
     `${stateText(n.state, colour)} ${ago(n.stateSince)}`,
     v ? `${v.cpu.total.toFixed(0)}%` : "–",
     temp,
@@ -92,7 +93,7 @@ export function registerReadCommands(
           getJson<{ nodes: NodeView[] }>(config, "/api/nodes"),
         ]);
         if (opts.json) {
-          io.out(`${JSON.stringify({ ...cluster, list: list.nodes })}\n`);
+          io.out(`${safeJson({ ...cluster, list: list.nodes })}\n`);
           return;
         }
         const s = cluster.states;
@@ -121,7 +122,7 @@ export function registerReadCommands(
     .action((opts: { json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
         const list = await getJson<{ nodes: NodeView[] }>(config, "/api/nodes");
-        if (opts.json) io.out(`${JSON.stringify(list.nodes)}\n`);
+        if (opts.json) io.out(`${safeJson(list.nodes)}\n`);
         else
           io.out(
             table(
@@ -142,29 +143,33 @@ export function registerReadCommands(
       run(cmd, async (config) => {
         const n = await getJson<NodeView>(config, `/api/nodes/${encodeURIComponent(name)}`);
         if (opts.json) {
-          io.out(`${JSON.stringify(n)}\n`);
+          io.out(`${safeJson(n)}\n`);
           return;
         }
         const d = n.details;
         const lines = [
-          `${n.name}  ${stateText(n.state, io.isTty)} for ${ago(n.stateSince)} (${n.stateReason})`,
-          `  id ${n.id}  address ${n.address}  agent ${n.agentVersion}${n.legacy ? "  (tutorial node)" : ""}`,
+          `${nodeName(n.name, n.legacy)}  ${stateText(n.state, io.isTty)} for ${ago(n.stateSince)} (${safeLine(n.stateReason)})`,
+          `  id ${safeLine(n.id)}  address ${safeLine(n.address)}  agent ${safeLine(n.agentVersion)}`,
           `  labels ${
             Object.entries(n.labels)
-              .map(([k, v]) => `${k}=${v}`)
+              .map(([k, v]) => safeLine(`${k}=${v}`))
               .join(", ") || "–"
           }`,
         ];
         if (d) {
           lines.push(
-            `  ${d.board?.model ?? d.cpu.model} · ${d.cpu.cores} cores · ${bytes(d.memory.totalBytes)} · ${d.os.name} ${d.os.version} · kernel ${d.kernel || "?"} ${d.arch}`,
+            safeLine(
+              `  ${d.board?.model ?? d.cpu.model} · ${d.cpu.cores} cores · ${bytes(d.memory.totalBytes)} · ${d.os.name} ${d.os.version} · kernel ${d.kernel || "?"} ${d.arch}`,
+            ),
           );
           if (d.updates !== undefined)
             lines.push(
               `  updates ${d.updates.available} available (checked ${ago(d.updates.checkedAt)} ago)`,
             );
           if (d.tasks !== undefined)
-            lines.push(`  tasks ${d.tasks.map((t) => t.name).join(", ") || "none allowed"}`);
+            lines.push(
+              `  tasks ${d.tasks.map((t) => safeLine(t.name)).join(", ") || "none allowed"}`,
+            );
         }
         io.out(`${lines.join("\n")}\n\n${table(HEADER, [row(n, io.isTty)])}`);
       }),
@@ -200,17 +205,31 @@ export function registerReadCommands(
               data: Record<string, unknown>;
             }>;
           }>(config, `/api/events?${q}`);
-          const print = (e: { ts: number; kind: string; data: Record<string, unknown> }) => {
-            if (opts.json) return io.out(`${JSON.stringify(e)}\n`);
+          // Which nodes are the tutorial's, to say so next to their names.
+          const legacy = new Set(
+            opts.json
+              ? []
+              : (await getJson<{ nodes: NodeView[] }>(config, "/api/nodes")).nodes
+                  .filter((n) => n.legacy)
+                  .map((n) => n.id),
+          );
+          const print = (e: {
+            ts: number;
+            kind: string;
+            nodeId: string | null;
+            data: Record<string, unknown>;
+          }) => {
+            if (opts.json) return io.out(`${safeJson(e)}\n`);
             const d = e.data;
             const what =
               e.kind === "node.state"
-                ? `${String(d.from ?? "new")} → ${stateText(String(d.to), io.isTty)} (${String(d.reason)})`
+                ? `${safeLine(String(d.from ?? "new"))} → ${stateText(safeLine(String(d.to)), io.isTty)} (${safeLine(String(d.reason))})`
                 : e.kind === "node.throttling"
-                  ? `${String(d.flag)} ${d.on ? "ON" : "off"}`
+                  ? `${safeLine(String(d.flag))} ${d.on ? "ON" : "off"}`
                   : "";
+            const name = nodeName(String(d.name ?? ""), e.nodeId !== null && legacy.has(e.nodeId));
             io.out(
-              `${new Date(e.ts).toISOString()}  ${String(d.name ?? "").padEnd(16)} ${e.kind.padEnd(16)} ${what}\n`,
+              `${new Date(e.ts).toISOString()}  ${name.padEnd(16)} ${safeLine(e.kind).padEnd(16)} ${what}\n`,
             );
           };
           for (const e of [...events].reverse()) print(e);
@@ -265,7 +284,7 @@ export function registerReadCommands(
             );
           }
           if (opts.json) {
-            io.out(`${JSON.stringify(all)}\n`);
+            io.out(`${safeJson(all)}\n`);
             return;
           }
           for (const s of all) {

@@ -7,6 +7,7 @@ import { ApiError, apiToken, callJson, getJson, streamText } from "../api-client
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+import { safeJson, safeLine, safeText } from "../safe.js";
 
 type TaskRun = StoredTaskRun;
 
@@ -39,20 +40,20 @@ function firstLine(text: string): string {
 /** The per-node result table, and each node's full output when asked for. */
 export function renderRun(run: TaskRun, colour: boolean, withOutput: boolean): string {
   const rows = run.nodes.map((n) => [
-    n.name,
+    safeLine(n.name),
     statusText(n.status, colour),
-    n.exitCode === null ? (n.signal ?? "–") : String(n.exitCode),
+    n.exitCode === null ? safeLine(n.signal ?? "–") : String(n.exitCode),
     n.startedAt !== undefined && n.finishedAt !== undefined
       ? `${((n.finishedAt - n.startedAt) / 1000).toFixed(1)}s`
       : "–",
-    n.error ?? firstLine(n.output),
+    safeLine(n.error ?? firstLine(n.output)),
   ]);
-  let text = `run ${run.id}: ${run.task} on ${run.selector} — ${statusText(run.status, colour)}\n\n`;
+  let text = `run ${run.id}: ${safeLine(run.task)} on ${safeLine(run.selector)} — ${statusText(run.status, colour)}\n\n`;
   text += table(["NODE", "STATUS", "EXIT", "TIME", "OUTPUT / WHY"], rows);
   if (withOutput) {
     for (const n of run.nodes) {
       if (n.output === "") continue;
-      text += `\n── ${n.name} ──\n${n.output}${n.output.endsWith("\n") ? "" : "\n"}`;
+      text += `\n── ${safeLine(n.name)} ──\n${safeText(n.output)}${n.output.endsWith("\n") ? "" : "\n"}`;
       if (n.truncated) text += "(output truncated)\n";
     }
   }
@@ -146,7 +147,7 @@ export function registerTaskCommands(
             ...(timeoutMs === undefined ? {} : { timeoutMs }),
           });
           const run = await follow(config, started, io);
-          if (opts.json) io.out(`${JSON.stringify(run)}\n`);
+          if (opts.json) io.out(`${safeJson(run)}\n`);
           else io.out(renderRun(run, io.isTty, opts.output === true));
           return run.status === "ok" ? EXIT_OK : EXIT_FAILED;
         }),
@@ -167,7 +168,7 @@ export function registerTaskCommands(
             return EXIT_USAGE;
           }
           const run = await getJson<TaskRun>(config, `/api/tasks/${id}`);
-          io.out(opts.json ? `${JSON.stringify(run)}\n` : renderRun(run, io.isTty, true));
+          io.out(opts.json ? `${safeJson(run)}\n` : renderRun(run, io.isTty, true));
           return EXIT_OK;
         }
         const { runs } = await getJson<{ runs: TaskRun[] }>(
@@ -175,7 +176,7 @@ export function registerTaskCommands(
           `/api/tasks?limit=${encodeURIComponent(opts.limit)}`,
         );
         if (opts.json) {
-          io.out(`${JSON.stringify(runs)}\n`);
+          io.out(`${safeJson(runs)}\n`);
           return EXIT_OK;
         }
         io.out(
@@ -183,11 +184,11 @@ export function registerTaskCommands(
             ["ID", "TASK", "ON", "STATUS", "STARTED", "BY"],
             runs.map((r) => [
               String(r.id),
-              r.task,
-              r.selector,
+              safeLine(r.task),
+              safeLine(r.selector),
               statusText(r.status, io.isTty),
               ago(r.createdAt),
-              r.requestedBy,
+              safeLine(r.requestedBy),
             ]),
           ),
         );
@@ -217,7 +218,7 @@ export function registerTaskCommands(
               await streamText(
                 config,
                 `/api/nodes/${encodeURIComponent(node)}/logs?follow=true&lines=${encodeURIComponent(opts.lines)}`,
-                (text) => io.out(text),
+                (text) => io.out(safeText(text)),
                 stop.signal,
               );
             } finally {
@@ -229,7 +230,9 @@ export function registerTaskCommands(
             config,
             `/api/nodes/${encodeURIComponent(node)}/logs?lines=${encodeURIComponent(opts.lines)}`,
           );
-          io.out(opts.json ? `${JSON.stringify(lines)}\n` : lines.map((l) => `${l}\n`).join(""));
+          io.out(
+            opts.json ? `${safeJson(lines)}\n` : lines.map((l) => `${safeText(l)}\n`).join(""),
+          );
           return EXIT_OK;
         }),
     );
@@ -252,16 +255,16 @@ export function registerTaskCommands(
           `/api/nodes/${encodeURIComponent(node)}/processes?n=${encodeURIComponent(opts.n)}`,
         );
         if (opts.json) {
-          io.out(`${JSON.stringify(top)}\n`);
+          io.out(`${safeJson(top)}\n`);
           return EXIT_OK;
         }
         const rows = (list: ProcessRow[]) =>
           list.map((p) => [
             String(p.pid),
-            p.user,
+            safeLine(p.user),
             `${p.cpuPct.toFixed(1)}%`,
             bytes(p.rssBytes),
-            p.command,
+            safeLine(p.command),
           ]);
         const header = ["PID", "USER", "CPU", "RSS", "COMMAND"];
         io.out(
@@ -287,7 +290,7 @@ export function registerTaskCommands(
           config,
           `/api/ping?on=${encodeURIComponent(opts.on)}`,
         );
-        if (opts.json) io.out(`${JSON.stringify(results)}\n`);
+        if (opts.json) io.out(`${safeJson(results)}\n`);
         else
           io.out(
             table(
@@ -295,12 +298,12 @@ export function registerTaskCommands(
               results.map((r) =>
                 r.ok
                   ? [
-                      r.name,
+                      safeLine(r.name),
                       `${r.rttMs.toFixed(1)} ms`,
                       `${r.offsetMs >= 0 ? "+" : ""}${r.offsetMs.toFixed(0)} ms`,
                       "",
                     ]
-                  : [r.name, "–", "–", r.error],
+                  : [safeLine(r.name), "–", "–", safeLine(r.error)],
               ),
             ),
           );

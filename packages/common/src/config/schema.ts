@@ -238,6 +238,16 @@ export const SCHEMA = {
       "Port of the plaintext listener for the tutorial's Python nodes (`\\r`-separated JSON). Empty means off. Unauthenticated: bind it only on a trusted network.",
     ),
     host: key(hostName, "", "Address the legacy listener binds to. Empty means every interface."),
+    max_nodes: key(
+      integerType(0, 100_000),
+      64,
+      "Tutorial nodes the primary keeps, connected or not; a new host name past this is refused (the connection is closed and the refusal logged, counted). Nodes it already knows can always come back.",
+    ),
+    new_nodes_per_minute: key(
+      integerType(1, 10_000),
+      8,
+      "New tutorial nodes one client address may create per minute; past this its new host names are refused (the connection is closed and the refusal logged, counted). Reconnections of known nodes are not limited.",
+    ),
   },
   http: {
     host: key(
@@ -334,7 +344,12 @@ export const SCHEMA = {
         patternDoc: "HH:MM-HH:MM in the primary's local time, e.g. 22:00-07:00",
       }),
       "",
-      "Local time span (`22:00-07:00`) in which only critical alerts are sent; the others wait and go out as one summary when it ends, if still firing.",
+      "Local time span (`22:00-07:00`) in which only critical alerts are sent (not those about tutorial nodes: see `legacy_quiet_hours`); the others wait and go out as one summary when it ends, if still firing.",
+    ),
+    legacy_quiet_hours: key(
+      booleanType,
+      true,
+      "In quiet hours, hold every alert about a tutorial (legacy) node, critical ones too: anyone who reaches the unauthenticated legacy listener could otherwise wake you. Off: their critical alerts go out at night like any node's.",
     ),
     summary_after: key(
       integerType(2, 100_000),

@@ -62,7 +62,7 @@ export const TASK_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   { key: "description", doc: "One line shown in task lists." },
   {
     key: "arg.NAME",
-    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs. Whatever the type or pattern, a value never starts with `-` (it would read as an option) and never holds control characters; numbers take no sign.",
+    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs. Whatever the type or pattern, a value never starts with `-` (it would read as an option) and never holds control characters; invisible characters (zero-width spaces, U+FEFF, other format characters, spaces other than U+0020…) only when the pattern names them (`\\u200b`, `\\p{Cf}`); numbers take no sign.",
   },
 ];
 
@@ -229,17 +229,78 @@ export function readTaskSections(doc: IniDocument): {
 
 /**
  * Characters no argument may hold, whatever its pattern: C0 and C1 controls,
- * DEL, line and paragraph separators, and bidirectional overrides (text that
+ * DEL, line and paragraph separators, and bidirectional controls (text that
  * reads differently from what runs).
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+const FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Characters that show as nothing, or as an ordinary space, so that a value
+ * looks like another: format characters (zero-width space U+200B, the byte
+ * order mark U+FEFF, joiners, tags…), private-use, unassigned and lone
+ * surrogate code points, spaces other than U+0020 (which \p{Zs} also
+ * matches, and which is allowed), the Hangul fillers, the blank Braille
+ * pattern, the combining grapheme joiner and variation selectors. Refused
+ * unless the argument's pattern names them (see patternNames).
+ */
+const INVISIBLE =
+  /[\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zs}\u115f\u1160\u3164\uffa0\u2800]|\u034f|\p{Variation_Selector}/gu;
+
+/** General categories a pattern may name with `\p{…}` to allow the characters in them. */
+const NAMEABLE_CATEGORIES = [
+  "Cf",
+  "Format",
+  "Co",
+  "Private_Use",
+  "Cn",
+  "Unassigned",
+  "Cs",
+  "Surrogate",
+  "Zs",
+  "Space_Separator",
+];
+
+/** `U+200B` */
+function codePoint(ch: string): string {
+  return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * Whether `pattern` names `ch` explicitly: the character itself, its escape
+ * (`\u200b`, `\u{200b}`, `\xa0`), or its general category (`\p{Cf}`,
+ * `\p{General_Category=Format}`). A range that merely spans it (`[^/]`,
+ * `[\u0000-\uffff]`) does not: an invisible character is allowed only by
+ * someone who meant it.
+ */
+export function patternNames(pattern: string, ch: string): boolean {
+  if (pattern.includes(ch)) return true;
+  const cp = ch.codePointAt(0);
+  // An escape is one preceded by an even number of backslashes (`\\u200b` is a backslash, then text).
+  for (const m of pattern.matchAll(
+    /(?<!\\)(?:\\\\)*\\(?:u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2}))/g,
+  )) {
+    if (Number.parseInt(m[1] ?? m[2] ?? m[3] ?? "", 16) === cp) return true;
+  }
+  for (const m of pattern.matchAll(
+    /(?<!\\)(?:\\\\)*\\p\{(?:(?:General_Category|gc)=)?([A-Za-z_]+)\}/g,
+  )) {
+    const category = m[1] ?? "";
+    if (NAMEABLE_CATEGORIES.includes(category) && new RegExp(`\\p{${category}}`, "u").test(ch))
+      return true;
+  }
+  return false;
+}
 
 /** Why `value` is not acceptable for `spec`, or undefined when it is. */
 export function checkTaskArg(spec: TaskArgSpec, value: string): string | undefined {
   // Never an option to the program, never a hidden character: for every type and pattern.
   if (value.startsWith("-")) return "must not start with '-' (it would read as an option)";
   if (FORBIDDEN.test(value)) return "must not hold control characters (newlines, tabs…)";
+  const hidden = [...new Set(value.match(INVISIBLE) ?? [])].filter(
+    (ch) => ch !== " " && (spec.pattern === undefined || !patternNames(spec.pattern, ch)),
+  );
+  if (hidden.length > 0)
+    return `must not hold invisible characters (${hidden.map(codePoint).join(", ")}) unless its pattern names them, e.g. \\u200b or \\p{Cf}`;
   switch (spec.type) {
     case "integer":
       return /^\d{1,15}$/.test(value) ? undefined : "expected a whole number (no sign)";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
-import { checkTaskArg } from "../../src/config/tasks.js";
+import { checkTaskArg, patternNames } from "../../src/config/tasks.js";
 import { ConfigError } from "../../src/errors.js";
 
 function loadText(t: { after(fn: () => void): void }, text: string) {
@@ -134,4 +134,59 @@ test("config tasks - argument values are checked by type and pattern; no pattern
   assert.equal(checkTaskArg({ name: "x", type: "number" }, "0.25"), undefined);
   assert.equal(checkTaskArg({ name: "b", type: "boolean" }, "true"), undefined);
   assert.match(checkTaskArg({ name: "b", type: "boolean" }, "yes") ?? "", /true or false/);
+});
+
+test("config tasks - invisible characters (zero-width, BOM, other format characters, odd spaces) are refused unless the pattern names them", () => {
+  const s = { name: "s", type: "string" } as const;
+  const loose = { ...s, pattern: "[^/]+" };
+  for (const value of [
+    "ngin\u200bx", // zero-width space
+    "\ufeffnginx", // byte order mark
+    "a\u200db", // zero-width joiner
+    "a\u2060b", // word joiner
+    "a\u00adb", // soft hyphen
+    "tag\u{e0041}", // a tag character
+    "nbsp\u00a0x", // a space that is not U+0020
+    "fill\u3164er", // Hangul filler
+    "priv\ue000", // private use
+    "lone\ud800", // a lone surrogate
+  ]) {
+    for (const spec of [s, loose] as Array<{ name: string; type: "string"; pattern?: string }>) {
+      assert.match(
+        checkTaskArg(spec, value) ?? "",
+        /must not hold invisible characters \(U\+[0-9A-F]{4,5}\)/,
+        `${JSON.stringify(value)} with ${spec.pattern ?? "no pattern"}`,
+      );
+    }
+  }
+  assert.match(checkTaskArg(s, "a\u200bb\ufeff") ?? "", /\(U\+200B, U\+FEFF\)/, "every one named");
+  // Named by the pattern: the character itself, its escape, or its category.
+  assert.equal(checkTaskArg({ ...s, pattern: "[a-z\u200d]+" }, "a\u200db"), undefined);
+  assert.equal(checkTaskArg({ ...s, pattern: "[a-z\\u200d]+" }, "a\u200db"), undefined);
+  assert.equal(checkTaskArg({ ...s, pattern: "[a-z\\u{200D}]+" }, "a\u200db"), undefined);
+  assert.equal(checkTaskArg({ ...s, pattern: "[a-z\\p{Cf}]+" }, "a\u200bb"), undefined);
+  assert.equal(
+    checkTaskArg({ ...s, pattern: "[a-z\\p{General_Category=Format}]+" }, "a\ufeffb"),
+    undefined,
+  );
+  assert.equal(checkTaskArg({ ...s, pattern: "[a-z\\xa0]+" }, "a\u00a0b"), undefined);
+  // Naming one is not naming another, and a range that spans it does not name it.
+  assert.match(
+    checkTaskArg({ ...s, pattern: "[a-z\\u200d\\u200b]+" }, "a\ufeffb") ?? "",
+    /U\+FEFF/,
+  );
+  assert.match(checkTaskArg({ ...s, pattern: "[\\u0000-\\uffff]+" }, "a\u200bb") ?? "", /U\+200B/);
+  assert.match(checkTaskArg({ ...s, pattern: "[\\p{L}\\p{Cc}]+" }, "a\u200bb") ?? "", /U\+200B/);
+  // An escaped backslash followed by text is not an escape.
+  assert.equal(patternNames("[a-z\\\\u200b]+", "\u200b"), false);
+  assert.equal(patternNames("[a-z\\\\\\u200b]+", "\u200b"), true);
+  // Controls, separators and bidirectional controls stay refused, whatever the pattern names.
+  for (const [pattern, value] of [
+    ["[a-z\\n]+", "a\nb"],
+    ["[a-z\\u2028]+", "a\u2028b"],
+    ["[a-z\\u202e\\p{Cf}]+", "a\u202eb"],
+  ] as const)
+    assert.match(checkTaskArg({ ...s, pattern }, value) ?? "", /control characters/, pattern);
+  // Visible text is untouched: a plain space, accents, other scripts.
+  assert.equal(checkTaskArg({ ...s, pattern: "[\\p{L} ]+" }, "café crème 東京"), undefined);
 });

@@ -5,7 +5,9 @@
  * A condition that holds for the rule's `for` fires: an `alert.firing`
  * event, and one notification; when it stops holding, `alert.resolved` and
  * one more. Rules that fire for many nodes at once are told as one summary;
- * quiet hours hold all but critical messages until they end.
+ * quiet hours hold all but critical messages until they end, and (unless
+ * `legacyQuietHours` is off) every message about a tutorial node: anyone
+ * who reaches the unauthenticated legacy listener must not page at night.
  */
 import {
   type AlertRuleDef,
@@ -46,6 +48,8 @@ export interface AlertSettings {
   channels: readonly string[];
   /** Minutes after local midnight: [start, end); undefined: no quiet hours. */
   quietHours: { start: number; end: number } | undefined;
+  /** Quiet hours hold critical messages about tutorial (legacy) nodes too. */
+  legacyQuietHours: boolean;
   summaryAfter: number;
 }
 
@@ -68,6 +72,8 @@ interface Track {
   rule: AlertRuleDef;
   nodeId: string;
   name: string;
+  /** A tutorial node's (see legacyQuietHours). */
+  legacy: boolean;
   since: number;
   value: number;
   firing: boolean;
@@ -88,6 +94,8 @@ export interface AlertState {
   rule: string;
   nodeId: string;
   name: string;
+  /** About a tutorial (legacy) node. */
+  legacy: boolean;
   severity: AlertRuleDef["severity"];
   state: "pending" | "firing";
   since: number;
@@ -254,6 +262,7 @@ export class AlertEngine {
         rule,
         nodeId: e.nodeId,
         name: node.name,
+        legacy: node.legacy,
         since: e.ts,
         value: typeof e.data.value === "number" ? e.data.value : 0,
         firing: true,
@@ -293,6 +302,7 @@ export class AlertEngine {
           rule: t.rule.name,
           nodeId: t.nodeId,
           name: t.name,
+          legacy: t.legacy,
           severity: t.rule.severity,
           state: t.firing ? "firing" : "pending",
           since: t.since,
@@ -381,6 +391,7 @@ export class AlertEngine {
           rule: def,
           nodeId: node.id,
           name: node.name,
+          legacy: node.legacy,
           since: now,
           value,
           firing: false,
@@ -592,19 +603,24 @@ export class AlertEngine {
     const outgoing = this.outgoing;
     this.outgoing = new Map();
     for (const out of outgoing.values()) {
-      const firing = out.firing.filter((t) => this.tracks.get(key(t.rule.name, t.nodeId)) === t);
-      const rule = firing[0]?.rule ?? out.resolved[0]?.track.rule;
+      let firing = out.firing.filter((t) => this.tracks.get(key(t.rule.name, t.nodeId)) === t);
+      let resolved = out.resolved;
+      const rule = firing[0]?.rule ?? resolved[0]?.track.rule;
       if (rule === undefined) continue;
-      if (this.quiet && rule.severity !== "critical") {
-        for (const t of firing) t.held = true;
-        this.heldResolved.push(...out.resolved);
-        continue;
+      if (this.quiet) {
+        const hold = (t: Track) =>
+          rule.severity !== "critical" || (t.legacy && this.opts.settings.legacyQuietHours);
+        for (const t of firing) if (hold(t)) t.held = true;
+        this.heldResolved.push(...resolved.filter((r) => hold(r.track)));
+        firing = firing.filter((t) => !hold(t));
+        resolved = resolved.filter((r) => !hold(r.track));
+        if (firing.length === 0 && resolved.length === 0) continue;
       }
       // Resolutions first: in one flush they are always older than the firings.
       const messages: Array<
         ["firing" | "resolved", Array<Track | { track: Track; value: number | null }>]
       > = [
-        ...this.batches(out.resolved).map((g): ["resolved", typeof g] => ["resolved", g]),
+        ...this.batches(resolved).map((g): ["resolved", typeof g] => ["resolved", g]),
         ...this.batches(firing).map((g): ["firing", typeof g] => ["firing", g]),
       ];
       for (const [status, group] of messages) {

@@ -14,7 +14,7 @@ import Fastify, {
 import Type from "typebox";
 import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
-import type { NodeRecord, Registry } from "../registry.js";
+import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
@@ -445,7 +445,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
 /** A node by id, or by name (names are what people type). */
 export function findNode(registry: Registry, idOrName: string): NodeRecord | undefined {
-  return registry.get(idOrName) ?? registry.list().find((n) => n.name === idOrName);
+  return lookupNode(registry, idOrName);
 }
 
 export type { ClusterEvent };

@@ -3,7 +3,10 @@
  * DataPackager format (`{"type","payload"}` objects each followed by `\r`).
  * Opt-in ([legacy] port), unauthenticated, and its nodes are labelled
  * `legacy=true` and never sent tasks. A node is keyed by its hostname, so it
- * stays the same node across reconnects.
+ * stays the same node across reconnects. Being unauthenticated, it is
+ * bounded: how many tutorial nodes there may be, how fast one address may
+ * add them, and never under the name of a node with credentials (see
+ * admission.ts); every figure they send is range-checked (payloads.ts).
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
@@ -21,8 +24,10 @@ import { listen } from "../listen.js";
 import type { LivenessDetector } from "../liveness.js";
 import type { Registry } from "../registry.js";
 import type { Store } from "../store/store.js";
+import { type Admission, clientAddress, LegacyAdmission, type RefusalReason } from "./admission.js";
 import { type LegacyBaseinfo, parseDetails, parseVitals, toDetails, toVitals } from "./payloads.js";
 import { primaryBaseinfo } from "./primary-info.js";
+import { RefusalLog } from "./refusals.js";
 
 /** The tutorial's secondary sends a keep-alive every 5 s. */
 export const LEGACY_KEEPALIVE_MS = 5_000;
@@ -38,6 +43,12 @@ export interface LegacyOptions {
   identifyTimeoutMs: number;
   /** heartbeat_interval of the primary: legacy thresholds are scaled by 5 s over it. */
   heartbeatMs: number;
+  /** Tutorial nodes kept in all ([legacy] max_nodes). */
+  maxNodes: number;
+  /** New tutorial nodes one address may add a minute ([legacy] new_nodes_per_minute). */
+  newNodesPerMinute: number;
+  /** Whether a node with credentials (or a pending join token) is called `name`. */
+  nameTaken(name: string): boolean;
   registry: Registry;
   /** Where tutorial nodes' samples are kept too; absent in tests that need no history. */
   store: Store | undefined;
@@ -50,7 +61,11 @@ class LegacySession {
   /** Handed out on `info uuid`, one per connection, as the tutorial's primary does. */
   readonly uuid = randomBytes(16).toString("hex");
   readonly peer: string;
+  /** The client's address without its port: what the new-node rate is counted by. */
+  readonly address: string;
   nodeId: string | undefined;
+  /** Why we closed it on purpose (its name now belongs to a node with credentials). */
+  closedBecause: string | undefined;
   baseinfo: LegacyBaseinfo | undefined;
   unknownTypes = 0;
   private lastSeq = 0;
@@ -65,6 +80,7 @@ class LegacySession {
     private readonly opts: LegacyOptions,
   ) {
     this.peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
+    this.address = clientAddress(socket.remoteAddress);
     this.log = opts.log.child({ peer: this.peer, legacy: true });
     this.decoder = new LegacyDecoder(opts.maxFrameBytes);
   }
@@ -102,6 +118,8 @@ class LegacySession {
 
   private onData(chunk: Buffer): void {
     for (const item of this.decoder.feed(chunk)) {
+      // Closed by an earlier message of this chunk (refused, past its strikes): read no further.
+      if (this.socket.destroyed) return;
       if (item instanceof FrameTooLargeError) {
         this.log.warn("frame too large from a tutorial node, closing", { limit: item.limit });
         this.socket.destroy();
@@ -138,14 +156,11 @@ class LegacySession {
       case "node_baseinfo": {
         const parsed = parseDetails(msg.type, msg.payload);
         if (!parsed.ok) {
-          this.log.warn("invalid details from a tutorial node", {
-            type: msg.type,
-            error: parsed.error,
-          });
+          this.invalid("invalid details from a tutorial node, ignored", msg.type, parsed.error);
           return;
         }
+        if (!this.identify(parsed.value.hostname, now)) return;
         this.baseinfo = parsed.value;
-        this.identify(parsed.value.hostname, now);
         if (this.nodeId !== undefined)
           this.opts.registry.setDetails(this.nodeId, toDetails(parsed.value), now);
         return;
@@ -157,7 +172,7 @@ class LegacySession {
         }
         const parsed = parseVitals(msg.payload);
         if (!parsed.ok) {
-          this.log.warn("invalid vitals from a tutorial node", { error: parsed.error });
+          this.invalid("invalid vitals from a tutorial node, ignored", msg.type, parsed.error);
           return;
         }
         const id = this.nodeId;
@@ -185,6 +200,16 @@ class LegacySession {
     }
   }
 
+  /**
+   * A message whose payload failed its check (a field out of range, say):
+   * nothing of it is kept, the field is named, and it is a strike.
+   */
+  private invalid(what: string, type: string, error: string): void {
+    this.strikes += 1;
+    this.log.warn(what, { type, error, strikes: this.strikes });
+    if (this.strikes > this.opts.strikeLimit) this.socket.destroy();
+  }
+
   private answerInfo(what: unknown): void {
     switch (what) {
       case "uuid":
@@ -201,9 +226,16 @@ class LegacySession {
     }
   }
 
-  private identify(hostname: string, now: number): void {
-    if (this.nodeId !== undefined) return;
-    const id = `legacy-${hostname}`;
+  /** Become the node `hostname`, if it may be one; false when refused (the connection is closed). */
+  private identify(hostname: string, now: number): boolean {
+    if (this.nodeId !== undefined) return true;
+    const verdict = this.owner.admit(hostname, this.address, now);
+    if (!verdict.ok) {
+      this.owner.refused(verdict, hostname, this.address);
+      this.socket.destroy();
+      return false;
+    }
+    const id = verdict.id;
     this.owner.claim(id, this);
     this.nodeId = id;
     this.log = this.log.child({ node: hostname, nodeId: id });
@@ -220,10 +252,12 @@ class LegacySession {
     );
     // Its keep-alive comes every 5 s, not every heartbeat_interval.
     this.opts.liveness.watch(id, LEGACY_KEEPALIVE_MS / this.opts.heartbeatMs);
-    this.log.info("tutorial node connected");
+    this.log.info("tutorial node connected", { new: verdict.isNew });
+    return true;
   }
 
-  close(): void {
+  close(because?: string): void {
+    this.closedBecause ??= because;
     this.socket.destroy();
   }
 }
@@ -237,8 +271,18 @@ export class LegacyListener {
   unknownTypes = 0;
   private closing = false;
   private primaryInfo: Record<string, string | number | null> | undefined;
+  private readonly admission: LegacyAdmission;
+  private readonly refusals: RefusalLog;
 
-  constructor(private readonly opts: LegacyOptions) {}
+  constructor(private readonly opts: LegacyOptions) {
+    this.admission = new LegacyAdmission({
+      registry: opts.registry,
+      maxNodes: opts.maxNodes,
+      newNodesPerMinute: opts.newNodesPerMinute,
+      nameTaken: opts.nameTaken,
+    });
+    this.refusals = new RefusalLog(opts.clock, opts.log);
+  }
 
   async start(): Promise<number> {
     this.opts.log.warn(
@@ -264,6 +308,38 @@ export class LegacyListener {
     return this.sessions.size;
   }
 
+  /** Tutorial nodes refused since start, by reason. */
+  get refusedTotals(): Readonly<Record<RefusalReason, number>> {
+    return this.refusals.totals;
+  }
+
+  admit(hostname: string, address: string, now: number): Admission {
+    return this.admission.admit(hostname, address, now);
+  }
+
+  refused(verdict: Admission & { ok: false }, host: string, address: string): void {
+    this.refusals.refused({ reason: verdict.reason, host, address, limit: verdict.limit });
+  }
+
+  /**
+   * A node with credentials may have been given the name of a connected
+   * tutorial node since it connected (`node add`): the name is the real
+   * node's, so the tutorial one is cut off, `left`, and refused from now on.
+   */
+  recheckNames(): void {
+    for (const [id, session] of this.byNode) {
+      const node = this.opts.registry.get(id);
+      if (node === undefined || !this.opts.nameTaken(node.name)) continue;
+      this.refusals.refused({
+        reason: "name_taken",
+        host: node.name,
+        address: session.address,
+        limit: undefined,
+      });
+      session.close("its name now belongs to a node with credentials");
+    }
+  }
+
   /** A session now speaks for `id`; an older connection of the same node is closed. */
   claim(id: string, session: LegacySession): void {
     const previous = this.byNode.get(id);
@@ -277,10 +353,13 @@ export class LegacyListener {
     if (id === undefined || this.byNode.get(id) !== session) return;
     this.byNode.delete(id);
     this.opts.liveness.unwatch(id);
-    // The tutorial has no goodbye: a closed connection is a node gone down
-    // (unless we are the ones shutting down).
-    if (!this.closing)
-      this.opts.registry.setState(id, "down", "connection lost", this.opts.clock.now());
+    if (this.closing) return;
+    const now = this.opts.clock.now();
+    // Cut off on purpose: gone, not down (nobody is to be told it failed).
+    if (session.closedBecause !== undefined)
+      this.opts.registry.setState(id, "left", session.closedBecause, now);
+    // The tutorial has no goodbye: a closed connection is a node gone down.
+    else this.opts.registry.setState(id, "down", "connection lost", now);
   }
 
   /** What `info node_baseinfo` answers: read once, it does not change while we run. */
@@ -301,6 +380,7 @@ export class LegacyListener {
     if (server === undefined) return;
     this.server = undefined;
     this.closing = true;
+    this.refusals.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sessions) s.close();
     await closed;

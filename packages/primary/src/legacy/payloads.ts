@@ -8,36 +8,74 @@ import type { MessageMap } from "@picluster/common";
 import Type, { type Static } from "typebox";
 import { Compile } from "typebox/compile";
 
-const Num = Type.Number();
-const OptNum = Type.Optional(Type.Union([Type.Number(), Type.Null()]));
+/*
+ * Every figure is range-checked: an unauthenticated peer must not put
+ * 1e300 cores or a negative memory into the cluster's totals. The bounds are
+ * wide enough for any real machine; a message with a figure outside them is
+ * refused, naming the field, and nothing of it is stored.
+ */
+/** 1 PiB: more memory, swap or disk than any node has. */
+export const MAX_LEGACY_BYTES = 2 ** 50;
+export const MAX_LEGACY_CORES = 4096;
+/** MHz. */
+export const MAX_LEGACY_FREQUENCY = 100_000;
+/** °C: below and above what any CPU sensor reports while it runs. */
+export const LEGACY_TEMPERATURE_RANGE = { min: -100, max: 200 } as const;
+
+const Bytes = Type.Number({ minimum: 0, maximum: MAX_LEGACY_BYTES });
+const OptBytes = Type.Optional(Type.Union([Bytes, Type.Null()]));
+const Percent = Type.Number({ minimum: 0, maximum: 100 });
+const OptFrequency = Type.Optional(
+  Type.Union([Type.Number({ minimum: 0, maximum: MAX_LEGACY_FREQUENCY }), Type.Null()]),
+);
+const Cores = Type.Integer({ minimum: 1, maximum: MAX_LEGACY_CORES });
+/**
+ * A host name as the tutorial sends it (`socket.gethostname()`): letters,
+ * digits, '.', '_' and '-'. Nothing else can be a node's name, so no control
+ * character or look-alike reaches a log, a terminal or an alert.
+ */
+const Hostname = Type.String({
+  minLength: 1,
+  maxLength: 253,
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+});
+/** Free text (the CPU model): printable, at most 256 characters. */
+const Model = Type.Optional(
+  Type.String({ maxLength: 256, pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" }),
+);
 
 /** `machine_details` (early tutorials). */
 const MachineDetails = Type.Object({
-  hostname: Type.String({ minLength: 1, maxLength: 253 }),
-  cpu_percent_used: OptNum,
-  ram: Num,
-  cpu: Type.Optional(Type.String({ maxLength: 256 })),
-  cpu_cores: Type.Integer({ minimum: 1 }),
+  hostname: Hostname,
+  cpu_percent_used: Type.Optional(Type.Union([Percent, Type.Null()])),
+  ram: Bytes,
+  cpu: Model,
+  cpu_cores: Cores,
 });
 
 /** `node_baseinfo`. */
 const NodeBaseinfo = Type.Object({
-  hostname: Type.String({ minLength: 1, maxLength: 253 }),
-  ram: Num,
-  swap: OptNum,
-  cpu: Type.Optional(Type.String({ maxLength: 256 })),
-  cpu_cores: Type.Integer({ minimum: 1 }),
-  cpu_frequency_max: OptNum,
-  cpu_frequency_min: OptNum,
+  hostname: Hostname,
+  ram: Bytes,
+  swap: OptBytes,
+  cpu: Model,
+  cpu_cores: Cores,
+  cpu_frequency_max: OptFrequency,
+  cpu_frequency_min: OptFrequency,
 });
 
 /** `vitals`, sent every 60 s. */
 const LegacyVitals = Type.Object({
-  cpu_percentage: Num,
-  cpu_frequency: OptNum,
-  ram_free: Num,
-  swap_free: OptNum,
-  cpu_temperature: OptNum,
+  cpu_percentage: Percent,
+  cpu_frequency: OptFrequency,
+  ram_free: Bytes,
+  swap_free: OptBytes,
+  cpu_temperature: Type.Optional(
+    Type.Union([
+      Type.Number({ minimum: LEGACY_TEMPERATURE_RANGE.min, maximum: LEGACY_TEMPERATURE_RANGE.max }),
+      Type.Null(),
+    ]),
+  ),
 });
 
 export type LegacyBaseinfo = Static<typeof NodeBaseinfo>;

@@ -16,7 +16,7 @@ import {
   type ResponseMap,
 } from "@picluster/common";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
-import type { NodeRecord, Registry } from "../registry.js";
+import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 
 type TaskInfo = NonNullable<MessageMap["details"]["tasks"]>[number];
 
@@ -247,8 +247,7 @@ export class TaskService {
     timeoutMs = 10_000,
     opts: RequestOptions = {},
   ): Promise<ResponseMap[T]> {
-    const record =
-      this.opts.registry.get(node) ?? this.opts.registry.list().find((n) => n.name === node);
+    const record = lookupNode(this.opts.registry, node);
     if (record === undefined)
       return Promise.reject(new TaskRequestError("E_NO_SUCH_NODE", `no node "${node}"`));
     const session = this.opts.sessions.get(record.id);

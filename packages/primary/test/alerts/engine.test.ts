@@ -41,7 +41,14 @@ function setup(ini = "", settings: Partial<AlertSettings> = {}) {
   const sent: Array<{ channels: readonly string[]; msg: AlertMessage }> = [];
   const engine = new AlertEngine({
     rules: rulesFrom(ini),
-    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3, ...settings },
+    settings: {
+      enabled: true,
+      channels: [],
+      quietHours: undefined,
+      legacyQuietHours: true,
+      summaryAfter: 3,
+      ...settings,
+    },
     registry,
     events,
     clock,
@@ -55,10 +62,15 @@ function setup(ini = "", settings: Partial<AlertSettings> = {}) {
   });
   engine.start();
   let n = 0;
-  const join = (name: string, labels: Record<string, string> = {}, agentVersion = "1.0.0") => {
+  const join = (
+    name: string,
+    labels: Record<string, string> = {},
+    agentVersion = "1.0.0",
+    legacy = false,
+  ) => {
     const id = `id-${++n}`;
     registry.connected(
-      { id, name, labels, address: "10.0.0.9:4000", agentVersion, legacy: false },
+      { id, name, labels, address: "10.0.0.9:4000", agentVersion, legacy },
       clock.now(),
     );
     registry.setDetails(id, { cpu: { model: "A72", cores: 4 } } as never, clock.now());
@@ -241,6 +253,42 @@ test("alerts - quiet hours hold all but critical, and what still fires when they
   );
 });
 
+test("alerts - quiet hours hold even critical messages about a tutorial node, unless legacy_quiet_hours is off", () => {
+  for (const legacyQuietHours of [true, false]) {
+    const d = new Date(new ManualClock().now());
+    const now = d.getHours() * 60 + d.getMinutes();
+    const { clock, registry, sent, join, engine } = setup("", {
+      quietHours: { start: now, end: (now + 60) % 1440 },
+      legacyQuietHours,
+    });
+    const real = join("pi-real");
+    const tutorial = join("pi-tutorial", { legacy: "true" }, "tutorial", true);
+    registry.setState(real, "down", "connection lost", clock.now());
+    registry.setState(tutorial, "down", "connection lost", clock.now());
+    clock.advance(61_000);
+    assert.deepEqual(
+      engine.states().map((s) => [s.name, s.state, s.legacy]),
+      [
+        ["pi-real", "firing", false],
+        ["pi-tutorial", "firing", true],
+      ],
+      "both fire (the events say so)",
+    );
+    assert.deepEqual(
+      sent.map((m) => m.msg.title),
+      legacyQuietHours ? ["pi-real is down"] : ["pi-real is down", "pi-tutorial is down"],
+      `legacy_quiet_hours = ${legacyQuietHours}`,
+    );
+    // When quiet hours end, what still fires is told.
+    clock.advance(60 * 60_000);
+    assert.deepEqual(
+      sent.map((m) => m.msg.title),
+      ["pi-real is down", "pi-tutorial is down"],
+    );
+    engine.close();
+  }
+});
+
 test("alerts - rules of your own: a selector, named channels, a repeat, your own title; version mismatch and switched-off stock rules", () => {
   const { clock, registry, sent, join, engine } = setup(
     [
@@ -356,7 +404,13 @@ test("alerts - a restarted primary takes up what was firing from the stored even
   second.registry.setState(id, "down", "primary restarted", second.clock.now());
   const engine = new AlertEngine({
     rules: rulesFrom(""),
-    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3 },
+    settings: {
+      enabled: true,
+      channels: [],
+      quietHours: undefined,
+      legacyQuietHours: true,
+      summaryAfter: 3,
+    },
     registry: second.registry,
     events: second.events,
     clock: second.clock,
@@ -461,7 +515,13 @@ test("alerts - after a primary starts, nodes still down from before count only o
   const sent: AlertMessage[] = [];
   const engine = new AlertEngine({
     rules: rulesFrom(""),
-    settings: { enabled: true, channels: [], quietHours: undefined, summaryAfter: 3 },
+    settings: {
+      enabled: true,
+      channels: [],
+      quietHours: undefined,
+      legacyQuietHours: true,
+      summaryAfter: 3,
+    },
     registry,
     events,
     clock,
