@@ -135,7 +135,8 @@ export function registerNodeCommands(
         const { config } = ctx.loaded;
         const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
         const host = config.primary.advertise_host || hostname();
-        const manual = `picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token ${token}`;
+        // The token on standard input (printf is a shell builtin): never in a process's arguments.
+        const manual = `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token-file -`;
         const bundle = agentBundlePath();
         const oneLine = existsSync(bundle)
           ? joinCommand(
