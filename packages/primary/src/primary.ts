@@ -231,6 +231,7 @@ export class Primary {
       handshakeTimeoutMs: config.primary.handshake_timeout,
       maxHandshakesPerAddress: config.primary.max_handshakes_per_address,
       log: opts.log.child({ component: "listener" }),
+      clock: this.clock,
       onConnection: (socket, auth, release) => this.openSession(socket, auth, release),
     });
     this.legacy =
