@@ -23,6 +23,7 @@ import { createChannel, testMessage } from "./alerts/channels.js";
 import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
+import { AuditLog } from "./audit.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -101,6 +102,7 @@ export class Primary {
   readonly credentials: CredentialStore | undefined;
   readonly store: Store;
   readonly tasks: TaskService;
+  private readonly audit: AuditLog;
   readonly alerts: AlertEngine;
   private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
@@ -150,6 +152,11 @@ export class Primary {
         hourMs: config.store.hour_retention,
       },
     });
+    this.audit = new AuditLog(
+      join(opts.dataDir, "audit.log"),
+      this.clock,
+      opts.log.child({ component: "audit" }),
+    );
     this.tasks = new TaskService({
       registry: this.registry,
       sessions: this.sessions,
@@ -157,7 +164,7 @@ export class Primary {
       store: this.store,
       clock: this.clock,
       log: opts.log.child({ component: "tasks" }),
-      auditFile: join(opts.dataDir, "audit.log"),
+      audit: this.audit,
     });
     const alertLog = opts.log.child({ component: "alerts" });
     // Failures are events (the page and `picluster events` show them); successes are logged.
