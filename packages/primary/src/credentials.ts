@@ -471,6 +471,34 @@ export class CredentialStore {
     });
   }
 
+  /**
+   * Revoke what lets the node `nodeId` connect (it is being removed): its
+   * credentials, and one of `name` issued before node ids were recorded,
+   * and delete the tokens it redeemed. Tokens not yet used are left alone:
+   * they may be for a new node joining under the same name. Returns the
+   * identities revoked (none for a node that never had a credential).
+   */
+  revokeNode(nodeId: string, name: string): string[] {
+    return this.write((db) => {
+      const now = this.clock.now();
+      const records = this.data.credentials.filter(
+        (c) =>
+          c.revokedAt === undefined &&
+          (c.nodeId === nodeId || (c.nodeId === undefined && c.name === name)),
+      );
+      const revoke = db.prepare("UPDATE credentials SET revoked_at = ? WHERE identity = ?");
+      for (const c of records) revoke.run(now, c.identity);
+      db.prepare("DELETE FROM join_tokens WHERE used_by = ?").run(nodeId);
+      return {
+        result: records.map((c) => c.identity),
+        apply: () => {
+          for (const c of records) c.revokedAt = now;
+          this.data.tokens = this.data.tokens.filter((t) => t.usedBy !== nodeId);
+        },
+      };
+    });
+  }
+
   /** Whether `identity` is revoked or gone (sessions using it must end). */
   isRevoked(identity: string): boolean {
     const cred = this.credential(identity);

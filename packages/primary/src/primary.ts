@@ -34,6 +34,7 @@ import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry, RESTART_REASON } from "./registry.js";
+import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js";
 import { Session } from "./session.js";
 import { Store } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
@@ -103,6 +104,7 @@ export class Primary {
   readonly store: Store;
   readonly tasks: TaskService;
   private readonly audit: AuditLog;
+  private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
   private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
@@ -216,6 +218,17 @@ export class Primary {
       },
       dashboardUrl: () => this.dashboardUrl,
     });
+    this.removal = new NodeRemoval({
+      registry: this.registry,
+      store: this.store,
+      credentials: this.credentials,
+      alerts: this.alerts,
+      events: this.events,
+      audit: this.audit,
+      clock: this.clock,
+      log: this.log,
+      cutSessions: (nodeId) => this.cutSessions(nodeId),
+    });
     const ctx: HandlerContext = {
       registry: this.registry,
       store: this.store,
@@ -326,6 +339,7 @@ export class Primary {
       version: this.opts.version,
       token: http.token,
       tasks: this.tasks,
+      nodes: { remove: (req) => this.removeNode(req) },
       alerts: {
         enabled: this.alerts.enabled,
         rules: () => this.alerts.ruleDefs,
@@ -453,6 +467,25 @@ export class Primary {
       this.registry.setState(id, "down", reason, this.clock.now());
   }
 
+  /** Forget a node: revoke it, cut it, delete it (and its history unless kept); see removal.ts. */
+  removeNode(req: RemoveRequest): RemovedNode {
+    return this.removal.remove(req);
+  }
+
+  /** End every connection of a node being removed; its end then marks nothing down. */
+  private cutSessions(nodeId: string): number {
+    this.sessions.delete(nodeId);
+    this.liveness.unwatch(nodeId);
+    let cut = 0;
+    for (const session of this.allSessions) {
+      if (session.nodeId !== nodeId) continue;
+      session.sendError("E_REMOVED", "this node was removed from the cluster");
+      session.close("node removed");
+      cut++;
+    }
+    return cut;
+  }
+
   /** Pick up `node add` / `node revoke` made by the CLI; cut sessions whose credential was revoked. */
   private checkCredentials(): void {
     const store = this.credentials;
@@ -506,6 +539,14 @@ export class Primary {
         return;
       case "node.details":
         log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        return;
+      case "node.removed":
+        log.info("node removed", {
+          node: e.name,
+          nodeId: e.nodeId,
+          keepHistory: e.keepHistory,
+          by: e.requestedBy,
+        });
         return;
       case "node.vitals":
       case "task.output":

@@ -278,3 +278,18 @@ test("credentials - two processes adding nodes at the same time lose none of the
   assert.equal(names.size, 120, "every token from every writer is there");
   for (const p of ["a", "b", "c"]) assert.ok(names.has(`${p}-39`));
 });
+
+test("credentials - revoking a removed node's id revokes its credential and the token it used, not a new token for its name", (t) => {
+  const { store: s } = store(t);
+  const used = parseJoinToken(s.addToken("pi-01"));
+  const cred = s.redeem(used.id, "node-a");
+  const other = s.redeem(parseJoinToken(s.addToken("pi-02")).id, "node-b");
+  assert.deepEqual(s.revokeNode("node-a", "pi-01"), [cred.identity]);
+  assert.equal(s.lookup(cred.identity), undefined);
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${used.id}`), undefined, "its used token is gone");
+  assert.equal(s.lookup(other.identity)?.kind, "node", "other nodes keep theirs");
+  // Joining the name again (a new machine): removing the old node leaves the new token alone.
+  const fresh = parseJoinToken(s.addToken("pi-01"));
+  assert.deepEqual(s.revokeNode("node-a", "pi-01"), [], "nothing left to revoke");
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${fresh.id}`)?.kind, "join");
+});

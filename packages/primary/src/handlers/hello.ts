@@ -91,6 +91,8 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
   }
   ctx.sessions.set(id, session);
   const now = ctx.clock.now();
+  // A node removed with its history kept, joining again: numbering goes on after its kept samples.
+  const keptSeq = ctx.registry.get(id) === undefined ? (ctx.store?.lastStoredSeq(id) ?? 0) : 0;
   const node = ctx.registry.connected(
     {
       id,
@@ -102,6 +104,7 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
     },
     now,
   );
+  if (keptSeq > 0) ctx.registry.markStored(id, keptSeq);
   session.identified(id, session.log.child({ node: name, nodeId: id }));
   ctx.liveness.watch(id);
   session.send("welcome", {

@@ -23,6 +23,7 @@ import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
+import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
 import { STATUS_PAGE } from "./status-page.js";
 import { openStream } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
@@ -44,6 +45,8 @@ export interface HttpOptions {
   /** Task runs and pings; absent in tests of the read-only routes. */
   tasks?: TaskService;
   alerts?: AlertsView;
+  /** Removing nodes; absent in tests of the read-only routes. */
+  nodes?: NodeAdmin;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
 }
@@ -280,6 +283,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   if (opts.alerts !== undefined)
     registerAlertRoutes(app, { alerts: opts.alerts, requireToken, errorBody });
+
+  if (opts.nodes !== undefined)
+    registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken, errorBody });
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

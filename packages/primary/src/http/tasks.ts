@@ -40,7 +40,7 @@ const FOLLOW_MAX_MS = 24 * 3_600_000;
 const RunParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
-function requester(req: FastifyRequest): string {
+export function requester(req: FastifyRequest): string {
   const claimed = req.headers["x-picluster-user"];
   const who = typeof claimed === "string" ? claimed.replace(/[^\w.@-]/g, "").slice(0, 64) : "";
   return who === "" ? "api-token" : `api-token (${who})`;

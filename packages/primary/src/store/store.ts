@@ -596,6 +596,44 @@ export class Store {
     return this.db;
   }
 
+  /**
+   * Forget a node: its row always; its samples (raw and rollups) and events
+   * too unless `keepHistory`. Its task results stay either way: they belong
+   * to the runs (and the audit log), and keep the node's name as it was.
+   * What is queued is committed first, so no pending write brings it back.
+   */
+  removeNode(
+    nodeId: string,
+    opts: { keepHistory: boolean },
+  ): { vitalsRows: number; events: number } {
+    const db = this.openDb;
+    this.flush();
+    // A minute still to be rolled up would only find this node's raw rows gone; nothing to redo.
+    return db
+      .transaction(() => {
+        db.prepare("DELETE FROM nodes WHERE id = ?").run(nodeId);
+        if (opts.keepHistory) return { vitalsRows: 0, events: 0 };
+        let vitalsRows = 0;
+        for (const table of ["vitals_raw", "vitals_1m", "vitals_1h"])
+          vitalsRows += db.prepare(`DELETE FROM ${table} WHERE node_id = ?`).run(nodeId).changes;
+        const events = db.prepare("DELETE FROM events WHERE node_id = ?").run(nodeId).changes;
+        return { vitalsRows, events };
+      })
+      .immediate();
+  }
+
+  /**
+   * The highest seq stored for a node, from its raw samples: a node removed
+   * with its history kept that joins again continues after it, so its new
+   * samples are not taken for replays of the old ones.
+   */
+  lastStoredSeq(nodeId: string): number {
+    const row = this.openDb
+      .prepare("SELECT max(seq) AS seq FROM vitals_raw WHERE node_id = ?")
+      .get(nodeId) as { seq: number | null };
+    return row.seq ?? 0;
+  }
+
   loadNodes(): NodeRecord[] {
     const rows = this.db?.prepare("SELECT * FROM nodes").all() as Row[] | undefined;
     return (rows ?? []).map(nodeFromRow);
