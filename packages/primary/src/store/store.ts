@@ -217,6 +217,8 @@ export class Store {
         `INSERT OR IGNORE INTO vitals_raw (node_id, seq, ts, ${cols}) VALUES (?, ?, ?, ${params})`,
       ),
       insertEvent: db.prepare("INSERT INTO events (ts, kind, node_id, data) VALUES (?, ?, ?, ?)"),
+      // The primary key (node_id, seq) answers it without a scan.
+      lastSeq: db.prepare("SELECT max(seq) AS seq FROM vitals_raw WHERE node_id = ?"),
       upsertNode:
         db.prepare(`INSERT INTO nodes (id, name, labels, address, state, state_since, state_reason, first_seen, last_seen,
           agent_version, legacy, details, vitals, vitals_at, last_seq, dropped)
@@ -628,9 +630,7 @@ export class Store {
    * samples are not taken for replays of the old ones.
    */
   lastStoredSeq(nodeId: string): number {
-    const row = this.openDb
-      .prepare("SELECT max(seq) AS seq FROM vitals_raw WHERE node_id = ?")
-      .get(nodeId) as { seq: number | null };
+    const row = this.st.lastSeq.get(nodeId) as { seq: number | null };
     return row.seq ?? 0;
   }
 
