@@ -17,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   parseJoinToken,
   readCredentialFile,
+  readJoinTokenFile,
   startLiveness,
   systemClock,
   writeCredentialFile,
@@ -179,11 +180,13 @@ export class Agent {
     const path = credentialPath(this.opts.config, this.opts.dataDir);
     const saved = readCredentialFile(path);
     if (saved !== undefined) return { identity: saved.identity, key: saved.key };
-    const token = this.opts.config.agent.join_token;
+    const { join_token, join_token_file } = this.opts.config.agent;
+    // Only now, with no credential saved: a joined node needs neither the token nor its file.
+    const token = join_token_file === "" ? join_token : readJoinTokenFile(join_token_file);
     if (token === "") {
       throw new AgentError(
         "E_NO_CREDENTIAL",
-        `no credential at ${path} and no join token: on the primary run \`picluster node add NAME\`, then start this agent with --agent-join-token TOKEN`,
+        `no credential at ${path} and no join token: on the primary run \`picluster node add NAME\`, then start this agent with --agent-join-token-file FILE (or - to read it from standard input)`,
       );
     }
     const parsed = parseJoinToken(token);

@@ -245,15 +245,14 @@ export class AgentLink {
         this.opts.onCredential(env.payload);
         return;
       case "error":
-        (env.payload.code === "E_REVOKED" ? this.opts.log.error : this.opts.log.warn).call(
-          this.opts.log,
-          "the primary reported an error",
-          {
-            code: env.payload.code,
-            error: env.payload.message,
-            path: env.payload.path,
-          },
-        );
+        (["E_REVOKED", "E_REMOVED"].includes(env.payload.code)
+          ? this.opts.log.error
+          : this.opts.log.warn
+        ).call(this.opts.log, "the primary reported an error", {
+          code: env.payload.code,
+          error: env.payload.message,
+          path: env.payload.path,
+        });
         return;
       case "ping":
         if (env.id !== undefined) this.respond("ping", env.id, { time: this.opts.clock.now() });

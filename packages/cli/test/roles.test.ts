@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -107,7 +107,7 @@ test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes th
   assert.match(token, /^pcj1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
   assert.match(
     command,
-    /picluster agent --agent-primary-host \S+ --agent-primary-port 0 --agent-join-token pcj1\./,
+    /^printf '%s\\n' pcj1\.\S+ \| picluster agent --agent-primary-host \S+ --agent-primary-port 0 --agent-join-token-file -$/,
   );
   const again = spawnSync(process.execPath, [BIN, "node", "add", "bad name"], {
     env: cleanEnv(env),
@@ -129,10 +129,11 @@ test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes th
     PICLUSTER_LOG_FORMAT: "json",
     PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
     PICLUSTER_AGENT_PRIMARY_PORT: port,
-    PICLUSTER_AGENT_JOIN_TOKEN: token,
     PICLUSTER_NODE_NAME: "pi-cli",
   };
-  const agent = start(t, ["agent"], agentEnv);
+  // The token on standard input, as `node add` prints it: never in the agent's arguments.
+  const agent = start(t, ["agent", "--agent-join-token-file", "-"], agentEnv);
+  agent.child.stdin.end(`${token}\n`);
   await agent.log((r) => r.msg === "connected to the primary", 10_000, "agent connected");
   await primary.log(
     (r) => r.msg === "node state" && r.to === "alive" && r.node === "pi-cli",
@@ -157,7 +158,7 @@ test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes th
   );
 
   // Restarted without the token: the saved credential is enough. Then killed hard: down.
-  const { PICLUSTER_AGENT_JOIN_TOKEN: _, ...noToken } = agentEnv;
+  const noToken = agentEnv;
   const again2 = start(t, ["agent"], noToken);
   await primary.log(
     (r) => r.msg === "node state" && r.to === "alive" && r.reason === "reconnected",
@@ -207,6 +208,45 @@ test("cli roles - an agent with no credential and no token explains what to do a
     /error: E_NO_CREDENTIAL: no credential at .*credential\.json and no join token: on the primary run `picluster node add NAME`/,
   );
   assert.doesNotMatch(r.stderr, /^\s+at /m);
+});
+
+test("cli roles - a join token file that cannot be read, is empty or comes with a token too stops the agent with exit 2, naming the file", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-roles-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const agent = (args: string[], extra: Record<string, string> = {}, input = "") =>
+    spawnSync(process.execPath, [BIN, "agent", ...args], {
+      env: cleanEnv({ PICLUSTER_NODE_DATA_DIR: dir, PICLUSTER_LOG_FORMAT: "json", ...extra }),
+      encoding: "utf8",
+      input,
+      timeout: 10_000,
+    });
+  const missing = join(dir, "no-such-token");
+  const r1 = agent(["--agent-join-token-file", missing]);
+  assert.equal(r1.status, 2);
+  assert.match(
+    r1.stderr,
+    new RegExp(`error: E_JOIN_TOKEN_FILE: cannot read the join token from ${missing}: ENOENT`),
+  );
+  const empty = join(dir, "empty-token");
+  writeFileSync(empty, "\n");
+  const r2 = agent(["--agent-join-token-file", empty]);
+  assert.equal(r2.status, 2);
+  assert.match(
+    r2.stderr,
+    new RegExp(`error: E_JOIN_TOKEN_FILE: no join token in ${empty}: it is empty`),
+  );
+  const r3 = agent(["--agent-join-token-file", "-"], {}, "not a token\n");
+  assert.equal(r3.status, 2);
+  assert.match(
+    r3.stderr,
+    /error: E_JOIN_TOKEN_FILE: standard input \(--agent-join-token-file -\): join token: expected the pcj1/,
+  );
+  const r4 = agent(["--agent-join-token-file", empty], { PICLUSTER_AGENT_JOIN_TOKEN: "pcj1.x.y" });
+  assert.equal(r4.status, 2);
+  assert.match(
+    r4.stderr,
+    /flag --agent-join-token-file: \[agent\] join_token_file: set either it or join_token \(from env PICLUSTER_AGENT_JOIN_TOKEN\), not both/,
+  );
 });
 
 test("cli up - a primary and this machine's agent with no config at all: ready line, the node alive over the API, Ctrl-C exits 0", async (t) => {

@@ -77,6 +77,37 @@ export function parseJoinToken(text: string): JoinToken {
   return { id, secret: decodeKey(secret, "join token") };
 }
 
+/**
+ * The join token kept in `file` (`-`: standard input, read to its end), so
+ * that it never appears on a command line. Surrounding whitespace is dropped;
+ * a file that cannot be read, is empty or holds no token is an error naming it.
+ */
+export function readJoinTokenFile(file: string): string {
+  const where = file === "-" ? "standard input (--agent-join-token-file -)" : file;
+  let text: string;
+  try {
+    // fd 0, not /dev/stdin: a spawned process's standard input may be a socket, which cannot be opened by path.
+    text = readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (err) {
+    throw new AuthError(
+      "E_JOIN_TOKEN_FILE",
+      `cannot read the join token from ${where}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const token = text.trim();
+  if (token === "")
+    throw new AuthError("E_JOIN_TOKEN_FILE", `no join token in ${where}: it is empty`);
+  try {
+    parseJoinToken(token);
+  } catch (err) {
+    throw new AuthError("E_JOIN_TOKEN_FILE", `${where}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return token;
+}
+
 export function newJoinToken(): JoinToken {
   return { id: randomBytes(8).toString("hex"), secret: randomKey() };
 }

@@ -82,6 +82,13 @@ export class CollectorError extends PiclusterError {
   }
 }
 
+/**
+ * Something asked of a node that cannot be done as asked: no such node
+ * (`E_NO_SUCH_NODE`), a name that several nodes share (`E_AMBIGUOUS_NODE`),
+ * a connected node nothing could keep out once removed (`E_NODE_CONNECTED`).
+ */
+export class NodeError extends PiclusterError {}
+
 /** Narrow a caught `unknown` to a message for logs, keeping codes when present. */
 export function describeError(err: unknown): string {
   if (err instanceof PiclusterError) return `${err.code}: ${err.message}`;

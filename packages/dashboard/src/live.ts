@@ -159,6 +159,10 @@ class LiveCluster {
       this.changed();
     });
     source.addEventListener("node.joined", () => void this.reload());
+    source.addEventListener("node.removed", (e) => {
+      const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
+      if (ev.nodeId !== null) this.removed(ev.nodeId);
+    });
     for (const kind of ["alert.firing", "alert.resolved"])
       source.addEventListener(kind, () => this.reloadAlertsSoon());
     for (const kind of TASK_KINDS) {
@@ -194,6 +198,13 @@ class LiveCluster {
       if (missing) this.reloadSoon();
       this.changed();
     });
+  }
+
+  /** A node was removed: off the page at once (its own page may have just removed it). */
+  removed(id: string): void {
+    if (!this.nodes.delete(id)) return;
+    this.alerts.delete(id);
+    this.changed(true);
   }
 
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;

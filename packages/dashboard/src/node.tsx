@@ -1,9 +1,10 @@
-import { useEffect, useState } from "preact/hooks";
-import type { NodeView, SeriesPoint, StoredEvent } from "./api.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, type NodeView, type SeriesPoint, type StoredEvent, sendJson } from "./api.js";
 import { Chart } from "./chart.js";
 import { ago, bytes, celsius, duration, nodeName, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
-import { RunList } from "./tasks.js";
+import { live } from "./live.js";
+import { RunList, TokenForm } from "./tasks.js";
 
 const RANGES = [
   { id: "1h", ms: 3_600_000 },
@@ -50,6 +51,132 @@ function MetricChart({
       format={metric.format}
       range={[from, now]}
     />
+  );
+}
+
+function RemoveDialog({
+  name,
+  keepHistory,
+  setKeepHistory,
+  onCancel,
+  onConfirm,
+}: {
+  name: string;
+  keepHistory: boolean;
+  setKeepHistory: (keep: boolean) => void;
+  onCancel: () => void;
+  onConfirm: () => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const dialog = ref.current;
+    if (dialog !== null && !dialog.open) dialog.showModal();
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      class="confirm"
+      aria-labelledby="remove-title"
+      onCancel={(e) => {
+        e.preventDefault();
+        onCancel();
+      }}
+    >
+      <h2 id="remove-title">Remove {name}?</h2>
+      <p>
+        Its credential is revoked and its connection cut: the agent on {name} cannot report again
+        until it joins with a new token (<code>picluster node add {name}</code>). Alerts firing for
+        it end, and nobody is told.
+      </p>
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={keepHistory}
+          onChange={(e) => setKeepHistory((e.target as HTMLInputElement).checked)}
+        />
+        Keep its samples and events
+      </label>
+      <p class="muted">
+        {keepHistory
+          ? "They stay in the store; a node that joins again with the same id continues them."
+          : "Its samples and events are deleted."}
+      </p>
+      <div class="actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="button" class="danger" onClick={onConfirm} data-testid="confirm-remove">
+          Remove {name}
+        </button>
+      </div>
+    </dialog>
+  );
+}
+
+/** Remove the node, after a confirmation; needs the API token, as running a task does. */
+function RemoveNode({ node }: { node: NodeView }) {
+  const [confirming, setConfirming] = useState(false);
+  const [keepHistory, setKeepHistory] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const [needToken, setNeedToken] = useState<string>();
+  const remove = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      // By id: a name can be shared by an old record and the node that joined again.
+      await sendJson(
+        "DELETE",
+        `/api/nodes/${encodeURIComponent(node.id)}${keepHistory ? "?keepHistory=true" : ""}`,
+      );
+      live.removed(node.id);
+      location.hash = "#/";
+    } catch (err) {
+      if (err instanceof ApiError && err.needsToken) setNeedToken(err.message);
+      else setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="node-admin">
+      <button
+        type="button"
+        class="danger"
+        disabled={busy}
+        onClick={() => setConfirming(true)}
+        data-testid="remove-node"
+      >
+        Remove {node.name}…
+      </button>
+      {needToken !== undefined && (
+        <TokenForm
+          reason={needToken}
+          purpose="remove nodes"
+          onSaved={() => {
+            setNeedToken(undefined);
+            void remove();
+          }}
+        />
+      )}
+      {error !== undefined && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {confirming && (
+        <RemoveDialog
+          name={node.name}
+          keepHistory={keepHistory}
+          setKeepHistory={setKeepHistory}
+          onCancel={() => setConfirming(false)}
+          onConfirm={() => {
+            setConfirming(false);
+            void remove();
+          }}
+        />
+      )}
+    </div>
   );
 }
 
@@ -173,6 +300,8 @@ export function NodePage({ id }: { id: string }) {
           </li>
         ))}
       </ol>
+      <h2>Remove</h2>
+      <RemoveNode node={node} />
     </section>
   );
 }
@@ -193,6 +322,8 @@ export function describe(e: StoredEvent): string {
       return String(d.title ?? d.rule ?? "");
     case "alert.delivery_failed":
       return `${String(d.channel)}: ${String(d.title)} (${String(d.error)})`;
+    case "node.removed":
+      return `${String(d.name)} by ${String(d.requestedBy)}${d.keepHistory ? " (history kept)" : ""}`;
     default:
       return String(d.name ?? "");
   }

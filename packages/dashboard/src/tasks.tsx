@@ -47,7 +47,16 @@ function someNames(names: string[], max = 8): string {
   return `${names.slice(0, max).join(", ")} and ${names.length - max} more`;
 }
 
-function TokenForm({ reason, onSaved }: { reason: string; onSaved: () => void }) {
+export function TokenForm({
+  reason,
+  onSaved,
+  purpose = "run tasks and see their output",
+}: {
+  reason: string;
+  onSaved: () => void;
+  /** What the token is wanted for, in the form's words. */
+  purpose?: string;
+}) {
   const [value, setValue] = useState("");
   return (
     <form
@@ -60,8 +69,7 @@ function TokenForm({ reason, onSaved }: { reason: string; onSaved: () => void })
     >
       <p>
         {reason}. Paste the API token (<code>[http] token</code> in the primary's config; the link{" "}
-        <code>picluster up</code> prints carries it) to run tasks and see their output from this
-        browser.
+        <code>picluster up</code> prints carries it) to {purpose} from this browser.
       </p>
       <input
         type="password"

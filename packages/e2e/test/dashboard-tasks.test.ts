@@ -260,3 +260,58 @@ test("dashboard - reachable by keyboard, and laid out for a phone without sidewa
     await phone.screenshot({ path: `${SHOTS}phone-cluster.png` });
   }
 });
+
+test("dashboard tasks - a node removed from its page: Cancel keeps it; confirmed, the page asks for the token, removes it and is back on the cluster view without it", {
+  skip: NO_BROWSER,
+}, async (t) => {
+  const p = await startPrimary(t, { "http.token": TOKEN });
+  const gone = startAgent(t, p, "pi-gone");
+  startAgent(t, p, "pi-stays", {}, "x86-server");
+  await waitFor(
+    () => p.primary.registry.list().filter((n) => n.state === "alive").length === 2,
+    "two agents alive",
+    15_000,
+  );
+  const base = `http://127.0.0.1:${httpPort(p)}`;
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  await page.goto(`${base}/#/`);
+  await until(page, 'document.querySelectorAll("[data-node]").length === 2');
+  await page.click('[data-node="pi-gone"]');
+  await until(page, `document.querySelector('[data-testid="remove-node"]') !== null`);
+  assert.equal(await text(page, '[data-testid="remove-node"]'), "Remove pi-gone…");
+
+  // Asked first; Cancel removes nothing.
+  await page.click('[data-testid="remove-node"]');
+  await until(page, 'document.querySelector("dialog.confirm")?.open === true');
+  assert.match(await text(page, "dialog.confirm"), /Remove pi-gone\?.*credential is revoked/s);
+  await page.click('dialog.confirm button:has-text("Cancel")');
+  await until(page, 'document.querySelector("dialog.confirm") === null');
+  assert.equal(p.primary.registry.get(gone.agent.id)?.state, "alive", "cancel removes nothing");
+
+  // Confirmed without a token in this browser: it asks for it, then removes the node.
+  await page.click('[data-testid="remove-node"]');
+  await page.click('[data-testid="confirm-remove"]');
+  await until(page, 'document.querySelector(".token-form") !== null');
+  assert.match(await text(page, ".token-form"), /to remove nodes from this browser/);
+  assert.equal(p.primary.registry.get(gone.agent.id)?.state, "alive", "refused without the token");
+  await page.fill('input[aria-label="API token"]', TOKEN);
+  await page.click('.token-form button[type="submit"]');
+  await until(page, 'location.hash === "#/"');
+  await until(
+    page,
+    'document.querySelectorAll("[data-node]").length === 1 && document.querySelector(\'[data-node="pi-gone"]\') === null',
+  );
+  assert.equal(p.primary.registry.get(gone.agent.id), undefined, "removed on the primary");
+  // Still gone once the page reads everything again (a reload), and on the events page.
+  await page.reload();
+  await until(page, 'document.querySelectorAll("[data-node]").length === 1');
+  assert.equal(await page.$('[data-node="pi-gone"]'), null);
+  await page.goto(`${base}/#/events`);
+  await until(page, 'document.body.textContent.includes("node.removed")');
+  assert.match(await text(page, "main"), /node\.removed\s*pi-gone by api-token/);
+  assert.deepEqual(errors, []);
+});

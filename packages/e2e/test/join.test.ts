@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -10,9 +10,14 @@ import { scratchDir, startPrimary } from "./support/cluster.js";
 
 const BUNDLE = new URL("../../../cli/dist/agent-bundle.cjs", import.meta.url).pathname;
 
-function runSh(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runSh(
+  args: string[],
+  /** Written to the script's standard input, which then ends. */
+  input = "",
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("sh", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("sh", args, { stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.end(input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -52,7 +57,7 @@ test("join - one pasted command: the primary serves a checked script and agent; 
   assert.match(
     line,
     new RegExp(
-      `^curl -fsSL ${base}/join\\.sh -o /tmp/picluster-join\\.sh && echo "[0-9a-f]{64}  /tmp/picluster-join\\.sh" \\| sha256sum -c --quiet && sudo sh /tmp/picluster-join\\.sh --token pcj1\\.\\S+ --name pi-joined$`,
+      `^curl -fsSL ${base}/join\\.sh -o /tmp/picluster-join\\.sh && echo "[0-9a-f]{64}  /tmp/picluster-join\\.sh" \\| sha256sum -c --quiet && printf '%s\\\\n' 'pcj1\\.\\S+' \\| sudo sh /tmp/picluster-join\\.sh --token-file - --name pi-joined$`,
     ),
   );
 
@@ -69,26 +74,35 @@ test("join - one pasted command: the primary serves a checked script and agent; 
   const prefix = join(dir, "opt");
   const config = join(dir, "etc", "picluster.ini");
   // Asynchronously: the primary answering the script's download runs in this process.
-  const run = await runSh([
-    scriptFile,
-    "--token",
-    token,
-    "--name",
-    "pi-joined",
-    "--prefix",
-    prefix,
-    "--config",
-    config,
-    "--data-dir",
-    join(dir, "data"),
-    "--dry-run",
-  ]);
+  // The token on standard input, as the pasted line hands it over: on no command line.
+  const run = await runSh(
+    [
+      scriptFile,
+      "--token-file",
+      "-",
+      "--name",
+      "pi-joined",
+      "--prefix",
+      prefix,
+      "--config",
+      config,
+      "--data-dir",
+      join(dir, "data"),
+      "--dry-run",
+    ],
+    `${token}\n`,
+  );
   assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
   assert.equal(sha256(readFileSync(join(prefix, "picluster-agent.cjs"))), settings.bundleSha256);
   const ini = readFileSync(config, "utf8");
   assert.match(ini, /^primary_host = 127\.0\.0\.1$/m);
   assert.match(ini, new RegExp(`^primary_port = ${p.port}$`, "m"));
-  assert.match(ini, /^join_token = pcj1\./m);
+  // The config holds no secret: the token is in a file of its own, private to its owner.
+  const tokenFile = join(dir, "etc", "join-token");
+  assert.match(ini, new RegExp(`^join_token_file = ${tokenFile}$`, "m"));
+  assert.doesNotMatch(ini, /pcj1\./);
+  assert.equal(readFileSync(tokenFile, "utf8"), `${token}\n`);
+  assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
   assert.match(
     run.stdout,
     new RegExp(

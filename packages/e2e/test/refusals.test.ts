@@ -317,3 +317,68 @@ test("refusals - with TLS off the per-address cap counts only connections still 
     ),
   );
 });
+
+/** Whether a TLS-PSK handshake with `identity` and `key` completes. */
+function handshakes(port: number, identity: string, key: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: "127.0.0.1",
+      port,
+      minVersion: "TLSv1.3",
+      pskCallback: () => ({ identity, psk: key }),
+      checkServerIdentity: () => undefined,
+    });
+    s.once("secureConnect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+test("refusals - a used join token presented again with the same node id gets a fresh key: the first redeemer's key and session are cut", async (t) => {
+  const p = await startPrimary(t);
+  const nodeId = "00112233445566778899aabbccddeeff";
+  const token = parseJoinToken(p.addNode("pi-twice"));
+  const redeem = async () => {
+    const peer = await ScriptedPeer.connect(t, p.port, {
+      identity: `${JOIN_IDENTITY_PREFIX}${token.id}`,
+      key: token.secret,
+    });
+    peer.send({
+      v: 1,
+      type: "hello",
+      ts: Date.now(),
+      payload: { nodeId, name: "pi-twice", version: "x", protocols: [1], labels: {} },
+    });
+    const credential = await peer.next("credential", 2_000);
+    await peer.next("welcome", 2_000);
+    if (credential.type !== "credential") throw new Error("not a credential");
+    return { peer, identity: credential.payload.identity, key: credential.payload.key };
+  };
+  const first = await redeem();
+  // Someone else with the token and the (public) node id, or the node itself after a crash.
+  const second = await redeem();
+  assert.notEqual(second.key, first.key, "the second redeemer does not get the first one's key");
+  assert.notEqual(second.identity, first.identity);
+  await first.peer.closedWithin(2_000);
+  assert.equal(second.peer.closed, false, "the last redeemer's session stays");
+  assert.equal(
+    await handshakes(p.port, first.identity, Buffer.from(first.key, "base64url")),
+    false,
+    "the superseded key no longer completes a handshake",
+  );
+  assert.equal(
+    await handshakes(p.port, second.identity, Buffer.from(second.key, "base64url")),
+    true,
+    "the fresh key does (a node that crashed before saving its key recovers this way)",
+  );
+  assert.ok(
+    p.records.some(
+      (r) =>
+        r.msg === "join token presented again: a fresh credential replaces the earlier one" &&
+        r.superseded === first.identity,
+    ),
+  );
+  assert.equal(p.primary.registry.list().length, 1);
+});

@@ -91,6 +91,15 @@ export interface CredentialSummary {
   createdAt: number;
 }
 
+/** What a redeemed join token gives: the node's new credential. */
+export interface Redeemed {
+  identity: string;
+  key: Buffer;
+  name: string;
+  /** The credential an earlier redemption of the same token issued, now deleted. */
+  superseded?: string;
+}
+
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export class CredentialStore {
@@ -321,11 +330,16 @@ export class CredentialStore {
   }
 
   /**
-   * Exchange a join token for the node's own credential. A node that
-   * presents the same token again (it crashed before saving its credential)
-   * gets the same credential; another node is refused.
+   * Exchange a join token for the node's own credential. Every redemption
+   * issues a fresh key: a node that presents the token again (it crashed
+   * before saving its credential) gets a new one, and the one issued before
+   * is deleted, so a session still using it is cut. Whoever else holds the
+   * token and presents the same node id (node ids are public: /api/nodes,
+   * /metrics) can never obtain the key a node already has; at most they
+   * supersede it, which cuts that node off where it shows. Another node id
+   * is refused.
    */
-  redeem(tokenId: string, nodeId: string): { identity: string; key: Buffer; name: string } {
+  redeem(tokenId: string, nodeId: string): Redeemed {
     return this.write((db) => {
       const token = this.data.tokens.find((t) => t.id === tokenId);
       if (token === undefined || token.expiresAt <= this.clock.now()) {
@@ -337,21 +351,14 @@ export class CredentialStore {
           `join token for "${token.name}" was already used by another node`,
         );
       }
-      if (token.identity !== undefined) {
-        const existing = this.credential(token.identity);
-        if (existing !== undefined && existing.revokedAt === undefined) {
-          return {
-            result: {
-              identity: existing.identity,
-              key: decodeKey(existing.key, existing.identity),
-              name: existing.name,
-            },
-          };
-        }
+      const superseded = token.identity === undefined ? undefined : this.credential(token.identity);
+      if (superseded?.revokedAt !== undefined) {
+        // revoke() deletes a name's tokens; a token outliving its revoked credential is not honoured.
+        throw new AuthError("E_TOKEN_INVALID", `the node "${token.name}" was revoked`);
       }
       // A node id already held by another node's credential cannot be taken over with a token.
       const holder = this.data.credentials.find(
-        (c) => c.nodeId === nodeId && c.revokedAt === undefined,
+        (c) => c.nodeId === nodeId && c.revokedAt === undefined && c !== superseded,
       );
       if (holder !== undefined) {
         throw new AuthError(
@@ -368,6 +375,8 @@ export class CredentialStore {
         nodeId,
         createdAt: this.clock.now(),
       };
+      if (superseded !== undefined)
+        db.prepare("DELETE FROM credentials WHERE identity = ?").run(superseded.identity);
       db.prepare(
         "INSERT INTO credentials (identity, key, name, node_id, created_at) VALUES (@identity, @key, @name, @nodeId, @createdAt)",
       ).run(record);
@@ -377,8 +386,17 @@ export class CredentialStore {
         tokenId,
       );
       return {
-        result: { identity, key, name: token.name },
+        result: {
+          identity,
+          key,
+          name: token.name,
+          ...(superseded === undefined ? {} : { superseded: superseded.identity }),
+        },
         apply: () => {
+          if (superseded !== undefined) {
+            this.data.credentials = this.data.credentials.filter((c) => c !== superseded);
+            this.byIdentity.delete(superseded.identity);
+          }
           this.data.credentials.push(record);
           this.byIdentity.set(identity, record);
           token.usedBy = nodeId;
@@ -448,6 +466,34 @@ export class CredentialStore {
         apply: () => {
           for (const c of records) c.revokedAt = now;
           this.data.tokens = this.data.tokens.filter((t) => t.name !== name);
+        },
+      };
+    });
+  }
+
+  /**
+   * Revoke what lets the node `nodeId` connect (it is being removed): its
+   * credentials, and one of `name` issued before node ids were recorded,
+   * and delete the tokens it redeemed. Tokens not yet used are left alone:
+   * they may be for a new node joining under the same name. Returns the
+   * identities revoked (none for a node that never had a credential).
+   */
+  revokeNode(nodeId: string, name: string): string[] {
+    return this.write((db) => {
+      const now = this.clock.now();
+      const records = this.data.credentials.filter(
+        (c) =>
+          c.revokedAt === undefined &&
+          (c.nodeId === nodeId || (c.nodeId === undefined && c.name === name)),
+      );
+      const revoke = db.prepare("UPDATE credentials SET revoked_at = ? WHERE identity = ?");
+      for (const c of records) revoke.run(now, c.identity);
+      db.prepare("DELETE FROM join_tokens WHERE used_by = ?").run(nodeId);
+      return {
+        result: records.map((c) => c.identity),
+        apply: () => {
+          for (const c of records) c.revokedAt = now;
+          this.data.tokens = this.data.tokens.filter((t) => t.usedBy !== nodeId);
         },
       };
     });

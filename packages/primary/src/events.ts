@@ -29,6 +29,18 @@ export type ClusterEvent =
       on: boolean;
     }
   | { kind: "node.details"; at: number; nodeId: string; name: string }
+  /**
+   * Forgotten on purpose (`picluster node remove`): its record is gone, its
+   * credential revoked; `keepHistory` says whether its samples and events were kept.
+   */
+  | {
+      kind: "node.removed";
+      at: number;
+      nodeId: string;
+      name: string;
+      keepHistory: boolean;
+      requestedBy: string;
+    }
   | { kind: "node.vitals"; at: number; nodeId: string; name: string; seq: number | undefined }
   | {
       kind: "task.started";

@@ -6,7 +6,14 @@
  */
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
-import { type Logger, PSK_IDENTITY_HINT, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
+import {
+  type Clock,
+  type Logger,
+  PSK_IDENTITY_HINT,
+  systemClock,
+  TLS_CIPHERS,
+  TLS_MIN_VERSION,
+} from "@picluster/common";
 import type { CredentialStore, PskLookup } from "./credentials.js";
 import { listen } from "./listen.js";
 
@@ -18,6 +25,8 @@ export interface ListenerOptions {
   handshakeTimeoutMs: number;
   maxHandshakesPerAddress: number;
   log: Logger;
+  /** Times the windows of the refusal log; the system clock when absent. */
+  clock?: Clock;
   /** A connection is through TLS (or TCP without it) and ready for the session. */
   onConnection(
     socket: Socket | TLSSocket,
@@ -49,35 +58,80 @@ function identityOf(found: PskLookup | undefined): string | undefined {
   return found.kind === "node" ? found.identity : `join:${found.tokenId}`;
 }
 
-/** At most this many refusal lines per address and minute; the rest are counted. */
-const REFUSALS_LOGGED_PER_MINUTE = 5;
+/** At most this many refusal lines per address and window; the rest are counted. */
+const REFUSALS_LOGGED_PER_WINDOW = 5;
+export const REFUSAL_WINDOW_MS = 60_000;
+/** Addresses remembered at most; past it, those that had nothing suppressed are forgotten. */
+const MAX_TRACKED_ADDRESSES = 10_000;
+
+interface RefusalWindow {
+  start: number;
+  count: number;
+  /** Set once something was suppressed: tells the count when the window ends. */
+  cancel: (() => void) | undefined;
+}
 
 /**
  * Keeps a flood of bad handshakes from one address from turning into a
- * flood of log lines: the first few each minute are logged, then a count.
+ * flood of log lines: the first few each window are logged, then a count
+ * when the window ends (on its own timer, so the count is told even when
+ * the flood stops and no later refusal comes to trigger it).
  */
 class RefusalLog {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly windows = new Map<string, RefusalWindow>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly clock: Clock,
+  ) {}
 
   warn(address: string, msg: string, fields: Record<string, unknown>): void {
-    const now = Date.now();
+    const now = this.clock.now();
     let w = this.windows.get(address);
-    if (w === undefined || now - w.start >= 60_000) {
-      if (w !== undefined && w.count > REFUSALS_LOGGED_PER_MINUTE) {
-        this.log.warn("refusals not logged individually", {
-          peer: address,
-          suppressed: w.count - REFUSALS_LOGGED_PER_MINUTE,
-        });
-      }
-      w = { start: now, count: 0 };
+    // A timer can be late; a refusal after the window's end closes it first.
+    if (w !== undefined && now - w.start >= REFUSAL_WINDOW_MS) {
+      this.end(address, w);
+      w = undefined;
+    }
+    if (w === undefined) {
+      if (this.windows.size >= MAX_TRACKED_ADDRESSES) this.forgetQuiet();
+      w = { start: now, count: 0, cancel: undefined };
       this.windows.set(address, w);
-      // Forget quiet addresses so the map stays small.
-      if (this.windows.size > 10_000) this.windows.clear();
     }
     w.count += 1;
-    if (w.count <= REFUSALS_LOGGED_PER_MINUTE) this.log.warn(msg, { peer: address, ...fields });
+    if (w.count <= REFUSALS_LOGGED_PER_WINDOW) {
+      this.log.warn(msg, { peer: address, ...fields });
+      return;
+    }
+    const ending = w;
+    ending.cancel ??= this.clock.after(ending.start + REFUSAL_WINDOW_MS - now, () =>
+      this.end(address, ending),
+    );
+  }
+
+  /** Tell what each window suppressed so far (the listener is closing) and stop the timers. */
+  close(): void {
+    for (const [address, w] of this.windows) this.end(address, w);
+  }
+
+  private end(address: string, w: RefusalWindow): void {
+    w.cancel?.();
+    w.cancel = undefined;
+    if (this.windows.get(address) === w) this.windows.delete(address);
+    const suppressed = w.count - REFUSALS_LOGGED_PER_WINDOW;
+    if (suppressed > 0) {
+      this.log.warn("refusals not logged individually", {
+        peer: address,
+        suppressed,
+        windowMs: REFUSAL_WINDOW_MS,
+      });
+    }
+  }
+
+  /** Keep the map small: drop addresses with nothing suppressed (they have no count to tell). */
+  private forgetQuiet(): void {
+    for (const [address, w] of this.windows)
+      if (w.cancel === undefined) this.windows.delete(address);
   }
 }
 
@@ -92,7 +146,7 @@ export class AgentListener {
   private readonly refusals: RefusalLog;
 
   constructor(private readonly opts: ListenerOptions) {
-    this.refusals = new RefusalLog(opts.log);
+    this.refusals = new RefusalLog(opts.log, opts.clock ?? systemClock);
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -206,6 +260,7 @@ export class AgentListener {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    this.refusals.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     await closed;

@@ -23,6 +23,7 @@ import { createChannel, testMessage } from "./alerts/channels.js";
 import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
+import { AuditLog } from "./audit.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -33,6 +34,7 @@ import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry, RESTART_REASON } from "./registry.js";
+import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js";
 import { Session } from "./session.js";
 import { Store } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
@@ -101,6 +103,8 @@ export class Primary {
   readonly credentials: CredentialStore | undefined;
   readonly store: Store;
   readonly tasks: TaskService;
+  private readonly audit: AuditLog;
+  private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
   private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
@@ -150,6 +154,11 @@ export class Primary {
         hourMs: config.store.hour_retention,
       },
     });
+    this.audit = new AuditLog(
+      join(opts.dataDir, "audit.log"),
+      this.clock,
+      opts.log.child({ component: "audit" }),
+    );
     this.tasks = new TaskService({
       registry: this.registry,
       sessions: this.sessions,
@@ -157,7 +166,7 @@ export class Primary {
       store: this.store,
       clock: this.clock,
       log: opts.log.child({ component: "tasks" }),
-      auditFile: join(opts.dataDir, "audit.log"),
+      audit: this.audit,
     });
     const alertLog = opts.log.child({ component: "alerts" });
     // Failures are events (the page and `picluster events` show them); successes are logged.
@@ -210,6 +219,17 @@ export class Primary {
       },
       dashboardUrl: () => this.dashboardUrl,
     });
+    this.removal = new NodeRemoval({
+      registry: this.registry,
+      store: this.store,
+      credentials: this.credentials,
+      alerts: this.alerts,
+      events: this.events,
+      audit: this.audit,
+      clock: this.clock,
+      log: this.log,
+      cutSessions: (nodeId) => this.cutSessions(nodeId),
+    });
     const ctx: HandlerContext = {
       registry: this.registry,
       store: this.store,
@@ -232,6 +252,7 @@ export class Primary {
       handshakeTimeoutMs: config.primary.handshake_timeout,
       maxHandshakesPerAddress: config.primary.max_handshakes_per_address,
       log: opts.log.child({ component: "listener" }),
+      clock: this.clock,
       onConnection: (socket, auth, release) => this.openSession(socket, auth, release),
     });
     this.legacy =
@@ -347,6 +368,7 @@ export class Primary {
         },
       },
       tasks: this.tasks,
+      nodes: { remove: (req) => this.removeNode(req) },
       alerts: {
         enabled: this.alerts.enabled,
         rules: () => this.alerts.ruleDefs,
@@ -474,6 +496,25 @@ export class Primary {
       this.registry.setState(id, "down", reason, this.clock.now());
   }
 
+  /** Forget a node: revoke it, cut it, delete it (and its history unless kept); see removal.ts. */
+  removeNode(req: RemoveRequest): RemovedNode {
+    return this.removal.remove(req);
+  }
+
+  /** End every connection of a node being removed; its end then marks nothing down. */
+  private cutSessions(nodeId: string): number {
+    this.sessions.delete(nodeId);
+    this.liveness.unwatch(nodeId);
+    let cut = 0;
+    for (const session of this.allSessions) {
+      if (session.nodeId !== nodeId) continue;
+      session.sendError("E_REMOVED", "this node was removed from the cluster");
+      session.close("node removed");
+      cut++;
+    }
+    return cut;
+  }
+
   /** Pick up `node add` / `node revoke` made by the CLI; cut sessions whose credential was revoked. */
   private checkCredentials(): void {
     const store = this.credentials;
@@ -528,6 +569,14 @@ export class Primary {
         return;
       case "node.details":
         log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        return;
+      case "node.removed":
+        log.info("node removed", {
+          node: e.name,
+          nodeId: e.nodeId,
+          keepHistory: e.keepHistory,
+          by: e.requestedBy,
+        });
         return;
       case "node.vitals":
       case "task.output":

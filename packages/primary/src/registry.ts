@@ -57,6 +57,8 @@ export interface Registry {
   /** Samples up to `seq` are stored: replays of them are duplicates. */
   markStored(id: string, seq: number): void;
   setDropped(id: string, dropped: number): void;
+  /** Forget a node (it was removed): no event here, the caller announces the removal. */
+  remove(id: string): NodeRecord | undefined;
 }
 
 /**
@@ -245,5 +247,12 @@ export class MemoryRegistry implements Registry {
   setDropped(id: string, dropped: number): void {
     const node = this.nodes.get(id);
     if (node !== undefined) node.dropped = dropped;
+  }
+
+  remove(id: string): NodeRecord | undefined {
+    const node = this.nodes.get(id);
+    // Every write above ignores an unknown id, so late messages of a cut session change nothing.
+    this.nodes.delete(id);
+    return node;
   }
 }

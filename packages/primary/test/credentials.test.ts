@@ -53,15 +53,35 @@ test("credentials - a join token opens a join session once and is exchanged for 
     nodeId: "node-a",
     key: cred.key,
   });
-  assert.deepEqual(
-    s.redeem(token.id, "node-a"),
-    cred,
-    "the same node presenting the token again gets the same credential",
-  );
   assert.equal(
     code(() => s.redeem(token.id, "node-b")),
     "E_TOKEN_USED",
   );
+});
+
+test("credentials - a used token presented again with the same node id gets a fresh key; the earlier key stops working", (t) => {
+  const { store: s, open } = store(t);
+  const token = parseJoinToken(s.addToken("pi-01"));
+  const first = s.redeem(token.id, "node-a");
+  const second = s.redeem(token.id, "node-a");
+  assert.notEqual(second.identity, first.identity);
+  assert.notDeepEqual(second.key, first.key, "the second redeemer never sees the first one's key");
+  assert.equal(second.superseded, first.identity);
+  assert.equal(s.lookup(first.identity), undefined, "the superseded key no longer connects");
+  assert.equal(s.isRevoked(first.identity), true, "sessions using it are cut");
+  assert.equal(s.lookup(second.identity)?.kind, "node", "the last redeemer's key works");
+  assert.deepEqual(
+    s.list().map((c) => [c.name, c.status]),
+    [["pi-01", "active"]],
+    "one credential for the node, not one per attempt",
+  );
+  const other = open();
+  assert.equal(
+    other.lookup(first.identity),
+    undefined,
+    "the earlier key is gone from the file too",
+  );
+  assert.equal(other.lookup(second.identity)?.kind, "node");
 });
 
 test("credentials - revoking a node makes its key unknown and its name reusable", (t) => {
@@ -257,4 +277,19 @@ test("credentials - two processes adding nodes at the same time lose none of the
   const names = new Set(s.list().map((c) => c.name));
   assert.equal(names.size, 120, "every token from every writer is there");
   for (const p of ["a", "b", "c"]) assert.ok(names.has(`${p}-39`));
+});
+
+test("credentials - revoking a removed node's id revokes its credential and the token it used, not a new token for its name", (t) => {
+  const { store: s } = store(t);
+  const used = parseJoinToken(s.addToken("pi-01"));
+  const cred = s.redeem(used.id, "node-a");
+  const other = s.redeem(parseJoinToken(s.addToken("pi-02")).id, "node-b");
+  assert.deepEqual(s.revokeNode("node-a", "pi-01"), [cred.identity]);
+  assert.equal(s.lookup(cred.identity), undefined);
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${used.id}`), undefined, "its used token is gone");
+  assert.equal(s.lookup(other.identity)?.kind, "node", "other nodes keep theirs");
+  // Joining the name again (a new machine): removing the old node leaves the new token alone.
+  const fresh = parseJoinToken(s.addToken("pi-01"));
+  assert.deepEqual(s.revokeNode("node-a", "pi-01"), [], "nothing left to revoke");
+  assert.equal(s.lookup(`${JOIN_IDENTITY_PREFIX}${fresh.id}`)?.kind, "join");
 });

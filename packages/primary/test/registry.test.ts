@@ -75,3 +75,19 @@ test("registry - a listener that throws does not stop the others", () => {
   registry.connected(hello, 1);
   assert.equal(after, 2, "joined and state events both reached the second listener");
 });
+
+test("registry - a removed node is gone, and what its cut session still sends changes nothing and announces nothing", () => {
+  const { registry, seen } = setup();
+  registry.connected(hello, 1);
+  const before = seen.length;
+  assert.equal(registry.remove("n1")?.name, "pi-01");
+  assert.equal(registry.get("n1"), undefined);
+  assert.deepEqual(registry.list(), []);
+  registry.seen("n1", 2);
+  registry.setState("n1", "down", "node removed", 3);
+  registry.setVitals("n1", vitals(), 1, 4);
+  registry.markStored("n1", 1);
+  assert.equal(registry.get("n1"), undefined, "not brought back");
+  assert.equal(seen.length, before, "no event: the removal itself is announced by the caller");
+  assert.equal(registry.remove("n1"), undefined);
+});

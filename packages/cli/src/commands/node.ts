@@ -9,8 +9,9 @@ import {
   processPathContext,
   resolveDataDir,
 } from "@picluster/common";
+import type { RemovedNode } from "@picluster/primary";
 import type { Command } from "commander";
-import { postJson } from "../api-client.js";
+import { ApiError, callJson, postJson } from "../api-client.js";
 import { loadCliConfig } from "../config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 import { agentBundlePath } from "../version.js";
@@ -108,7 +109,9 @@ export function registerNodeCommands(
       }
     });
 
-  const node = program.command("node").description("manage which nodes may join");
+  const node = program
+    .command("node")
+    .description("manage which nodes may join, revoke them, forget them");
 
   node
     .command("add <name>")
@@ -135,7 +138,8 @@ export function registerNodeCommands(
         const { config } = ctx.loaded;
         const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
         const host = config.primary.advertise_host || hostname();
-        const manual = `picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token ${token}`;
+        // The token on standard input (printf is a shell builtin): never in a process's arguments.
+        const manual = `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token-file -`;
         const bundle = agentBundlePath();
         const oneLine = existsSync(bundle)
           ? joinCommand(
@@ -193,6 +197,47 @@ export function registerNodeCommands(
     });
 
   node
+    .command("remove <name>")
+    .description(
+      "forget a node: revoke it, cut it off, delete its record and (unless --keep-history) its samples and events",
+    )
+    .option(
+      "--keep-history",
+      "keep its samples and events (a node that joins again with the same id continues them)",
+    )
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      "\nNeeds the running primary (and the API token, as `node revoke` does).\nExamples:\n  picluster node remove pi-01\n  picluster node remove pi-01 --keep-history\n",
+    )
+    .action(async (name: string, opts: { keepHistory?: boolean; json?: boolean }, cmd: Command) => {
+      const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
+      if (loaded === undefined) return setExit(EXIT_USAGE);
+      try {
+        // Only through the running primary, never the store alone: the primary holds the
+        // node in memory and would write it back, and only it can cut the node's session
+        // and resolve its alerts. A primary that does not answer cannot be told from one
+        // that is not running, so there is no fallback to the file.
+        const removed = await callJson<RemovedNode>(
+          loaded.config,
+          "DELETE",
+          `/api/nodes/${encodeURIComponent(name)}${opts.keepHistory ? "?keepHistory=true" : ""}`,
+        );
+        if (opts.json) io.out(`${JSON.stringify(removed)}\n`);
+        else io.out(`${describeRemoval(removed)}\n`);
+        setExit(EXIT_OK);
+      } catch (err) {
+        if (err instanceof ApiError && err.code === "E_NO_PRIMARY") {
+          io.err(
+            `error: ${describeError(err)}\nnode remove works through the running primary only (it holds the node in memory and would write it back); start it and try again. \`picluster node revoke ${name}\` works without it.\n`,
+          );
+          return setExit(EXIT_FAILED);
+        }
+        setExit(fail(io, err));
+      }
+    });
+
+  node
     .command("list")
     .description("list nodes that may join, with their credential status")
     .option("--json", "print as JSON")
@@ -207,4 +252,18 @@ export function registerNodeCommands(
           io.out(`${c.name.padEnd(24)} ${c.status.padEnd(8)} ${c.identity ?? ""}\n`);
       setExit(EXIT_OK);
     });
+}
+
+/** "removed pi-01 (id …): credential revoked, 1 connection cut, …" */
+function describeRemoval(r: RemovedNode): string {
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const parts = [
+    r.revoked.length > 0 ? "credential revoked" : "no credential to revoke",
+    `${plural(r.sessionsCut, "connection")} cut`,
+    `${plural(r.alertsResolved, "firing alert")} resolved (nobody told)`,
+    r.keepHistory
+      ? "samples and events kept"
+      : `${plural(r.vitalsRows, "sample row")} and ${plural(r.events, "event")} deleted`,
+  ];
+  return `removed ${r.name} (id ${r.id}): ${parts.join(", ")}`;
 }

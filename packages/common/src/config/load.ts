@@ -349,12 +349,19 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   return { config: config as Config, sources, file, notices };
 }
 
-/** Rules between keys: liveness thresholds must be ordered. */
+/** Rules between keys: liveness thresholds must be ordered; one source for the join token. */
 function checkRelations(
   config: Config,
   sources: Record<string, ValueSource>,
   problems: ConfigProblem[],
 ): void {
+  if (config.agent.join_token !== "" && config.agent.join_token_file !== "") {
+    const from = (k: string) => describeSource(sources[`agent.${k}`] ?? { kind: "default" });
+    problems.push({
+      where: from("join_token_file"),
+      message: `[agent] join_token_file: set either it or join_token (from ${from("join_token")}), not both`,
+    });
+  }
   const { heartbeat_interval, suspect_after, dead_after } = config.primary;
   const src = (k: string) => describeSource(sources[`primary.${k}`] ?? { kind: "default" });
   if (suspect_after <= heartbeat_interval) {

@@ -94,6 +94,11 @@ export const SCHEMA = {
       "One-time token from `picluster node add NAME`, exchanged for this node's own credential on first contact. Not needed afterwards.",
       { secret: true },
     ),
+    join_token_file: key(
+      stringType(),
+      "",
+      "File holding the one-time join token instead of `join_token`, so that it never appears on a command line (where `ps` shows it); `-` reads it from standard input. Read when the agent starts without a credential yet; an unreadable or empty file stops the agent with an error naming it.",
+    ),
     reconnect_max: key(
       durationType(1_000, 3_600_000),
       30_000,

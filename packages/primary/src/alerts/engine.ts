@@ -319,6 +319,33 @@ export class AlertEngine {
       );
   }
 
+  /**
+   * A node was removed: whatever pends or fires for it ends now, each
+   * firing one with an `alert.resolved` event (the page and the store see
+   * it) but no message: nobody is told a removed node is "back". Returns
+   * how many were firing.
+   */
+  forget(nodeId: string): number {
+    const now = this.opts.clock.now();
+    let firing = 0;
+    for (const [k, t] of this.tracks) {
+      if (t.nodeId !== nodeId) continue;
+      this.tracks.delete(k);
+      if (!t.firing) continue;
+      firing++;
+      this.resolve(t, null, now, false);
+    }
+    this.dirty.delete(nodeId);
+    // Resolutions not told yet (held in quiet hours, or waiting for the rest of a summary) stay
+    // untold: they would announce a node that no longer exists.
+    this.heldResolved = this.heldResolved.filter((r) => r.track.nodeId !== nodeId);
+    for (const g of this.resolving.values())
+      g.items = g.items.filter((r) => r.track.nodeId !== nodeId);
+    for (const out of this.outgoing.values())
+      out.resolved = out.resolved.filter((r) => r.track.nodeId !== nodeId);
+    return firing;
+  }
+
   private onEvent(e: ClusterEvent): void {
     switch (e.kind) {
       case "node.vitals":

@@ -1,4 +1,5 @@
 import { AuthError, describeError, type Message, PROTOCOL_VERSION } from "@picluster/common";
+import type { Redeemed } from "../credentials.js";
 import type { HandlerContext } from "../dispatcher.js";
 import type { Session } from "../session.js";
 
@@ -22,7 +23,7 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
   if (auth.kind === "join") {
     if (ctx.credentials === undefined)
       throw new AuthError("E_INTERNAL", "join without a credential store");
-    let issued: { identity: string; key: Buffer; name: string };
+    let issued: Redeemed;
     try {
       issued = ctx.credentials.redeem(auth.tokenId, hello.nodeId);
     } catch (err) {
@@ -40,6 +41,16 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
     }
     name = issued.name;
     session.credentialIdentity = issued.identity;
+    if (issued.superseded !== undefined) {
+      // The node crashed before saving its key, or someone else holds its token: either way the
+      // earlier key is gone, and a session still using it is cut (replaced below, or by the poll).
+      session.log.warn("join token presented again: a fresh credential replaces the earlier one", {
+        name,
+        nodeId: id,
+        superseded: issued.superseded,
+        identity: issued.identity,
+      });
+    }
     session.send("credential", {
       identity: issued.identity,
       key: issued.key.toString("base64url"),
@@ -80,6 +91,8 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
   }
   ctx.sessions.set(id, session);
   const now = ctx.clock.now();
+  // A node removed with its history kept, joining again: numbering goes on after its kept samples.
+  const keptSeq = ctx.registry.get(id) === undefined ? (ctx.store?.lastStoredSeq(id) ?? 0) : 0;
   const node = ctx.registry.connected(
     {
       id,
@@ -91,6 +104,7 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
     },
     now,
   );
+  if (keptSeq > 0) ctx.registry.markStored(id, keptSeq);
   session.identified(id, session.log.child({ node: name, nodeId: id }));
   ctx.liveness.watch(id);
   session.send("welcome", {

@@ -23,6 +23,7 @@ import { registerDashboard } from "./dashboard.js";
 import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, tokenGuard } from "./guard.js";
 import { installScript, type JoinSettings } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
+import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
 import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status-page.js";
 import { openStream, type StreamLimits, StreamSlots } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
@@ -71,6 +72,8 @@ export interface HttpOptions {
   /** Task runs and pings; absent in tests of the read-only routes. */
   tasks?: TaskService;
   alerts?: AlertsView;
+  /** Removing nodes; absent in tests of the read-only routes. */
+  nodes?: NodeAdmin;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
 }
@@ -326,6 +329,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   if (opts.alerts !== undefined)
     registerAlertRoutes(app, { alerts: opts.alerts, requireToken, errorBody });
+
+  if (opts.nodes !== undefined)
+    registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken, errorBody });
 
   app.get("/api/cluster", async () => {
     const nodes = opts.registry.list();

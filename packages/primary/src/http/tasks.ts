@@ -56,7 +56,7 @@ export function publicRun(run: StoredTaskRun): StoredTaskRun & { redacted: true 
 }
 
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
-function requester(req: FastifyRequest): string {
+export function requester(req: FastifyRequest): string {
   const claimed = req.headers["x-picluster-user"];
   const who = typeof claimed === "string" ? claimed.replace(/[^\w.@-]/g, "").slice(0, 64) : "";
   return who === "" ? "api-token" : `api-token (${who})`;

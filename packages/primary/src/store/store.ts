@@ -217,6 +217,8 @@ export class Store {
         `INSERT OR IGNORE INTO vitals_raw (node_id, seq, ts, ${cols}) VALUES (?, ?, ?, ${params})`,
       ),
       insertEvent: db.prepare("INSERT INTO events (ts, kind, node_id, data) VALUES (?, ?, ?, ?)"),
+      // The primary key (node_id, seq) answers it without a scan.
+      lastSeq: db.prepare("SELECT max(seq) AS seq FROM vitals_raw WHERE node_id = ?"),
       upsertNode:
         db.prepare(`INSERT INTO nodes (id, name, labels, address, state, state_since, state_reason, first_seen, last_seen,
           agent_version, legacy, details, vitals, vitals_at, last_seq, dropped)
@@ -594,6 +596,42 @@ export class Store {
   private get openDb(): Database.Database {
     if (this.db === undefined) throw new StoreError("E_STORE_CLOSED", "the store is not open");
     return this.db;
+  }
+
+  /**
+   * Forget a node: its row always; its samples (raw and rollups) and events
+   * too unless `keepHistory`. Its task results stay either way: they belong
+   * to the runs (and the audit log), and keep the node's name as it was.
+   * What is queued is committed first, so no pending write brings it back.
+   */
+  removeNode(
+    nodeId: string,
+    opts: { keepHistory: boolean },
+  ): { vitalsRows: number; events: number } {
+    const db = this.openDb;
+    this.flush();
+    // A minute still to be rolled up would only find this node's raw rows gone; nothing to redo.
+    return db
+      .transaction(() => {
+        db.prepare("DELETE FROM nodes WHERE id = ?").run(nodeId);
+        if (opts.keepHistory) return { vitalsRows: 0, events: 0 };
+        let vitalsRows = 0;
+        for (const table of ["vitals_raw", "vitals_1m", "vitals_1h"])
+          vitalsRows += db.prepare(`DELETE FROM ${table} WHERE node_id = ?`).run(nodeId).changes;
+        const events = db.prepare("DELETE FROM events WHERE node_id = ?").run(nodeId).changes;
+        return { vitalsRows, events };
+      })
+      .immediate();
+  }
+
+  /**
+   * The highest seq stored for a node, from its raw samples: a node removed
+   * with its history kept that joins again continues after it, so its new
+   * samples are not taken for replays of the old ones.
+   */
+  lastStoredSeq(nodeId: string): number {
+    const row = this.st.lastSeq.get(nodeId) as { seq: number | null };
+    return row.seq ?? 0;
   }
 
   loadNodes(): NodeRecord[] {

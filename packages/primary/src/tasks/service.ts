@@ -6,7 +6,6 @@
  * task is failed while the others finish. Every run and each node's result
  * is stored, announced on the event bus, and written to the audit log.
  */
-import { appendFileSync } from "node:fs";
 import {
   type Clock,
   describeError,
@@ -15,6 +14,7 @@ import {
   PiclusterError,
   type ResponseMap,
 } from "@picluster/common";
+import type { AuditLog } from "../audit.js";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 
@@ -53,8 +53,8 @@ export interface TaskServiceOptions {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** JSON lines, one when a run starts and one when it ends. */
-  auditFile: string;
+  /** One line when a run starts, one when it ends, one per cancel. */
+  audit: AuditLog;
 }
 
 export const DEFAULT_CONCURRENCY = 64;
@@ -537,15 +537,6 @@ export class TaskService {
   }
 
   private audit(record: Record<string, unknown>): void {
-    const line = `${JSON.stringify({ time: new Date(this.opts.clock.now()).toISOString(), ...record })}\n`;
-    try {
-      appendFileSync(this.opts.auditFile, line, { mode: 0o600 });
-    } catch (err) {
-      this.opts.log.error("cannot write the audit log", {
-        file: this.opts.auditFile,
-        err: describeError(err),
-      });
-    }
-    this.opts.log.info("audit", record);
+    this.opts.audit.write(record);
   }
 }

@@ -592,3 +592,50 @@ test("alerts - no data is no resolution, a suspect node keeps its figures, and a
     ["Resolved: pi-x is back", "pi-x is down"],
   );
 });
+
+test("alerts - a removed node's alerts end: what fired resolves as an event with no message, a pending one never fires, the rest of its summary is told back without it", () => {
+  const { clock, registry, sent, join, alertEvents, engine } = setup();
+  const [a, b, c, d] = ["pi-1", "pi-2", "pi-3", "pi-4"].map((n) => join(n));
+  for (const id of [a, b, c]) registry.setState(id as string, "down", "lost", clock.now());
+  clock.advance(61_000);
+  assert.deepEqual(
+    sent.map((s) => s.msg.title),
+    ["3 nodes are down"],
+  );
+  registry.setState(d as string, "down", "lost", clock.now());
+  clock.advance(1_000);
+  assert.equal(engine.states().find((s) => s.nodeId === d)?.state, "pending");
+
+  // pi-1 is removed (it was firing, part of the summary); pi-4 too (pending).
+  assert.equal(engine.forget(a as string), 1);
+  registry.remove(a as string);
+  assert.equal(engine.forget(d as string), 0);
+  registry.remove(d as string);
+  assert.deepEqual(
+    engine.states().map((s) => s.name),
+    ["pi-2", "pi-3"],
+  );
+  assert.deepEqual(
+    alertEvents().slice(-1),
+    ["alert.resolved:node_down:pi-1"],
+    "stored and streamed",
+  );
+  clock.advance(10 * 60_000);
+  assert.equal(sent.length, 1, "nothing told about the removed nodes: no resolution, no firing");
+
+  // The other two come back: told back together, without pi-1.
+  for (const [id, name] of [
+    [b, "pi-2"],
+    [c, "pi-3"],
+  ] as const)
+    registry.connected(
+      { id: id as string, name, labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+      clock.now(),
+    );
+  clock.advance(1_000);
+  assert.deepEqual(
+    sent.slice(1).map((s) => s.msg.title),
+    ["Resolved: pi-2 is back", "Resolved: pi-3 is back"],
+    "(two are below summary_after: one by one)",
+  );
+});

@@ -1,0 +1,56 @@
+/**
+ * Node administration routes: DELETE /api/nodes/:name (token) removes a
+ * node: revoked, cut, its record (and unless `keepHistory=true` its
+ * samples and events) deleted, what fires for it resolved without a
+ * message. The removal goes out on /api/stream as a `node.removed` event.
+ */
+import { NodeError } from "@picluster/common";
+import type { FastifyInstance } from "fastify";
+import Type from "typebox";
+import type { RemovedNode, RemoveRequest } from "../removal.js";
+import type { ErrorBody, Guard } from "./guard.js";
+import { requester } from "./tasks.js";
+
+/** What the routes need of the primary. */
+export interface NodeAdmin {
+  remove(req: RemoveRequest): RemovedNode;
+}
+
+const STATUS: Record<string, number> = {
+  E_NO_SUCH_NODE: 404,
+  E_AMBIGUOUS_NODE: 409,
+  E_NODE_CONNECTED: 409,
+};
+
+export function registerNodeAdminRoutes(
+  app: FastifyInstance,
+  deps: { nodes: NodeAdmin; requireToken: Guard; errorBody: ErrorBody },
+): void {
+  const { nodes, requireToken, errorBody } = deps;
+  app.delete<{ Params: { name: string }; Querystring: { keepHistory?: boolean } }>(
+    "/api/nodes/:name",
+    {
+      onRequest: requireToken,
+      schema: {
+        // A name (what people type) or an id (when several nodes share a name).
+        params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }),
+        querystring: Type.Object(
+          { keepHistory: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      try {
+        return nodes.remove({
+          node: req.params.name,
+          keepHistory: req.query.keepHistory ?? false,
+          requestedBy: requester(req),
+        });
+      } catch (err) {
+        if (!(err instanceof NodeError)) throw err;
+        return reply.code(STATUS[err.code] ?? 400).send(errorBody(err.code, err.message, "name"));
+      }
+    },
+  );
+}
