@@ -59,6 +59,11 @@ export interface LinkOptions {
   processesTop?(request: MessageMap["processes.top"]): Promise<ResponseMap["processes.top"]>;
   reconnectMaxMs: number;
   maxFrameBytes: number;
+  /**
+   * A dial failed: "retry" as usual, "refused" (the primary said no: wait
+   * the longest backoff at once), or "give-up" (stop the link).
+   */
+  onDialError?(err: unknown): "retry" | "refused" | "give-up";
 }
 
 /** Full jitter: a uniform wait between 0 and the capped exponential step. */
@@ -150,6 +155,15 @@ export class AgentLink {
       try {
         socket = await this.opts.dial(target, signal);
       } catch (err) {
+        const verdict = this.opts.onDialError?.(err) ?? "retry";
+        if (verdict === "give-up") break;
+        if (verdict === "refused") {
+          // Asking again soon changes nothing: straight to the longest wait
+          // (in its upper half, still jittered so a fleet does not align).
+          const max = this.opts.reconnectMaxMs;
+          await this.sleep(Math.floor(max / 2 + (Math.random() * max) / 2));
+          continue;
+        }
         const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
         this.opts.log.warn("cannot reach the primary", {
           err: describeError(err),

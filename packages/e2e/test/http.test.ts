@@ -42,7 +42,9 @@ async function clusterWithAgents(t: Parameters<typeof startPrimary>[0], names: s
 test("http - cluster, nodes, one node by name or id, its vitals series, and events", async (t) => {
   const { p, agents } = await clusterWithAgents(t, ["pi-a", "pi-b", "pi-c"]);
   const health = await get(p, "/healthz");
-  assert.deepEqual(health.body, { ok: true, version: "0.1.0-test" });
+  const { store, ...rest } = health.body as { store: string };
+  assert.deepEqual(rest, { ok: true, version: "0.1.0-test" });
+  assert.match(store, /^[0-9a-f]{16}$/, "the store's fingerprint, not its path");
 
   const cluster = (await get(p, "/api/cluster")).body as {
     nodes: number;

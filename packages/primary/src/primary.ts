@@ -3,10 +3,11 @@
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
 
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
 import type { Socket } from "node:net";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
@@ -91,6 +92,22 @@ export function joinSettings(
 
 export function storeFile(config: Config, dataDir: string): string {
   return config.store.file === "" ? join(dataDir, "picluster.db") : config.store.file;
+}
+
+/**
+ * A short digest of the store file's real path: /healthz shows it, so that
+ * `picluster node add` can tell whether the primary answering on its port
+ * keeps its nodes in the same file it would write (without telling anyone
+ * where that file is).
+ */
+export function storeFingerprint(file: string): string {
+  let path = resolve(file);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // Not created yet: its absolute path is what it will be.
+  }
+  return createHash("sha256").update(path).digest("hex").slice(0, 16);
 }
 
 /** How long a stopping primary waits for alert messages already queued. */
@@ -345,6 +362,7 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      storeId: storeFingerprint(storeFile(this.opts.config, this.opts.dataDir)),
       limits: {
         // The names this primary is known by: what it binds, what it tells
         // nodes, this machine's own name; and what the user adds.
@@ -492,7 +510,9 @@ export class Primary {
     if (this.sessions.get(id) !== session) return;
     this.sessions.delete(id);
     this.liveness.unwatch(id);
-    if (!session.saidBye && !this.closing)
+    if (session.leftReason !== undefined)
+      this.registry.setState(id, "left", session.leftReason, this.clock.now());
+    else if (!session.saidBye && !this.closing)
       this.registry.setState(id, "down", reason, this.clock.now());
   }
 
@@ -536,8 +556,34 @@ export class Primary {
       const identity = session.credentialIdentity;
       if (identity === undefined || !store.isRevoked(identity)) continue;
       session.log.warn("credential revoked, closing the session", { identity });
+      // A revoked node did not die: it is `left`, and nobody is paged about it.
+      session.leftReason = "credential revoked";
       session.sendError("E_REVOKED", "this node's credential was revoked");
       session.close("credential revoked");
+    }
+    this.retireRevoked(store);
+  }
+
+  /**
+   * Nodes whose every credential is revoked leave the cluster: `left` (not
+   * `down`, whatever they were), and what fires or pends for them ends
+   * without a message, as for a removed node.
+   */
+  private retireRevoked(store: CredentialStore): void {
+    const active = new Set<string>();
+    const revoked = new Set<string>();
+    for (const c of store.list()) {
+      if (c.nodeId === undefined) continue;
+      (c.status === "revoked" ? revoked : active).add(c.nodeId);
+    }
+    for (const id of revoked) {
+      if (active.has(id)) continue;
+      const node = this.registry.get(id);
+      if (node === undefined || node.legacy) continue;
+      if (node.state !== "left" && !this.sessions.has(id))
+        this.registry.setState(id, "left", "credential revoked", this.clock.now());
+      if (this.alerts.forget(id) > 0)
+        this.log.info("alerts of a revoked node ended without a message", { node: node.name });
     }
   }
 

@@ -86,6 +86,8 @@ export class Session {
   credentialIdentity: string | undefined;
   /** Set when the node said `bye`: its end is `left`, not `down`. */
   saidBye = false;
+  /** Set when the primary ends the node's membership (revoked): its end is `left` with this reason. */
+  leftReason: string | undefined;
   private strikes = 0;
   private closed = false;
   private closing = false;

@@ -104,6 +104,11 @@ export const SCHEMA = {
       30_000,
       "Longest wait between reconnection attempts (exponential backoff with full jitter up to this).",
     ),
+    join_refusals: key(
+      integerType(0, 100_000),
+      5,
+      "How many times the primary may refuse this node's join token (unknown, used or expired) before the agent gives up and exits with code 1; 0 means it keeps trying. Only while the node has never had a credential.",
+    ),
     outbox_size: key(
       integerType(10, 1_000_000),
       8_640,
