@@ -8,8 +8,7 @@ import { closest, distance } from "fastest-levenshtein";
 import { join as shellJoin, quote as shellQuote, split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
-import type { ValueSource } from "./load.js";
-import { durationType, enumType, formatDuration, integerType } from "./types.js";
+import { durationType, enumType, formatDuration, integerType, type ValueSource } from "./types.js";
 
 export const CHANNEL_TYPES = ["webhook", "ntfy", "discord", "slack", "email", "command"] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];

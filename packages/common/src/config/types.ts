@@ -4,6 +4,13 @@
  * what was expected; each formats a value back into text that parses again.
  */
 
+/** Where a configured value came from (shown by `config show`, named in errors). */
+export type ValueSource =
+  | { kind: "default" }
+  | { kind: "file"; file: string; line: number }
+  | { kind: "env"; name: string }
+  | { kind: "flag"; name: string };
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string };
 
 export interface ValueType<T> {
