@@ -260,6 +260,7 @@ test("http - calls that change state need the bearer token; with one, a join tok
   );
   const revoked = await post("/api/nodes/pi-x/revoke", "s3cret-token");
   assert.deepEqual(((await revoked.json()) as { revoked: string[] }).revoked.length, 1);
-  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "down", "pi-x cut off", 3_000);
+  // Revoked, it is `left` ("credential revoked"), never `down`.
+  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "left", "pi-x cut off", 3_000);
   assert.equal((await post("/api/nodes/nobody/revoke", "s3cret-token")).status, 404);
 });
