@@ -332,7 +332,8 @@ export const SCHEMA = {
     ),
     channels: key(
       stringType({
-        pattern: /^[a-z0-9_,\s-]*$/,
+        // Names as [channel.NAME] takes them (channels.ts CHANNEL_NAME), dots included.
+        pattern: /^[a-z0-9._,\s-]*$/,
         patternDoc: "channel names separated by commas",
       }),
       "",
