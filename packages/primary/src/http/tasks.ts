@@ -95,7 +95,13 @@ export function registerTaskRoutes(
     const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
     return reply
       .code(status)
-      .send(errorBody(err.code, err.message, err.code === "E_BAD_TASK" ? "task" : "on"));
+      .send(
+        errorBody(
+          err.code,
+          err.message,
+          err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED" ? "task" : "on",
+        ),
+      );
   };
 
   app.post<{ Body: TaskBodyT }>(
