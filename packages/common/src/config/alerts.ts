@@ -131,7 +131,7 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   },
   {
     key: "channels",
-    doc: "The channels to tell, by name (`[channel.NAME]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
+    doc: "The channels to tell, by name as the section spells it (`ops.pager` for `[channel.ops.pager]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
   },
   {
     key: "severity",
