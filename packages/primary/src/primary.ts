@@ -29,6 +29,7 @@ import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
 import { HANDLERS } from "./handlers/index.js";
+import { Heartbeat, type HeartbeatBody } from "./heartbeat.js";
 import { type JoinSettings, sha256 } from "./http/join.js";
 import { buildHttp } from "./http/server.js";
 import { LegacyListener } from "./legacy/listener.js";
@@ -123,6 +124,8 @@ export class Primary {
   private readonly audit: AuditLog;
   private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
+  /** The outbound heartbeat, when `[heartbeat] url` is set. */
+  readonly heartbeat: Heartbeat | undefined;
   private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
@@ -247,6 +250,19 @@ export class Primary {
       log: this.log,
       cutSessions: (nodeId) => this.cutSessions(nodeId),
     });
+    this.heartbeat =
+      config.heartbeat.url === ""
+        ? undefined
+        : new Heartbeat({
+            url: config.heartbeat.url,
+            method: config.heartbeat.method,
+            intervalMs: config.heartbeat.interval,
+            timeoutMs: config.heartbeat.timeout,
+            clock: this.clock,
+            log: opts.log,
+            version: opts.version,
+            body: () => this.heartbeatBody(),
+          });
     const ctx: HandlerContext = {
       registry: this.registry,
       store: this.store,
@@ -348,7 +364,23 @@ export class Primary {
     if (legacyPort !== undefined)
       this.log.info("listening for tutorial nodes", { port: legacyPort });
     const httpPort = await this.startHttp(port);
+    // Last: a beat says the primary is up, listeners and all.
+    this.heartbeat?.start();
     return { agentPort: port, legacyPort, httpPort };
+  }
+
+  /** What a heartbeat tells the receiver: who we are, the nodes by state, alerts firing. */
+  private heartbeatBody(): HeartbeatBody {
+    const nodes = { alive: 0, suspect: 0, down: 0, left: 0 };
+    for (const n of this.registry.list()) nodes[n.state] += 1;
+    return {
+      status: "ok",
+      primary: hostname(),
+      version: this.opts.version,
+      nodes,
+      alertsFiring: this.alerts.states().filter((s) => s.state === "firing").length,
+      at: this.clock.now(),
+    };
   }
 
   private async startHttp(agentPort: number): Promise<number> {
@@ -408,6 +440,11 @@ export class Primary {
         sessions: this.sessions.size,
         legacySessions: this.legacy?.sessionCount ?? 0,
         samplesTotal: this.store.samplesStored,
+        ...(this.heartbeat === undefined
+          ? {}
+          : {
+              heartbeatLastSuccessSeconds: Math.floor((this.heartbeat.lastSuccessAt ?? 0) / 1000),
+            }),
       }),
     });
     this.http = app;
@@ -449,6 +486,8 @@ export class Primary {
     // Our own shutdown says nothing about the nodes: no `down` for each of them.
     this.closing = true;
     this.abort.abort();
+    // No beat goes out from a primary that is stopping.
+    const heartbeatDone = this.heartbeat?.close();
     try {
       this.credentials?.flushConfirmed();
     } catch (err) {
@@ -466,6 +505,7 @@ export class Primary {
       this.http?.close(),
       tasksDone,
       deliveryDone,
+      heartbeatDone,
     ]);
     this.store.close();
     this.credentials?.close();

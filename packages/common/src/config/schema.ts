@@ -11,6 +11,7 @@ import {
   booleanType,
   durationType,
   enumType,
+  httpUrlType,
   integerType,
   type Labels,
   labelsType,
@@ -342,7 +343,8 @@ export const SCHEMA = {
     ),
     channels: key(
       stringType({
-        pattern: /^[a-z0-9_,\s-]*$/,
+        // Names as [channel.NAME] takes them (channels.ts CHANNEL_NAME), dots included.
+        pattern: /^[a-z0-9._,\s-]*$/,
         patternDoc: "channel names separated by commas",
       }),
       "",
@@ -365,6 +367,29 @@ export const SCHEMA = {
       integerType(2, 100_000),
       3,
       'When this many nodes or more fire the same rule at once, send one message for all of them ("12 nodes are down").',
+    ),
+  },
+  heartbeat: {
+    url: key(
+      httpUrlType,
+      "",
+      "Where the primary says it is alive: a Healthchecks.io or Uptime Kuma push URL, or any webhook, sent a small JSON POST (see `method`) every `interval` so that something outside this machine notices when it dies. Empty means off. Logs name only its host: its path often holds a secret.",
+      { secret: true },
+    ),
+    method: key(
+      enumType(["post", "get"] as const),
+      "post",
+      "`post` sends the JSON body (Healthchecks.io keeps it with each ping; Uptime Kuma 2 takes it); `get` sends the URL alone, for receivers that take nothing else, like Uptime Kuma 1's push URL.",
+    ),
+    interval: key(
+      durationType(1_000, 86_400_000),
+      60_000,
+      "How often the heartbeat is sent. Give the monitor this as its period and a few intervals of grace.",
+    ),
+    timeout: key(
+      durationType(1_000, 600_000),
+      10_000,
+      "How long one heartbeat may take; one still unanswered when the next is due is cut then. A failure is logged and the next heartbeat goes at its time.",
     ),
   },
   log: {

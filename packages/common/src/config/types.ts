@@ -47,6 +47,27 @@ export function stringType(
   };
 }
 
+/**
+ * An `http://` or `https://` URL with a host, or empty (a feature that is
+ * off until set). Kept as written, so `config show` gives it back unchanged.
+ */
+export const httpUrlType: ValueType<string> = {
+  name: "URL",
+  parse(raw) {
+    if (raw === "") return { ok: true, value: "" };
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      return fail("an http:// or https:// URL (or empty)");
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "")
+      return fail("an http:// or https:// URL (or empty)");
+    return { ok: true, value: raw };
+  },
+  format: (v) => v,
+};
+
 export function integerType(min: number, max: number): ValueType<number> {
   return {
     name: `integer ${min}–${max}`,
