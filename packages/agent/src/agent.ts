@@ -43,6 +43,8 @@ export interface AgentOptions {
   /** Resolved data directory (node id, credential). */
   dataDir: string;
   log: Logger;
+  /** Where the periodic `alive` record goes (the log file, not a terminal); default `log`. */
+  livenessLog?: Logger;
   version: string;
   clock?: Clock;
   /** Filesystem root for the collectors ("/" on a node; a fixture tree in tests). */
@@ -234,7 +236,7 @@ export class Agent {
       );
     }
     startLiveness({
-      log: this.log,
+      log: this.opts.livenessLog?.child({ component: "agent" }) ?? this.log,
       clock: this.clock,
       intervalMs: config.log.liveness_interval,
       signal: this.abort.signal,

@@ -47,6 +47,8 @@ export interface PrimaryOptions {
   /** Resolved data directory (credentials live here). */
   dataDir: string;
   log: Logger;
+  /** Where the periodic `alive` record goes (the log file, not a terminal); default `log`. */
+  livenessLog?: Logger;
   version: string;
   clock?: Clock;
   /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.cjs). */
@@ -316,7 +318,7 @@ export class Primary {
     this.alerts.start();
     this.liveness.start(this.abort.signal);
     startLiveness({
-      log: this.log,
+      log: this.opts.livenessLog?.child({ component: "primary" }) ?? this.log,
       clock: this.clock,
       intervalMs: this.opts.config.log.liveness_interval,
       signal: this.abort.signal,
