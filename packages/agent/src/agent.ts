@@ -171,7 +171,15 @@ export class Agent {
             },
           }),
       onCredential: (c) => this.saveCredential(c),
-      onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
+      onWelcome: (w) => {
+        this.setVitalsInterval(w.vitalsMs);
+        // A node that just connected (a new one, or the primary restarted)
+        // shows its figures at once, not one interval later. The agent's
+        // first sample has no earlier counters: its rates are averages since
+        // boot (see VitalsCollector), true if not current, and current from
+        // the next one on.
+        this.sampleVitals();
+      },
       reconnectMaxMs: config.agent.reconnect_max,
       maxFrameBytes: config.primary.max_frame_bytes,
     });
@@ -282,12 +290,14 @@ export class Agent {
     this.vitalsMs = ms;
     this.sampling = true;
     this.stopVitals();
-    this.stopVitals = this.clock.every(ms, () => {
-      this.vitals.sample(this.clock.now()).then(
-        (sample) => this.link.enqueueVitals(sample),
-        (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
-      );
-    });
+    this.stopVitals = this.clock.every(ms, () => this.sampleVitals());
+  }
+
+  private sampleVitals(): void {
+    this.vitals.sample(this.clock.now()).then(
+      (sample) => this.link.enqueueVitals(sample),
+      (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
+    );
   }
 
   /**

@@ -65,6 +65,9 @@ function row(n: NodeView, colour: boolean): string[] {
   ];
 }
 
+/** How far back `vitals` looks in raw samples when the rollup it asked for has none yet. */
+const RAW_FALLBACK_MS = 10 * 60_000;
+
 const HEADER = ["NAME", "STATE", "CPU", "TEMP", "MEM", "DISK", "UPTIME", "POWER"];
 
 export function registerReadCommands(
@@ -270,18 +273,26 @@ export function registerReadCommands(
             ? [opts.metric]
             : ["cpu", "temp", "mem", "disk", "net_rx", "net_tx"];
           const step = Math.max(1_000, Math.ceil(since.value / 60));
-          const all = [];
-          for (const metric of metrics) {
-            all.push(
-              await getJson<{
-                metric: string;
-                resolution: string;
-                points: Array<{ ts: number; avg: number | null }>;
-              }>(
-                config,
-                `/api/nodes/${encodeURIComponent(name)}/vitals?metric=${metric}&from=${from}&to=${to}&step=${step}`,
-              ),
+          type Answer = {
+            metric: string;
+            resolution: string;
+            points: Array<{ ts: number; avg: number | null }>;
+          };
+          const ask = (metric: string, askFrom: number, askStep: number) =>
+            getJson<Answer>(
+              config,
+              `/api/nodes/${encodeURIComponent(name)}/vitals?metric=${metric}&from=${askFrom}&to=${to}&step=${askStep}`,
             );
+          const all: Answer[] = [];
+          for (const metric of metrics) {
+            let series = await ask(metric, from, step);
+            // A node that joined a minute ago has raw samples but no rollup yet:
+            // show those rather than nothing.
+            if (series.points.length === 0 && series.resolution !== "raw") {
+              const recent = Math.max(from, to - RAW_FALLBACK_MS);
+              series = await ask(metric, recent, Math.max(1_000, Math.ceil((to - recent) / 60)));
+            }
+            all.push(series);
           }
           if (opts.json) {
             io.out(`${safeJson(all)}\n`);
