@@ -28,15 +28,16 @@ function cli(
   t: TestContext,
   port: number,
   args: string[],
-  env: Record<string, string> = {},
+  opts: { env?: Record<string, string>; token?: string | null } = {},
 ): Promise<Ran> {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
   );
+  const token = opts.token === undefined ? TOKEN : opts.token;
   const child = spawn(
     process.execPath,
-    [BIN, ...args, "--http-port", String(port), "--http-token", TOKEN],
-    { env: { ...clean, ...env }, cwd: scratchDir(t, "picluster-first-cwd-") },
+    [BIN, ...args, "--http-port", String(port), ...(token === null ? [] : ["--http-token", token])],
+    { env: { ...clean, ...opts.env }, cwd: scratchDir(t, "picluster-first-cwd-") },
   );
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -79,4 +80,27 @@ test("first vitals - a new node's figures arrive as it connects, not an interval
   );
   assert.equal(shown.status, 0, shown.err);
   assert.match(shown.out, /^cpu +[▁▂▃▄▅▆▇█]+ +[\d.]+\n$/);
+});
+
+test("token - a command without the API token says how to pass one and where `up` keeps its own", async (t) => {
+  const p = await startPrimary(t, { "http.token": TOKEN });
+  const port = httpPort(p);
+  const dir = scratchDir(t, "picluster-first-data-");
+  const file = `${dir}/http-token`;
+
+  const run = await cli(t, port, ["run", "updates.check", "--node-data-dir", dir], { token: null });
+  assert.equal(run.status, 2);
+  assert.ok(run.err.includes("--http-token TOKEN"), run.err);
+  assert.ok(run.err.includes(`picluster up\` as this user keeps its token in ${file}`), run.err);
+
+  // The primary refuses: the hint comes with its answer.
+  const shown = await cli(t, port, ["tasks", "1", "--node-data-dir", dir], { token: null });
+  assert.equal(shown.status, 1);
+  assert.match(
+    shown.err,
+    /^error: E_UNAUTHORIZED: a valid bearer token is needed for this call, and this command has none: pass --http-token TOKEN/,
+  );
+  assert.ok(shown.err.includes(file), shown.err);
+  const wrong = await cli(t, port, ["tasks", "1", "--node-data-dir", dir], { token: "nope" });
+  assert.match(wrong.err, /the token this command sent is not the primary's; pass --http-token/);
 });

@@ -2,7 +2,7 @@
 
 import type { AlertState } from "@picluster/primary";
 import type { Command } from "commander";
-import { apiToken, callJson, getJson } from "../api-client.js";
+import { apiToken, callJson, getJson, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
@@ -107,9 +107,7 @@ export function registerAlertCommands(
     .action((channel: string, opts: { json?: boolean }, cmd: Command) =>
       runWithConfig(cmd, io, setExit, async (config) => {
         if (apiToken(config) === "") {
-          io.err(
-            "error: a test message needs the API token: set [http] token (the same as the primary's)\n",
-          );
+          io.err(`error: a test message needs the API token: ${tokenHint(config)}\n`);
           return EXIT_USAGE;
         }
         const answer = await callJson<TestAnswer>(config, "POST", "/api/alerts/test", { channel });

@@ -3,7 +3,7 @@
 import { type Config, durationType } from "@picluster/common";
 import type { StoredTaskRun } from "@picluster/primary";
 import type { Command } from "commander";
-import { ApiError, apiToken, callJson, getJson, streamText } from "../api-client.js";
+import { ApiError, apiToken, callJson, getJson, streamText, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
@@ -119,9 +119,7 @@ export function registerTaskCommands(
       ) =>
         runWithConfig(cmd, io, setExit, async (config) => {
           if (apiToken(config) === "") {
-            io.err(
-              "error: running tasks needs the API token: set [http] token (the same as the primary's)\n",
-            );
+            io.err(`error: running tasks needs the API token: ${tokenHint(config)}\n`);
             return EXIT_USAGE;
           }
           const batch = opts.batch === undefined ? undefined : Number(opts.batch);
