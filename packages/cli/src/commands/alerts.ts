@@ -62,7 +62,8 @@ export function registerAlertCommands(
                 firing.map((s) => [
                   safeLine(s.rule),
                   nodeName(s.name, s.legacy),
-                  s.firedAt === null ? "–" : `${ago(s.firedAt)} ago`,
+                  // Since the condition began (the node went down), not since the rule's `for` ran out.
+                  `${ago(s.since)} ago`,
                   String(Math.round(s.value * 10) / 10),
                   s.severity,
                 ]),
