@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import { deadline, waitFor } from "@picluster/common/testing";
 import {
@@ -103,4 +106,105 @@ test("token - a command without the API token says how to pass one and where `up
   assert.ok(shown.err.includes(file), shown.err);
   const wrong = await cli(t, port, ["tasks", "1", "--node-data-dir", dir], { token: "nope" });
   assert.match(wrong.err, /the token this command sent is not the primary's; pass --http-token/);
+});
+
+/** A loopback port that was free a moment ago, for a primary that must come back on the same one. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const address = probe.address();
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+test("events - oldest first under the zone they are in; task runs and changed details say what", async (t) => {
+  const p = await startPrimary(t, { "http.token": TOKEN });
+  const port = httpPort(p);
+  const agent = startAgent(t, p, "pi-a");
+  await waitFor(
+    () => p.primary.registry.list().some((n) => n.name === "pi-a" && n.details !== undefined),
+    "pi-a's details",
+    5_000,
+  );
+  const ran = await cli(t, port, ["run", "time", "--on", "pi-a"]);
+  assert.equal(ran.status, 0, ran.out + ran.err);
+
+  // A kernel upgrade: the next details the agent sends say so, once.
+  writeFileSync(join(agent.dataDir, "root", "proc", "sys", "kernel", "osrelease"), "6.6.62-v8+\n");
+  agent.agent.link.refreshDetails();
+  let listed: Ran = { status: null, out: "", err: "" };
+  await waitFor(
+    async () => {
+      listed = await cli(t, port, ["events"]);
+      return listed.out.includes("kernel ");
+    },
+    "the kernel change in `picluster events`",
+    10_000,
+    100,
+  );
+  assert.equal(listed.status, 0, listed.err);
+  const [zone, ...lines] = listed.out.trimEnd().split("\n");
+  assert.match(zone ?? "", /^times in UTC.*, oldest first$/);
+  const times = lines.map((l) => l.slice(0, 19));
+  assert.deepEqual(times, [...times].sort(), "oldest first, as the help says");
+  const help = await cli(t, port, ["events", "--help"]);
+  assert.match(help.out, /oldest first/);
+  assert.doesNotMatch(help.out, /newest first/);
+
+  assert.match(
+    listed.out,
+    /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}pi-a +node\.details +Raspberry Pi 4 .*, kernel /m,
+  );
+  assert.match(
+    listed.out,
+    /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}\s+task\.started +run \d+: time on pi-a, 1 node, by \S.*$/m,
+  );
+  assert.match(listed.out, /task\.finished +run \d+: time ok: 1 ok, 0 failed, 0 skipped$/m);
+  assert.match(listed.out, /pi-a +node\.details +kernel [^ ]+ → 6\.6\.62-v8\+$/m);
+  // Nothing else the agent re-sent (a boot time off by a second) made an event.
+  const stored = p.primary.store.events({ kind: "node.details", limit: 100 });
+  assert.equal(stored.length, 2, JSON.stringify(stored.map((e) => e.data)));
+});
+
+test("events - --follow outlives a primary restart: it says so, reconnects and goes on", async (t) => {
+  const http = await freePort();
+  const dataDir = scratchDir(t, "picluster-first-primary-");
+  const first = await startPrimary(t, { "http.token": TOKEN, "http.port": String(http) }, dataDir);
+  startAgent(t, first, "pi-a");
+  await waitFor(
+    () => first.primary.registry.list().some((n) => n.state === "alive"),
+    "pi-a alive",
+    5_000,
+  );
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  const follow = spawn(
+    process.execPath,
+    [BIN, "events", "--follow", "--http-port", String(http), "--http-token", TOKEN],
+    { env: clean },
+  );
+  t.after(() => {
+    if (follow.exitCode === null && follow.signalCode === null) follow.kill("SIGKILL");
+  });
+  let out = "";
+  let err = "";
+  follow.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  follow.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  await waitFor(() => /pi-a +node\.state/.test(out), "the listed events", 10_000);
+
+  await first.close();
+  await waitFor(
+    () => /event stream lost \(.*\); reconnecting in [\d.]+ s/.test(err),
+    "a note that the stream was lost",
+    10_000,
+  );
+  assert.equal(follow.exitCode, null, `still running: ${err}`);
+
+  const second = await startPrimary(t, { "http.token": TOKEN, "http.port": String(http) }, dataDir);
+  startAgent(t, second, "pi-b");
+  await waitFor(() => /pi-b +node\.joined +joined/.test(out), "pi-b's join, followed", 20_000);
+  assert.match(err, /event stream: reconnected/);
+  assert.doesNotMatch(err, /^error:/m);
 });

@@ -570,7 +570,11 @@ export class Primary {
         log.info("new node", { node: e.name, nodeId: e.nodeId });
         return;
       case "node.details":
-        log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        log.info(e.first === true ? "node details" : "node details changed", {
+          node: e.name,
+          nodeId: e.nodeId,
+          changes: e.changes,
+        });
         return;
       case "node.removed":
         log.info("node removed", {

@@ -20,6 +20,7 @@ import { AlertEngine, type AlertSettings, STARTUP_GRACE_MS } from "../../src/ale
 import type { AlertMessage } from "../../src/alerts/message.js";
 import { type ClusterEvent, EventBus } from "../../src/events.js";
 import { MemoryRegistry, RESTART_REASON } from "../../src/registry.js";
+import { details } from "../support/details.js";
 import { vitals } from "../support/vitals.js";
 
 /** A sample whose hottest zone is `celsius`. */
@@ -75,7 +76,7 @@ function setup(ini = "", settings: Partial<AlertSettings> = {}) {
       { id, name, labels, address: "10.0.0.9:4000", agentVersion, legacy },
       clock.now(),
     );
-    registry.setDetails(id, { cpu: { model: "A72", cores: 4 } } as never, clock.now());
+    registry.setDetails(id, details({ cpu: { model: "A72", cores: 4 } }), clock.now());
     return id;
   };
   const alertEvents = () =>
