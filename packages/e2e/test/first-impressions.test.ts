@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { deadline, waitFor } from "@picluster/common/testing";
@@ -207,4 +207,83 @@ test("events - --follow outlives a primary restart: it says so, reconnects and g
   await waitFor(() => /pi-b +node\.joined +joined/.test(out), "pi-b's join, followed", 20_000);
   assert.match(err, /event stream: reconnected/);
   assert.doesNotMatch(err, /^error:/m);
+});
+
+test("listings - a tutorial node beside an agent of the same name: told apart by the suffix and the id, counted once in the totals; --on selects as `run` does", async (t) => {
+  const p = await startPrimary(t, {
+    "http.token": TOKEN,
+    "legacy.port": "0",
+    "legacy.host": "127.0.0.1",
+  });
+  const port = httpPort(p);
+  const legacyPort = Number(
+    p.records.find((r) => r.msg === "listening for tutorial nodes")?.port ?? 0,
+  );
+  // The tutorial's script on this machine came first; then the agent, under the same host name
+  // (which cuts the tutorial node's connection: the name is the agent's now).
+  const tutorial = connect({ host: "127.0.0.1", port: legacyPort });
+  t.after(() => {
+    tutorial.destroy();
+  });
+  tutorial.write(
+    `${JSON.stringify({ type: "node_baseinfo", payload: { hostname: "vm", ram: 24 * 1024 ** 3, cpu_cores: 2 } })}\r`,
+  );
+  await waitFor(
+    () => p.primary.registry.get("legacy-vm")?.details !== undefined,
+    "the tutorial node",
+    5_000,
+  );
+  startAgent(t, p, "vm");
+  await waitFor(
+    () =>
+      p.primary.registry.list().filter((n) => n.name === "vm" && n.details !== undefined).length ===
+      2,
+    "both nodes called vm, with details",
+    5_000,
+  );
+  const agent = p.primary.registry.list().find((n) => n.name === "vm" && !n.legacy);
+  assert.ok(agent !== undefined);
+
+  const status = await cli(t, port, ["status"]);
+  assert.equal(status.status, 0, status.err);
+  const cores = agent.details?.cpu.cores ?? 0;
+  const gib = ((agent.details?.memory.totalBytes ?? 0) / 1024 ** 3).toFixed(1);
+  assert.match(
+    status.out,
+    new RegExp(
+      `^2 nodes: 1 alive, 0 suspect, 0 down, 1 left · ${cores} cores, ${gib} GiB \\(1 tutorial node on an agent's machine not counted again\\)$`,
+      "m",
+    ),
+  );
+  assert.match(status.out, new RegExp(`^vm \\[id ${agent.id}\\] +alive`, "m"));
+  // Its connection was cut when the agent's credential took the name; its record stays.
+  assert.match(status.out, /^vm \(tutorial\) \[id legacy-vm\] +left/m);
+  const show = await cli(t, port, ["node", "show", "vm"]);
+  assert.match(show.out, /vm \(tutorial\) is another node: `picluster node show legacy-vm`/);
+
+  // --on: the selector `run` takes.
+  const tutorials = await cli(t, port, ["nodes", "--on", "legacy=true", "--json"]);
+  assert.deepEqual(
+    (JSON.parse(tutorials.out) as Array<{ id: string }>).map((n) => n.id),
+    ["legacy-vm"],
+  );
+  const down = await cli(t, port, ["status", "--on", "down"]);
+  assert.match(down.out, /^0 nodes: 0 alive, 0 suspect, 0 down, 0 left · 0 cores, 0 B\n/);
+  const byId = await cli(t, port, ["nodes", "--on", `${agent.id},nobody`]);
+  assert.equal(byId.status, 1, "a name that matches nothing");
+  assert.equal(byId.err, 'warning: no node is called "nobody"\n');
+  assert.match(byId.out, /^vm +alive/m);
+  assert.doesNotMatch(byId.out, /tutorial/);
+  const bad = await cli(t, port, ["nodes", "--on", ","]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.err, /^error: E_BAD_REQUEST: on: empty selector/);
+
+  // -n is --limit wherever a count of rows is taken.
+  const events = await cli(t, port, ["events", "-n", "2"]);
+  assert.equal(events.out.trimEnd().split("\n").length, 1 + 2, events.out);
+  for (let i = 0; i < 2; i++)
+    assert.equal((await cli(t, port, ["run", "time", "--on", agent.id])).status, 0);
+  const runs = await cli(t, port, ["tasks", "-n", "1"]);
+  assert.match(runs.out, /^ID +TASK +ON +STATUS +STARTED +BY\n2 +time /);
+  assert.equal(runs.out.trimEnd().split("\n").length, 1 + 1, runs.out);
 });

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { apiBase, getJson } from "../api-client.js";
 import { type loadCliConfig, runWithConfig } from "../config-options.js";
 import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
-import type { CliIo } from "../io.js";
+import { type CliIo, EXIT_FAILED, EXIT_OK } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
 
 interface NodeView {
@@ -41,7 +41,20 @@ interface NodeView {
 const pct = (used: number, total: number) =>
   total > 0 ? `${((used / total) * 100).toFixed(0)}%` : "–";
 
-function row(n: NodeView, colour: boolean): string[] {
+/** Ids of the nodes whose name another node has too (an agent and a tutorial node on one host). */
+function sharedNames(nodes: readonly NodeView[]): Set<string> {
+  const count = new Map<string, number>();
+  for (const n of nodes) count.set(n.name, (count.get(n.name) ?? 0) + 1);
+  return new Set(nodes.filter((n) => (count.get(n.name) ?? 0) > 1).map((n) => n.id));
+}
+
+/** A node's name in a listing; when another has the same, its id too, which commands take. */
+function listedName(n: NodeView, shared: ReadonlySet<string>): string {
+  const name = nodeName(n.name, n.legacy);
+  return shared.has(n.id) ? `${name} [id ${safeLine(n.id)}]` : name;
+}
+
+function row(n: NodeView, colour: boolean, shared: ReadonlySet<string> = new Set()): string[] {
   const v = n.vitals;
   const root = v?.disks.find((d) => d.mount === "/") ?? v?.disks[0];
   const temp =
@@ -54,7 +67,7 @@ function row(n: NodeView, colour: boolean): string[] {
         : "ok"
     : "";
   return [
-    nodeName(n.name, n.legacy),
+    listedName(n, shared),
     `${stateText(n.state, colour)} ${ago(n.stateSince)}`,
     v ? `${v.cpu.total.toFixed(0)}%` : "–",
     temp,
@@ -77,62 +90,95 @@ export function registerReadCommands(
 ): void {
   const run = (
     cmd: Command,
-    body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<void>,
+    body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<unknown>,
   ) => runWithConfig(cmd, io, setExit, body);
+
+  /** The nodes `--on` selects; a name that matches none is a warning and exit 1. */
+  const listNodes = async (
+    config: Parameters<typeof getJson>[0],
+    on: string | undefined,
+  ): Promise<{ nodes: NodeView[]; unknownNames: string[] }> => {
+    const q = on === undefined ? "" : `?on=${encodeURIComponent(on)}`;
+    const list = await getJson<{ nodes: NodeView[]; unknownNames?: string[] }>(
+      config,
+      `/api/nodes${q}`,
+    );
+    const unknownNames = list.unknownNames ?? [];
+    for (const name of unknownNames) io.err(`warning: no node is called "${safeLine(name)}"\n`);
+    return { nodes: list.nodes, unknownNames };
+  };
+  const ON_HELP = "only these nodes: all, names or ids, label=value or a state, joined with commas";
 
   program
     .command("status")
     .description("one screen: counts by state and a table of nodes")
+    .option("--on <selector>", ON_HELP)
     .option("--json", "print as JSON")
-    .addHelpText("after", "\nExample:\n  picluster status\n")
-    .action((opts: { json?: boolean }, cmd: Command) =>
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster status\n  picluster status --on rack=a,down\n\nTotals count each machine once: a tutorial node on an agent's machine adds nothing.\n",
+    )
+    .action((opts: { on?: string; json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
+        const q = opts.on === undefined ? "" : `?on=${encodeURIComponent(opts.on)}`;
         const [cluster, list] = await Promise.all([
           getJson<{
             nodes: number;
             states: Record<string, number>;
-            totals: { cores: number; memoryBytes: number };
-          }>(config, "/api/cluster"),
-          getJson<{ nodes: NodeView[] }>(config, "/api/nodes"),
+            totals: { cores: number; memoryBytes: number; sameMachine?: number };
+          }>(config, `/api/cluster${q}`),
+          listNodes(config, opts.on),
         ]);
+        const code = list.unknownNames.length > 0 ? EXIT_FAILED : EXIT_OK;
         if (opts.json) {
           io.out(`${safeJson({ ...cluster, list: list.nodes })}\n`);
-          return;
+          return code;
         }
         const s = cluster.states;
         const c = io.isTty;
+        const once = cluster.totals.sameMachine ?? 0;
         io.out(
           `${cluster.nodes} nodes: ${s.alive} ${stateText("alive", c)}, ${s.suspect} ${stateText("suspect", c)}, ${s.down} ${stateText("down", c)}, ${s.left} ${stateText("left", c)}` +
-            ` · ${cluster.totals.cores} cores, ${bytes(cluster.totals.memoryBytes)}\n\n`,
+            ` · ${cluster.totals.cores} cores, ${bytes(cluster.totals.memoryBytes)}` +
+            (once === 0
+              ? ""
+              : ` (${once} tutorial node${once === 1 ? "" : "s"} on an agent's machine not counted again)`) +
+            "\n\n",
         );
+        const shared = sharedNames(list.nodes);
         io.out(
           table(
             HEADER,
-            list.nodes.map((n) => row(n, c)),
+            list.nodes.map((n) => row(n, c, shared)),
           ),
         );
+        return code;
       }),
     );
 
   program
     .command("nodes")
     .description("list the nodes")
+    .option("--on <selector>", ON_HELP)
     .option("--json", "print as JSON")
     .addHelpText(
       "after",
-      "\nExample:\n  picluster nodes --json | jq '.[] | select(.state != \"alive\") | .name'\n",
+      "\nExamples:\n  picluster nodes --on down\n  picluster nodes --json | jq '.[] | select(.state != \"alive\") | .name'\n",
     )
-    .action((opts: { json?: boolean }, cmd: Command) =>
+    .action((opts: { on?: string; json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
-        const list = await getJson<{ nodes: NodeView[] }>(config, "/api/nodes");
+        const list = await listNodes(config, opts.on);
         if (opts.json) io.out(`${safeJson(list.nodes)}\n`);
-        else
+        else {
+          const shared = sharedNames(list.nodes);
           io.out(
             table(
               HEADER,
-              list.nodes.map((n) => row(n, io.isTty)),
+              list.nodes.map((n) => row(n, io.isTty, shared)),
             ),
           );
+        }
+        return list.unknownNames.length > 0 ? EXIT_FAILED : EXIT_OK;
       }),
     );
 
@@ -174,6 +220,14 @@ export function registerReadCommands(
               `  tasks ${d.tasks.map((t) => safeLine(t.name)).join(", ") || "none allowed"}`,
             );
         }
+        // A name two nodes share (an agent and a tutorial node on one host): say how to reach the other.
+        const others = (await getJson<{ nodes: NodeView[] }>(config, "/api/nodes")).nodes.filter(
+          (o) => o.name === n.name && o.id !== n.id,
+        );
+        for (const o of others)
+          lines.push(
+            `  ${nodeName(o.name, o.legacy)} is another node: \`picluster node show ${safeLine(o.id)}\``,
+          );
         io.out(`${lines.join("\n")}\n\n${table(HEADER, [row(n, io.isTty)])}`);
       }),
     );
