@@ -241,6 +241,11 @@ test("listings - a tutorial node beside an agent of the same name: told apart by
     "both nodes called vm, with details",
     5_000,
   );
+  await waitFor(
+    () => p.primary.registry.get("legacy-vm")?.state === "left",
+    "the tutorial node cut off: its name is the agent's now",
+    5_000,
+  );
   const agent = p.primary.registry.list().find((n) => n.name === "vm" && !n.legacy);
   assert.ok(agent !== undefined);
 

@@ -16,9 +16,8 @@ function hostOf(address: string): string {
 }
 
 export interface ClusterTotals {
-  cores: number;
-  memoryBytes: number;
-  /** Tutorial nodes left out as the same machine as an agent node. */
+  totals: { cores: number; memoryBytes: number };
+  /** Tutorial nodes left out of the totals as the same machine as an agent node. */
   sameMachine: number;
 }
 
@@ -39,5 +38,5 @@ export function clusterTotals(nodes: readonly NodeRecord[]): ClusterTotals {
     cores += n.details?.cpu.cores ?? 0;
     memoryBytes += n.details?.memory.totalBytes ?? 0;
   }
-  return { cores, memoryBytes, sameMachine };
+  return { totals: { cores, memoryBytes }, sameMachine };
 }

@@ -125,7 +125,8 @@ export function registerReadCommands(
           getJson<{
             nodes: number;
             states: Record<string, number>;
-            totals: { cores: number; memoryBytes: number; sameMachine?: number };
+            totals: { cores: number; memoryBytes: number };
+            sameMachine?: number;
           }>(config, `/api/cluster${q}`),
           listNodes(config, opts.on),
         ]);
@@ -136,7 +137,7 @@ export function registerReadCommands(
         }
         const s = cluster.states;
         const c = io.isTty;
-        const once = cluster.totals.sameMachine ?? 0;
+        const once = cluster.sameMachine ?? 0;
         io.out(
           `${cluster.nodes} nodes: ${s.alive} ${stateText("alive", c)}, ${s.suspect} ${stateText("suspect", c)}, ${s.down} ${stateText("down", c)}, ${s.left} ${stateText("left", c)}` +
             ` · ${cluster.totals.cores} cores, ${bytes(cluster.totals.memoryBytes)}` +

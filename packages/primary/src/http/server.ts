@@ -360,8 +360,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       return {
         nodes: picked.nodes.length,
         states: counts,
-        // Each machine once: a tutorial node beside an agent adds nothing.
-        totals: clusterTotals(picked.nodes),
+        // Each machine once: a tutorial node beside an agent adds nothing
+        // (`sameMachine` says how many were left out for that).
+        ...clusterTotals(picked.nodes),
         ...(req.query.on === undefined ? {} : { unknownNames: picked.unknownNames }),
         version: opts.version,
         now: opts.clock.now(),
