@@ -23,3 +23,4 @@ export * from "./protocol/json-check.js";
 export type * from "./protocol/messages.js";
 export * from "./protocol/version.js";
 export * from "./runtime.js";
+export * from "./time.js";

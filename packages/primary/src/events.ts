@@ -28,7 +28,20 @@ export type ClusterEvent =
       flag: ThrottleFlag;
       on: boolean;
     }
-  | { kind: "node.details"; at: number; nodeId: string; name: string }
+  /**
+   * Its details changed in a way a person cares about (not a boot-time
+   * jitter or an update count): `changes` says what, in words
+   * ("kernel 6.6.51 → 6.6.62"); the first details of a node are `first`,
+   * with one line saying what it is.
+   */
+  | {
+      kind: "node.details";
+      at: number;
+      nodeId: string;
+      name: string;
+      changes: string[];
+      first?: boolean;
+    }
   /**
    * Forgotten on purpose (`picluster node remove`): its record is gone, its
    * credential revoked; `keepHistory` says whether its samples and events were kept.

@@ -49,6 +49,8 @@ export interface PrimaryOptions {
   /** Resolved data directory (credentials live here). */
   dataDir: string;
   log: Logger;
+  /** Where the periodic `alive` record goes (the log file, not a terminal); default `log`. */
+  livenessLog?: Logger;
   version: string;
   clock?: Clock;
   /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.cjs). */
@@ -349,7 +351,7 @@ export class Primary {
     this.alerts.start();
     this.liveness.start(this.abort.signal);
     startLiveness({
-      log: this.log,
+      log: this.opts.livenessLog?.child({ component: "primary" }) ?? this.log,
       clock: this.clock,
       intervalMs: this.opts.config.log.liveness_interval,
       signal: this.abort.signal,
@@ -654,7 +656,11 @@ export class Primary {
         log.info("new node", { node: e.name, nodeId: e.nodeId });
         return;
       case "node.details":
-        log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        log.info(e.first === true ? "node details" : "node details changed", {
+          node: e.name,
+          nodeId: e.nodeId,
+          changes: e.changes,
+        });
         return;
       case "node.removed":
         log.info("node removed", {

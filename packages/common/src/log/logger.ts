@@ -79,9 +79,24 @@ export function silentLogger(): Logger {
 }
 
 export interface LogOutputOptions {
-  /** `pretty` turns a JSON line into text for people; without it lines are written as JSON. */
-  console?: { fd?: number; pretty?: (line: string) => string };
+  console?: {
+    fd?: number;
+    /** Turns a JSON line into text for people; without it lines are written as JSON. */
+    pretty?: (line: string) => string;
+    /** The lowest level the console shows; lines below it go to the file only. Default: all. */
+    level?: LogLevel;
+    /** Whether routine records (see `routine`) reach the console too. Default: no. */
+    routine?: boolean;
+  };
   file?: RotatingFileOptions;
+}
+
+/** The level word pino puts first on every line (`{"level":"info",…`); undefined if it is not there. */
+function levelOf(line: string): LogLevel | undefined {
+  const prefix = '{"level":"';
+  if (!line.startsWith(prefix)) return undefined;
+  const word = line.slice(prefix.length, line.indexOf('"', prefix.length));
+  return (LOG_LEVELS as readonly string[]).includes(word) ? (word as LogLevel) : undefined;
 }
 
 /**
@@ -89,22 +104,52 @@ export interface LogOutputOptions {
  * write to it directly; worker threads post their lines through a
  * MessagePort (portLogger → receivePortLines), so one owner writes each
  * whole line and lines from many threads never tear or interleave.
+ *
+ * The file gets every line. The console can be quieter: `console.level`
+ * keeps the lines below it out (on a terminal, `picluster up` shows
+ * warnings only), and `routine` lines (the periodic liveness record) reach
+ * it only when asked for, so they never bury what a person needs to see.
  */
 export class LogOutput implements LineSink {
   private readonly file: RotatingFile | undefined;
   private readonly pretty: ((line: string) => string) | undefined;
-  private readonly consoleFd: number | undefined;
+  private consoleFd: number | undefined;
+  private readonly consoleMin: number;
+  private readonly routineToConsole: boolean;
+  /** Where routine records go: the file, and the console only if `console.routine` says so. */
+  readonly routine: LineSink;
 
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
     this.consoleFd = opts.console ? (opts.console.fd ?? 2) : undefined;
     this.pretty = opts.console?.pretty;
+    this.consoleMin = LOG_LEVELS.indexOf(opts.console?.level ?? "trace");
+    this.routineToConsole = opts.console?.routine === true;
+    this.routine = {
+      write: (line) => {
+        this.file?.write(line);
+        // With no file the console is the only log there is.
+        if (this.routineToConsole || this.file === undefined) this.toConsole(line);
+      },
+    };
   }
 
   write(line: string): void {
     this.file?.write(line);
-    if (this.consoleFd !== undefined)
+    const level = levelOf(line);
+    if (level === undefined || LOG_LEVELS.indexOf(level) >= this.consoleMin) this.toConsole(line);
+  }
+
+  private toConsole(line: string): void {
+    if (this.consoleFd === undefined) return;
+    try {
       writeSync(this.consoleFd, this.pretty ? this.pretty(line) : line);
+    } catch (err) {
+      // `picluster up 2>&1 | head`: the reader is gone. The file keeps every
+      // line, so the console stops rather than failing whoever logged.
+      if ((err as NodeJS.ErrnoException).code !== "EPIPE") throw err;
+      this.consoleFd = undefined;
+    }
   }
 
   close(): void {
