@@ -315,6 +315,11 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
             },
           },
         },
+        maxRunning: {
+          type: "integer",
+          minimum: 1,
+          maximum: 64,
+        },
       },
     },
   },
@@ -937,6 +942,11 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
               minimum: 0,
             },
           },
+        },
+        maxRunning: {
+          type: "integer",
+          minimum: 1,
+          maximum: 64,
         },
       },
     },
