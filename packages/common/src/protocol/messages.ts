@@ -218,6 +218,11 @@ export const TaskResult = Type.Object({
   durationMs: Uint,
   /** True when output past the limit was dropped. */
   truncated: Type.Boolean(),
+  /**
+   * True when the node killed the task at its timeout (the task's own or
+   * the request's): a job queues such an item again instead of failing it.
+   */
+  timedOut: Type.Optional(Type.Boolean()),
 });
 
 export const TaskOutput = Type.Object({

@@ -1010,6 +1010,9 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
         truncated: {
           type: "boolean",
         },
+        timedOut: {
+          type: "boolean",
+        },
       },
     },
   },
