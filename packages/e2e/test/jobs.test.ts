@@ -671,3 +671,44 @@ test("jobs - an item killed at its timeout is queued again as a try and fails pa
   assert.equal((await p.primary.jobs.get(job.id))?.status, "failed");
   assert.equal(runCounts(runs).get(1), 2);
 });
+
+test("jobs - a node that joins the selection while the job runs takes items too", async (t) => {
+  const p = await startPrimary(t);
+  const runs = runsFile(t);
+  const first = startAgent(
+    t,
+    p,
+    "pi-a",
+    { "node.labels": "role=worker" },
+    "pi4",
+    tasksIni(runs, "0.3"),
+  );
+  await aliveWithDetails(p, 1);
+  const job = await p.primary.jobs.submit({
+    task: "mark",
+    on: "role=worker",
+    items: { kind: "range", from: 1, to: 40 },
+    args: { n: "{item}" },
+    requestedBy: "test",
+  });
+  await waitFor(
+    async () => ((await p.primary.jobs.get(job.id))?.counts.ok ?? 0) > 0,
+    "pi-a under way",
+    10_000,
+  );
+  const late = startAgent(
+    t,
+    p,
+    "pi-late",
+    { "node.labels": "role=worker" },
+    "pi4",
+    tasksIni(runs, "0.3"),
+  );
+  await deadline(p.primary.jobs.settled(job.id), 60_000, "the job finished");
+  const items = await allItems(p, job.id);
+  assert.ok(items.every((i) => i.state === "ok"));
+  const byLate = items.filter((i) => i.nodeId === late.agent.id).length;
+  assert.ok(byLate > 0, "the node that joined took items");
+  assert.ok(items.some((i) => i.nodeId === first.agent.id));
+  t.diagnostic(`pi-late took ${byLate} of 40 items`);
+});
