@@ -154,6 +154,7 @@ export class Agent {
           nodeVersion: process.version,
         })),
         tasks: taskInfo,
+        maxRunning: config.tasks.max_running,
         ...(this.updates === undefined ? {} : { updates: this.updates }),
       }),
       tasks: this.tasks,

@@ -122,6 +122,53 @@ export type ClusterEvent =
       attempts: number;
       error: string;
     }
+  /** A job was accepted: `items` will each run `task` once on a selected node with a free slot. */
+  | {
+      kind: "job.started";
+      at: number;
+      jobId: number;
+      task: string;
+      selector: string;
+      items: number;
+      requestedBy: string;
+    }
+  /** Where a job stands; at most once a second per job, stream-only (the queue keeps the counts). */
+  | {
+      kind: "job.progress";
+      at: number;
+      jobId: number;
+      task: string;
+      total: number;
+      queued: number;
+      running: number;
+      ok: number;
+      failed: number;
+      cancelled: number;
+      /** Items finished per second since the last progress event. */
+      perSecond: number;
+    }
+  /** A selected node takes none of the job's items (until its details change). */
+  | {
+      kind: "job.node_skipped";
+      at: number;
+      jobId: number;
+      task: string;
+      nodeId: string;
+      name: string;
+      reason: string;
+    }
+  | {
+      kind: "job.finished";
+      at: number;
+      jobId: number;
+      task: string;
+      status: JobEndStatus;
+      total: number;
+      ok: number;
+      failed: number;
+      cancelled: number;
+      durationMs: number;
+    }
   /** Streamed as it comes; not stored as an event (the node's result keeps it). */
   | {
       kind: "task.output";
@@ -135,10 +182,13 @@ export type ClusterEvent =
 
 export type NodeRunStatus = "pending" | "running" | "ok" | "failed" | "skipped" | "cancelled";
 export type TaskRunStatus = "running" | "ok" | "failed" | "cancelled";
+export type JobEndStatus = "ok" | "failed" | "cancelled";
 
 /** Events too frequent to keep in the recent list or the store's event table. */
 export function isStreamOnly(event: ClusterEvent): boolean {
-  return event.kind === "node.vitals" || event.kind === "task.output";
+  return (
+    event.kind === "node.vitals" || event.kind === "task.output" || event.kind === "job.progress"
+  );
 }
 
 export type EventKind = ClusterEvent["kind"];
