@@ -7,6 +7,7 @@
 import { writeSync } from "node:fs";
 import type { MessagePort } from "node:worker_threads";
 import { pino } from "pino";
+import type { Clock } from "../clock.js";
 import { RotatingFile, type RotatingFileOptions } from "./rotating-file.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -82,6 +83,38 @@ export interface LogOutputOptions {
   /** `pretty` turns a JSON line into text for people; without it lines are written as JSON. */
   console?: { fd?: number; pretty?: (line: string) => string };
   file?: RotatingFileOptions;
+  /** For when the file is retried; the system clock unless a test injects one. */
+  clock?: Pick<Clock, "now">;
+}
+
+/** How often a log file that could not be written is tried again (on the next line after it). */
+export const LOG_FILE_RETRY_MS = 10_000;
+
+/**
+ * What the file system says when it cannot take a line now: full, over
+ * quota, read-only, failing. Not a bug in us: the line is dropped and
+ * counted, never thrown at whoever logged it (a timer, a socket handler),
+ * which would end the process. Anything else still throws.
+ */
+const UNWRITABLE = new Set(["ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO"]);
+
+function unwritableCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && UNWRITABLE.has(code) ? code : undefined;
+}
+
+/** A line about the log itself, shaped as the logger's own (JSON, `msg` last). */
+function noteLine(level: LogLevel, at: number, msg: string, fields: LogFields): string {
+  const time = new Date(at).toISOString();
+  return `${JSON.stringify({ level, time, pid: process.pid, component: "log", ...fields, msg })}\n`;
+}
+
+/** The log file is not being written: since when, why, and how many lines it missed. */
+interface FileOutage {
+  code: string;
+  since: number;
+  retryAt: number;
+  dropped: number;
 }
 
 /**
@@ -94,17 +127,80 @@ export class LogOutput implements LineSink {
   private readonly file: RotatingFile | undefined;
   private readonly pretty: ((line: string) => string) | undefined;
   private readonly consoleFd: number | undefined;
+  private readonly clock: Pick<Clock, "now">;
+  private outage: FileOutage | undefined;
+  /** Lines the file did not get (full or read-only disk) since this output was made. */
+  fileLinesDropped = 0;
 
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
     this.consoleFd = opts.console ? (opts.console.fd ?? 2) : undefined;
     this.pretty = opts.console?.pretty;
+    this.clock = opts.clock ?? { now: () => Date.now() };
   }
 
   write(line: string): void {
-    this.file?.write(line);
+    if (this.file !== undefined) this.toFile(this.file, line);
+    this.toConsole(line);
+  }
+
+  private toConsole(line: string): void {
     if (this.consoleFd !== undefined)
       writeSync(this.consoleFd, this.pretty ? this.pretty(line) : line);
+  }
+
+  /**
+   * Write to the file unless it is out (full or read-only disk): then drop
+   * the line, count it, and try the file again every LOG_FILE_RETRY_MS. The
+   * console, if any, gets every line either way.
+   */
+  private toFile(file: RotatingFile, line: string): void {
+    const now = this.clock.now();
+    const out = this.outage;
+    if (out !== undefined) {
+      if (now < out.retryAt) {
+        this.dropped(out);
+        return;
+      }
+      const back = {
+        file: file.path,
+        dropped: out.dropped,
+        code: out.code,
+        from: new Date(out.since).toISOString(),
+      };
+      try {
+        // First what the file missed, so that a reader of the file knows there is a gap.
+        file.write(noteLine("warn", now, "log lines were not written to this file", back));
+      } catch (err) {
+        if (unwritableCode(err) === undefined) throw err;
+        out.retryAt = now + LOG_FILE_RETRY_MS;
+        this.dropped(out);
+        return;
+      }
+      this.outage = undefined;
+      this.toConsole(noteLine("info", now, "the log file is written again", back));
+    }
+    try {
+      file.write(line);
+    } catch (err) {
+      const code = unwritableCode(err);
+      if (code === undefined) throw err;
+      const outage = { code, since: now, retryAt: now + LOG_FILE_RETRY_MS, dropped: 0 };
+      this.outage = outage;
+      this.dropped(outage);
+      this.toConsole(
+        noteLine("warn", now, "the log file cannot be written; logging to the console only", {
+          file: file.path,
+          code,
+          retryEveryMs: LOG_FILE_RETRY_MS,
+        }),
+      );
+    }
+  }
+
+  private dropped(out: FileOutage): void {
+    out.dropped += 1;
+    this.fileLinesDropped += 1;
   }
 
   close(): void {
