@@ -3,6 +3,7 @@
  * (logs, the store, the stream, alerts) subscribe. Nothing reaches back.
  */
 import type { Logger } from "@picluster/common";
+import type { StoreFailureCause } from "./store/store.js";
 
 export type NodeState = "alive" | "suspect" | "down" | "left";
 
@@ -109,6 +110,19 @@ export type ClusterEvent =
       attempts: number;
       error: string;
     }
+  /**
+   * The primary's store cannot write (a full or read-only disk): nothing new
+   * is stored until it can. Stored, like what happens meanwhile, once it can.
+   */
+  | {
+      kind: "primary.store_failed";
+      at: number;
+      cause: StoreFailureCause;
+      code: string;
+      error: string;
+    }
+  /** It writes again; `eventsDropped`: events past the bound of what may wait. */
+  | { kind: "primary.store_ok"; at: number; failedForMs: number; eventsDropped: number }
   /** Streamed as it comes; not stored as an event (the node's result keeps it). */
   | {
       kind: "task.output";
