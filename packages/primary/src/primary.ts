@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
+  assertWritableDataDir,
   type Clock,
   type Config,
   describeError,
@@ -294,6 +295,8 @@ export class Primary {
     legacyPort: number | undefined;
     httpPort: number;
   }> {
+    // One sentence for a read-only disk, before a write fails somewhere less telling.
+    assertWritableDataDir(this.opts.dataDir);
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
     const abandoned = this.store.abandonTaskRuns(this.clock.now());

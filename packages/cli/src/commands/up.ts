@@ -14,7 +14,7 @@ import {
 } from "@picluster/common";
 import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
-import { roleContext, untilSignal } from "../daemon.js";
+import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { agentBundlePath, dashboardPath, version } from "../version.js";
 
@@ -34,6 +34,7 @@ export function registerUpCommand(
       const globals = cmd.optsWithGlobals();
       const loaded = loadCliConfig(globals, io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
+      if (!writableDataDir(loaded, io)) return setExit(EXIT_FAILED);
       const ctx = await roleContext(loaded, "primary", io);
       const { Primary } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
