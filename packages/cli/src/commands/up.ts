@@ -117,6 +117,11 @@ export function registerUpCommand(
       const tokenFile =
         localToken === undefined ? undefined : join(ctx.dataDir, LOCAL_HTTP_TOKEN_FILE);
       const link = localToken === undefined || !io.isTty ? url : `${url}#token=${localToken}`;
+      // Signals are handled before "up" is said: whoever reads that line may stop us at once.
+      const stopped = untilSignal(ctx.log, async (reason) => {
+        await agent.stop(reason);
+        await primary.close();
+      });
       if (opts.json)
         io.out(
           `${JSON.stringify({ ready: true, url, ...(tokenFile === undefined ? {} : { tokenFile }), agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
@@ -130,12 +135,7 @@ export function registerUpCommand(
         );
         io.out(`  data: ${ctx.dataDir}; stop with Ctrl-C\n`);
       }
-      setExit(
-        await untilSignal(ctx.log, async (reason) => {
-          await agent.stop(reason);
-          await primary.close();
-        }),
-      );
+      setExit(await stopped);
       ctx.closeLog();
     });
 }
