@@ -475,10 +475,20 @@ test("disk - a read-only data directory: `picluster up` says so in one sentence 
   // One that a primary has used: the token, the database and the log exist.
   const used = join(mount.dir, "used");
   const first = spawnUp(t, used);
-  await first.ready;
+  const { url } = await first.ready;
+  // Up for real (its own node reported) before it is stopped.
+  await waitFor(
+    async () => {
+      const res = await fetch(new URL("/api/nodes", url));
+      const body = (await res.json()) as { nodes: Array<{ state: string }> };
+      return body.nodes.some((n) => n.state === "alive");
+    },
+    "the first run's own node is alive",
+    15_000,
+    100,
+  );
   first.child.kill("SIGTERM");
-  const firstCode = await deadline(first.exited, 5_000, "first run stops");
-  assert.equal(firstCode, 0, JSON.stringify(first.stderr.slice(-5)));
+  assert.equal(await deadline(first.exited, 5_000, "first run stops"), 0);
   remount(mount.dir, "ro");
 
   for (const dir of [fresh, used]) {

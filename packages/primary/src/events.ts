@@ -3,9 +3,11 @@
  * (logs, the store, the stream, alerts) subscribe. Nothing reaches back.
  */
 import type { Logger } from "@picluster/common";
-import type { StoreFailureCause } from "./store/store.js";
 
 export type NodeState = "alive" | "suspect" | "down" | "left";
+
+/** Why the primary's store cannot write (see storeFailureCause in store.ts). */
+export type StoreFailureCause = "disk_full" | "read_only" | "io_error" | "busy" | "other";
 
 /** Throttling flags that get an event of their own when they turn on or off. */
 export type ThrottleFlag = "underVoltage" | "freqCapped" | "throttled" | "softTempLimit";

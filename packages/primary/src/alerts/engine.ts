@@ -17,10 +17,10 @@ import {
   type Logger,
   type MessageMap,
 } from "@picluster/common";
-import type { ClusterEvent, EventBus } from "../events.js";
+import type { ClusterEvent, EventBus, StoreFailureCause } from "../events.js";
 import { type NodeRecord, RESTART_REASON, type Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
-import type { StoreFailureCause, StoreHealth } from "../store/store.js";
+import type { StoreHealth } from "../store/store.js";
 import { nodeMatches, parseSelector, type SelectorTerm } from "../tasks/selector.js";
 import type { AlertMessage, Notifier } from "./message.js";
 import { type Subject, wordAlert, wordPrimaryStore } from "./wording.js";

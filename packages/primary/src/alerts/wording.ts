@@ -4,7 +4,7 @@
  * by the stock rules and by your own rules on the same metric.
  */
 import { type AlertRuleDef, formatDuration } from "@picluster/common";
-import type { StoreFailureCause } from "../store/store.js";
+import type { StoreFailureCause } from "../events.js";
 
 export interface Subject {
   id: string;

@@ -28,15 +28,17 @@ import {
   PiclusterError,
 } from "@picluster/common";
 import Database from "better-sqlite3";
-import { type ClusterEvent, isStreamOnly, type NodeState } from "../events.js";
+import {
+  type ClusterEvent,
+  isStreamOnly,
+  type NodeState,
+  type StoreFailureCause,
+} from "../events.js";
 import type { NodeRecord } from "../registry.js";
 import { METRIC_NAMES, metricValues } from "./metrics.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 export class StoreError extends PiclusterError {}
-
-/** Why the store cannot write, from SQLite's error code. */
-export type StoreFailureCause = "disk_full" | "read_only" | "io_error" | "busy" | "other";
 
 const FAILURE_CODES: Record<StoreFailureCause, string> = {
   disk_full: "E_STORE_FULL",
