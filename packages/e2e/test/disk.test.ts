@@ -20,6 +20,8 @@ import { deadline, fillDisk, mountTmpfs, remount, waitFor } from "@picluster/com
 import { type ClusterEvent, CredentialStore } from "@picluster/primary";
 import Database from "better-sqlite3";
 import { ScriptedPeer, startAgent, startPrimary, type TestAgent } from "./support/cluster.js";
+import { launch, NO_BROWSER, until } from "./support/browser.js";
+import { httpPort } from "./support/cluster.js";
 import { startReceiver } from "./support/http-receiver.js";
 
 const BIN = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
@@ -438,6 +440,52 @@ test("disk - a sample the full disk refused: nothing on its connection is acknow
     events.map((e) => (e.kind === "node.state" ? `${e.kind} ${e.to}` : e.kind)),
     ["node.state alive", "primary.store_failed", "primary.store_ok"],
     "never down; the outage in the events",
+  );
+});
+
+test("disk - the dashboard says the primary's disk is full, stays live meanwhile (a node going down shows at once), and drops the banner when it stores again", {
+  skip: NO_BROWSER,
+}, async (t) => {
+  const mount = mountTmpfs(t, "6m");
+  if ("skip" in mount) return t.skip(mount.skip);
+  const p = await startPrimary(
+    t,
+    { "primary.suspect_after": "60s", "primary.dead_after": "120s" },
+    join(mount.dir, "data"),
+  );
+  const steady = await ScriptedPeer.join(t, p, "pi-steady", "5eadfa575eadfa57");
+  const doomed = await ScriptedPeer.join(t, p, "pi-doomed", "d00med00d00med00");
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  await page.goto(`http://127.0.0.1:${httpPort(p)}/`);
+  await until(page, 'document.querySelectorAll("[data-node]").length === 2');
+  await until(
+    page,
+    `document.querySelector('[data-testid="stream-status"]')?.textContent === "live"`,
+  );
+  assert.equal(await page.$('[data-testid="store-banner"]'), null, "no banner while it stores");
+
+  const filler = join(mount.dir, "filler");
+  fillDisk(filler);
+  // Something to store, so that a commit fails: the steady node's sample.
+  steady.send({ v: 1, type: "vitals", ts: Date.now(), seq: 1, payload: SAMPLE });
+  await until(page, `document.querySelector('[data-testid="store-banner"]') !== null`);
+  assert.match(
+    (await page.textContent('[data-testid="store-banner"]')) ?? "",
+    /^The primary's disk is full: nothing new is being stored/,
+  );
+  doomed.socket.destroy();
+  await until(page, `document.querySelector('[data-node="pi-doomed"]')?.dataset.state === "down"`);
+
+  rmSync(filler);
+  await until(page, `document.querySelector('[data-testid="store-banner"]') === null`, 15_000);
+  assert.deepEqual(errors, [], "no script errors");
+  assert.ok(
+    p.primary.store.events({ kind: "node.state", limit: 10 }).some((e) => e.data.to === "down"),
+    "the down told live is stored once the disk has room",
   );
 });
 
