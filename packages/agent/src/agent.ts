@@ -29,7 +29,7 @@ import {
   VitalsCollector,
 } from "./collectors/index.js";
 import { topProcesses } from "./collectors/processes.js";
-import { type DialTarget, dial, type PskCredential } from "./dial.js";
+import { type DialTarget, dial, isRefusal, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
 import { followLines, tailLines } from "./log-tail.js";
@@ -172,7 +172,34 @@ export class Agent {
       onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
       reconnectMaxMs: config.agent.reconnect_max,
       maxFrameBytes: config.primary.max_frame_bytes,
+      onDialError: (err) => this.onDialError(err),
     });
+  }
+
+  /** Join-token refusals since start (a node that never had a credential). */
+  private refusals = 0;
+
+  /**
+   * A refused join token will not be accepted later: say so in words that
+   * name the fix, wait the longest, and after `[agent] join_refusals` give
+   * up (the service manager's restart then starts over, slowly).
+   */
+  private onDialError(err: unknown): "retry" | "refused" | "give-up" {
+    if (!isRefusal(err) || !this.credential?.identity.startsWith(JOIN_IDENTITY_PREFIX))
+      return "retry";
+    this.refusals++;
+    const limit = this.opts.config.agent.join_refusals;
+    this.log.error(
+      "this join token was refused (unknown, used or expired): make a new one with `picluster node add NAME` on the primary",
+      { refusals: this.refusals, ...(limit > 0 ? { giveUpAfter: limit } : {}) },
+    );
+    if (limit === 0 || this.refusals < limit) return "refused";
+    this.log.error("giving up: the join token was refused every time", {
+      refusals: this.refusals,
+      key: "[agent] join_refusals",
+    });
+    void this.stop("join token refused").then(() => this.opts.onFatal?.());
+    return "give-up";
   }
 
   /** This node's credential, or the join token to get one; TLS without either cannot work. */

@@ -21,6 +21,22 @@ export interface DialTarget {
 
 export class DialError extends PiclusterError {}
 
+/** The TLS alerts a primary answers an unknown, used, expired or revoked key with. */
+function isRefusalCode(code: string): boolean {
+  return (
+    code === "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE" ||
+    code === "ERR_SSL_TLSV1_ALERT_HANDSHAKE_FAILURE" ||
+    code === "ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY" ||
+    code === "ERR_SSL_SSLV3_ALERT_ILLEGAL_PARAMETER" ||
+    code.includes("DECRYPT")
+  );
+}
+
+/** Whether a dial failed because the primary refused our key (not because it was unreachable). */
+export function isRefusal(err: unknown): boolean {
+  return err instanceof DialError && isRefusalCode(err.code);
+}
+
 /** Why the primary refused us, in words a user can act on. */
 function describeDialError(err: NodeJS.ErrnoException): string {
   const code = err.code ?? "";

@@ -12,7 +12,6 @@ import {
   isResponse,
   type Logger,
   type MessageMap,
-  type MessageType,
   NdjsonDecoder,
   NdjsonEncoder,
   PROTOCOL_VERSION,
@@ -59,6 +58,11 @@ export interface LinkOptions {
   processesTop?(request: MessageMap["processes.top"]): Promise<ResponseMap["processes.top"]>;
   reconnectMaxMs: number;
   maxFrameBytes: number;
+  /**
+   * A dial failed: "retry" as usual, "refused" (the primary said no: wait
+   * the longest backoff at once), or "give-up" (stop the link).
+   */
+  onDialError?(err: unknown): "retry" | "refused" | "give-up";
 }
 
 /** Full jitter: a uniform wait between 0 and the capped exponential step. */
@@ -150,6 +154,15 @@ export class AgentLink {
       try {
         socket = await this.opts.dial(target, signal);
       } catch (err) {
+        const verdict = this.opts.onDialError?.(err) ?? "retry";
+        if (verdict === "give-up") break;
+        if (verdict === "refused") {
+          // Asking again soon changes nothing: straight to the longest wait
+          // (in its upper half, still jittered so a fleet does not align).
+          const max = this.opts.reconnectMaxMs;
+          await this.sleep(Math.floor(max / 2 + (Math.random() * max) / 2));
+          continue;
+        }
         const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
         this.opts.log.warn("cannot reach the primary", {
           err: describeError(err),
@@ -203,10 +216,7 @@ export class AgentLink {
       socket.on("data", (chunk: Buffer) => {
         for (const item of decoder.feed(chunk)) {
           if (item instanceof DecodeError) {
-            this.opts.log.warn("bad message from the primary", {
-              code: item.code,
-              error: item.message,
-            });
+            this.onBadMessage(item);
             continue;
           }
           this.onMessage(item);
@@ -227,6 +237,36 @@ export class AgentLink {
       });
       this.write({ v: 1, type: "hello", ts: this.opts.clock.now(), payload: this.opts.hello() });
     });
+  }
+
+  /**
+   * A frame we cannot use. A request among them (a newer primary asking for
+   * something this agent does not know, or a payload it cannot read) is
+   * answered with the error at once: the primary would otherwise wait for
+   * its deadline with nobody working on the request.
+   */
+  private onBadMessage(err: DecodeError): void {
+    this.opts.log.warn("bad message from the primary", {
+      code: err.code,
+      error: err.message,
+      type: err.messageType,
+    });
+    if (err.id === undefined || err.messageType === undefined) return;
+    const message =
+      err.code === "E_UNKNOWN_TYPE"
+        ? `this agent (picluster ${this.opts.hello().version}) does not know "${err.messageType.slice(0, 64)}"; update picluster on this node`
+        : err.message;
+    this.respondError(err.messageType.slice(0, 64), err.id, err.code, message, err.path);
+  }
+
+  /** A request this agent knows the type of but has no handler for. */
+  private unsupported(type: string, id: number): void {
+    this.respondError(
+      type,
+      id,
+      "E_UNSUPPORTED",
+      `this agent (picluster ${this.opts.hello().version}) does not answer "${type}"`,
+    );
   }
 
   private onMessage(env: Envelope): void {
@@ -301,8 +341,9 @@ export class AgentLink {
           );
         return;
       case "processes.top":
-        if (env.id !== undefined && this.opts.processesTop !== undefined)
-          this.answer("processes.top", env.id, this.opts.processesTop(env.payload));
+        if (env.id === undefined) return;
+        if (this.opts.processesTop === undefined) this.unsupported(env.type, env.id);
+        else this.answer("processes.top", env.id, this.opts.processesTop(env.payload));
         return;
       case "cancel": {
         const follow = this.following.get(env.payload.id);
@@ -316,12 +357,7 @@ export class AgentLink {
       }
       default:
         if (env.id !== undefined) {
-          this.respondError(
-            env.type,
-            env.id,
-            "E_UNSUPPORTED",
-            `this agent does not handle "${env.type}"`,
-          );
+          this.unsupported(env.type, env.id);
         } else {
           this.opts.log.warn("unexpected message from the primary", { type: env.type });
         }
@@ -445,7 +481,8 @@ export class AgentLink {
   }
 
   private respondError(
-    type: MessageType,
+    /** Possibly a type we do not know: an unknown request is answered under its own type. */
+    type: string,
     re: number,
     code: string,
     message: string,

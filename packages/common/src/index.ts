@@ -1,3 +1,4 @@
+export type * from "./api/tasks.js";
 export * from "./auth.js";
 export * from "./clock.js";
 export * from "./config/alerts.js";

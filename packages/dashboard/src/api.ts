@@ -216,4 +216,4 @@ export interface CatalogTask {
 }
 
 /** A run and each node's result, as the primary stores and serves them. */
-export type { StoredNodeResult as NodeResult, StoredTaskRun as TaskRun } from "@picluster/primary";
+export type { StoredNodeResult as NodeResult, StoredTaskRun as TaskRun } from "@picluster/common";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
@@ -147,6 +147,13 @@ test("alerts - a killed node: one down message on every channel within the rule'
     5_000,
   );
 
+  // Killed only once it has saved its credential (written just after it is
+  // seen alive): restarted on the same data, it must come back without a token.
+  await waitFor(
+    () => existsSync(join(doomed.dataDir, "credential.json")),
+    "pi-doomed's credential saved",
+    5_000,
+  );
   const killedAt = Date.now();
   doomed.kill("SIGKILL");
   const onTime = [hook, ntfy, discord, slack];

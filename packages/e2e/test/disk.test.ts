@@ -19,9 +19,14 @@ import {
 import { deadline, fillDisk, mountTmpfs, remount, waitFor } from "@picluster/common/testing";
 import { type ClusterEvent, CredentialStore } from "@picluster/primary";
 import Database from "better-sqlite3";
-import { ScriptedPeer, startAgent, startPrimary, type TestAgent } from "./support/cluster.js";
 import { launch, NO_BROWSER, until } from "./support/browser.js";
-import { httpPort } from "./support/cluster.js";
+import {
+  httpPort,
+  ScriptedPeer,
+  startAgent,
+  startPrimary,
+  type TestAgent,
+} from "./support/cluster.js";
 import { startReceiver } from "./support/http-receiver.js";
 
 const BIN = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;

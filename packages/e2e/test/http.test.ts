@@ -42,7 +42,9 @@ async function clusterWithAgents(t: Parameters<typeof startPrimary>[0], names: s
 test("http - cluster, nodes, one node by name or id, its vitals series, and events", async (t) => {
   const { p, agents } = await clusterWithAgents(t, ["pi-a", "pi-b", "pi-c"]);
   const health = await get(p, "/healthz");
-  assert.deepEqual(health.body, { ok: true, version: "0.1.0-test" });
+  const { store, ...rest } = health.body as { store: string };
+  assert.deepEqual(rest, { ok: true, version: "0.1.0-test" });
+  assert.match(store, /^[0-9a-f]{16}$/, "the store's fingerprint, not its path");
 
   const cluster = (await get(p, "/api/cluster")).body as {
     nodes: number;
@@ -258,6 +260,7 @@ test("http - calls that change state need the bearer token; with one, a join tok
   );
   const revoked = await post("/api/nodes/pi-x/revoke", "s3cret-token");
   assert.deepEqual(((await revoked.json()) as { revoked: string[] }).revoked.length, 1);
-  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "down", "pi-x cut off", 3_000);
+  // Revoked, it is `left` ("credential revoked"), never `down`.
+  await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "left", "pi-x cut off", 3_000);
   assert.equal((await post("/api/nodes/nobody/revoke", "s3cret-token")).status, 404);
 });

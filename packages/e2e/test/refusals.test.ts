@@ -203,7 +203,8 @@ test("refusals - wrong, unknown and revoked credentials are refused, logged, and
   // Revoked from another process (the CLI's way): the live session is cut and reconnects are refused.
   const cut = nextEvent(p.primary.events, "node.state", {
     within: 3_000,
-    where: (e) => e.nodeId === a.agent.id && e.to === "down",
+    // A revoked node is `left` ("credential revoked"), never `down`: nobody is paged.
+    where: (e) => e.nodeId === a.agent.id && e.to === "left",
   });
   new CredentialStore(join(p.dataDir, "picluster.db"), systemClock).load().revoke("victim");
   assert.equal((await cut).reason, "credential revoked");
@@ -222,7 +223,7 @@ test("refusals - wrong, unknown and revoked credentials are refused, logged, and
     "agent logs the refusal",
     5_000,
   );
-  assert.equal(p.primary.registry.get(a.agent.id)?.state, "down");
+  assert.equal(p.primary.registry.get(a.agent.id)?.state, "left");
   assert.equal(p.primary.registry.list().length, 2, "no node was added by the refused attempts");
   await stillFine();
 });
@@ -259,7 +260,7 @@ test("refusals - a revoke is acted on even when a handshake read the changed fil
   await waitFor(() => p.primary.registry.get(a.agent.id)?.state === "alive", "victim alive", 3_000);
   const cut = nextEvent(p.primary.events, "node.state", {
     within: 3_000,
-    where: (e) => e.nodeId === a.agent.id && e.to === "down",
+    where: (e) => e.nodeId === a.agent.id && e.to === "left",
   });
   new CredentialStore(join(p.dataDir, "picluster.db"), systemClock).load().revoke("victim2");
   // An unknown identity makes the listener re-read the file before the poll does.

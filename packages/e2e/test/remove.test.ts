@@ -280,7 +280,7 @@ test("remove - refused with a clear code: without a token configured, an unknown
   const first = await joinScripted(t, p, "pi-dup", "11111111111111111111111111111111");
   const cut = nextEvent(p.primary.events, "node.state", {
     within: 3_000,
-    where: (e) => e.name === "pi-dup" && e.to === "down",
+    where: (e) => e.name === "pi-dup" && e.to === "left",
   });
   p.primary.credentials?.revoke("pi-dup");
   await cut;

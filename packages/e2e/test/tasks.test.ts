@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 import { join } from "node:path";
 import { test } from "node:test";
 import { processAlive, waitFor } from "@picluster/common/testing";
-import { type ClusterEvent, RequestError } from "@picluster/primary";
+import { type ClusterEvent, RequestError, TaskRequestError } from "@picluster/primary";
 import {
   httpPort,
   scratchDir,
@@ -120,12 +120,16 @@ test("tasks - the agent refuses what its config does not allow, even when the pr
       `${task} ${JSON.stringify(args)}`,
     );
   }
-  // Through the fan-out too: the node's refusal is its result.
-  const run = p.primary.tasks.start({ task: "reboot", on: "pi-a", args: {}, requestedBy: "test" });
-  await p.primary.tasks.settled(run.id);
-  const result = p.primary.tasks.get(run.id)?.nodes[0];
-  assert.equal(result?.status, "failed");
-  assert.match(result?.error ?? "", /E_NOT_ALLOWED/);
+  // The refusal says what to change, on that node.
+  await assert.rejects(session.request("task.run", { task: "reboot", args: {} }, 5_000), {
+    message: /: set `\[tasks\] reboot = on` in this node's picluster\.ini/,
+  });
+  // Through the fan-out the primary knows from the node's catalogue: refused
+  // before anything is sent.
+  assert.throws(
+    () => p.primary.tasks.start({ task: "reboot", on: "pi-a", args: {}, requestedBy: "test" }),
+    (err: unknown) => err instanceof TaskRequestError && err.code === "E_TASK_NOT_ALLOWED",
+  );
   // A failing task is failed, with its exit code and output kept.
   const failing = p.primary.tasks.start({
     task: "fail",

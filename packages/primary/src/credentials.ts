@@ -89,6 +89,8 @@ export interface CredentialSummary {
   identity?: string;
   nodeId?: string;
   createdAt: number;
+  /** A pending token's end. */
+  expiresAt?: number;
 }
 
 /** What a redeemed join token gives: the node's new credential. */
@@ -516,7 +518,12 @@ export class CredentialStore {
     }));
     for (const t of this.data.tokens) {
       if (t.usedBy === undefined && t.expiresAt > now)
-        out.push({ name: t.name, status: "pending", createdAt: t.createdAt });
+        out.push({
+          name: t.name,
+          status: "pending",
+          createdAt: t.createdAt,
+          expiresAt: t.expiresAt,
+        });
     }
     return out;
   }

@@ -3,10 +3,11 @@
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
 
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
 import type { Socket } from "node:net";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
@@ -29,6 +30,7 @@ import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
 import { HANDLERS } from "./handlers/index.js";
+import { Heartbeat, type HeartbeatBody } from "./heartbeat.js";
 import { type JoinSettings, sha256 } from "./http/join.js";
 import { buildHttp } from "./http/server.js";
 import { LegacyListener } from "./legacy/listener.js";
@@ -94,6 +96,22 @@ export function storeFile(config: Config, dataDir: string): string {
   return config.store.file === "" ? join(dataDir, "picluster.db") : config.store.file;
 }
 
+/**
+ * A short digest of the store file's real path: /healthz shows it, so that
+ * `picluster node add` can tell whether the primary answering on its port
+ * keeps its nodes in the same file it would write (without telling anyone
+ * where that file is).
+ */
+export function storeFingerprint(file: string): string {
+  let path = resolve(file);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // Not created yet: its absolute path is what it will be.
+  }
+  return createHash("sha256").update(path).digest("hex").slice(0, 16);
+}
+
 /** How long a stopping primary waits for alert messages already queued. */
 const SHUTDOWN_DRAIN_MS = 2_000;
 
@@ -107,6 +125,8 @@ export class Primary {
   private readonly audit: AuditLog;
   private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
+  /** The outbound heartbeat, when `[heartbeat] url` is set. */
+  readonly heartbeat: Heartbeat | undefined;
   private readonly delivery: Deliverer;
   readonly sessions = new Map<string, Session>();
   private readonly clock: Clock;
@@ -231,6 +251,19 @@ export class Primary {
       log: this.log,
       cutSessions: (nodeId) => this.cutSessions(nodeId),
     });
+    this.heartbeat =
+      config.heartbeat.url === ""
+        ? undefined
+        : new Heartbeat({
+            url: config.heartbeat.url,
+            method: config.heartbeat.method,
+            intervalMs: config.heartbeat.interval,
+            timeoutMs: config.heartbeat.timeout,
+            clock: this.clock,
+            log: opts.log,
+            version: opts.version,
+            body: () => this.heartbeatBody(),
+          });
     const ctx: HandlerContext = {
       registry: this.registry,
       store: this.store,
@@ -336,7 +369,23 @@ export class Primary {
     if (legacyPort !== undefined)
       this.log.info("listening for tutorial nodes", { port: legacyPort });
     const httpPort = await this.startHttp(port);
+    // Last: a beat says the primary is up, listeners and all.
+    this.heartbeat?.start();
     return { agentPort: port, legacyPort, httpPort };
+  }
+
+  /** What a heartbeat tells the receiver: who we are, the nodes by state, alerts firing. */
+  private heartbeatBody(): HeartbeatBody {
+    const nodes = { alive: 0, suspect: 0, down: 0, left: 0 };
+    for (const n of this.registry.list()) nodes[n.state] += 1;
+    return {
+      status: "ok",
+      primary: hostname(),
+      version: this.opts.version,
+      nodes,
+      alertsFiring: this.alerts.states().filter((s) => s.state === "firing").length,
+      at: this.clock.now(),
+    };
   }
 
   private async startHttp(agentPort: number): Promise<number> {
@@ -350,6 +399,7 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      storeId: storeFingerprint(storeFile(this.opts.config, this.opts.dataDir)),
       limits: {
         // The names this primary is known by: what it binds, what it tells
         // nodes, this machine's own name; and what the user adds.
@@ -396,6 +446,11 @@ export class Primary {
         legacySessions: this.legacy?.sessionCount ?? 0,
         samplesTotal: this.store.samplesStored,
         storeOk: this.store.health.ok,
+        ...(this.heartbeat === undefined
+          ? {}
+          : {
+              heartbeatLastSuccessSeconds: Math.floor((this.heartbeat.lastSuccessAt ?? 0) / 1000),
+            }),
       }),
     });
     this.http = app;
@@ -437,6 +492,8 @@ export class Primary {
     // Our own shutdown says nothing about the nodes: no `down` for each of them.
     this.closing = true;
     this.abort.abort();
+    // No beat goes out from a primary that is stopping.
+    const heartbeatDone = this.heartbeat?.close();
     try {
       this.credentials?.flushConfirmed();
     } catch (err) {
@@ -454,6 +511,7 @@ export class Primary {
       this.http?.close(),
       tasksDone,
       deliveryDone,
+      heartbeatDone,
     ]);
     this.store.close();
     this.credentials?.close();
@@ -497,6 +555,11 @@ export class Primary {
     // A session replaced by a newer connection of the same node says nothing about the node.
     if (this.sessions.get(id) !== session) return;
     this.sessions.delete(id);
+    if (session.leftReason !== undefined) {
+      this.liveness.unwatch(id);
+      this.registry.setState(id, "left", session.leftReason, this.clock.now());
+      return;
+    }
     if (session.saidBye || this.closing) {
       this.liveness.unwatch(id);
       return;
@@ -583,8 +646,34 @@ export class Primary {
       const identity = session.credentialIdentity;
       if (identity === undefined || !store.isRevoked(identity)) continue;
       session.log.warn("credential revoked, closing the session", { identity });
+      // A revoked node did not die: it is `left`, and nobody is paged about it.
+      session.leftReason = "credential revoked";
       session.sendError("E_REVOKED", "this node's credential was revoked");
       session.close("credential revoked");
+    }
+    this.retireRevoked(store);
+  }
+
+  /**
+   * Nodes whose every credential is revoked leave the cluster: `left` (not
+   * `down`, whatever they were), and what fires or pends for them ends
+   * without a message, as for a removed node.
+   */
+  private retireRevoked(store: CredentialStore): void {
+    const active = new Set<string>();
+    const revoked = new Set<string>();
+    for (const c of store.list()) {
+      if (c.nodeId === undefined) continue;
+      (c.status === "revoked" ? revoked : active).add(c.nodeId);
+    }
+    for (const id of revoked) {
+      if (active.has(id)) continue;
+      const node = this.registry.get(id);
+      if (node === undefined || node.legacy) continue;
+      if (node.state !== "left" && !this.sessions.has(id))
+        this.registry.setState(id, "left", "credential revoked", this.clock.now());
+      if (this.alerts.forget(id) > 0)
+        this.log.info("alerts of a revoked node ended without a message", { node: node.name });
     }
   }
 

@@ -92,6 +92,8 @@ export class Session {
    * the agent sends it all again on its next connection.
    */
   unstoredSeq: number | undefined;
+  /** Set when the primary ends the node's membership (revoked): its end is `left` with this reason. */
+  leftReason: string | undefined;
   private strikes = 0;
   private closed = false;
   private closing = false;

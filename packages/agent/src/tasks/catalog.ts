@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { arch, platform, release } from "node:os";
-import { type Config, checkTaskArg, type TaskDef } from "@picluster/common";
+import { type Config, checkTaskArg, TASK_NAME, type TaskDef } from "@picluster/common";
 
 /** What happens to the node when a task succeeds. */
 export type TaskEffect = "none" | "reboot" | "shutdown";
@@ -165,6 +165,18 @@ export function taskCatalog(config: Config, agentVersion: string): Map<string, C
 }
 
 /**
+ * What to change on the node to allow `name`: the reader of a refusal is
+ * at the primary, and the fix is in this node's own file.
+ */
+function howToAllow(name: string): string {
+  const key = SWITCHES[name as keyof typeof SWITCHES];
+  if (key !== undefined) return `: set \`[tasks] ${key} = on\` in this node's picluster.ini`;
+  // A name no section could have (a typo with a space, say) gets no advice.
+  if (!TASK_NAME.test(name)) return "";
+  return `: add a [task.${name}] section (its command) to this node's picluster.ini`;
+}
+
+/**
  * Check a request against the catalog: the task must be allowed and the
  * arguments exactly the declared ones, each valid. Returns the argument
  * vectors to run, or the problem.
@@ -178,7 +190,7 @@ export function resolveTask(
   if (task === undefined) {
     return {
       code: "E_NOT_ALLOWED",
-      message: `task "${name}" is not allowed on this node (its config allows: ${[...catalog.keys()].join(", ") || "none"})`,
+      message: `task "${name}" is not allowed on this node${howToAllow(name)} (its config allows: ${[...catalog.keys()].join(", ") || "none"})`,
       path: "/payload/task",
     };
   }

@@ -8,6 +8,7 @@ import {
   silentLogger,
   systemClock,
 } from "@picluster/common";
+import { waitFor } from "@picluster/common/testing";
 import { dial } from "../../src/dial.js";
 import { AgentLink } from "../../src/link.js";
 import { Outbox } from "../../src/outbox.js";
@@ -15,13 +16,18 @@ import { Outbox } from "../../src/outbox.js";
 /** A primary played by hand over plain TCP: records every frame, lets the test answer. */
 async function scriptedPrimary(t: { after(fn: () => void | Promise<void>): void }) {
   const received: Envelope[] = [];
+  /** Every frame as parsed JSON, those our decoder refuses (unknown types) included. */
+  const raw: Array<Record<string, unknown>> = [];
   let socket: Socket | undefined;
   const waiters = new Set<() => void>();
   const server = createServer((s) => {
     socket = s;
     const decoder = new NdjsonDecoder();
+    const lines = new NdjsonDecoder(1024 * 1024, (v) => v as Envelope);
     s.on("data", (chunk: Buffer) => {
       for (const m of decoder.feed(chunk)) if (!(m instanceof Error)) received.push(m);
+      for (const m of lines.feed(chunk))
+        if (!(m instanceof Error)) raw.push(m as unknown as Record<string, unknown>);
       for (const w of waiters) w();
     });
     s.on("error", () => {});
@@ -40,8 +46,14 @@ async function scriptedPrimary(t: { after(fn: () => void | Promise<void>): void 
   return {
     port,
     received,
-    send(env: Envelope) {
+    raw,
+    send(env: Envelope | Record<string, unknown>) {
       socket?.write(`${JSON.stringify(env)}\n`);
+    },
+    /** Wait for the frame answering request `id`. */
+    async answer(id: number, within = 1_000): Promise<Record<string, unknown>> {
+      await waitFor(() => raw.some((e) => e.re === id), `an answer to request ${id}`, within);
+      return raw.find((e) => e.re === id) as Record<string, unknown>;
     },
     /** Wait until `count` frames of `type` have arrived. */
     async frames(type: string, count: number, within = 2_000): Promise<Envelope[]> {
@@ -173,5 +185,72 @@ test("link - hello, welcome, details, heartbeats at the primary's interval, requ
     primary.received.filter((e) => e.type === "details").length,
     2,
     "unchanged details were not sent twice",
+  );
+});
+
+test("link - a request this agent cannot answer is refused at once, under its own id: a type it does not know, one it has no handler for, a payload it cannot read", async (t) => {
+  const primary = await scriptedPrimary(t);
+  const link = new AgentLink({
+    clock: systemClock,
+    log: silentLogger(),
+    outbox: new Outbox(100),
+    target: () => ({
+      host: "127.0.0.1",
+      port: primary.port,
+      credential: undefined,
+      timeoutMs: 2_000,
+    }),
+    dial,
+    hello: () => ({ nodeId: "n1", name: "n1", version: "0.1.0", protocols: [1], labels: {} }),
+    details: async () => DETAILS,
+    onCredential: () => {},
+    onWelcome: () => {},
+    // No processesTop: an agent built without that handler.
+    reconnectMaxMs: 1_000,
+    maxFrameBytes: 1024 * 1024,
+  });
+  link.start();
+  t.after(() => link.stop());
+  await primary.frames("hello", 1);
+  primary.send({
+    v: 1,
+    type: "welcome",
+    ts: Date.now(),
+    payload: { protocol: 1, heartbeatMs: 1_000, vitalsMs: 1_000, lastSeq: 0, primaryVersion: "x" },
+  });
+  await primary.frames("details", 1);
+
+  // What a newer primary sends an older agent: a type its protocol lacks.
+  primary.send({ v: 1, type: "jobs.claim", ts: Date.now(), id: 21, payload: {} });
+  const unknown = await primary.answer(21);
+  assert.equal(unknown.type, "jobs.claim");
+  assert.equal((unknown.error as { code: string }).code, "E_UNKNOWN_TYPE");
+  assert.match(
+    (unknown.error as { message: string }).message,
+    /picluster 0\.1\.0\) does not know "jobs\.claim"; update picluster on this node/,
+  );
+
+  primary.send({ v: 1, type: "processes.top", ts: Date.now(), id: 22, payload: { n: 5 } });
+  const unhandled = await primary.answer(22);
+  assert.equal(unhandled.type, "processes.top");
+  assert.equal((unhandled.error as { code: string }).code, "E_UNSUPPORTED");
+  assert.match(
+    (unhandled.error as { message: string }).message,
+    /does not answer "processes\.top"/,
+  );
+
+  primary.send({ v: 1, type: "task.run", ts: Date.now(), id: 23, payload: { task: 7, args: {} } });
+  const unreadable = await primary.answer(23);
+  assert.equal((unreadable.error as { code: string }).code, "E_INVALID_PAYLOAD");
+  assert.equal((unreadable.error as { path?: string }).path, "/payload/task");
+
+  // A bad frame that is not a request gets no answer: nothing waits for one.
+  primary.send({ v: 1, type: "jobs.done", ts: Date.now(), payload: {} });
+  primary.send({ v: 1, type: "ping", ts: Date.now(), id: 24, payload: {} });
+  await primary.answer(24);
+  assert.equal(
+    primary.raw.filter((e) => e.type === "jobs.done").length,
+    0,
+    "no answer to a message that was not a request",
   );
 });

@@ -27,7 +27,9 @@ test("processes.top - a busy process tops the CPU list, read from this machine's
     mine,
     `the busy child is in the top 5: ${JSON.stringify(top.byCpu.map((p) => [p.pid, p.cpuPct]))}`,
   );
-  assert.ok(mine.cpuPct > 50, `${mine.cpuPct}% of a core`);
+  // A spinning process, measured: well above an idle one's 0 %, though a
+  // loaded machine (CI's neighbours) may give it far less than a whole core.
+  assert.ok(mine.cpuPct > 10, `${mine.cpuPct}% of a core`);
   assert.match(mine.command, /for \(;;\) \{\}/);
   assert.equal(top.byMemory.length, 5);
   for (let i = 1; i < top.byMemory.length; i++)

@@ -283,3 +283,25 @@ test("tasks runner - a process that escaped the group and holds the pipes does n
   assert.ok(processAlive(pid), "the escaped process still holds the pipes");
   assert.ok(performance.now() - started < 5_000, `ended after ${performance.now() - started} ms`);
 });
+
+test("tasks catalog - a refusal names the fix: the [tasks] switch for a built-in, a [task.NAME] section for one of your own", (t) => {
+  const catalog = taskCatalog(configWith(t, "[tasks]\nversion = off\n"), "1");
+  const refusal = (name: string) => {
+    const r = resolveTask(catalog, name, {});
+    assert.ok("code" in r && r.code === "E_NOT_ALLOWED", name);
+    return r.message;
+  };
+  assert.equal(
+    refusal("reboot"),
+    'task "reboot" is not allowed on this node: set `[tasks] reboot = on` in this node\'s picluster.ini (its config allows: updates.check, time)',
+  );
+  assert.match(refusal("version"), /: set `\[tasks\] version = on` in this node's picluster\.ini/);
+  assert.match(
+    refusal("restart-web"),
+    /: add a \[task\.restart-web\] section \(its command\) to this node's picluster\.ini \(its config allows/,
+  );
+  assert.equal(
+    refusal("hello;reboot"),
+    'task "hello;reboot" is not allowed on this node (its config allows: updates.check, time)',
+  );
+});

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import {
+  type Config,
   describeError,
   formatDuration,
   processPathContext,
@@ -11,8 +12,9 @@ import {
 } from "@picluster/common";
 import type { RemovedNode } from "@picluster/primary";
 import type { Command } from "commander";
-import { ApiError, callJson, postJson } from "../api-client.js";
+import { ApiError, apiBase, callJson, postJson } from "../api-client.js";
 import { loadCliConfig } from "../config-options.js";
+import { ago, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 import { agentBundlePath } from "../version.js";
 
@@ -23,15 +25,41 @@ async function openStore(opts: Record<string, unknown>, io: CliIo) {
     ...processPathContext(),
     cwd: io.cwd,
   });
-  const { credentialStore } = await import("@picluster/primary");
+  const { credentialStore, storeFile } = await import("@picluster/primary");
   const { systemClock } = await import("@picluster/common");
-  // The credentials live in the store's database, which lives in the data directory.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  let store: ReturnType<typeof credentialStore> | undefined;
   return {
     loaded,
     dataDir,
-    store: credentialStore(loaded.config, dataDir, systemClock).load(),
+    file: storeFile(loaded.config, dataDir),
+    /** Opened (and created, with the data directory) on first use only. */
+    get store() {
+      // The credentials live in the store's database, which lives in the data directory.
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      store ??= credentialStore(loaded.config, dataDir, systemClock).load();
+      return store;
+    },
   };
+}
+
+/**
+ * Before writing the store directly (no token for the primary, or none
+ * answering): if a primary does answer on the configured port but keeps
+ * its nodes in another file, writing ours would make a token (or a
+ * revocation) it never sees. Returns why not, or undefined when writing is right.
+ */
+async function otherPrimary(config: Config, file: string): Promise<string | undefined> {
+  let health: { store?: unknown };
+  const url = `${apiBase(config)}/healthz`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    health = (await res.json()) as { store?: unknown };
+  } catch {
+    return undefined; // Nobody answers: this command is the only writer that matters.
+  }
+  const { storeFingerprint } = await import("@picluster/primary");
+  if (typeof health.store !== "string" || health.store === storeFingerprint(file)) return undefined;
+  return `the primary answering at ${apiBase(config)} keeps its nodes in another data directory than this command (${file}), so what this command wrote there would not count. Run it with that primary's config (--config, or --node-data-dir), or give it the primary's API token (--http-token, [http] token, or the http-token file \`picluster up\` made in its data directory) so it asks the primary itself`;
 }
 
 /** An operation that failed (a refused name, a full disk): one line, exit 1. */
@@ -134,6 +162,13 @@ export function registerNodeCommands(
           ctx.loaded.config,
           `/api/nodes/${encodeURIComponent(name)}/join-token?ttl=${ttl.value}`,
         );
+        if (viaPrimary === undefined) {
+          const refusal = await otherPrimary(ctx.loaded.config, ctx.file);
+          if (refusal !== undefined) {
+            io.err(`error: ${refusal}\n`);
+            return setExit(EXIT_FAILED);
+          }
+        }
         const token = viaPrimary?.token ?? ctx.store.addToken(name, ttl.value);
         const { config } = ctx.loaded;
         const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
@@ -187,6 +222,13 @@ export function registerNodeCommands(
           ctx.loaded.config,
           `/api/nodes/${encodeURIComponent(name)}/revoke`,
         );
+        if (viaPrimary === undefined) {
+          const refusal = await otherPrimary(ctx.loaded.config, ctx.file);
+          if (refusal !== undefined) {
+            io.err(`error: ${refusal}\n`);
+            return setExit(EXIT_FAILED);
+          }
+        }
         const revoked = viaPrimary?.revoked ?? ctx.store.revoke(name);
         if (opts.json) io.out(`${JSON.stringify({ name, revoked })}\n`);
         else io.out(`revoked ${name}: ${revoked.length} credential(s); pending tokens removed\n`);
@@ -247,9 +289,27 @@ export function registerNodeCommands(
       if (ctx === undefined) return setExit(EXIT_USAGE);
       const list = ctx.store.list();
       if (opts.json) io.out(`${JSON.stringify(list)}\n`);
-      else
-        for (const c of list)
-          io.out(`${c.name.padEnd(24)} ${c.status.padEnd(8)} ${c.identity ?? ""}\n`);
+      else if (list.length === 0)
+        io.out("no nodes yet: `picluster node add NAME` makes a join token for one\n");
+      else {
+        const now = Date.now();
+        const when = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+        io.out(
+          table(
+            ["NAME", "STATUS", "CREATED (UTC)", "NODE / TOKEN"],
+            list.map((c) => [
+              c.name,
+              c.status,
+              when(c.createdAt),
+              c.status === "pending" && c.expiresAt !== undefined
+                ? `token expires in ${ago(now, c.expiresAt)} (${when(c.expiresAt)} UTC)`
+                : c.nodeId === undefined
+                  ? ""
+                  : `node ${c.nodeId}`,
+            ]),
+          ),
+        );
+      }
       setExit(EXIT_OK);
     });
 }

@@ -21,7 +21,7 @@ interface ProcessRow {
 
 type PingResult =
   | { nodeId: string; name: string; ok: true; rttMs: number; offsetMs: number }
-  | { nodeId: string; name: string; ok: false; error: string };
+  | { nodeId: string; name: string; ok: false; error: string; skipped?: true };
 
 const POLL_MS = 250;
 const FINAL = new Set(["ok", "failed", "skipped", "cancelled"]);
@@ -282,7 +282,7 @@ export function registerTaskCommands(
     .option("--json", "print as JSON")
     .addHelpText(
       "after",
-      "\nExample:\n  picluster ping --on rack=a\n\nExit code 1 when any node did not answer.\n",
+      "\nExample:\n  picluster ping --on rack=a\n\nExit code 1 when any node did not answer; nodes that cannot be pinged (tutorial nodes) are skipped.\n",
     )
     .action((opts: { on: string; json?: boolean }, cmd: Command) =>
       runWithConfig(cmd, io, setExit, async (config) => {
@@ -303,11 +303,16 @@ export function registerTaskCommands(
                       `${r.offsetMs >= 0 ? "+" : ""}${r.offsetMs.toFixed(0)} ms`,
                       "",
                     ]
-                  : [safeLine(r.name), "–", "–", safeLine(r.error)],
+                  : [
+                      safeLine(r.name),
+                      "–",
+                      "–",
+                      r.skipped ? `skipped: ${safeLine(r.error)}` : safeLine(r.error),
+                    ],
               ),
             ),
           );
-        return results.every((r) => r.ok) ? EXIT_OK : EXIT_FAILED;
+        return results.every((r) => r.ok || r.skipped === true) ? EXIT_OK : EXIT_FAILED;
       }),
     );
 }

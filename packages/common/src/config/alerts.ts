@@ -4,6 +4,8 @@
  * keys it sets (`[alert.cpu_temp]` with `when = temp > 75`); any other name
  * is a rule of your own. Every problem is reported as `file:line`.
  */
+
+import { CHANNEL_NAME, CHANNEL_NAME_DOC } from "./channels.js";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
 import { durationType, formatDuration } from "./types.js";
@@ -135,7 +137,7 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   },
   {
     key: "channels",
-    doc: "The channels to tell, by name (`[channel.NAME]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
+    doc: "The channels to tell, by name as the section spells it (`ops.pager` for `[channel.ops.pager]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
   },
   {
     key: "severity",
@@ -156,7 +158,6 @@ const STATE_WORDS = new Set(["alive", "suspect", "down", "left"]);
 const OPS: readonly AlertOp[] = [">=", "<=", "==", "!=", ">", "<"];
 const forType = durationType(0, 30 * 86_400_000);
 const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
-const CHANNEL_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /** `metric op number` into its parts, or why not. */
 export function parseWhen(raw: string): Pick<AlertRuleDef, "metric" | "op" | "threshold"> | string {
@@ -276,7 +277,8 @@ export function readAlertSections(doc: IniDocument | undefined): {
             .map((t) => t.trim())
             .filter((t) => t !== "");
           const wrong = names.find((n) => !CHANNEL_NAME.test(n));
-          if (wrong !== undefined) bad(line, `channels: "${wrong}" is not a channel name`);
+          if (wrong !== undefined)
+            bad(line, `channels: "${wrong}" is not a channel name (${CHANNEL_NAME_DOC})`);
           else {
             rule.channels = names;
             rule.channelsWhere = at(line);

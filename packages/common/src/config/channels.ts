@@ -8,8 +8,7 @@ import { closest, distance } from "fastest-levenshtein";
 import { join as shellJoin, quote as shellQuote, split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
-import type { ValueSource } from "./load.js";
-import { durationType, enumType, formatDuration, integerType } from "./types.js";
+import { durationType, enumType, formatDuration, integerType, type ValueSource } from "./types.js";
 
 export const CHANNEL_TYPES = ["webhook", "ntfy", "discord", "slack", "email", "command"] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
@@ -81,7 +80,14 @@ export type ChannelDef =
   | EmailChannelDef
   | CommandChannelDef;
 
+/**
+ * What a channel may be called: the one rule for `[channel.NAME]` sections
+ * and for the names rules and `[alerts] channels` refer to them by. Dots are
+ * allowed (`[channel.ops.pager]`), as in task names.
+ */
 export const CHANNEL_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
+export const CHANNEL_NAME_DOC =
+  "lowercase letters, digits, '.', '_' or '-', starting with a letter";
 export const DEFAULT_CHANNEL_TIMEOUT_MS = 10_000;
 export const DEFAULT_CHANNEL_RETRIES = 5;
 export const DEFAULT_SMTP_PORTS: Readonly<Record<EmailSecurity, number>> = {
@@ -268,7 +274,7 @@ export function readChannelSections(doc: IniDocument): {
     if (!CHANNEL_NAME.test(name)) {
       problems.push({
         where: at(section.line),
-        message: `[${sectionName}]: a channel name is lowercase letters, digits, '.', '_' or '-', starting with a letter`,
+        message: `[${sectionName}]: a channel name is ${CHANNEL_NAME_DOC}`,
       });
       continue;
     }

@@ -23,11 +23,7 @@ import {
 } from "./schema.js";
 import { readTaskSections, type TaskDef } from "./tasks.js";
 
-export type ValueSource =
-  | { kind: "default" }
-  | { kind: "file"; file: string; line: number }
-  | { kind: "env"; name: string }
-  | { kind: "flag"; name: string };
+import type { ValueSource } from "./types.js";
 
 /** Something worth telling the user that does not stop the program. */
 export interface ConfigNotice {

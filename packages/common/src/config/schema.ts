@@ -11,6 +11,7 @@ import {
   booleanType,
   durationType,
   enumType,
+  httpUrlType,
   integerType,
   type Labels,
   labelsType,
@@ -103,6 +104,11 @@ export const SCHEMA = {
       durationType(1_000, 3_600_000),
       30_000,
       "Longest wait between reconnection attempts (exponential backoff with full jitter up to this).",
+    ),
+    join_refusals: key(
+      integerType(0, 100_000),
+      5,
+      "How many times the primary may refuse this node's join token (unknown, used or expired) before the agent gives up and exits with code 1; 0 means it keeps trying. Only while the node has never had a credential.",
     ),
     outbox_size: key(
       integerType(10, 1_000_000),
@@ -337,7 +343,8 @@ export const SCHEMA = {
     ),
     channels: key(
       stringType({
-        pattern: /^[a-z0-9_,\s-]*$/,
+        // Names as [channel.NAME] takes them (channels.ts CHANNEL_NAME), dots included.
+        pattern: /^[a-z0-9._,\s-]*$/,
         patternDoc: "channel names separated by commas",
       }),
       "",
@@ -360,6 +367,29 @@ export const SCHEMA = {
       integerType(2, 100_000),
       3,
       'When this many nodes or more fire the same rule at once, send one message for all of them ("12 nodes are down").',
+    ),
+  },
+  heartbeat: {
+    url: key(
+      httpUrlType,
+      "",
+      "Where the primary says it is alive: a Healthchecks.io or Uptime Kuma push URL, or any webhook, sent a small JSON POST (see `method`) every `interval` so that something outside this machine notices when it dies. Empty means off. Logs name only its host: its path often holds a secret.",
+      { secret: true },
+    ),
+    method: key(
+      enumType(["post", "get"] as const),
+      "post",
+      "`post` sends the JSON body (Healthchecks.io keeps it with each ping; Uptime Kuma 2 takes it); `get` sends the URL alone, for receivers that take nothing else, like Uptime Kuma 1's push URL.",
+    ),
+    interval: key(
+      durationType(1_000, 86_400_000),
+      60_000,
+      "How often the heartbeat is sent. Give the monitor this as its period and a few intervals of grace.",
+    ),
+    timeout: key(
+      durationType(1_000, 600_000),
+      10_000,
+      "How long one heartbeat may take; one still unanswered when the next is due is cut then. A failure is logged and the next heartbeat goes at its time.",
     ),
   },
   log: {

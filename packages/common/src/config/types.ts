@@ -4,6 +4,13 @@
  * what was expected; each formats a value back into text that parses again.
  */
 
+/** Where a configured value came from (shown by `config show`, named in errors). */
+export type ValueSource =
+  | { kind: "default" }
+  | { kind: "file"; file: string; line: number }
+  | { kind: "env"; name: string }
+  | { kind: "flag"; name: string };
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string };
 
 export interface ValueType<T> {
@@ -39,6 +46,27 @@ export function stringType(
     format: (v) => v,
   };
 }
+
+/**
+ * An `http://` or `https://` URL with a host, or empty (a feature that is
+ * off until set). Kept as written, so `config show` gives it back unchanged.
+ */
+export const httpUrlType: ValueType<string> = {
+  name: "URL",
+  parse(raw) {
+    if (raw === "") return { ok: true, value: "" };
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      return fail("an http:// or https:// URL (or empty)");
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "")
+      return fail("an http:// or https:// URL (or empty)");
+    return { ok: true, value: raw };
+  },
+  format: (v) => v,
+};
 
 export function integerType(min: number, max: number): ValueType<number> {
   return {

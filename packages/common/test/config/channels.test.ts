@@ -277,3 +277,40 @@ test("config channels - config show lists every channel key with its line; URLs,
   ])
     assert.ok(!shown.includes(secret), `${secret} is not shown`);
 });
+
+test("config channels - one name rule for a channel and for the rules that name it: dots are fine in both, a bad name is refused in both with file:line", (t) => {
+  const good = loadText(t, [
+    "[alerts]",
+    "channels = ops.pager",
+    "[channel.ops.pager]",
+    "type = ntfy",
+    "url = https://ntfy.sh/ops-pager",
+    "[alert.node_down]",
+    "channels = ops.pager, none",
+  ]);
+  const { config } = good.load();
+  assert.deepEqual(Object.keys(config.channel), ["ops.pager"]);
+  assert.deepEqual(config.alert.node_down?.channels, ["ops.pager", "none"]);
+  assert.equal(config.alerts.channels, "ops.pager");
+
+  const { file, load } = loadText(t, [
+    "[channel.Ops.Pager]", // 1
+    "type = ntfy",
+    "url = https://ntfy.sh/ops-pager",
+    "[alert.node_down]", // 4
+    "channels = Ops.Pager",
+  ]);
+  const problems = problemsOf(load);
+  const rule = "lowercase letters, digits, '.', '_' or '-', starting with a letter";
+  const expect = [
+    [1, `[channel.Ops.Pager]: a channel name is ${rule}`],
+    [5, `[alert.node_down] channels: "Ops.Pager" is not a channel name (${rule})`],
+  ] as const;
+  for (const [line, text] of expect) {
+    assert.ok(
+      problems.some((p) => p.startsWith(`${file}:${line}: `) && p.includes(text)),
+      `line ${line}: ${text}\n${problems.join("\n")}`,
+    );
+  }
+  assert.equal(problems.length, expect.length, problems.join("\n"));
+});

@@ -291,3 +291,40 @@ test("config - a byte-order mark and CRLF line ends are accepted", (t) => {
   const cwd = workdir(t, { "picluster.ini": "\uFEFF[node]\r\nname = pi-01\r\n" });
   assert.equal(load(cwd).config.node.name, "pi-01");
 });
+
+test("config - [heartbeat]: off by default; the URL must be http(s), is redacted and never echoed; env and flags reach it", (t) => {
+  const off = load(workdir(t)).config.heartbeat;
+  assert.deepEqual(off, { url: "", method: "post", interval: 60_000, timeout: 10_000 });
+
+  const url = "https://hc-ping.com/5f1c3e2a-secret-uuid";
+  const cwd = workdir(t, {
+    "picluster.ini": `[heartbeat]\nurl = ${url}\ninterval = 30s\nmethod = get\n`,
+  });
+  const loaded = load(cwd, { env: { PICLUSTER_HEARTBEAT_TIMEOUT: "5s" } });
+  assert.deepEqual(loaded.config.heartbeat, {
+    url,
+    method: "get",
+    interval: 30_000,
+    timeout: 5_000,
+  });
+  const values = effectiveValues(loaded);
+  assert.equal(values.find((v) => v.section === "heartbeat" && v.key === "url")?.value, REDACTED);
+  assert.ok(!JSON.stringify(values).includes("secret-uuid"));
+
+  const bad = workdir(t, {
+    "picluster.ini": "[heartbeat]\nurl = ftp://hc-ping.com/secret-uuid\ninterval = 10ms\n",
+  });
+  const found = problems(() => load(bad));
+  assert.equal(found.length, 2, found.join("\n"));
+  assert.match(
+    found[0] ?? "",
+    /picluster\.ini:2: .*url.*an http:\/\/ or https:\/\/ URL \(or empty\)/,
+  );
+  assert.match(found[1] ?? "", /picluster\.ini:3: .*interval.*from 1s to 1d/);
+  assert.ok(!found.join("\n").includes("secret-uuid"), "the URL is not echoed");
+  assert.deepEqual(
+    load(workdir(t), { flags: { "heartbeat.url": "http://kuma.lan:3001/api/push/x" } }).config
+      .heartbeat.url,
+    "http://kuma.lan:3001/api/push/x",
+  );
+});

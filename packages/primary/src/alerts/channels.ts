@@ -112,7 +112,8 @@ export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac("sha256", secret).update(body, "utf8").digest("hex")}`;
 }
 
-function hostOf(url: string): string {
+/** A URL's `host:port`, safe to log: its path and query may hold a secret. */
+export function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {
@@ -256,7 +257,7 @@ function oneLine(text: string, max = EXCERPT_CHARS): string {
 }
 
 /** What went wrong underneath a fetch failure (refused, unknown host, TLS…), without the URL. */
-function describeFetchError(err: unknown): string {
+export function describeFetchError(err: unknown): string {
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof Error) {
     const code = (cause as NodeJS.ErrnoException).code;

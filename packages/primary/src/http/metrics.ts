@@ -21,6 +21,8 @@ export interface ProcessStats {
   storeOk?: boolean;
   /** Open HTTP event streams (`/api/stream`, task output, followed logs). */
   httpStreams?: number;
+  /** With `[heartbeat] url` set: when a heartbeat was last taken, Unix seconds (0: never yet). */
+  heartbeatLastSuccessSeconds?: number;
 }
 
 const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
@@ -331,6 +333,13 @@ export function renderMetrics(
       "gauge",
       "Open HTTP event streams (at most [http] max_streams).",
       [["", stats.httpStreams]],
+    );
+  if (stats.heartbeatLastSuccessSeconds !== undefined)
+    e.family(
+      "picluster_heartbeat_last_success_timestamp_seconds",
+      "gauge",
+      "When the receiver at [heartbeat] url last took a heartbeat, Unix seconds; 0 before the first.",
+      [["", stats.heartbeatLastSuccessSeconds]],
     );
   return e.text();
 }

@@ -64,6 +64,8 @@ export interface HttpOptions {
   /** Bearer token for routes that change state; empty means such routes answer 403. */
   token: string;
   limits: HttpLimits;
+  /** storeFingerprint() of the store file, shown by /healthz. */
+  storeId?: string;
   stats(): ProcessStats;
   /** Who may join; absent when the listener runs without TLS. */
   credentials?: CredentialStore;
@@ -223,7 +225,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       .send(errorBody("E_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`)),
   );
 
-  app.get("/healthz", async () => ({ ok: true, version: opts.version }));
+  app.get("/healthz", async () => ({
+    ok: true,
+    version: opts.version,
+    ...(opts.storeId === undefined ? {} : { store: opts.storeId }),
+  }));
 
   // The dashboard when it was built; else a small live status page.
   if (!registerDashboard(app, opts.dashboardDir)) {

@@ -55,6 +55,17 @@ export function publicRun(run: StoredTaskRun): StoredTaskRun & { redacted: true 
   };
 }
 
+/** Codes a node answers with when its agent cannot handle the request at all. */
+const UNSUPPORTED_CODES = new Set(["E_UNKNOWN_TYPE", "E_UNSUPPORTED"]);
+
+/**
+ * The status for a node's refusal: 501 when its agent does not do this
+ * (an older agent: update it), 502 for any other failure on the node.
+ */
+function nodeErrorStatus(err: RequestError): number {
+  return UNSUPPORTED_CODES.has(err.code) ? 501 : 502;
+}
+
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
 export function requester(req: FastifyRequest): string {
   const claimed = req.headers["x-picluster-user"];
@@ -84,7 +95,13 @@ export function registerTaskRoutes(
     const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
     return reply
       .code(status)
-      .send(errorBody(err.code, err.message, err.code === "E_BAD_TASK" ? "task" : "on"));
+      .send(
+        errorBody(
+          err.code,
+          err.message,
+          err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED" ? "task" : "on",
+        ),
+      );
   };
 
   app.post<{ Body: TaskBodyT }>(
@@ -192,13 +209,15 @@ export function registerTaskRoutes(
   );
 
   const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
-  const nodeFailure = (err: unknown, reply: FastifyReply) => {
+  const nodeFailure = (err: unknown, reply: FastifyReply, node: string) => {
     if (err instanceof TaskRequestError)
       return reply
         .code(err.code === "E_NO_SUCH_NODE" ? 404 : 409)
         .send(errorBody(err.code, err.message));
     if (err instanceof RequestError)
-      return reply.code(502).send(errorBody(err.code, `the node answered: ${err.message}`));
+      return reply
+        .code(nodeErrorStatus(err))
+        .send(errorBody(err.code, `node "${node}" answered: ${err.message}`));
     throw err;
   };
 
@@ -225,7 +244,7 @@ export function registerTaskRoutes(
           ...(req.query.sampleMs === undefined ? {} : { sampleMs: req.query.sampleMs }),
         });
       } catch (err) {
-        return nodeFailure(err, reply);
+        return nodeFailure(err, reply, req.params.id);
       }
     },
   );
@@ -251,7 +270,7 @@ export function registerTaskRoutes(
         try {
           return await tasks.ask(req.params.id, "logs.tail", { lines });
         } catch (err) {
-          return nodeFailure(err, reply);
+          return nodeFailure(err, reply, req.params.id);
         }
       }
       // Follow: plain text, lines as the node writes them, until the client
@@ -298,7 +317,11 @@ export function registerTaskRoutes(
         // Nothing streamed: answer like the plain route would.
         if (err instanceof TaskRequestError || err instanceof RequestError) {
           const status =
-            err instanceof TaskRequestError ? (err.code === "E_NO_SUCH_NODE" ? 404 : 409) : 502;
+            err instanceof TaskRequestError
+              ? err.code === "E_NO_SUCH_NODE"
+                ? 404
+                : 409
+              : nodeErrorStatus(err);
           reply.raw.writeHead(status, { "content-type": "application/json; charset=utf-8" });
           reply.raw.end(JSON.stringify(errorBody(err.code, err.message)));
           return;

@@ -150,32 +150,10 @@ export interface Series {
   points: SeriesPoint[];
 }
 
-export interface StoredNodeResult {
-  nodeId: string;
-  name: string;
-  status: string;
-  exitCode: number | null;
-  signal: string | null;
-  startedAt?: number;
-  finishedAt?: number;
-  output: string;
-  truncated: boolean;
-  error?: string;
-}
+// The shapes the API answers with live in common, for the CLI and the dashboard too.
+export type { StoredNodeResult, StoredTaskRun } from "@picluster/common";
 
-export interface StoredTaskRun {
-  id: number;
-  task: string;
-  selector: string;
-  args: Record<string, string>;
-  requestedBy: string;
-  createdAt: number;
-  finishedAt?: number;
-  status: string;
-  nodes: StoredNodeResult[];
-  /** In lists, where `nodes` is left empty: how many nodes ended each way. */
-  counts?: Record<string, number>;
-}
+import type { StoredNodeResult, StoredTaskRun } from "@picluster/common";
 
 interface TaskRunRow {
   id: number;

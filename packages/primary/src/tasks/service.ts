@@ -44,7 +44,8 @@ export interface TaskRequest {
 
 export type PingResult =
   | { nodeId: string; name: string; ok: true; rttMs: number; offsetMs: number }
-  | { nodeId: string; name: string; ok: false; error: string };
+  /** `skipped`: a node that cannot be pinged at all (a tutorial node), not one that failed. */
+  | { nodeId: string; name: string; ok: false; error: string; skipped?: true };
 
 export interface TaskServiceOptions {
   registry: Registry;
@@ -67,6 +68,25 @@ const DEFAULT_REQUEST_MS = 2 * 3_600_000;
 /** Past the agent's own timeout, how long the primary still waits for the answer. */
 const ANSWER_GRACE_MS = 15_000;
 
+/** Why a node whose own config does not allow the task was skipped. */
+export const NOT_ALLOWED = "not allowed by this node's config";
+
+/**
+ * Whether `node` allows `task`, from the catalogue in its details; undefined
+ * when that is not known (no details yet). A tutorial node allows nothing.
+ */
+function allows(node: NodeRecord, task: string): boolean | undefined {
+  if (node.legacy) return false;
+  const tasks = node.details?.tasks;
+  return tasks === undefined ? undefined : tasks.some((t) => t.name === task);
+}
+
+/** `a, b, c` or `a, b, c and 4 more`: names for a one-line message. */
+function someNames(names: readonly string[], max = 5): string {
+  const shown = names.slice(0, max).join(", ");
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
 interface LiveRun {
   view: StoredTaskRun;
   abort: AbortController;
@@ -85,6 +105,7 @@ export class TaskService {
     const nodes = this.select(req.on);
     if (nodes.length === 0)
       throw new TaskRequestError("E_NO_NODES", `selector "${req.on}" matches no node`);
+    this.refuseIfAllowedNowhere(req, nodes);
 
     const disruptive = nodes.some(
       (n) => n.details?.tasks?.find((t) => t.name === req.task)?.disruptive === true,
@@ -148,6 +169,35 @@ export class TaskService {
       this.live.delete(id);
     });
     return structuredClone(view);
+  }
+
+  /**
+   * A task that none of the selected nodes allows (a typo, or a task only
+   * other nodes have) is refused before anything is stored or sent. Nodes
+   * whose catalogue is not known yet (no details) count as allowing it:
+   * their agent decides.
+   */
+  private refuseIfAllowedNowhere(req: TaskRequest, nodes: readonly NodeRecord[]): void {
+    if (nodes.some((n) => allows(n, req.task) !== false)) return;
+    const here = new Set(
+      nodes.filter((n) => !n.legacy).flatMap((n) => (n.details?.tasks ?? []).map((t) => t.name)),
+    );
+    const elsewhere = this.opts.registry
+      .list()
+      .filter((n) => allows(n, req.task) === true)
+      .map((n) => n.name)
+      .sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    const one = elsewhere.length === 1;
+    const who = elsewhere.length === 0 ? "no node allows" : "no selected node allows";
+    const where =
+      elsewhere.length === 0
+        ? ""
+        : ` (${someNames(elsewhere)} ${one ? "allows" : "allow"} it; "${req.on}" does not select ${one ? "it" : "them"})`;
+    const list = [...here].sort().join(", ");
+    throw new TaskRequestError(
+      "E_TASK_NOT_ALLOWED",
+      `${who} "${req.task}"${where}; allowed here: ${list === "" ? "none (each node allows tasks in its own [tasks] and [task.NAME] config)" : list}`,
+    );
   }
 
   /** A run as it stands (live or stored). */
@@ -217,12 +267,10 @@ export class TaskService {
       nodes.map(async (n): Promise<PingResult> => {
         const base = { nodeId: n.id, name: n.name };
         const session = this.opts.sessions.get(n.id);
-        if (session === undefined || n.legacy)
-          return {
-            ...base,
-            ok: false,
-            error: n.legacy ? "a tutorial (legacy) node" : `not connected (${n.state})`,
-          };
+        // The tutorial's protocol has no ping: such a node is skipped, not failed.
+        if (n.legacy) return { ...base, ok: false, skipped: true, error: "tutorial node, no ping" };
+        if (session === undefined)
+          return { ...base, ok: false, error: `not connected (${n.state})` };
         const sentWall = Date.now();
         const sent = performance.now();
         try {
@@ -302,13 +350,16 @@ export class TaskService {
     const { view, abort } = run;
     const results = new Map(view.nodes.map((r) => [r.nodeId, r]));
     const pending: NodeRecord[] = [];
-    // Not connected now: skipped at once, never waited on.
+    // Not allowed there, or not connected now: skipped at once, never sent
+    // or waited on. Only nodes that tried can fail the run.
     for (const node of nodes) {
       const why = node.legacy
         ? "a tutorial (legacy) node: never sent tasks"
-        : !this.opts.sessions.has(node.id) || node.state !== "alive"
-          ? `not connected (${node.state})`
-          : undefined;
+        : allows(node, req.task) === false
+          ? NOT_ALLOWED
+          : !this.opts.sessions.has(node.id) || node.state !== "alive"
+            ? `not connected (${node.state})`
+            : undefined;
       if (why !== undefined) this.finishNode(view, results.get(node.id), "skipped", { error: why });
       else pending.push(node);
     }
