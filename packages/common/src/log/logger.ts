@@ -80,12 +80,27 @@ export function silentLogger(): Logger {
 }
 
 export interface LogOutputOptions {
-  /** `pretty` turns a JSON line into text for people; without it lines are written as JSON. */
-  console?: { fd?: number; pretty?: (line: string) => string };
+  /**
+   * `pretty` turns a JSON line into text for people; without it lines are
+   * written as JSON. `stallMs`: how long a line waits for a console that does
+   * not keep up before it is dropped (CONSOLE_STALL_MS).
+   */
+  console?: { fd?: number; pretty?: (line: string) => string; stallMs?: number };
   file?: RotatingFileOptions;
   /** For when the file is retried; the system clock unless a test injects one. */
   clock?: Pick<Clock, "now">;
 }
+
+/**
+ * How long a line waits for a console that does not keep up (a full pipe to
+ * a slow journal: stderr is non-blocking once Node has looked at it, so a
+ * write can fail with EAGAIN) before it is dropped. The wait blocks the
+ * process, so it is spent once per stall: until the console takes a line
+ * again, later lines are tried once and dropped, counted.
+ */
+export const CONSOLE_STALL_MS = 1_000;
+/** Between tries of a console that said EAGAIN. */
+const CONSOLE_RETRY_MS = 5;
 
 /** How often a log file that could not be written is tried again (on the next line after it). */
 export const LOG_FILE_RETRY_MS = 10_000;
@@ -129,13 +144,23 @@ export class LogOutput implements LineSink {
   private readonly consoleFd: number | undefined;
   private readonly clock: Pick<Clock, "now">;
   private outage: FileOutage | undefined;
+  private readonly stallMs: number;
+  /** Lines the console missed since it last took one; told with the next it takes. */
+  private consoleMissed = 0;
+  /** A line went out to the console only in part: the next starts on a line of its own. */
+  private consoleTorn = false;
+  /** For sleeping between tries of a stalled console (Atomics.wait needs shared memory). */
+  private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
   /** Lines the file did not get (full or read-only disk) since this output was made. */
   fileLinesDropped = 0;
+  /** Lines the console did not take in time since this output was made. */
+  consoleLinesDropped = 0;
 
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
     this.consoleFd = opts.console ? (opts.console.fd ?? 2) : undefined;
     this.pretty = opts.console?.pretty;
+    this.stallMs = opts.console?.stallMs ?? CONSOLE_STALL_MS;
     this.clock = opts.clock ?? { now: () => Date.now() };
   }
 
@@ -145,8 +170,53 @@ export class LogOutput implements LineSink {
   }
 
   private toConsole(line: string): void {
-    if (this.consoleFd !== undefined)
-      writeSync(this.consoleFd, this.pretty ? this.pretty(line) : line);
+    const fd = this.consoleFd;
+    if (fd === undefined) return;
+    const format = (l: string) => (this.pretty ? this.pretty(l) : l);
+    const missed = this.consoleMissed;
+    const text =
+      (this.consoleTorn ? "\n" : "") +
+      (missed > 0
+        ? format(
+            noteLine("warn", this.clock.now(), "log lines were not written to the console", {
+              dropped: missed,
+              reason: "it did not keep up",
+            }),
+          )
+        : "") +
+      format(line);
+    // A stalled console is waited for once; after that each line gets one try.
+    if (this.writeConsole(fd, Buffer.from(text), missed > 0 ? 0 : this.stallMs)) {
+      this.consoleMissed = 0;
+      return;
+    }
+    this.consoleMissed += 1;
+    this.consoleLinesDropped += 1;
+  }
+
+  /**
+   * All of `buf` to the console, waiting at most `stallMs` (real time: the
+   * process is blocked meanwhile) for a full pipe. False when it gave up;
+   * a line given up on part-way leaves consoleTorn set.
+   */
+  private writeConsole(fd: number, buf: Buffer, stallMs: number): boolean {
+    const giveUpAt = Date.now() + stallMs;
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += writeSync(fd, buf, off);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        if (Date.now() >= giveUpAt) {
+          // Nothing out: still as torn as before. Part out: torn now.
+          if (off > 0) this.consoleTorn = true;
+          return false;
+        }
+        Atomics.wait(this.sleepCell, 0, 0, CONSOLE_RETRY_MS);
+      }
+    }
+    this.consoleTorn = false;
+    return true;
   }
 
   /**

@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import {
   closeSync,
+  constants,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   rmSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -149,4 +153,60 @@ test("log output - an error that is not about the disk (a directory where the fi
   mkdirSync(join(dir, "primary.log"));
   const output = new LogOutput({ file: { dir, name: "primary.log", maxBytes: 1024, keep: 1 } });
   assert.throws(() => output.write('{"msg":"x"}\n'), { code: "EISDIR" });
+});
+
+test("log output - a console that does not keep up (a full non-blocking pipe: EAGAIN) is waited for once, then its lines are dropped and counted, never thrown; it says how many when it takes lines again", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-pipe-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, "console");
+  execFileSync("mkfifo", [fifo]);
+  // Read-write and non-blocking: stderr to a slow journal, as Node leaves it.
+  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+  t.after(() => closeSync(fd));
+  const chunk = Buffer.alloc(4096, 0x2e);
+  for (;;) {
+    try {
+      writeSync(fd, chunk);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+      break;
+    }
+  }
+  // Whatever room is left is filled by the first lines; from then on the pipe is full.
+  const output = new LogOutput({ console: { fd, stallMs: 50 } });
+  const log = createLogger(output, { level: "info" });
+  const started = Date.now();
+  for (let n = 0; n < 100; n++) log.info("while stalled", { n, pad: PAD });
+  const tookMs = Date.now() - started;
+  assert.ok(output.consoleLinesDropped > 90, `dropped ${output.consoleLinesDropped}`);
+  assert.ok(tookMs < 1_000, `waited once, not for every line (${tookMs} ms)`);
+
+  // The reader catches up.
+  const buf = Buffer.alloc(65536);
+  const drain = () => {
+    let text = "";
+    for (;;) {
+      try {
+        const n = readSync(fd, buf);
+        if (n === 0) return text;
+        text += buf.subarray(0, n).toString();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        return text;
+      }
+    }
+  };
+  drain();
+  const dropped = output.consoleLinesDropped;
+  log.info("caught up");
+  const lines = drain()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    lines.map((r) => r.msg),
+    ["log lines were not written to the console", "caught up"],
+  );
+  assert.equal(lines[0]?.dropped, dropped);
+  assert.equal(output.consoleLinesDropped, dropped, "nothing dropped once it keeps up");
 });
