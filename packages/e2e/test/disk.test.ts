@@ -180,7 +180,11 @@ test("disk - a full data disk: the primary keeps running, serves and says so, ac
       () => peer.received.filter((e) => e.type === "error").length >= errorsSeen,
       `the primary answered ${errorsSeen} bad frames (and logged each)`,
       10_000,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${String(err)}; got ${peer.received.filter((e) => e.type === "error").length}, peer closed ${peer.closed}, primary exit ${up.child.exitCode}; last: ${JSON.stringify(up.stderr.filter((r) => r.text !== undefined).slice(-25))}`,
+      );
+    });
   };
 
   const reader = new Database(dbFile, { readonly: true, fileMustExist: true });
