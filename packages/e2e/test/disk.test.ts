@@ -179,7 +179,7 @@ test("disk - a full data disk: the primary keeps running, serves and says so, ac
     await waitFor(
       () => peer.received.filter((e) => e.type === "error").length >= errorsSeen,
       `the primary answered ${errorsSeen} bad frames (and logged each)`,
-      10_000,
+      30_000,
     ).catch((err: unknown) => {
       throw new Error(
         `${String(err)}; got ${peer.received.filter((e) => e.type === "error").length}, peer closed ${peer.closed}, primary exit ${up.child.exitCode}; last: ${JSON.stringify(up.stderr.filter((r) => r.text !== undefined).slice(-25))}`,
@@ -498,12 +498,14 @@ test("disk - the dashboard says the primary's disk is full, stays live meanwhile
   );
 });
 
-async function runUp(
+/** `picluster up` or `picluster primary` on `dataDir`, to its exit. */
+async function runRole(
+  role: "up" | "primary",
   dataDir: string,
 ): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(
     process.execPath,
-    [BIN, "up", "--node-data-dir", dataDir, "--http-port", "0", "--primary-port", "0"],
+    [BIN, role, "--node-data-dir", dataDir, "--http-port", "0", "--primary-port", "0"],
     { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
@@ -517,14 +519,14 @@ async function runUp(
   const code = await deadline(
     new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c))),
     15_000,
-    "picluster up exits",
+    `picluster ${role} exits`,
   ).finally(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   return { code, stderr, stdout };
 }
 
-test("disk - a read-only data directory: `picluster up` says so in one sentence and exits non-zero, fresh or already used", async (t) => {
+test("disk - a read-only data directory: `picluster up` and `picluster primary` say so in one sentence and exit non-zero, fresh or already used", async (t) => {
   const mount = mountTmpfs(t, "4m");
   if ("skip" in mount) return t.skip(mount.skip);
   const fresh = join(mount.dir, "fresh");
@@ -548,14 +550,18 @@ test("disk - a read-only data directory: `picluster up` says so in one sentence 
   assert.equal(await deadline(first.exited, 5_000, "first run stops"), 0);
   remount(mount.dir, "ro");
 
-  for (const dir of [fresh, used]) {
-    const run = await runUp(dir);
-    assert.notEqual(run.code, 0, `${dir}: a non-zero exit`);
-    assert.equal(run.stdout, "", `${dir}: nothing claims to be up`);
+  for (const [role, dir] of [
+    ["up", fresh],
+    ["up", used],
+    ["primary", used],
+  ] as const) {
+    const run = await runRole(role, dir);
+    assert.notEqual(run.code, 0, `${role} on ${dir}: a non-zero exit`);
+    assert.equal(run.stdout, "", `${role} on ${dir}: nothing claims to be up`);
     assert.equal(
       run.stderr,
       `error: the data directory ${dir} is read-only: picluster needs to write its database and token there; fix the mount or set [node] data_dir\n`,
-      `${dir}: one sentence, no stack trace`,
+      `${role} on ${dir}: one sentence, no stack trace`,
     );
   }
 });
