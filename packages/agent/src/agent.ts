@@ -43,6 +43,8 @@ export interface AgentOptions {
   /** Resolved data directory (node id, credential). */
   dataDir: string;
   log: Logger;
+  /** Where the periodic `alive` record goes (the log file, not a terminal); default `log`. */
+  livenessLog?: Logger;
   version: string;
   clock?: Clock;
   /** Filesystem root for the collectors ("/" on a node; a fixture tree in tests). */
@@ -152,6 +154,7 @@ export class Agent {
           nodeVersion: process.version,
         })),
         tasks: taskInfo,
+        maxRunning: config.tasks.max_running,
         ...(this.updates === undefined ? {} : { updates: this.updates }),
       }),
       tasks: this.tasks,
@@ -169,7 +172,15 @@ export class Agent {
             },
           }),
       onCredential: (c) => this.saveCredential(c),
-      onWelcome: (w) => this.setVitalsInterval(w.vitalsMs),
+      onWelcome: (w) => {
+        this.setVitalsInterval(w.vitalsMs);
+        // A node that just connected (a new one, or the primary restarted)
+        // shows its figures at once, not one interval later. The agent's
+        // first sample has no earlier counters: its rates are averages since
+        // boot (see VitalsCollector), true if not current, and current from
+        // the next one on.
+        this.sampleVitals();
+      },
       reconnectMaxMs: config.agent.reconnect_max,
       maxFrameBytes: config.primary.max_frame_bytes,
       onDialError: (err) => this.onDialError(err),
@@ -261,7 +272,7 @@ export class Agent {
       );
     }
     startLiveness({
-      log: this.log,
+      log: this.opts.livenessLog?.child({ component: "agent" }) ?? this.log,
       clock: this.clock,
       intervalMs: config.log.liveness_interval,
       signal: this.abort.signal,
@@ -307,12 +318,14 @@ export class Agent {
     this.vitalsMs = ms;
     this.sampling = true;
     this.stopVitals();
-    this.stopVitals = this.clock.every(ms, () => {
-      this.vitals.sample(this.clock.now()).then(
-        (sample) => this.link.enqueueVitals(sample),
-        (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
-      );
-    });
+    this.stopVitals = this.clock.every(ms, () => this.sampleVitals());
+  }
+
+  private sampleVitals(): void {
+    this.vitals.sample(this.clock.now()).then(
+      (sample) => this.link.enqueueVitals(sample),
+      (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
+    );
   }
 
   /**

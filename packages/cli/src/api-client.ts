@@ -1,8 +1,10 @@
 /** The CLI's way to the running primary: its HTTP API, found from the config. */
 import { hostname, userInfo } from "node:os";
+import { join } from "node:path";
 import type { Config } from "@picluster/common";
 import {
   describeError,
+  LOCAL_HTTP_TOKEN_FILE,
   localHttpToken,
   PiclusterError,
   processPathContext,
@@ -24,6 +26,27 @@ export function apiBase(config: Config): string {
 export function apiToken(config: Config): string {
   if (config.http.token !== "") return config.http.token;
   return localHttpToken(resolveDataDir(config.node.data_dir, processPathContext()), false) ?? "";
+}
+
+/** Where `picluster up`, run as this user with this config, keeps the token it made. */
+export function localTokenFile(config: Config): string {
+  return join(resolveDataDir(config.node.data_dir, processPathContext()), LOCAL_HTTP_TOKEN_FILE);
+}
+
+/** How to give a command the API token, for the errors of calls that need it. */
+export function tokenHint(config: Config): string {
+  return `pass --http-token TOKEN (or PICLUSTER_HTTP_TOKEN, or [http] token in the config); a primary started by \`picluster up\` as this user keeps its token in ${localTokenFile(config)}, which commands read by themselves`;
+}
+
+/** The API error with what to do about it, when it is about the token. */
+function withHint(config: Config, code: string, message: string): string {
+  if (code === "E_UNAUTHORIZED")
+    return apiToken(config) === ""
+      ? `${message}, and this command has none: ${tokenHint(config)}`
+      : `${message}: the token this command sent is not the primary's; ${tokenHint(config)}`;
+  if (code === "E_NO_TOKEN_CONFIGURED")
+    return `${message}: set it in the primary's config (\`picluster up\` makes one by itself)`;
+  return message;
 }
 
 function authHeader(config: Config): Record<string, string> {
@@ -84,7 +107,8 @@ export async function callJson<T>(
   const answer = (await res.json()) as unknown;
   if (!res.ok) {
     const e = (answer as { error?: { code?: string; message?: string } }).error;
-    throw new ApiError(e?.code ?? "E_HTTP", e?.message ?? `${res.status} from ${path}`);
+    const code = e?.code ?? "E_HTTP";
+    throw new ApiError(code, withHint(config, code, e?.message ?? `${res.status} from ${path}`));
   }
   return answer as T;
 }
@@ -110,7 +134,8 @@ export async function postJson<T>(config: Config, path: string): Promise<T | und
   const body = (await res.json()) as unknown;
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } }).error;
-    throw new ApiError(e?.code ?? "E_HTTP", e?.message ?? `${res.status} from ${path}`);
+    const code = e?.code ?? "E_HTTP";
+    throw new ApiError(code, withHint(config, code, e?.message ?? `${res.status} from ${path}`));
   }
   return body as T;
 }
@@ -137,9 +162,10 @@ export async function streamText(
   }
   if (!res.ok) {
     const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    const code = body.error?.code ?? "E_HTTP";
     throw new ApiError(
-      body.error?.code ?? "E_HTTP",
-      body.error?.message ?? `${res.status} from ${path}`,
+      code,
+      withHint(config, code, body.error?.message ?? `${res.status} from ${path}`),
     );
   }
   if (res.body === null) return;

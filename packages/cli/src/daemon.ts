@@ -11,6 +11,7 @@ import {
   DataDirError,
   type LoadedConfig,
   type Logger,
+  type LogLevel,
   openProcessLog,
   processPathContext,
   resolveDataDir,
@@ -24,6 +25,8 @@ export interface RoleContext {
   config: Config;
   dataDir: string;
   log: Logger;
+  /** For the periodic `alive` record: the log file, the console only at debug level. */
+  routineLog: Logger;
   /** The role's own log file, when it logs to one. */
   logFile?: string;
 }
@@ -32,21 +35,25 @@ export async function roleContext(
   loaded: LoadedConfig,
   role: string,
   io: CliIo,
+  /** The lowest level shown on the console (the file gets all); see openProcessLog. */
+  consoleLevel?: LogLevel,
 ): Promise<RoleContext & { closeLog(): void }> {
   const paths = { ...processPathContext(), cwd: io.cwd };
   const dataDir = resolveDataDir(loaded.config.node.data_dir, paths);
   const logDir = resolveLogDir(loaded.config.log.dir, dataDir, paths);
-  const { log, output } = await openProcessLog({
+  const { log, routineLog, output } = await openProcessLog({
     config: loaded.config,
     logDir,
     role,
-    isTty: process.stderr.isTTY === true,
+    isTty: io.errIsTty === true,
+    ...(consoleLevel === undefined ? {} : { consoleLevel }),
   });
   for (const n of loaded.notices) log.warn(n.message, { where: n.where, kind: n.kind });
   return {
     config: loaded.config,
     dataDir,
     log,
+    routineLog,
     ...(logDir === undefined ? {} : { logFile: join(logDir, `${role}.log`) }),
     closeLog: () => output.close(),
   };

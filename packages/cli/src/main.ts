@@ -16,6 +16,8 @@ import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js
 import { safeLine } from "./safe.js";
 import { version } from "./version.js";
 
+export { exitQuietlyOnClosedPipe } from "./io.js";
+
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command("picluster")
     .description("Keep a cluster of Linux machines visible and under control from one place.")

@@ -202,14 +202,29 @@ test("cli read - status, nodes, node show, events, vitals, run, tasks and ping w
     byMemory: Array<{ pid: number }>;
   };
   assert.equal(procs.byMemory.length, 3);
-  const logs = await cli("logs", "here", "--lines", "5", "--json");
+  const logs = await cli("logs", "here", "--limit", "5", "--json");
   assert.equal(logs.code, 0, logs.err);
-  const lines = JSON.parse(logs.out) as string[];
-  assert.equal(lines.length, 5);
+  const records = logs.out
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { role?: string; msg?: string; level?: string; time?: string });
+  assert.equal(records.length, 5);
   assert.ok(
-    lines.every((l) => (JSON.parse(l) as { role?: string }).role === "primary"),
-    "the process's own JSON log",
+    records.every((r) => r.role === "primary"),
+    "the process's own JSON log, a record a line",
   );
+  // Readable by default: time in this machine's zone, level, message, fields.
+  const readable = await cli("logs", "here", "-n", "5");
+  assert.equal(readable.code, 0, readable.err);
+  const [zone, ...lines] = readable.out.trimEnd().split("\n");
+  assert.match(zone ?? "", /^times in UTC/);
+  assert.equal(lines.length, 5);
+  for (const line of lines)
+    assert.match(
+      line,
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}(TRACE|DEBUG|INFO |WARN |ERROR|FATAL) {2}\S/,
+    );
+  assert.ok(!readable.out.includes('"msg"'), "no raw JSON");
   const nobody = await cli("logs", "nobody");
   assert.equal(nobody.code, 1);
   assert.match(nobody.err, /E_NO_SUCH_NODE: no node "nobody"/);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
 import type { CliIo } from "../src/io.js";
 import { main } from "../src/main.js";
@@ -73,4 +75,40 @@ test("cli service - a bad role or user name is bad usage (exit 2) with the reaso
     2,
   );
   assert.match(b.text().err, /--user: expected a system user name/);
+});
+
+test("cli service - warns when the config the unit names is missing, or where its sandbox hides it", (t) => {
+  const BIN = new URL("../../bin/picluster.js", import.meta.url).pathname;
+  const install = (config: string) =>
+    spawnSync(
+      process.execPath,
+      [BIN, "service", "install", "agent", "--dry-run", "--config", config],
+      { encoding: "utf8" },
+    );
+  const dir = mkdtempSync(join(tmpdir(), "picluster-service-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const inTmp = join(dir, "picluster.ini");
+  writeFileSync(inTmp, "[agent]\nprimary_host = 10.0.0.1\n");
+
+  const hidden = spawnSync(
+    process.execPath,
+    [BIN, "service", "install", "agent", "--dry-run", "--json", "--config", inTmp],
+    { encoding: "utf8" },
+  );
+  assert.equal(hidden.status, 0, hidden.stderr);
+  const warning = `${inTmp} will not be readable by the service: PrivateTmp=yes gives the service an empty /tmp of its own; move it to /etc/picluster/ and pass that path to --config`;
+  assert.equal(hidden.stderr, `warning: ${warning}\n`);
+  assert.deepEqual((JSON.parse(hidden.stdout) as { warnings: string[] }).warnings, [warning]);
+
+  const home = install("/home/someone/picluster.ini");
+  assert.match(
+    home.stderr,
+    /^warning: \/home\/someone\/picluster\.ini does not exist: the service cannot start until it does/,
+  );
+  assert.equal(home.status, 0, "a dry run still shows the unit");
+  assert.match(home.stdout, /^# would write /);
+
+  // Any file outside /tmp and /home will do (the repository may be in a home directory).
+  const fine = install("/etc/passwd");
+  assert.equal(fine.stderr, "", "a file outside /tmp and /home: nothing to say");
 });

@@ -1,3 +1,4 @@
+export type * from "./api/jobs.js";
 export type * from "./api/tasks.js";
 export * from "./auth.js";
 export * from "./clock.js";
@@ -23,3 +24,4 @@ export * from "./protocol/json-check.js";
 export type * from "./protocol/messages.js";
 export * from "./protocol/version.js";
 export * from "./runtime.js";
+export * from "./time.js";

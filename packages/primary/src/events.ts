@@ -31,7 +31,20 @@ export type ClusterEvent =
       flag: ThrottleFlag;
       on: boolean;
     }
-  | { kind: "node.details"; at: number; nodeId: string; name: string }
+  /**
+   * Its details changed in a way a person cares about (not a boot-time
+   * jitter or an update count): `changes` says what, in words
+   * ("kernel 6.6.51 → 6.6.62"); the first details of a node are `first`,
+   * with one line saying what it is.
+   */
+  | {
+      kind: "node.details";
+      at: number;
+      nodeId: string;
+      name: string;
+      changes: string[];
+      first?: boolean;
+    }
   /**
    * Forgotten on purpose (`picluster node remove`): its record is gone, its
    * credential revoked; `keepHistory` says whether its samples and events were kept.
@@ -125,6 +138,53 @@ export type ClusterEvent =
     }
   /** It writes again; `eventsDropped`: events past the bound of what may wait. */
   | { kind: "primary.store_ok"; at: number; failedForMs: number; eventsDropped: number }
+  /** A job was accepted: `items` will each run `task` once on a selected node with a free slot. */
+  | {
+      kind: "job.started";
+      at: number;
+      jobId: number;
+      task: string;
+      selector: string;
+      items: number;
+      requestedBy: string;
+    }
+  /** Where a job stands; at most once a second per job, stream-only (the queue keeps the counts). */
+  | {
+      kind: "job.progress";
+      at: number;
+      jobId: number;
+      task: string;
+      total: number;
+      queued: number;
+      running: number;
+      ok: number;
+      failed: number;
+      cancelled: number;
+      /** Items finished per second since the last progress event. */
+      perSecond: number;
+    }
+  /** A selected node takes none of the job's items (until its details change). */
+  | {
+      kind: "job.node_skipped";
+      at: number;
+      jobId: number;
+      task: string;
+      nodeId: string;
+      name: string;
+      reason: string;
+    }
+  | {
+      kind: "job.finished";
+      at: number;
+      jobId: number;
+      task: string;
+      status: JobEndStatus;
+      total: number;
+      ok: number;
+      failed: number;
+      cancelled: number;
+      durationMs: number;
+    }
   /** Streamed as it comes; not stored as an event (the node's result keeps it). */
   | {
       kind: "task.output";
@@ -138,10 +198,13 @@ export type ClusterEvent =
 
 export type NodeRunStatus = "pending" | "running" | "ok" | "failed" | "skipped" | "cancelled";
 export type TaskRunStatus = "running" | "ok" | "failed" | "cancelled";
+export type JobEndStatus = "ok" | "failed" | "cancelled";
 
 /** Events too frequent to keep in the recent list or the store's event table. */
 export function isStreamOnly(event: ClusterEvent): boolean {
-  return event.kind === "node.vitals" || event.kind === "task.output";
+  return (
+    event.kind === "node.vitals" || event.kind === "task.output" || event.kind === "job.progress"
+  );
 }
 
 export type EventKind = ClusterEvent["kind"];

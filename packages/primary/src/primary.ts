@@ -17,9 +17,11 @@ import {
   describeError,
   type Envelope,
   type Logger,
+  PiclusterError,
   startLiveness,
   systemClock,
 } from "@picluster/common";
+import type Database from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
 import { createChannel, testMessage } from "./alerts/channels.js";
 import { Deliverer } from "./alerts/delivery.js";
@@ -33,13 +35,16 @@ import { HANDLERS } from "./handlers/index.js";
 import { Heartbeat, type HeartbeatBody } from "./heartbeat.js";
 import { type JoinSettings, sha256 } from "./http/join.js";
 import { buildHttp } from "./http/server.js";
+import { JobService } from "./jobs/service.js";
 import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
 import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry, RESTART_REASON } from "./registry.js";
 import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js";
 import { Session } from "./session.js";
-import { Store, type StoreHealth, type StoreOutage } from "./store/store.js";
+import { SqliteJobQueue } from "./store/job-queue.js";
+import { JobStore } from "./store/jobs.js";
+import { openDatabase, Store, type StoreHealth, type StoreOutage } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
 
 /** How often the credential file is checked for `node add` / `node revoke` from the CLI. */
@@ -50,6 +55,8 @@ export interface PrimaryOptions {
   /** Resolved data directory (credentials live here). */
   dataDir: string;
   log: Logger;
+  /** Where the periodic `alive` record goes (the log file, not a terminal); default `log`. */
+  livenessLog?: Logger;
   version: string;
   clock?: Clock;
   /** The agent bundle served to joining nodes (packages/cli/dist/agent-bundle.cjs). */
@@ -122,6 +129,10 @@ export class Primary {
   readonly credentials: CredentialStore | undefined;
   readonly store: Store;
   readonly tasks: TaskService;
+  /** Built in start(): it resumes the stored jobs. */
+  private jobService: JobService | undefined;
+  /** The job queue's own connection to the store's file. */
+  private jobsDb: Database.Database | undefined;
   private readonly audit: AuditLog;
   private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
@@ -346,6 +357,7 @@ export class Primary {
     });
     const offHealth = this.store.onHealth((h, ended) => this.storeHealthChanged(h, ended));
     this.abort.signal.addEventListener("abort", offHealth, { once: true });
+    await this.startJobs();
     const restored = this.alerts.restore([
       ...this.store.events({ kind: "alert.firing", limit: 10_000 }),
       ...this.store.events({ kind: "alert.resolved", limit: 10_000 }),
@@ -354,7 +366,7 @@ export class Primary {
     this.alerts.start();
     this.liveness.start(this.abort.signal);
     startLiveness({
-      log: this.log,
+      log: this.opts.livenessLog?.child({ component: "primary" }) ?? this.log,
       clock: this.clock,
       intervalMs: this.opts.config.log.liveness_interval,
       signal: this.abort.signal,
@@ -386,6 +398,31 @@ export class Primary {
       alertsFiring: this.alerts.states().filter((s) => s.state === "firing").length,
       at: this.clock.now(),
     };
+  }
+
+  /** The jobs, on a connection of their own to the store's file; unfinished ones resume. */
+  private async startJobs(): Promise<void> {
+    const log = this.opts.log.child({ component: "jobs" });
+    const db = openDatabase(storeFile(this.opts.config, this.opts.dataDir), log);
+    this.jobsDb = db;
+    this.jobService = new JobService({
+      registry: this.registry,
+      sessions: this.sessions,
+      events: this.events,
+      jobs: new JobStore(db),
+      queue: new SqliteJobQueue({ db, clock: this.clock, log }),
+      clock: this.clock,
+      log,
+      audit: this.audit,
+    });
+    await this.jobService.start();
+  }
+
+  /** Jobs: one task once per item on whichever selected nodes are free (after start()). */
+  get jobs(): JobService {
+    if (this.jobService === undefined)
+      throw new PiclusterError("E_NOT_STARTED", "jobs are available once the primary has started");
+    return this.jobService;
   }
 
   private async startHttp(agentPort: number): Promise<number> {
@@ -504,15 +541,19 @@ export class Primary {
     // Messages already queued get a moment to go out; a dead channel cannot hold the stop.
     const deliveryDone = this.delivery.close(SHUTDOWN_DRAIN_MS);
     const tasksDone = this.tasks.close();
+    // Jobs are not cancelled: what runs is stopped and queued again, and the next primary resumes them.
+    const jobsDone = this.jobService?.close();
     for (const session of this.allSessions) session.close("primary shutting down");
     await Promise.all([
       this.listener.close(),
       this.legacy?.close(),
       this.http?.close(),
       tasksDone,
+      jobsDone,
       deliveryDone,
       heartbeatDone,
     ]);
+    this.jobsDb?.close();
     this.store.close();
     this.credentials?.close();
     this.log.info("stopped");
@@ -704,7 +745,11 @@ export class Primary {
         log.info("new node", { node: e.name, nodeId: e.nodeId });
         return;
       case "node.details":
-        log.debug("node details", { node: e.name, nodeId: e.nodeId });
+        log.info(e.first === true ? "node details" : "node details changed", {
+          node: e.name,
+          nodeId: e.nodeId,
+          changes: e.changes,
+        });
         return;
       case "node.removed":
         log.info("node removed", {
@@ -757,6 +802,33 @@ export class Primary {
           status: e.status,
           exitCode: e.exitCode,
           ...(e.error === undefined ? {} : { error: e.error }),
+        });
+        return;
+      case "job.started":
+        log.info("job started", {
+          job: e.jobId,
+          task: e.task,
+          on: e.selector,
+          items: e.items,
+          by: e.requestedBy,
+        });
+        return;
+      case "job.progress":
+        log.debug("job progress", { job: e.jobId, ok: e.ok, failed: e.failed, total: e.total });
+        return;
+      case "job.node_skipped":
+        log.info("node skipped for a job", { job: e.jobId, node: e.name, reason: e.reason });
+        return;
+      case "job.finished":
+        (e.status === "ok" ? log.info : log.warn).call(log, "job finished", {
+          job: e.jobId,
+          task: e.task,
+          status: e.status,
+          total: e.total,
+          ok: e.ok,
+          failed: e.failed,
+          cancelled: e.cancelled,
+          durationMs: e.durationMs,
         });
         return;
       case "task.finished":

@@ -4,6 +4,7 @@
  * becomes an event. Kept behind an interface so a store can back it.
  */
 import type { MessageMap } from "@picluster/common";
+import { describeDetails, detailsChanges } from "./details-changes.js";
 import type { EventBus, NodeState, ThrottleFlag } from "./events.js";
 
 export type Details = MessageMap["details"];
@@ -211,8 +212,21 @@ export class MemoryRegistry implements Registry {
   setDetails(id: string, details: Details, at: number): void {
     const node = this.nodes.get(id);
     if (node === undefined) return;
+    const before = node.details;
     node.details = details;
-    this.events.emit({ kind: "node.details", at, nodeId: id, name: node.name });
+    // Agents send details whenever any field differs (a boot time that
+    // jitters, an update count): an event only for what a person cares about.
+    const changes =
+      before === undefined ? [describeDetails(details)] : detailsChanges(before, details);
+    if (changes.length === 0) return;
+    this.events.emit({
+      kind: "node.details",
+      at,
+      nodeId: id,
+      name: node.name,
+      changes,
+      ...(before === undefined ? { first: true } : {}),
+    });
   }
 
   setVitals(id: string, vitals: Vitals, seq: number | undefined, at: number): void {

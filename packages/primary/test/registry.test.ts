@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { silentLogger } from "@picluster/common";
 import { type ClusterEvent, EventBus } from "../src/events.js";
 import { MemoryRegistry } from "../src/registry.js";
+import { details } from "./support/details.js";
 import { vitals } from "./support/vitals.js";
 
 const hello = {
@@ -90,4 +91,56 @@ test("registry - a removed node is gone, and what its cut session still sends ch
   assert.equal(registry.get("n1"), undefined, "not brought back");
   assert.equal(seen.length, before, "no event: the removal itself is announced by the caller");
   assert.equal(registry.remove("n1"), undefined);
+});
+
+test("registry - details are an event only when something a person cares about changed, saying what", () => {
+  const { registry, seen } = setup();
+  registry.connected(hello, 1);
+  const first = details();
+  registry.setDetails("n1", first, 2);
+  // An agent sends details again when any field differs: a boot time a second off, an update count.
+  registry.setDetails("n1", { ...first, bootTime: (first.bootTime ?? 0) + 1_000 }, 3);
+  registry.setDetails(
+    "n1",
+    { ...first, bootTime: 1_700_000_001_000, updates: { available: 3, checkedAt: 4 } },
+    4,
+  );
+  registry.setDetails(
+    "n1",
+    {
+      ...first,
+      kernel: "6.6.62+rpt-rpi-v8",
+      agentVersion: "0.2.0",
+      memory: { ...first.memory, totalBytes: first.memory.totalBytes + 4096 },
+      disks: [...first.disks, { mount: "/mnt/usb", fs: "vfat", sizeBytes: 64 * 1024 ** 3 }],
+      interfaces: [{ name: "eth0", mac: "dc:a6:32:00:00:01", addresses: ["192.168.1.22"] }],
+    },
+    5,
+  );
+  assert.equal(registry.get("n1")?.details?.agentVersion, "0.2.0", "the registry keeps the latest");
+  assert.deepEqual(
+    seen
+      .filter((e) => e.kind === "node.details")
+      .map((e) => (e.kind === "node.details" ? [e.at, e.first === true, e.changes] : [])),
+    [
+      [
+        2,
+        true,
+        [
+          "Raspberry Pi 4 Model B Rev 1.4, 4 cores, 3.7 GiB, Debian GNU/Linux 12 (bookworm), kernel 6.6.51+rpt-rpi-v8, agent 0.1.0",
+        ],
+      ],
+      [
+        5,
+        false,
+        [
+          "kernel 6.6.51+rpt-rpi-v8 → 6.6.62+rpt-rpi-v8",
+          "agent 0.1.0 → 0.2.0",
+          "disk /mnt/usb added (64 GiB, vfat)",
+          "address 192.168.1.22 added",
+          "address 192.168.1.21 removed",
+        ],
+      ],
+    ],
+  );
 });

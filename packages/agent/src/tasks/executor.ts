@@ -149,6 +149,7 @@ export class TaskExecutor {
     try {
       let last: RunResult = { exitCode: 0, signal: null, durationMs: 0, truncated: false };
       let truncated = false;
+      let timedOut = false;
       let stdout = "";
       // The request's timeout is a budget for the whole task, all steps together.
       const deadline = request.timeoutMs === undefined ? undefined : started + request.timeoutMs;
@@ -174,6 +175,7 @@ export class TaskExecutor {
           );
         }
         truncated ||= last.truncated;
+        timedOut ||= last.stopped === "timeout";
         if (last.stopped !== undefined) {
           onOutput(
             "stderr",
@@ -193,6 +195,7 @@ export class TaskExecutor {
         signal: last.signal,
         durationMs: Math.round(performance.now() - started),
         truncated,
+        ...(timedOut ? { timedOut } : {}),
       };
       this.opts.log.info("task ended", { task: task.name, request: id, ...result });
       return result;

@@ -2,7 +2,7 @@
 
 import type { AlertState } from "@picluster/primary";
 import type { Command } from "commander";
-import { apiToken, callJson, getJson } from "../api-client.js";
+import { apiToken, callJson, getJson, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
@@ -62,7 +62,8 @@ export function registerAlertCommands(
                 firing.map((s) => [
                   safeLine(s.rule),
                   nodeName(s.name, s.legacy),
-                  s.firedAt === null ? "–" : `${ago(s.firedAt)} ago`,
+                  // Since the condition began (the node went down), not since the rule's `for` ran out.
+                  `${ago(s.since)} ago`,
                   String(Math.round(s.value * 10) / 10),
                   s.severity,
                 ]),
@@ -107,9 +108,7 @@ export function registerAlertCommands(
     .action((channel: string, opts: { json?: boolean }, cmd: Command) =>
       runWithConfig(cmd, io, setExit, async (config) => {
         if (apiToken(config) === "") {
-          io.err(
-            "error: a test message needs the API token: set [http] token (the same as the primary's)\n",
-          );
+          io.err(`error: a test message needs the API token: ${tokenHint(config)}\n`);
           return EXIT_USAGE;
         }
         const answer = await callJson<TestAnswer>(config, "POST", "/api/alerts/test", { channel });

@@ -1,11 +1,11 @@
 /** `picluster status|nodes|node show|events|vitals`: reading the cluster through the HTTP API. */
 
-import { durationType } from "@picluster/common";
+import { describeError, durationType, localTime, zoneLabel } from "@picluster/common";
 import type { Command } from "commander";
-import { getJson } from "../api-client.js";
+import { apiBase, getJson } from "../api-client.js";
 import { type loadCliConfig, runWithConfig } from "../config-options.js";
 import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
-import type { CliIo } from "../io.js";
+import { type CliIo, EXIT_FAILED, EXIT_OK } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
 
 interface NodeView {
@@ -41,7 +41,20 @@ interface NodeView {
 const pct = (used: number, total: number) =>
   total > 0 ? `${((used / total) * 100).toFixed(0)}%` : "–";
 
-function row(n: NodeView, colour: boolean): string[] {
+/** Ids of the nodes whose name another node has too (an agent and a tutorial node on one host). */
+function sharedNames(nodes: readonly NodeView[]): Set<string> {
+  const count = new Map<string, number>();
+  for (const n of nodes) count.set(n.name, (count.get(n.name) ?? 0) + 1);
+  return new Set(nodes.filter((n) => (count.get(n.name) ?? 0) > 1).map((n) => n.id));
+}
+
+/** A node's name in a listing; when another has the same, its id too, which commands take. */
+function listedName(n: NodeView, shared: ReadonlySet<string>): string {
+  const name = nodeName(n.name, n.legacy);
+  return shared.has(n.id) ? `${name} [id ${safeLine(n.id)}]` : name;
+}
+
+function row(n: NodeView, colour: boolean, shared: ReadonlySet<string> = new Set()): string[] {
   const v = n.vitals;
   const root = v?.disks.find((d) => d.mount === "/") ?? v?.disks[0];
   const temp =
@@ -54,7 +67,7 @@ function row(n: NodeView, colour: boolean): string[] {
         : "ok"
     : "";
   return [
-    nodeName(n.name, n.legacy),
+    listedName(n, shared),
     `${stateText(n.state, colour)} ${ago(n.stateSince)}`,
     v ? `${v.cpu.total.toFixed(0)}%` : "–",
     temp,
@@ -65,6 +78,9 @@ function row(n: NodeView, colour: boolean): string[] {
   ];
 }
 
+/** How far back `vitals` looks in raw samples when the rollup it asked for has none yet. */
+const RAW_FALLBACK_MS = 10 * 60_000;
+
 const HEADER = ["NAME", "STATE", "CPU", "TEMP", "MEM", "DISK", "UPTIME", "POWER"];
 
 export function registerReadCommands(
@@ -74,62 +90,96 @@ export function registerReadCommands(
 ): void {
   const run = (
     cmd: Command,
-    body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<void>,
+    body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<unknown>,
   ) => runWithConfig(cmd, io, setExit, body);
+
+  /** The nodes `--on` selects; a name that matches none is a warning and exit 1. */
+  const listNodes = async (
+    config: Parameters<typeof getJson>[0],
+    on: string | undefined,
+  ): Promise<{ nodes: NodeView[]; unknownNames: string[] }> => {
+    const q = on === undefined ? "" : `?on=${encodeURIComponent(on)}`;
+    const list = await getJson<{ nodes: NodeView[]; unknownNames?: string[] }>(
+      config,
+      `/api/nodes${q}`,
+    );
+    const unknownNames = list.unknownNames ?? [];
+    for (const name of unknownNames) io.err(`warning: no node is called "${safeLine(name)}"\n`);
+    return { nodes: list.nodes, unknownNames };
+  };
+  const ON_HELP = "only these nodes: all, names or ids, label=value or a state, joined with commas";
 
   program
     .command("status")
     .description("one screen: counts by state and a table of nodes")
+    .option("--on <selector>", ON_HELP)
     .option("--json", "print as JSON")
-    .addHelpText("after", "\nExample:\n  picluster status\n")
-    .action((opts: { json?: boolean }, cmd: Command) =>
+    .addHelpText(
+      "after",
+      "\nExamples:\n  picluster status\n  picluster status --on rack=a,down\n\nTotals count each machine once: a tutorial node on an agent's machine adds nothing.\n",
+    )
+    .action((opts: { on?: string; json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
+        const q = opts.on === undefined ? "" : `?on=${encodeURIComponent(opts.on)}`;
         const [cluster, list] = await Promise.all([
           getJson<{
             nodes: number;
             states: Record<string, number>;
             totals: { cores: number; memoryBytes: number };
-          }>(config, "/api/cluster"),
-          getJson<{ nodes: NodeView[] }>(config, "/api/nodes"),
+            sameMachine?: number;
+          }>(config, `/api/cluster${q}`),
+          listNodes(config, opts.on),
         ]);
+        const code = list.unknownNames.length > 0 ? EXIT_FAILED : EXIT_OK;
         if (opts.json) {
           io.out(`${safeJson({ ...cluster, list: list.nodes })}\n`);
-          return;
+          return code;
         }
         const s = cluster.states;
         const c = io.isTty;
+        const once = cluster.sameMachine ?? 0;
         io.out(
           `${cluster.nodes} nodes: ${s.alive} ${stateText("alive", c)}, ${s.suspect} ${stateText("suspect", c)}, ${s.down} ${stateText("down", c)}, ${s.left} ${stateText("left", c)}` +
-            ` · ${cluster.totals.cores} cores, ${bytes(cluster.totals.memoryBytes)}\n\n`,
+            ` · ${cluster.totals.cores} cores, ${bytes(cluster.totals.memoryBytes)}` +
+            (once === 0
+              ? ""
+              : ` (${once} tutorial node${once === 1 ? "" : "s"} on an agent's machine not counted again)`) +
+            "\n\n",
         );
+        const shared = sharedNames(list.nodes);
         io.out(
           table(
             HEADER,
-            list.nodes.map((n) => row(n, c)),
+            list.nodes.map((n) => row(n, c, shared)),
           ),
         );
+        return code;
       }),
     );
 
   program
     .command("nodes")
     .description("list the nodes")
+    .option("--on <selector>", ON_HELP)
     .option("--json", "print as JSON")
     .addHelpText(
       "after",
-      "\nExample:\n  picluster nodes --json | jq '.[] | select(.state != \"alive\") | .name'\n",
+      "\nExamples:\n  picluster nodes --on down\n  picluster nodes --json | jq '.[] | select(.state != \"alive\") | .name'\n",
     )
-    .action((opts: { json?: boolean }, cmd: Command) =>
+    .action((opts: { on?: string; json?: boolean }, cmd: Command) =>
       run(cmd, async (config) => {
-        const list = await getJson<{ nodes: NodeView[] }>(config, "/api/nodes");
+        const list = await listNodes(config, opts.on);
         if (opts.json) io.out(`${safeJson(list.nodes)}\n`);
-        else
+        else {
+          const shared = sharedNames(list.nodes);
           io.out(
             table(
               HEADER,
-              list.nodes.map((n) => row(n, io.isTty)),
+              list.nodes.map((n) => row(n, io.isTty, shared)),
             ),
           );
+        }
+        return list.unknownNames.length > 0 ? EXIT_FAILED : EXIT_OK;
       }),
     );
 
@@ -171,17 +221,28 @@ export function registerReadCommands(
               `  tasks ${d.tasks.map((t) => safeLine(t.name)).join(", ") || "none allowed"}`,
             );
         }
+        // A name two nodes share (an agent and a tutorial node on one host): say how to reach the other.
+        const others = (await getJson<{ nodes: NodeView[] }>(config, "/api/nodes")).nodes.filter(
+          (o) => o.name === n.name && o.id !== n.id,
+        );
+        for (const o of others)
+          lines.push(
+            `  ${nodeName(o.name, o.legacy)} is another node: \`picluster node show ${safeLine(o.id)}\``,
+          );
         io.out(`${lines.join("\n")}\n\n${table(HEADER, [row(n, io.isTty)])}`);
       }),
     );
 
   program
     .command("events")
-    .description("recent events, newest first (or follow them live)")
+    .description("recent events, oldest first (the newest --limit of them), or follow them live")
     .option("--node <name>", "only this node")
     .option("--kind <kind>", "only this kind, e.g. node.state")
-    .option("--limit <n>", "how many", "50")
-    .option("--follow", "keep printing new events as they happen")
+    .option("-n, --limit <n>", "how many of the newest events", "50")
+    .option(
+      "--follow",
+      "keep printing new events as they happen (reconnects if the primary restarts)",
+    )
     .option("--json", "one JSON object per event")
     .addHelpText(
       "after",
@@ -196,15 +257,7 @@ export function registerReadCommands(
           const q = new URLSearchParams({ limit: opts.limit });
           if (opts.node) q.set("node", opts.node);
           if (opts.kind) q.set("kind", opts.kind);
-          const { events } = await getJson<{
-            events: Array<{
-              id: number;
-              ts: number;
-              kind: string;
-              nodeId: string | null;
-              data: Record<string, unknown>;
-            }>;
-          }>(config, `/api/events?${q}`);
+          const { events } = await getJson<{ events: StreamedEvent[] }>(config, `/api/events?${q}`);
           // Which nodes are the tutorial's, to say so next to their names.
           const legacy = new Set(
             opts.json
@@ -213,35 +266,33 @@ export function registerReadCommands(
                   .filter((n) => n.legacy)
                   .map((n) => n.id),
           );
-          const print = (e: {
-            ts: number;
-            kind: string;
-            nodeId: string | null;
-            data: Record<string, unknown>;
-          }) => {
+          const print = (e: StreamedEvent) => {
             if (opts.json) return io.out(`${safeJson(e)}\n`);
-            const d = e.data;
-            const what =
-              e.kind === "node.state"
-                ? `${safeLine(String(d.from ?? "new"))} → ${stateText(safeLine(String(d.to)), io.isTty)} (${safeLine(String(d.reason))})`
-                : e.kind === "node.throttling"
-                  ? `${safeLine(String(d.flag))} ${d.on ? "ON" : "off"}`
-                  : "";
-            const name = nodeName(String(d.name ?? ""), e.nodeId !== null && legacy.has(e.nodeId));
+            const name = nodeName(
+              typeof e.data.name === "string" ? e.data.name : "",
+              e.nodeId !== null && legacy.has(e.nodeId),
+            );
             io.out(
-              `${new Date(e.ts).toISOString()}  ${name.padEnd(16)} ${safeLine(e.kind).padEnd(16)} ${what}\n`,
+              `${localTime(e.ts)}  ${name.padEnd(16)} ${safeLine(e.kind).padEnd(16)} ${eventWhat(e, io.isTty)}\n`,
             );
           };
+          if (!opts.json) io.out(`times in ${zoneLabel(Date.now())}, oldest first\n`);
+          // The API answers newest first; a log reads down, and --follow goes on below.
           for (const e of [...events].reverse()) print(e);
           if (!opts.follow) return;
-          await followStream(config, events[0]?.id ?? 0, (e) => {
-            if (
-              (opts.kind && e.kind !== opts.kind) ||
-              (opts.node && e.data.name !== opts.node && e.nodeId !== opts.node)
-            )
-              return;
-            print(e);
-          });
+          await followStream(
+            config,
+            events[0]?.id ?? 0,
+            (e) => {
+              if (
+                (opts.kind && e.kind !== opts.kind) ||
+                (opts.node && e.data.name !== opts.node && e.nodeId !== opts.node)
+              )
+                return;
+              print(e);
+            },
+            (note) => io.err(`${note}\n`),
+          );
         }),
     );
 
@@ -270,18 +321,26 @@ export function registerReadCommands(
             ? [opts.metric]
             : ["cpu", "temp", "mem", "disk", "net_rx", "net_tx"];
           const step = Math.max(1_000, Math.ceil(since.value / 60));
-          const all = [];
-          for (const metric of metrics) {
-            all.push(
-              await getJson<{
-                metric: string;
-                resolution: string;
-                points: Array<{ ts: number; avg: number | null }>;
-              }>(
-                config,
-                `/api/nodes/${encodeURIComponent(name)}/vitals?metric=${metric}&from=${from}&to=${to}&step=${step}`,
-              ),
+          type Answer = {
+            metric: string;
+            resolution: string;
+            points: Array<{ ts: number; avg: number | null }>;
+          };
+          const ask = (metric: string, askFrom: number, askStep: number) =>
+            getJson<Answer>(
+              config,
+              `/api/nodes/${encodeURIComponent(name)}/vitals?metric=${metric}&from=${askFrom}&to=${to}&step=${askStep}`,
             );
+          const all: Answer[] = [];
+          for (const metric of metrics) {
+            let series = await ask(metric, from, step);
+            // A node that joined a minute ago has raw samples but no rollup yet:
+            // show those rather than nothing.
+            if (series.points.length === 0 && series.resolution !== "raw") {
+              const recent = Math.max(from, to - RAW_FALLBACK_MS);
+              series = await ask(metric, recent, Math.max(1_000, Math.ceil((to - recent) / 60)));
+            }
+            all.push(series);
           }
           if (opts.json) {
             io.out(`${safeJson(all)}\n`);
@@ -298,37 +357,126 @@ export function registerReadCommands(
     );
 }
 
-/** Print events from the live stream until interrupted. */
+/** A stored event as the API and the stream give it. */
+interface StreamedEvent {
+  id: number;
+  ts: number;
+  kind: string;
+  nodeId: string | null;
+  data: Record<string, unknown>;
+}
+
+/** The WHAT column of `events`: the event in a few words. */
+export function eventWhat(e: StreamedEvent, colour: boolean): string {
+  const d = e.data;
+  const text = (v: unknown) => safeLine(String(v ?? ""));
+  const run = `run ${text(d.runId)}: ${text(d.task)}`;
+  switch (e.kind) {
+    case "node.state":
+      return `${text(d.from ?? "new")} → ${stateText(text(d.to), colour)} (${text(d.reason)})`;
+    case "node.throttling":
+      return `${text(d.flag)} ${d.on ? "ON" : "off"}`;
+    case "node.details":
+      return Array.isArray(d.changes) && d.changes.length > 0
+        ? d.changes.map(text).join("; ")
+        : "details";
+    case "node.joined":
+      return "joined";
+    case "node.removed":
+      return `removed by ${text(d.requestedBy)}${d.keepHistory ? " (history kept)" : ""}`;
+    case "task.started":
+      return `${run} on ${text(d.selector)}, ${text(d.nodes)} node${d.nodes === 1 ? "" : "s"}, by ${text(d.requestedBy)}`;
+    case "task.node":
+      return `${run} ${text(d.status)}${typeof d.exitCode === "number" ? ` (exit ${d.exitCode})` : ""}${typeof d.error === "string" ? `: ${text(d.error)}` : ""}`;
+    case "task.finished":
+      return `${run} ${text(d.status)}: ${text(d.ok)} ok, ${text(d.failed)} failed, ${text(d.skipped)} skipped${d.cancelled ? `, ${text(d.cancelled)} cancelled` : ""}`;
+    case "alert.firing":
+    case "alert.resolved":
+      return `${text(d.rule)}: ${text(d.title)}`;
+    case "alert.delivery_failed":
+      return `${text(d.channel)}: ${text(d.title)} not delivered after ${text(d.attempts)} tries (${text(d.error)})`;
+    default: {
+      const { name: _name, ...rest } = d;
+      return safeJson(rest);
+    }
+  }
+}
+
+/** Waits between reconnects to the event stream: doubling from 500 ms to 10 s, with jitter. */
+const FOLLOW_RETRY_BASE_MS = 500;
+const FOLLOW_RETRY_MAX_MS = 10_000;
+/** Three of the stream's 15 s keep-alives missed. */
+const FOLLOW_SILENCE_MS = 45_000;
+
+/**
+ * Hand every stored event from the live stream to `onEvent`, resuming after
+ * `lastId`, until interrupted. A primary that restarts (or a network that
+ * drops) is waited for: the stream reconnects with backoff, resumes after
+ * the last event seen, and says so through `note`.
+ */
 async function followStream(
   config: Parameters<typeof getJson>[0],
   lastId: number,
-  onEvent: (e: {
-    id: number;
-    ts: number;
-    kind: string;
-    nodeId: string | null;
-    data: Record<string, unknown>;
-  }) => void,
+  onEvent: (e: StreamedEvent) => void,
+  note: (text: string) => void,
 ): Promise<void> {
-  const { apiBase } = await import("../api-client.js");
-  const res = await fetch(`${apiBase(config)}/api/stream`, {
-    headers: { "last-event-id": String(lastId) },
-  });
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+  let last = lastId;
+  let failures = 0;
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    const frames = buffer.split("\n\n");
-    buffer = frames.pop() ?? "";
-    for (const frame of frames) {
-      const data = frame.split("\n").find((l) => l.startsWith("data: "));
-      // Only stored events carry an id; the vitals batches do not.
-      const stored = frame.split("\n").some((l) => l.startsWith("id: "));
-      if (data === undefined || !stored) continue;
-      onEvent(JSON.parse(data.slice(6)));
+    let reason: string;
+    // The primary sends a keep-alive every 15 s: silence past this means it is gone
+    // without a word (power cut, cable), which TCP alone would not notice for long.
+    const silence = new AbortController();
+    let watchdog = setTimeout(() => silence.abort(), FOLLOW_SILENCE_MS);
+    try {
+      const res = await fetch(`${apiBase(config)}/api/stream`, {
+        headers: { "last-event-id": String(last) },
+        signal: silence.signal,
+      });
+      if (!res.ok || res.body === null) throw new Error(`the primary answered ${res.status}`);
+      if (failures > 0) note("event stream: reconnected");
+      failures = 0;
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => silence.abort(), FOLLOW_SILENCE_MS);
+        buffer += decoder.decode(value, { stream: true });
+        const frames = buffer.split("\n\n");
+        buffer = frames.pop() ?? "";
+        for (const frame of frames) {
+          const lines = frame.split("\n");
+          if (lines.includes("event: resync"))
+            note(
+              "event stream: some events were missed while away (`picluster events` lists them)",
+            );
+          const data = lines.find((l) => l.startsWith("data: "));
+          // Only stored events carry an id; the vitals batches do not.
+          if (data === undefined || !lines.some((l) => l.startsWith("id: "))) continue;
+          const e = JSON.parse(data.slice(6)) as StreamedEvent;
+          last = Math.max(last, e.id);
+          onEvent(e);
+        }
+      }
+      reason = "the primary closed it";
+    } catch (err) {
+      // fetch hides why in `cause` (ECONNREFUSED while the primary is away).
+      const cause = (err as { cause?: { code?: string } }).cause;
+      reason = silence.signal.aborted
+        ? `nothing heard for ${FOLLOW_SILENCE_MS / 1000} s`
+        : (cause?.code ?? describeError(err));
+    } finally {
+      clearTimeout(watchdog);
     }
+    const step = Math.min(FOLLOW_RETRY_MAX_MS, FOLLOW_RETRY_BASE_MS * 2 ** Math.min(failures, 10));
+    const waitMs = Math.round(step / 2 + (Math.random() * step) / 2);
+    failures += 1;
+    note(
+      `event stream lost (${safeLine(reason)}); reconnecting in ${(waitMs / 1000).toFixed(1)} s`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
   }
 }

@@ -5,6 +5,8 @@ import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
+import { describeStartError } from "../port-holder.js";
+import { safeLine } from "../safe.js";
 import { agentBundlePath, dashboardPath, version } from "../version.js";
 
 export function registerAgentCommand(
@@ -31,6 +33,7 @@ export function registerAgentCommand(
           config: ctx.config,
           dataDir: ctx.dataDir,
           log: ctx.log,
+          livenessLog: ctx.routineLog,
           version: version(),
           ...(ctx.logFile === undefined ? {} : { logFile: ctx.logFile }),
           // A reboot or shutdown task whose command failed: exit, and let the service restart us.
@@ -72,6 +75,7 @@ export function registerPrimaryCommand(
             : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
         dataDir: ctx.dataDir,
         log: ctx.log,
+        livenessLog: ctx.routineLog,
         version: version(),
         agentBundle: agentBundlePath(),
         dashboardDir: dashboardPath(),
@@ -79,8 +83,9 @@ export function registerPrimaryCommand(
       try {
         await primary.start();
       } catch (err) {
-        ctx.log.fatal("cannot start the primary", { err: describeError(err) });
-        io.err(`error: cannot start the primary: ${describeError(err)}\n`);
+        const why = describeStartError(err, ctx.config);
+        ctx.log.fatal("cannot start the primary", { err: why });
+        io.err(`error: cannot start the primary: ${safeLine(why)}\n`);
         ctx.closeLog();
         return setExit(EXIT_FAILED);
       }

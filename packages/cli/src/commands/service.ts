@@ -4,7 +4,7 @@
  * Every external command is spawned with an argument array, never a shell.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AGENT_NODE_FLAGS, describeError } from "@picluster/common";
 import type { Command } from "commander";
@@ -50,6 +50,45 @@ export function unitText(o: UnitOptions): string {
     "WantedBy=multi-user.target",
     "",
   ].join("\n");
+}
+
+/** Where the unit's sandboxing (PrivateTmp, ProtectHome) keeps a file from the service. */
+const HIDDEN: ReadonlyArray<{ under: string; why: string }> = [
+  { under: "/tmp/", why: "PrivateTmp=yes gives the service an empty /tmp of its own" },
+  { under: "/var/tmp/", why: "PrivateTmp=yes gives the service an empty /var/tmp of its own" },
+  {
+    under: "/root/",
+    why: "/root is closed to the service's user, and ProtectHome=read-only guards it too",
+  },
+  {
+    under: "/home/",
+    why: "ProtectHome=read-only guards home directories, which are often closed to other users (the service's)",
+  },
+  { under: "/run/user/", why: "ProtectHome=read-only guards /run/user" },
+];
+
+/**
+ * What is wrong with the config file the unit will name: missing, or
+ * somewhere the service cannot see it. Warnings: the unit is still right
+ * once the file is where it says.
+ */
+export function configWarnings(config: string): string[] {
+  if (!existsSync(config))
+    return [
+      `${config} does not exist: the service cannot start until it does (\`picluster init\` writes one for a primary; pass --config FILE for another)`,
+    ];
+  let real = config;
+  try {
+    real = realpathSync(config);
+  } catch {
+    // Unreadable on the way: judged by the path as given.
+  }
+  const hidden = HIDDEN.find((h) => config.startsWith(h.under) || real.startsWith(h.under));
+  return hidden === undefined
+    ? []
+    : [
+        `${config} will not be readable by the service: ${hidden.why}; move it to /etc/picluster/ and pass that path to --config`,
+      ];
 }
 
 interface Step {
@@ -123,10 +162,13 @@ export function registerServiceCommand(
             argv: ["systemctl", "enable", "--now", unitName],
           },
         ];
+        const warnings = configWarnings(config);
+        // A real install refuses a missing file below, with an error of its own.
+        if (opts.dryRun || existsSync(config)) for (const w of warnings) io.err(`warning: ${w}\n`);
         if (opts.dryRun) {
           if (opts.json)
             io.out(
-              `${JSON.stringify({ dryRun: true, unitFile, unit: text, commands: steps.map((s) => s.argv) })}\n`,
+              `${JSON.stringify({ dryRun: true, unitFile, unit: text, commands: steps.map((s) => s.argv), warnings })}\n`,
             );
           else {
             io.out(`# would write ${unitFile}:\n${text}\n# would run:\n`);

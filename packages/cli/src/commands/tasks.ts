@@ -1,12 +1,13 @@
 /** `picluster run|tasks|ping`: tasks and pings through the running primary's HTTP API. */
 
-import { type Config, durationType } from "@picluster/common";
+import { type Config, durationType, zoneLabel } from "@picluster/common";
 import type { StoredTaskRun } from "@picluster/primary";
-import type { Command } from "commander";
-import { ApiError, apiToken, callJson, getJson, streamText } from "../api-client.js";
+import { type Command, Option } from "commander";
+import { ApiError, apiToken, callJson, getJson, streamText, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, bytes, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
+import { jsonLogLine, LineSplitter, readableLogLine } from "../log-lines.js";
 import { safeJson, safeLine, safeText } from "../safe.js";
 
 type TaskRun = StoredTaskRun;
@@ -119,9 +120,7 @@ export function registerTaskCommands(
       ) =>
         runWithConfig(cmd, io, setExit, async (config) => {
           if (apiToken(config) === "") {
-            io.err(
-              "error: running tasks needs the API token: set [http] token (the same as the primary's)\n",
-            );
+            io.err(`error: running tasks needs the API token: ${tokenHint(config)}\n`);
             return EXIT_USAGE;
           }
           const batch = opts.batch === undefined ? undefined : Number(opts.batch);
@@ -157,7 +156,7 @@ export function registerTaskCommands(
     .command("tasks")
     .description("recent task runs, or one run with each node's output")
     .argument("[id]", "a run's id: show it in full")
-    .option("--limit <n>", "how many runs to list", "20")
+    .option("-n, --limit <n>", "how many runs to list", "20")
     .option("--json", "print as JSON")
     .addHelpText("after", "\nExamples:\n  picluster tasks\n  picluster tasks 12\n")
     .action((id: string | undefined, opts: { limit: string; json?: boolean }, cmd: Command) =>
@@ -198,29 +197,42 @@ export function registerTaskCommands(
 
   program
     .command("logs")
-    .description("the last lines of a node's agent log")
+    .description("the last lines of a node's agent log, readable (--json: the records as they are)")
     .argument("<node>", "node name or id")
-    .option("-n, --lines <n>", "how many lines", "50")
+    .option("-n, --limit <n>", "how many lines", "50")
+    .addOption(new Option("--lines <n>", "the same as --limit").hideHelp())
     .option("-f, --follow", "keep printing new lines until Ctrl-C")
-    .option("--json", "print as JSON")
+    .option("--json", "the log's own JSON records, one a line")
     .addHelpText(
       "after",
-      "\nExamples:\n  picluster logs pi-01 --lines 200\n  picluster logs pi-01 --follow\n",
+      "\nExamples:\n  picluster logs pi-01 -n 200\n  picluster logs pi-01 --follow\n  picluster logs pi-01 --json | jq 'select(.level == \"warn\")'\n",
     )
     .action(
-      (node: string, opts: { lines: string; follow?: boolean; json?: boolean }, cmd: Command) =>
+      (
+        node: string,
+        opts: { limit: string; lines?: string; follow?: boolean; json?: boolean },
+        cmd: Command,
+      ) =>
         runWithConfig(cmd, io, setExit, async (config) => {
+          const limit = encodeURIComponent(opts.lines ?? opts.limit);
+          const show = (line: string) =>
+            io.out(`${opts.json ? jsonLogLine(line) : readableLogLine(line)}\n`);
+          if (!opts.json) io.out(`times in ${zoneLabel(Date.now())}\n`);
           if (opts.follow) {
             const stop = new AbortController();
             const onSigint = () => stop.abort();
             process.once("SIGINT", onSigint);
+            const lines = new LineSplitter();
             try {
               await streamText(
                 config,
-                `/api/nodes/${encodeURIComponent(node)}/logs?follow=true&lines=${encodeURIComponent(opts.lines)}`,
-                (text) => io.out(safeText(text)),
+                `/api/nodes/${encodeURIComponent(node)}/logs?follow=true&lines=${limit}`,
+                (text) => {
+                  for (const line of lines.push(text)) show(line);
+                },
                 stop.signal,
               );
+              for (const line of lines.end()) show(line);
             } finally {
               process.off("SIGINT", onSigint);
             }
@@ -228,11 +240,9 @@ export function registerTaskCommands(
           }
           const { lines } = await getJson<{ lines: string[] }>(
             config,
-            `/api/nodes/${encodeURIComponent(node)}/logs?lines=${encodeURIComponent(opts.lines)}`,
+            `/api/nodes/${encodeURIComponent(node)}/logs?lines=${limit}`,
           );
-          io.out(
-            opts.json ? `${safeJson(lines)}\n` : lines.map((l) => `${safeText(l)}\n`).join(""),
-          );
+          for (const line of lines) show(line);
           return EXIT_OK;
         }),
     );
@@ -241,10 +251,10 @@ export function registerTaskCommands(
     .command("top")
     .description("a node's busiest processes, by CPU and by memory")
     .argument("<node>", "node name or id")
-    .option("-n <n>", "processes in each list", "10")
+    .option("-n, --limit <n>", "processes in each list", "10")
     .option("--json", "print as JSON")
     .addHelpText("after", "\nExample:\n  picluster top pi-01 -n 5\n")
-    .action((node: string, opts: { n: string; json?: boolean }, cmd: Command) =>
+    .action((node: string, opts: { limit: string; json?: boolean }, cmd: Command) =>
       runWithConfig(cmd, io, setExit, async (config) => {
         const top = await getJson<{
           sampledMs: number;
@@ -252,7 +262,7 @@ export function registerTaskCommands(
           byMemory: ProcessRow[];
         }>(
           config,
-          `/api/nodes/${encodeURIComponent(node)}/processes?n=${encodeURIComponent(opts.n)}`,
+          `/api/nodes/${encodeURIComponent(node)}/processes?n=${encodeURIComponent(opts.limit)}`,
         );
         if (opts.json) {
           io.out(`${safeJson(top)}\n`);

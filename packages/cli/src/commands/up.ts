@@ -16,6 +16,8 @@ import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
+import { describeStartError } from "../port-holder.js";
+import { safeLine } from "../safe.js";
 import { agentBundlePath, dashboardPath, version } from "../version.js";
 
 export function registerUpCommand(
@@ -35,7 +37,14 @@ export function registerUpCommand(
       const loaded = loadCliConfig(globals, io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
       if (!writableDataDir(loaded, io)) return setExit(EXIT_FAILED);
-      const ctx = await roleContext(loaded, "primary", io);
+      // On a terminal, the banner and warnings only: what `up` does as it
+      // goes is in the log file (the banner says where).
+      const ctx = await roleContext(
+        loaded,
+        "primary",
+        io,
+        io.errIsTty === true ? "warn" : undefined,
+      );
       const { Primary } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
       const { readCredentialFile } = await import("@picluster/common");
@@ -50,6 +59,7 @@ export function registerUpCommand(
             : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
         dataDir: ctx.dataDir,
         log: ctx.log,
+        livenessLog: ctx.routineLog,
         version: version(),
         agentBundle: agentBundlePath(),
         dashboardDir: dashboardPath(),
@@ -58,7 +68,9 @@ export function registerUpCommand(
       try {
         ports = await primary.start();
       } catch (err) {
-        io.err(`error: cannot start the primary: ${describeError(err)}\n`);
+        io.err(
+          `error: cannot start the primary: ${safeLine(describeStartError(err, ctx.config))}\n`,
+        );
         ctx.closeLog();
         return setExit(EXIT_FAILED);
       }
@@ -101,6 +113,7 @@ export function registerUpCommand(
         config: agentConfig,
         dataDir: agentDir,
         log: ctx.log,
+        livenessLog: ctx.routineLog,
         version: version(),
         // One process, one log: the local node's `logs` are this process's.
         ...(ctx.logFile === undefined ? {} : { logFile: ctx.logFile }),
@@ -134,6 +147,12 @@ export function registerUpCommand(
           `  this machine reports as "${name}"; add others with \`picluster node add NAME\` (agents connect to port ${ports.agentPort})\n`,
         );
         io.out(`  data: ${ctx.dataDir}; stop with Ctrl-C\n`);
+        if (ctx.logFile !== undefined)
+          io.out(
+            io.errIsTty === true
+              ? `  log: ${ctx.logFile} (only warnings are shown here; --log-level debug shows everything)\n`
+              : `  log: ${ctx.logFile}\n`,
+          );
       }
       setExit(await stopped);
       ctx.closeLog();

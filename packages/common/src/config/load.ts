@@ -77,6 +77,19 @@ function bracketed(id: string): string {
   return `[${section}] ${keyName}`;
 }
 
+/**
+ * The tutorial's names too, so that a typo in `[master] socket_prot` is
+ * told its key: the alias, and the name it is read as.
+ */
+const ALIAS_IDS = new Map(ALIASES.map((a) => [`${a.section}.${a.key}`, a]));
+
+/** A suggested key as a user writes it; an alias says what it stands for. */
+function aliasOrKey(id: string): string {
+  const alias = ALIAS_IDS.get(id);
+  if (alias === undefined || "obsolete" in alias) return bracketed(id);
+  return `${bracketed(id)}, read as ${bracketed(alias.to)}`;
+}
+
 /** ` (did you mean X?)` when a candidate is close enough to be a typo of `name`. */
 function suggestion(
   name: string,
@@ -164,7 +177,7 @@ function readFileCandidates(
         notices.push({
           kind: "unknown_key",
           where: at(entry.line),
-          message: `unknown key "${keyName}" in [${sectionName}], ignored${suggestion(id, KNOWN.keys(), bracketed)}`,
+          message: `unknown key "${keyName}" in [${sectionName}], ignored${suggestion(id, [...KNOWN.keys(), ...ALIAS_IDS.keys()], aliasOrKey)}`,
         });
         continue;
       }

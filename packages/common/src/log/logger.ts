@@ -80,12 +80,17 @@ export function silentLogger(): Logger {
 }
 
 export interface LogOutputOptions {
-  /**
-   * `pretty` turns a JSON line into text for people; without it lines are
-   * written as JSON. `stallMs`: how long a line waits for a console that does
-   * not keep up before it is dropped (CONSOLE_STALL_MS).
-   */
-  console?: { fd?: number; pretty?: (line: string) => string; stallMs?: number };
+  console?: {
+    fd?: number;
+    /** Turns a JSON line into text for people; without it lines are written as JSON. */
+    pretty?: (line: string) => string;
+    /** The lowest level the console shows; lines below it go to the file only. Default: all. */
+    level?: LogLevel;
+    /** Whether routine records (see `routine`) reach the console too. Default: no. */
+    routine?: boolean;
+    /** How long a line waits for a console that does not keep up before it is dropped (CONSOLE_STALL_MS). */
+    stallMs?: number;
+  };
   file?: RotatingFileOptions;
   /** For when the file is retried; the system clock unless a test injects one. */
   clock?: Pick<Clock, "now">;
@@ -132,16 +137,39 @@ interface FileOutage {
   dropped: number;
 }
 
+/** The level word pino puts first on every line (`{"level":"info",…`); undefined if it is not there. */
+function levelOf(line: string): LogLevel | undefined {
+  const prefix = '{"level":"';
+  if (!line.startsWith(prefix)) return undefined;
+  const word = line.slice(prefix.length, line.indexOf('"', prefix.length));
+  return (LOG_LEVELS as readonly string[]).includes(word) ? (word as LogLevel) : undefined;
+}
+
 /**
  * The one place a process's log lines are written. Loggers in this thread
  * write to it directly; worker threads post their lines through a
  * MessagePort (portLogger → receivePortLines), so one owner writes each
  * whole line and lines from many threads never tear or interleave.
+ *
+ * The file gets every line. The console can be quieter: `console.level`
+ * keeps the lines below it out (on a terminal, `picluster up` shows
+ * warnings only), and `routine` lines (the periodic liveness record) reach
+ * it only when asked for, so they never bury what a person needs to see.
+ *
+ * Neither ever throws at whoever logged for a disk or a reader that cannot
+ * keep up: a file the disk will not take (full, read-only) is skipped and
+ * retried every LOG_FILE_RETRY_MS, a console that stalls is waited for once
+ * and then skipped until it takes a line, a console whose reader is gone is
+ * dropped; what was missed is counted and said.
  */
 export class LogOutput implements LineSink {
   private readonly file: RotatingFile | undefined;
   private readonly pretty: ((line: string) => string) | undefined;
-  private readonly consoleFd: number | undefined;
+  private consoleFd: number | undefined;
+  private readonly consoleMin: number;
+  private readonly routineToConsole: boolean;
+  /** Where routine records go: the file, and the console only if `console.routine` says so. */
+  readonly routine: LineSink;
   private readonly clock: Pick<Clock, "now">;
   private outage: FileOutage | undefined;
   private readonly stallMs: number;
@@ -160,13 +188,23 @@ export class LogOutput implements LineSink {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
     this.consoleFd = opts.console ? (opts.console.fd ?? 2) : undefined;
     this.pretty = opts.console?.pretty;
+    this.consoleMin = LOG_LEVELS.indexOf(opts.console?.level ?? "trace");
+    this.routineToConsole = opts.console?.routine === true;
     this.stallMs = opts.console?.stallMs ?? CONSOLE_STALL_MS;
     this.clock = opts.clock ?? { now: () => Date.now() };
+    this.routine = {
+      write: (line) => {
+        if (this.file !== undefined) this.toFile(this.file, line);
+        // With no file the console is the only log there is.
+        if (this.routineToConsole || this.file === undefined) this.toConsole(line);
+      },
+    };
   }
 
   write(line: string): void {
     if (this.file !== undefined) this.toFile(this.file, line);
-    this.toConsole(line);
+    const level = levelOf(line);
+    if (level === undefined || LOG_LEVELS.indexOf(level) >= this.consoleMin) this.toConsole(line);
   }
 
   private toConsole(line: string): void {
@@ -206,7 +244,14 @@ export class LogOutput implements LineSink {
       try {
         off += writeSync(fd, buf, off);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EPIPE") {
+          // `picluster up 2>&1 | head`: the reader is gone. The file keeps every
+          // line, so the console stops rather than failing whoever logged.
+          this.consoleFd = undefined;
+          return true;
+        }
+        if (code !== "EAGAIN") throw err;
         if (Date.now() >= giveUpAt) {
           // Nothing out: still as torn as before. Part out: torn now.
           if (off > 0) this.consoleTorn = true;
@@ -222,7 +267,7 @@ export class LogOutput implements LineSink {
   /**
    * Write to the file unless it is out (full or read-only disk): then drop
    * the line, count it, and try the file again every LOG_FILE_RETRY_MS. The
-   * console, if any, gets every line either way.
+   * console, if any, gets its lines either way.
    */
   private toFile(file: RotatingFile, line: string): void {
     const now = this.clock.now();

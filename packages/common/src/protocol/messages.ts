@@ -102,6 +102,11 @@ export const Details = Type.Object({
   tasks: Type.Optional(Type.Array(TaskInfo, { maxItems: 256 })),
   /** Packages that can be upgraded, from the last updates.check (hourly at most). */
   updates: Type.Optional(Type.Object({ available: Uint, checkedAt: Uint })),
+  /**
+   * `[tasks] max_running`: tasks this node runs at once. A job hands a node
+   * no more items than this; older agents leave it out (the primary assumes 4).
+   */
+  maxRunning: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
 });
 
 export const Heartbeat = Type.Object({
@@ -213,6 +218,11 @@ export const TaskResult = Type.Object({
   durationMs: Uint,
   /** True when output past the limit was dropped. */
   truncated: Type.Boolean(),
+  /**
+   * True when the node killed the task at its timeout (the task's own or
+   * the request's): a job queues such an item again instead of failing it.
+   */
+  timedOut: Type.Optional(Type.Boolean()),
 });
 
 export const TaskOutput = Type.Object({

@@ -315,6 +315,11 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
             },
           },
         },
+        maxRunning: {
+          type: "integer",
+          minimum: 1,
+          maximum: 64,
+        },
       },
     },
   },
@@ -938,6 +943,11 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
             },
           },
         },
+        maxRunning: {
+          type: "integer",
+          minimum: 1,
+          maximum: 64,
+        },
       },
     },
   },
@@ -998,6 +1008,9 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           minimum: 0,
         },
         truncated: {
+          type: "boolean",
+        },
+        timedOut: {
           type: "boolean",
         },
       },

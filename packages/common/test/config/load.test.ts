@@ -155,6 +155,20 @@ test("config - an unknown key or section is a warning naming file:line and the c
   assert.equal(loaded.config.primary.port, 12345, "an ignored key changes nothing");
 });
 
+test("config - a misspelt tutorial key is told its tutorial name and what that is read as", (t) => {
+  const cwd = workdir(t, {
+    "picluster.ini": "[master]\nsocket_prot = 5000\n\n[slave]\nmaster_pi = 10.0.0.1\n",
+  });
+  const file = join(cwd, "picluster.ini");
+  assert.deepEqual(
+    load(cwd).notices.map((n) => `${n.where}: ${n.message}`),
+    [
+      `${file}:2: unknown key "socket_prot" in [master], ignored (did you mean [master] socket_port, read as [primary] port?)`,
+      `${file}:5: unknown key "master_pi" in [slave], ignored (did you mean [slave] master_ip, read as [agent] primary_host?)`,
+    ],
+  );
+});
+
 test("config - unknown PICLUSTER_ variables and flags are named with the closest real one", (t) => {
   const cwd = workdir(t);
   const loaded = load(cwd, { env: { PICLUSTER_PRIMRY_PORT: "1" } });

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { startLiveness } from "../../src/log/liveness.js";
-import { createLogger, type LineSink } from "../../src/log/logger.js";
+import { createLogger, type LineSink, LogOutput } from "../../src/log/logger.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
 
 function capture(): LineSink & { records(): Array<Record<string, unknown>> } {
@@ -65,4 +68,34 @@ test("liveness - one alive record per interval with a rising counter, stopped by
   clock.advance(60_000);
   assert.equal(sink.records().length, 3, "no record after abort");
   assert.equal(clock.pending, 0, "no timer left behind");
+});
+
+test("log output - the console takes lines from its level up and routine lines only when asked; the file takes all", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "picluster-log-output-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const consolePath = join(dir, "console");
+  const read = (path: string) =>
+    readFileSync(path, "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+  for (const routine of [false, true]) {
+    const fd = openSync(consolePath, "w");
+    const output = new LogOutput({
+      console: { fd, level: "warn", routine },
+      file: { dir, name: `role-${routine}.log`, maxBytes: 1024 * 1024, keep: 1 },
+    });
+    const log = createLogger(output, { level: "info" });
+    log.info("listening");
+    log.warn("disk nearly full");
+    createLogger(output.routine, { level: "info" }).info("alive");
+    output.close();
+    closeSync(fd);
+    assert.deepEqual(read(consolePath), ["disk nearly full", ...(routine ? ["alive"] : [])]);
+    assert.deepEqual(read(join(dir, `role-${routine}.log`)), [
+      "listening",
+      "disk nearly full",
+      "alive",
+    ]);
+  }
 });

@@ -282,7 +282,8 @@ export class AlertEngine {
         nodeId: e.nodeId,
         name: node.name,
         legacy: node.legacy,
-        since: e.ts,
+        // It fired once its condition had held for the rule's `for`.
+        since: e.ts - rule.forMs,
         value: typeof e.data.value === "number" ? e.data.value : 0,
         firing: true,
         firedAt: e.ts,
@@ -759,10 +760,12 @@ export class AlertEngine {
       "track" in i ? { ...this.subject(i.track), value: i.value } : this.subject(i),
     );
     const first = tracks[0];
+    // When the trouble began (the first node went down), not when the rule's `for` ran out.
+    const since = Math.min(...tracks.map((t) => t.since));
     const { title, text } = wordAlert(rule, status, subjects, {
       primaryVersion: this.opts.version,
       now,
-      ...(first === undefined ? {} : { since: first.firedAt }),
+      ...(tracks.length === 0 ? {} : { since }),
     });
     const group = status === "firing" && tracks.length > 1 ? ++this.groups : undefined;
     for (const t of tracks) {
@@ -815,6 +818,6 @@ export class AlertEngine {
   }
 
   private extra(t: Track, now: number) {
-    return { primaryVersion: this.opts.version, now, since: t.firing ? t.firedAt : t.since };
+    return { primaryVersion: this.opts.version, now, since: t.since };
   }
 }

@@ -3,7 +3,13 @@
  * is wrong, and a few lines on what to check. One wording per metric, used
  * by the stock rules and by your own rules on the same metric.
  */
-import { type AlertRuleDef, formatDuration } from "@picluster/common";
+import {
+  type AlertRuleDef,
+  durationWords,
+  formatDuration,
+  localTime,
+  utcOffset,
+} from "@picluster/common";
 import type { StoreFailureCause } from "../events.js";
 
 export interface Subject {
@@ -214,12 +220,16 @@ function condition(rule: AlertRuleDef): string {
   return [what, held].filter((x) => x !== "").join(" ");
 }
 
-/** Title and text of a notification about `nodes` for `rule`. */
+/**
+ * Title and text of a notification about `nodes` for `rule`. `since` is
+ * when the condition began (the node went down), not when the rule's `for`
+ * ran out and the alert fired; times are the primary's, with their zone.
+ */
 export function wordAlert(
   rule: AlertRuleDef,
   status: "firing" | "resolved",
   nodes: readonly Subject[],
-  extra: { primaryVersion: string; since?: number; now: number },
+  extra: { primaryVersion: string; since?: number; now: number; timeZone?: string },
 ): { title: string; text: string } {
   const w = wordingOf(rule);
   const one = nodes.length === 1 ? nodes[0] : undefined;
@@ -264,10 +274,13 @@ export function wordAlert(
           .join(", ")}${nodes.length > MAX_LISTED ? ` and ${nodes.length - MAX_LISTED} more` : ""}`,
   );
   lines.push(`Rule: ${rule.name}${cond === "" ? "" : `, ${cond}`}${rule.stock ? " (stock)" : ""}`);
-  if (extra.since !== undefined)
+  if (extra.since !== undefined) {
+    const at = `${localTime(extra.since, extra.timeZone)} ${utcOffset(extra.since, extra.timeZone)}`;
+    const lasted = durationWords(extra.now - extra.since);
     lines.push(
-      `${status === "firing" ? "Since" : "Firing for"}: ${status === "firing" ? new Date(extra.since).toLocaleString() : formatDuration(Math.max(0, extra.now - extra.since))}`,
+      status === "firing" ? `Since: ${at} (${lasted} ago)` : `Lasted: ${lasted}, from ${at}`,
     );
+  }
   return { title, text: lines.join("\n") };
 }
 

@@ -12,11 +12,13 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import Type from "typebox";
+import { clusterTotals } from "../cluster-totals.js";
 import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import { type Store, StoreError } from "../store/store.js";
+import { parseSelector, SelectorError, selectNodes } from "../tasks/selector.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
@@ -343,43 +345,66 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   if (opts.nodes !== undefined)
     registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken, errorBody });
 
-  app.get("/api/cluster", async () => {
-    const nodes = opts.registry.list();
-    const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
-    let cores = 0;
-    let memoryBytes = 0;
-    for (const n of nodes) {
-      counts[n.state] += 1;
-      cores += n.details?.cpu.cores ?? 0;
-      memoryBytes += n.details?.memory.totalBytes ?? 0;
+  /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
+  const pick = (on: string | undefined) => {
+    const all = opts.registry.list();
+    if (on === undefined) return { nodes: all, unknownNames: [] as string[] };
+    try {
+      return selectNodes(all, parseSelector(on));
+    } catch (err) {
+      if (err instanceof SelectorError) return { error: err.message };
+      throw err;
     }
-    return {
-      nodes: nodes.length,
-      states: counts,
-      totals: { cores, memoryBytes },
-      version: opts.version,
-      now: opts.clock.now(),
-      // Whether what happens is being stored: a full disk stops it, not the rest.
-      primary: { store: opts.store.health },
-    };
-  });
+  };
+  const OnQuery = Type.Optional(Type.String({ maxLength: 4096 }));
 
-  app.get<{ Querystring: { view?: "full" | "summary" } }>(
+  app.get<{ Querystring: { on?: string } }>(
+    "/api/cluster",
+    { schema: { querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }) } },
+    async (req, reply) => {
+      const picked = pick(req.query.on);
+      if ("error" in picked)
+        return reply.code(400).send(errorBody("E_BAD_REQUEST", `on: ${picked.error}`, "on"));
+      const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
+      for (const n of picked.nodes) counts[n.state] += 1;
+      return {
+        nodes: picked.nodes.length,
+        states: counts,
+        // Each machine once: a tutorial node beside an agent adds nothing
+        // (`sameMachine` says how many were left out for that).
+        ...clusterTotals(picked.nodes),
+        ...(req.query.on === undefined ? {} : { unknownNames: picked.unknownNames }),
+        version: opts.version,
+        now: opts.clock.now(),
+        // Whether what happens is being stored: a full disk stops it, not the rest.
+        primary: { store: opts.store.health },
+      };
+    },
+  );
+
+  app.get<{ Querystring: { view?: "full" | "summary"; on?: string } }>(
     "/api/nodes",
     {
       schema: {
         querystring: Type.Object(
-          { view: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("summary")])) },
+          {
+            view: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("summary")])),
+            on: OnQuery,
+          },
           { additionalProperties: false },
         ),
       },
     },
-    async (req) => {
-      const nodes = opts.registry.list().sort((a, b) => a.name.localeCompare(b.name));
+    async (req, reply) => {
+      const picked = pick(req.query.on);
+      if ("error" in picked)
+        return reply.code(400).send(errorBody("E_BAD_REQUEST", `on: ${picked.error}`, "on"));
+      const nodes = picked.nodes.sort((a, b) => a.name.localeCompare(b.name));
+      const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
       // `summary`: the figures a dashboard tile shows instead of the whole
       // vitals (a tenth of the bytes for a thousand nodes).
-      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary) };
-      return { nodes: nodes.map(nodeView) };
+      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary), ...unknown };
+      return { nodes: nodes.map(nodeView), ...unknown };
     },
   );
 

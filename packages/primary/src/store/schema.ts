@@ -132,6 +132,65 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX task_results_node ON task_results (node_id, run_id);
   `,
+  // 6: jobs (one task, once per item, on whichever nodes have a free slot).
+  // `jobs` is the JobService's record; `job_queues` and `job_items` are the
+  // embedded queue's (store/job-queue.ts): per-job counters kept in the same
+  // transaction as the items, so counts never scan the items; partial
+  // indexes for the two hot lookups (the next queued items, expired leases).
+  // Items are keyed by (job, index) without a rowid: every claim and result
+  // finds its row by that key, one b-tree walk instead of two (faster in
+  // sqlite-queue.test.ts, if within that loaded machine's noise); outputs are
+  // capped at 4 KiB, so rows stay small enough for it.
+  `
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    items TEXT NOT NULL,
+    args TEXT NOT NULL,
+    options TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL,
+    reason TEXT
+  );
+  CREATE INDEX jobs_status ON jobs (status);
+  CREATE TABLE job_queues (
+    job_id INTEGER PRIMARY KEY,
+    retries INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    n_total INTEGER NOT NULL DEFAULT 0,
+    n_queued INTEGER NOT NULL DEFAULT 0,
+    n_running INTEGER NOT NULL DEFAULT 0,
+    n_ok INTEGER NOT NULL DEFAULT 0,
+    n_failed INTEGER NOT NULL DEFAULT 0,
+    n_cancelled INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE job_items (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    tries INTEGER NOT NULL DEFAULT 0,
+    node_id TEXT,
+    lease_until INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER,
+    exit_code INTEGER,
+    signal TEXT,
+    duration_ms INTEGER,
+    output TEXT NOT NULL DEFAULT '',
+    truncated INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    late INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX job_items_queued ON job_items (job_id, idx) WHERE state = 'queued';
+  CREATE INDEX job_items_leased ON job_items (job_id, lease_until)
+    WHERE state IN ('running', 'cancelling');
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,15 +9,18 @@ import { test } from "node:test";
 import {
   type AlertRuleDef,
   type IniDocument,
+  localTime,
   parseIni,
   readAlertSections,
   silentLogger,
+  utcOffset,
 } from "@picluster/common";
 import { ManualClock } from "@picluster/common/testing";
 import { AlertEngine, type AlertSettings, STARTUP_GRACE_MS } from "../../src/alerts/engine.js";
 import type { AlertMessage } from "../../src/alerts/message.js";
 import { type ClusterEvent, EventBus } from "../../src/events.js";
 import { MemoryRegistry, RESTART_REASON } from "../../src/registry.js";
+import { details } from "../support/details.js";
 import { vitals } from "../support/vitals.js";
 
 /** A sample whose hottest zone is `celsius`. */
@@ -73,7 +76,7 @@ function setup(ini = "", settings: Partial<AlertSettings> = {}) {
       { id, name, labels, address: "10.0.0.9:4000", agentVersion, legacy },
       clock.now(),
     );
-    registry.setDetails(id, { cpu: { model: "A72", cores: 4 } } as never, clock.now());
+    registry.setDetails(id, details({ cpu: { model: "A72", cores: 4 } }), clock.now());
     return id;
   };
   const alertEvents = () =>
@@ -120,6 +123,27 @@ test("alerts - a node down for the rule's duration is told once, and once more w
     "alert.firing:node_down:pi-01",
     "alert.resolved:node_down:pi-01",
   ]);
+});
+
+test("alerts - a message says since when the node was down (not when the alert fired), with the zone, and how long in words", () => {
+  const { clock, registry, sent, join } = setup();
+  const a = join("pi-01");
+  const wentDown = clock.now();
+  const at = `${localTime(wentDown)} ${utcOffset(wentDown)}`;
+  registry.setState(a, "down", "connection lost (ECONNRESET)", wentDown);
+  clock.advance(61_000);
+  assert.equal(sent.length, 1);
+  const firing = sent[0]?.msg.text ?? "";
+  assert.ok(firing.includes(`Since: ${at} (1 min ago)`), firing);
+  clock.advance(5_455);
+  registry.connected(
+    { id: a, name: "pi-01", labels: {}, address: "x", agentVersion: "1.0.0", legacy: false },
+    clock.now(),
+  );
+  clock.advance(200);
+  const resolved = sent[1]?.msg.text ?? "";
+  assert.ok(resolved.includes(`Lasted: 1 min 6 s, from ${at}`), resolved);
+  assert.doesNotMatch(`${firing}\n${resolved}`, /\d+ms/, "no duration in milliseconds");
 });
 
 test("alerts - many nodes firing one rule at once are one summary; a few are told one by one", () => {

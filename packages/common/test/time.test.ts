@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { durationWords, localTime, utcOffset, zoneLabel } from "../src/time.js";
+
+test("time - durations in words, two units at most", () => {
+  assert.equal(durationWords(850), "850 ms");
+  assert.equal(durationWords(42_000), "42 s");
+  assert.equal(durationWords(66_455), "1 min 6 s");
+  assert.equal(durationWords(120_000), "2 min");
+  assert.equal(durationWords(3 * 3_600_000 + 2 * 60_000 + 5_000), "3 h 2 min");
+  assert.equal(durationWords(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+  assert.equal(durationWords(-5), "0 ms");
+});
+
+test("time - local times and the zone they are in, summer and winter", () => {
+  const winter = Date.UTC(2026, 0, 15, 12, 30, 5);
+  const summer = Date.UTC(2026, 6, 15, 12, 30, 5);
+  assert.equal(localTime(winter, "Europe/Paris"), "2026-01-15 13:30:05");
+  assert.equal(localTime(summer, "Europe/Paris"), "2026-07-15 14:30:05");
+  assert.equal(utcOffset(winter, "Europe/Paris"), "UTC+01:00");
+  assert.equal(utcOffset(summer, "America/New_York"), "UTC-04:00");
+  assert.equal(zoneLabel(winter, "Europe/Paris"), "UTC+01:00 (Europe/Paris)");
+  assert.equal(zoneLabel(winter, "UTC"), "UTC");
+  assert.equal(localTime(winter, "UTC"), "2026-01-15 12:30:05");
+});
