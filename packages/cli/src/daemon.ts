@@ -6,7 +6,9 @@
 
 import { join } from "node:path";
 import {
+  assertWritableDataDir,
   type Config,
+  DataDirError,
   type LoadedConfig,
   type Logger,
   type LogLevel,
@@ -55,6 +57,26 @@ export async function roleContext(
     ...(logDir === undefined ? {} : { logFile: join(logDir, `${role}.log`) }),
     closeLog: () => output.close(),
   };
+}
+
+/**
+ * Whether the primary can write its data directory; if not, say why in one
+ * sentence (a read-only SD card, another user's directory) and return false,
+ * before anything tries to write there or to the log beside it.
+ */
+export function writableDataDir(loaded: LoadedConfig, io: CliIo): boolean {
+  const dataDir = resolveDataDir(loaded.config.node.data_dir, {
+    ...processPathContext(),
+    cwd: io.cwd,
+  });
+  try {
+    assertWritableDataDir(dataDir);
+    return true;
+  } catch (err) {
+    if (!(err instanceof DataDirError)) throw err;
+    io.err(`error: ${err.message}\n`);
+    return false;
+  }
 }
 
 /** Resolve with the exit code once a signal has stopped the role. */

@@ -89,6 +89,19 @@ export class CollectorError extends PiclusterError {
  */
 export class NodeError extends PiclusterError {}
 
+/**
+ * The data directory cannot be written: a read-only mount
+ * (`E_DATA_DIR_READONLY`) or another user's directory (`E_DATA_DIR_ACCESS`).
+ * The message is one sentence for the person at the terminal.
+ */
+export class DataDirError extends PiclusterError {
+  readonly dir: string;
+  constructor(code: "E_DATA_DIR_READONLY" | "E_DATA_DIR_ACCESS", dir: string, message: string) {
+    super(code, message);
+    this.dir = dir;
+  }
+}
+
 /** Narrow a caught `unknown` to a message for logs, keeping codes when present. */
 export function describeError(err: unknown): string {
   if (err instanceof PiclusterError) return `${err.code}: ${err.message}`;

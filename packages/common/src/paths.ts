@@ -1,5 +1,7 @@
+import { accessSync, constants, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { DataDirError } from "./errors.js";
 
 /** Facts about the process that decide default locations; injected for tests. */
 export interface PathContext {
@@ -31,4 +33,44 @@ export function resolveDataDir(configured: string, ctx: PathContext): string {
 /** The log directory: the configured one, else `log/` inside the data directory. */
 export function resolveLogDir(configured: string, dataDir: string, ctx: PathContext): string {
   return configured !== "" ? resolve(ctx.cwd, configured) : join(dataDir, "log");
+}
+
+/**
+ * Throw a DataDirError, one sentence long, if the primary could not write
+ * in `dir`: it, or the nearest existing directory above it (where it would
+ * be made), is on a read-only mount or not writable by this user. Checked
+ * before anything is written, so that a read-only SD card reads as that and
+ * not as a failed write of some temporary file.
+ */
+export function assertWritableDataDir(dir: string): void {
+  let existing = resolve(dir);
+  for (;;) {
+    try {
+      statSync(existing);
+      break;
+    } catch (err) {
+      const parent = dirname(existing);
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || parent === existing) throw err;
+      existing = parent;
+    }
+  }
+  try {
+    // access(2) reports EROFS for a read-only mount even to root, who passes every permission.
+    accessSync(existing, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EROFS")
+      throw new DataDirError(
+        "E_DATA_DIR_READONLY",
+        dir,
+        `the data directory ${dir} is read-only: picluster needs to write its database and token there; fix the mount or set [node] data_dir`,
+      );
+    if (code === "EACCES" || code === "EPERM")
+      throw new DataDirError(
+        "E_DATA_DIR_ACCESS",
+        dir,
+        `the data directory ${dir} is not writable by this user${existing === resolve(dir) ? "" : ` (${existing} is where it would be made)`}: picluster needs to write its database and token there; run it as the directory's owner or set [node] data_dir`,
+      );
+    throw err;
+  }
 }

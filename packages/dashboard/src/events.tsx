@@ -16,6 +16,8 @@ const KINDS = [
   "alert.firing",
   "alert.resolved",
   "alert.delivery_failed",
+  "primary.store_failed",
+  "primary.store_ok",
 ];
 
 export function EventsPage() {

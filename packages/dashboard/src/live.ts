@@ -32,6 +32,9 @@ export interface FiringAlert {
 
 export type StreamStatus = "connecting" | "live" | "reconnecting";
 
+/** Whether the primary stores what happens: a full disk stops that, not the live view. */
+export type StoreStatus = { ok: true } | { ok: false; cause: string; since: number };
+
 const HISTORY = 60;
 
 type Listener = () => void;
@@ -51,6 +54,8 @@ class LiveCluster {
 
   /** Alerts firing now, by node id (from /api/alerts, read again on every alert event). */
   alerts = new Map<string, FiringAlert[]>();
+  /** From /api/cluster, then the stream's primary.store_failed / primary.store_ok. */
+  store: StoreStatus = { ok: true };
   private taskListeners = new Set<TaskListener>();
   private alertsTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -119,7 +124,24 @@ class LiveCluster {
   private start(): void {
     void this.reload();
     void this.reloadAlerts();
+    void this.reloadStore();
     this.connect();
+  }
+
+  async reloadStore(): Promise<void> {
+    try {
+      const { primary } = await getJson<{
+        primary?: { store?: { ok: boolean; cause?: string; since?: number } };
+      }>("/api/cluster");
+      const s = primary?.store;
+      this.store =
+        s === undefined || s.ok
+          ? { ok: true }
+          : { ok: false, cause: String(s.cause), since: Number(s.since) };
+    } catch {
+      // A moment without the API: the stream's events, or the next reload, say it.
+    }
+    this.changed();
   }
 
   private connect(): void {
@@ -130,6 +152,7 @@ class LiveCluster {
       if (this.status === "reconnecting") {
         void this.reload();
         void this.reloadAlerts();
+        void this.reloadStore();
       }
       this.status = "live";
       this.changed();
@@ -159,6 +182,15 @@ class LiveCluster {
       this.changed();
     });
     source.addEventListener("node.joined", () => void this.reload());
+    source.addEventListener("primary.store_failed", (e) => {
+      const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
+      this.store = { ok: false, cause: String(ev.data.cause), since: ev.ts };
+      this.changed();
+    });
+    source.addEventListener("primary.store_ok", () => {
+      this.store = { ok: true };
+      this.changed();
+    });
     source.addEventListener("node.removed", (e) => {
       const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
       if (ev.nodeId !== null) this.removed(ev.nodeId);

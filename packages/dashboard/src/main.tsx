@@ -33,6 +33,26 @@ function StreamBadge() {
   );
 }
 
+/** Why the primary cannot store, in the words of its alert (wording.ts). */
+const STORE_WORDS: Record<string, string> = {
+  disk_full: "The primary's disk is full",
+  read_only: "The primary's data directory is read-only",
+  io_error: "The primary's disk reports I/O errors",
+  busy: "The primary's database is locked by another process",
+};
+
+function StoreBanner() {
+  const { store } = useLive();
+  if (store.ok) return null;
+  return (
+    <div class="store-banner" role="alert" data-testid="store-banner">
+      {STORE_WORDS[store.cause] ?? "The primary cannot write its database"}: nothing new is being
+      stored (since {new Date(store.since).toLocaleTimeString()}). The live view goes on; agents
+      keep their samples until it can.
+    </div>
+  );
+}
+
 function App() {
   const hash = useHash();
   const node = /^#\/node\/(.+)$/.exec(hash)?.[1];
@@ -65,6 +85,7 @@ function App() {
         </nav>
         <StreamBadge />
       </header>
+      <StoreBanner />
       <main>
         {node !== undefined ? (
           <NodePage id={decodeURIComponent(node)} />

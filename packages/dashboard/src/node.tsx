@@ -322,6 +322,10 @@ export function describe(e: StoredEvent): string {
       return String(d.title ?? d.rule ?? "");
     case "alert.delivery_failed":
       return `${String(d.channel)}: ${String(d.title)} (${String(d.error)})`;
+    case "primary.store_failed":
+      return `nothing stored: ${String(d.cause)} (${String(d.error)})`;
+    case "primary.store_ok":
+      return `storing again after ${Math.round(Number(d.failedForMs) / 1000)} s`;
     case "node.removed":
       return `${String(d.name)} by ${String(d.requestedBy)}${d.keepHistory ? " (history kept)" : ""}`;
     default:

@@ -19,7 +19,7 @@ import type { CredentialStore } from "./credentials.js";
 import type { LivenessDetector } from "./liveness.js";
 import type { Registry } from "./registry.js";
 import type { Session } from "./session.js";
-import type { Store } from "./store/store.js";
+import { type Store, StoreError } from "./store/store.js";
 
 export interface HandlerContext {
   registry: Registry;
@@ -106,11 +106,26 @@ export class Dispatcher {
   }
 
   private done(session: Session, msg: Message): void {
-    // Ack after the handler is done: an acked seq is stored.
-    if (msg.seq !== undefined && !session.isClosed) session.send("ack", { seq: msg.seq });
+    // Ack after the handler is done: an acked seq is stored. Not after a
+    // seq the store refused: the ack would cover it too.
+    if (msg.seq !== undefined && !session.isClosed && session.unstoredSeq === undefined)
+      session.send("ack", { seq: msg.seq });
   }
 
   private failed(session: Session, msg: Message, err: unknown): void {
+    if (msg.seq !== undefined && err instanceof StoreError) {
+      // Not stored, so not acknowledged; the agent keeps it. Said once per
+      // connection: a full disk refuses every sample, and the store has
+      // said why in its own log.
+      if (session.unstoredSeq !== undefined) return;
+      session.unstoredSeq = msg.seq;
+      session.log.warn("sample not stored; nothing more is acknowledged on this connection", {
+        seq: msg.seq,
+        code: err.code,
+      });
+      session.sendError(err.code, describeError(err));
+      return;
+    }
     const code = err instanceof PiclusterError ? err.code : "E_INTERNAL";
     const log: Logger = session.log;
     log.error("handler failed", { type: msg.type, code, err: describeError(err) });

@@ -6,6 +6,9 @@ import type { Logger } from "@picluster/common";
 
 export type NodeState = "alive" | "suspect" | "down" | "left";
 
+/** Why the primary's store cannot write (see storeFailureCause in store.ts). */
+export type StoreFailureCause = "disk_full" | "read_only" | "io_error" | "busy" | "other";
+
 /** Throttling flags that get an event of their own when they turn on or off. */
 export type ThrottleFlag = "underVoltage" | "freqCapped" | "throttled" | "softTempLimit";
 
@@ -122,6 +125,19 @@ export type ClusterEvent =
       attempts: number;
       error: string;
     }
+  /**
+   * The primary's store cannot write (a full or read-only disk): nothing new
+   * is stored until it can. Stored, like what happens meanwhile, once it can.
+   */
+  | {
+      kind: "primary.store_failed";
+      at: number;
+      cause: StoreFailureCause;
+      code: string;
+      error: string;
+    }
+  /** It writes again; `eventsDropped`: events past the bound of what may wait. */
+  | { kind: "primary.store_ok"; at: number; failedForMs: number; eventsDropped: number }
   /** A job was accepted: `items` will each run `task` once on a selected node with a free slot. */
   | {
       kind: "job.started";

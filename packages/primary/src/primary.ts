@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
+  assertWritableDataDir,
   type Clock,
   type Config,
   describeError,
@@ -43,7 +44,7 @@ import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js"
 import { Session } from "./session.js";
 import { SqliteJobQueue } from "./store/job-queue.js";
 import { JobStore } from "./store/jobs.js";
-import { openDatabase, Store } from "./store/store.js";
+import { openDatabase, Store, type StoreHealth, type StoreOutage } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
 
 /** How often the credential file is checked for `node add` / `node revoke` from the CLI. */
@@ -338,6 +339,8 @@ export class Primary {
     legacyPort: number | undefined;
     httpPort: number;
   }> {
+    // One sentence for a read-only disk, before a write fails somewhere less telling.
+    assertWritableDataDir(this.opts.dataDir);
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     this.store.open();
     const abandoned = this.store.abandonTaskRuns(this.clock.now());
@@ -352,6 +355,8 @@ export class Primary {
       this.logEvent(e);
       this.store.addEvent(e, "nodeId" in e ? this.registry.get(e.nodeId) : undefined);
     });
+    const offHealth = this.store.onHealth((h, ended) => this.storeHealthChanged(h, ended));
+    this.abort.signal.addEventListener("abort", offHealth, { once: true });
     await this.startJobs();
     const restored = this.alerts.restore([
       ...this.store.events({ kind: "alert.firing", limit: 10_000 }),
@@ -477,6 +482,7 @@ export class Primary {
         sessions: this.sessions.size,
         legacySessions: this.legacy?.sessionCount ?? 0,
         samplesTotal: this.store.samplesStored,
+        storeOk: this.store.health.ok,
         ...(this.heartbeat === undefined
           ? {}
           : {
@@ -590,11 +596,55 @@ export class Primary {
     // A session replaced by a newer connection of the same node says nothing about the node.
     if (this.sessions.get(id) !== session) return;
     this.sessions.delete(id);
-    this.liveness.unwatch(id);
-    if (session.leftReason !== undefined)
+    if (session.leftReason !== undefined) {
+      this.liveness.unwatch(id);
       this.registry.setState(id, "left", session.leftReason, this.clock.now());
-    else if (!session.saidBye && !this.closing)
-      this.registry.setState(id, "down", reason, this.clock.now());
+      return;
+    }
+    if (session.saidBye || this.closing) {
+      this.liveness.unwatch(id);
+      return;
+    }
+    if (session.unstoredSeq !== undefined) {
+      // Its samples were refused by our failing store: the agent reconnects
+      // to send them again (it closes a link that acknowledges nothing, or
+      // we closed it when the store came back). That says nothing about the
+      // node; its silence does, judged by the liveness sweep as for any.
+      session.log.info("connection closed with samples to send again", {
+        reason,
+        unstoredSeq: session.unstoredSeq,
+      });
+      return;
+    }
+    this.liveness.unwatch(id);
+    this.registry.setState(id, "down", reason, this.clock.now());
+  }
+
+  /** The store stopped or resumed writing: say so (an event, the alerts) and resume the agents. */
+  private storeHealthChanged(health: StoreHealth, ended: StoreOutage | undefined): void {
+    if (!health.ok) {
+      this.events.emit({
+        kind: "primary.store_failed",
+        at: health.since,
+        cause: health.cause,
+        code: health.code,
+        error: health.error,
+      });
+    } else {
+      this.events.emit({
+        kind: "primary.store_ok",
+        at: this.clock.now(),
+        failedForMs: ended?.failedForMs ?? 0,
+        eventsDropped: ended?.eventsDropped ?? 0,
+      });
+      // Agents whose samples were refused send them again on a new
+      // connection (acks are cumulative: never on the one that lost some).
+      // Closed now, before any of their later samples could be stored.
+      for (const session of this.allSessions)
+        if (session.unstoredSeq !== undefined)
+          session.close("the store writes again: send the samples it could not keep");
+    }
+    this.alerts.storeHealth(health);
   }
 
   /** Forget a node: revoke it, cut it, delete it (and its history unless kept); see removal.ts. */
@@ -711,6 +761,10 @@ export class Primary {
         return;
       case "node.vitals":
       case "task.output":
+        return;
+      // The store logs these itself, with the file and the error.
+      case "primary.store_failed":
+      case "primary.store_ok":
         return;
       case "alert.firing":
         (e.severity === "info" ? log.info : log.warn).call(log, "alert firing", {

@@ -86,6 +86,12 @@ export class Session {
   credentialIdentity: string | undefined;
   /** Set when the node said `bye`: its end is `left`, not `down`. */
   saidBye = false;
+  /**
+   * The first seq on this connection that the store could not keep (a full
+   * disk). Acks are cumulative, so nothing after it is acknowledged here:
+   * the agent sends it all again on its next connection.
+   */
+  unstoredSeq: number | undefined;
   /** Set when the primary ends the node's membership (revoked): its end is `left` with this reason. */
   leftReason: string | undefined;
   private strikes = 0;

@@ -3,7 +3,7 @@
 import { describeError, localHttpToken, PiclusterError } from "@picluster/common";
 import type { Command } from "commander";
 import { loadCliConfig } from "../config-options.js";
-import { roleContext, untilSignal } from "../daemon.js";
+import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { describeStartError } from "../port-holder.js";
 import { safeLine } from "../safe.js";
@@ -62,6 +62,7 @@ export function registerPrimaryCommand(
     .action(async (_opts: unknown, cmd: Command) => {
       const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
+      if (!writableDataDir(loaded, io)) return setExit(EXIT_FAILED);
       const ctx = await roleContext(loaded, "primary", io);
       const { Primary } = await import("@picluster/primary");
       // The token `picluster up` made here, when none is configured.

@@ -14,7 +14,7 @@ import {
 } from "@picluster/common";
 import type { Command } from "commander";
 import { configFlags, loadCliConfig } from "../config-options.js";
-import { roleContext, untilSignal } from "../daemon.js";
+import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { describeStartError } from "../port-holder.js";
 import { safeLine } from "../safe.js";
@@ -36,6 +36,7 @@ export function registerUpCommand(
       const globals = cmd.optsWithGlobals();
       const loaded = loadCliConfig(globals, io);
       if (loaded === undefined) return setExit(EXIT_USAGE);
+      if (!writableDataDir(loaded, io)) return setExit(EXIT_FAILED);
       // On a terminal, the banner and warnings only: what `up` does as it
       // goes is in the log file (the banner says where).
       const ctx = await roleContext(
@@ -129,6 +130,11 @@ export function registerUpCommand(
       const tokenFile =
         localToken === undefined ? undefined : join(ctx.dataDir, LOCAL_HTTP_TOKEN_FILE);
       const link = localToken === undefined || !io.isTty ? url : `${url}#token=${localToken}`;
+      // Signals are handled before "up" is said: whoever reads that line may stop us at once.
+      const stopped = untilSignal(ctx.log, async (reason) => {
+        await agent.stop(reason);
+        await primary.close();
+      });
       if (opts.json)
         io.out(
           `${JSON.stringify({ ready: true, url, ...(tokenFile === undefined ? {} : { tokenFile }), agentPort: ports.agentPort, dataDir: ctx.dataDir })}\n`,
@@ -148,12 +154,7 @@ export function registerUpCommand(
               : `  log: ${ctx.logFile}\n`,
           );
       }
-      setExit(
-        await untilSignal(ctx.log, async (reason) => {
-          await agent.stop(reason);
-          await primary.close();
-        }),
-      );
+      setExit(await stopped);
       ctx.closeLog();
     });
 }

@@ -40,6 +40,10 @@ export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
   { name: "freq_capped", doc: "1 while a Pi's ARM frequency is capped now" },
   { name: "soft_temp_limit", doc: "1 while a Pi's soft temperature limit is active now" },
   { name: "version_mismatch", doc: "1 while the node's agent version differs from the primary's" },
+  {
+    name: "store_failing",
+    doc: "1 while the primary cannot write its database (a full or read-only disk); about the primary itself, not a node, so `on` does not apply",
+  },
 ];
 const METRIC_NAMES = new Set(ALERT_METRICS.map((m) => m.name));
 
@@ -109,6 +113,8 @@ export const STOCK_ALERTS: readonly AlertRuleDef[] = [
   stock("memory_full", "mem > 90", 300_000, "warning"),
   stock("overloaded", "load_per_core > 2", 300_000, "warning"),
   stock("agent_version", "version_mismatch == 1", 3_600_000, "info"),
+  // Not a node's: the primary's own disk. A lock held a few seconds by the CLI is no news.
+  stock("primary_store", "store_failing == 1", 60_000, "critical", 0),
 ];
 
 /** Keys of an `[alert.NAME]` section, for docs and for unknown-key errors. */

@@ -7,6 +7,7 @@
 import { writeSync } from "node:fs";
 import type { MessagePort } from "node:worker_threads";
 import { pino } from "pino";
+import type { Clock } from "../clock.js";
 import { RotatingFile, type RotatingFileOptions } from "./rotating-file.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -87,8 +88,53 @@ export interface LogOutputOptions {
     level?: LogLevel;
     /** Whether routine records (see `routine`) reach the console too. Default: no. */
     routine?: boolean;
+    /** How long a line waits for a console that does not keep up before it is dropped (CONSOLE_STALL_MS). */
+    stallMs?: number;
   };
   file?: RotatingFileOptions;
+  /** For when the file is retried; the system clock unless a test injects one. */
+  clock?: Pick<Clock, "now">;
+}
+
+/**
+ * How long a line waits for a console that does not keep up (a full pipe to
+ * a slow journal: stderr is non-blocking once Node has looked at it, so a
+ * write can fail with EAGAIN) before it is dropped. The wait blocks the
+ * process, so it is spent once per stall: until the console takes a line
+ * again, later lines are tried once and dropped, counted.
+ */
+export const CONSOLE_STALL_MS = 1_000;
+/** Between tries of a console that said EAGAIN. */
+const CONSOLE_RETRY_MS = 5;
+
+/** How often a log file that could not be written is tried again (on the next line after it). */
+export const LOG_FILE_RETRY_MS = 10_000;
+
+/**
+ * What the file system says when it cannot take a line now: full, over
+ * quota, read-only, failing. Not a bug in us: the line is dropped and
+ * counted, never thrown at whoever logged it (a timer, a socket handler),
+ * which would end the process. Anything else still throws.
+ */
+const UNWRITABLE = new Set(["ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO"]);
+
+function unwritableCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && UNWRITABLE.has(code) ? code : undefined;
+}
+
+/** A line about the log itself, shaped as the logger's own (JSON, `msg` last). */
+function noteLine(level: LogLevel, at: number, msg: string, fields: LogFields): string {
+  const time = new Date(at).toISOString();
+  return `${JSON.stringify({ level, time, pid: process.pid, component: "log", ...fields, msg })}\n`;
+}
+
+/** The log file is not being written: since when, why, and how many lines it missed. */
+interface FileOutage {
+  code: string;
+  since: number;
+  retryAt: number;
+  dropped: number;
 }
 
 /** The level word pino puts first on every line (`{"level":"info",…`); undefined if it is not there. */
@@ -109,6 +155,12 @@ function levelOf(line: string): LogLevel | undefined {
  * keeps the lines below it out (on a terminal, `picluster up` shows
  * warnings only), and `routine` lines (the periodic liveness record) reach
  * it only when asked for, so they never bury what a person needs to see.
+ *
+ * Neither ever throws at whoever logged for a disk or a reader that cannot
+ * keep up: a file the disk will not take (full, read-only) is skipped and
+ * retried every LOG_FILE_RETRY_MS, a console that stalls is waited for once
+ * and then skipped until it takes a line, a console whose reader is gone is
+ * dropped; what was missed is counted and said.
  */
 export class LogOutput implements LineSink {
   private readonly file: RotatingFile | undefined;
@@ -118,6 +170,19 @@ export class LogOutput implements LineSink {
   private readonly routineToConsole: boolean;
   /** Where routine records go: the file, and the console only if `console.routine` says so. */
   readonly routine: LineSink;
+  private readonly clock: Pick<Clock, "now">;
+  private outage: FileOutage | undefined;
+  private readonly stallMs: number;
+  /** Lines the console missed since it last took one; told with the next it takes. */
+  private consoleMissed = 0;
+  /** A line went out to the console only in part: the next starts on a line of its own. */
+  private consoleTorn = false;
+  /** For sleeping between tries of a stalled console (Atomics.wait needs shared memory). */
+  private readonly sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  /** Lines the file did not get (full or read-only disk) since this output was made. */
+  fileLinesDropped = 0;
+  /** Lines the console did not take in time since this output was made. */
+  consoleLinesDropped = 0;
 
   constructor(opts: LogOutputOptions) {
     this.file = opts.file ? new RotatingFile(opts.file) : undefined;
@@ -125,9 +190,11 @@ export class LogOutput implements LineSink {
     this.pretty = opts.console?.pretty;
     this.consoleMin = LOG_LEVELS.indexOf(opts.console?.level ?? "trace");
     this.routineToConsole = opts.console?.routine === true;
+    this.stallMs = opts.console?.stallMs ?? CONSOLE_STALL_MS;
+    this.clock = opts.clock ?? { now: () => Date.now() };
     this.routine = {
       write: (line) => {
-        this.file?.write(line);
+        if (this.file !== undefined) this.toFile(this.file, line);
         // With no file the console is the only log there is.
         if (this.routineToConsole || this.file === undefined) this.toConsole(line);
       },
@@ -135,21 +202,120 @@ export class LogOutput implements LineSink {
   }
 
   write(line: string): void {
-    this.file?.write(line);
+    if (this.file !== undefined) this.toFile(this.file, line);
     const level = levelOf(line);
     if (level === undefined || LOG_LEVELS.indexOf(level) >= this.consoleMin) this.toConsole(line);
   }
 
   private toConsole(line: string): void {
-    if (this.consoleFd === undefined) return;
-    try {
-      writeSync(this.consoleFd, this.pretty ? this.pretty(line) : line);
-    } catch (err) {
-      // `picluster up 2>&1 | head`: the reader is gone. The file keeps every
-      // line, so the console stops rather than failing whoever logged.
-      if ((err as NodeJS.ErrnoException).code !== "EPIPE") throw err;
-      this.consoleFd = undefined;
+    const fd = this.consoleFd;
+    if (fd === undefined) return;
+    const format = (l: string) => (this.pretty ? this.pretty(l) : l);
+    const missed = this.consoleMissed;
+    const text =
+      (this.consoleTorn ? "\n" : "") +
+      (missed > 0
+        ? format(
+            noteLine("warn", this.clock.now(), "log lines were not written to the console", {
+              dropped: missed,
+              reason: "it did not keep up",
+            }),
+          )
+        : "") +
+      format(line);
+    // A stalled console is waited for once; after that each line gets one try.
+    if (this.writeConsole(fd, Buffer.from(text), missed > 0 ? 0 : this.stallMs)) {
+      this.consoleMissed = 0;
+      return;
     }
+    this.consoleMissed += 1;
+    this.consoleLinesDropped += 1;
+  }
+
+  /**
+   * All of `buf` to the console, waiting at most `stallMs` (real time: the
+   * process is blocked meanwhile) for a full pipe. False when it gave up;
+   * a line given up on part-way leaves consoleTorn set.
+   */
+  private writeConsole(fd: number, buf: Buffer, stallMs: number): boolean {
+    const giveUpAt = Date.now() + stallMs;
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += writeSync(fd, buf, off);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EPIPE") {
+          // `picluster up 2>&1 | head`: the reader is gone. The file keeps every
+          // line, so the console stops rather than failing whoever logged.
+          this.consoleFd = undefined;
+          return true;
+        }
+        if (code !== "EAGAIN") throw err;
+        if (Date.now() >= giveUpAt) {
+          // Nothing out: still as torn as before. Part out: torn now.
+          if (off > 0) this.consoleTorn = true;
+          return false;
+        }
+        Atomics.wait(this.sleepCell, 0, 0, CONSOLE_RETRY_MS);
+      }
+    }
+    this.consoleTorn = false;
+    return true;
+  }
+
+  /**
+   * Write to the file unless it is out (full or read-only disk): then drop
+   * the line, count it, and try the file again every LOG_FILE_RETRY_MS. The
+   * console, if any, gets its lines either way.
+   */
+  private toFile(file: RotatingFile, line: string): void {
+    const now = this.clock.now();
+    const out = this.outage;
+    if (out !== undefined) {
+      if (now < out.retryAt) {
+        this.dropped(out);
+        return;
+      }
+      const back = {
+        file: file.path,
+        dropped: out.dropped,
+        code: out.code,
+        from: new Date(out.since).toISOString(),
+      };
+      try {
+        // First what the file missed, so that a reader of the file knows there is a gap.
+        file.write(noteLine("warn", now, "log lines were not written to this file", back));
+      } catch (err) {
+        if (unwritableCode(err) === undefined) throw err;
+        out.retryAt = now + LOG_FILE_RETRY_MS;
+        this.dropped(out);
+        return;
+      }
+      this.outage = undefined;
+      this.toConsole(noteLine("info", now, "the log file is written again", back));
+    }
+    try {
+      file.write(line);
+    } catch (err) {
+      const code = unwritableCode(err);
+      if (code === undefined) throw err;
+      const outage = { code, since: now, retryAt: now + LOG_FILE_RETRY_MS, dropped: 0 };
+      this.outage = outage;
+      this.dropped(outage);
+      this.toConsole(
+        noteLine("warn", now, "the log file cannot be written; logging to the console only", {
+          file: file.path,
+          code,
+          retryEveryMs: LOG_FILE_RETRY_MS,
+        }),
+      );
+    }
+  }
+
+  private dropped(out: FileOutage): void {
+    out.dropped += 1;
+    this.fileLinesDropped += 1;
   }
 
   close(): void {

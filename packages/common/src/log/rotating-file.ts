@@ -24,6 +24,8 @@ export interface RotatingFileOptions {
 export class RotatingFile {
   private fd: number | undefined;
   private size = 0;
+  /** A write failed part-way: the file ends inside a line, so the next one starts on its own. */
+  private torn = false;
   readonly path: string;
 
   constructor(private readonly opts: RotatingFileOptions) {
@@ -36,16 +38,42 @@ export class RotatingFile {
     this.size = fstatSync(this.fd).size;
   }
 
-  /** Append one complete line (with its newline). */
+  /**
+   * Append one complete line (with its newline). Throws what the file
+   * system says (ENOSPC, EROFS…); the file is then closed, and the next
+   * write opens it again.
+   */
   write(line: string): void {
-    if (this.fd === undefined) this.open();
-    const bytes = Buffer.byteLength(line);
-    if (this.size > 0 && this.size + bytes > this.opts.maxBytes) this.rotate();
-    // writeSync may write less than asked on some file systems; finish it.
-    const buf = Buffer.from(line);
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd as number, buf, off);
-    this.size += bytes;
+    try {
+      if (this.fd === undefined) this.open();
+      const bytes = Buffer.byteLength(line);
+      if (this.size > 0 && this.size + bytes > this.opts.maxBytes) this.rotate();
+      const buf = Buffer.from(this.torn ? `\n${line}` : line);
+      // writeSync may write less than asked on some file systems; finish it.
+      let off = 0;
+      try {
+        while (off < buf.length) off += writeSync(this.fd as number, buf, off);
+      } finally {
+        this.size += off;
+        if (off > 0) this.torn = off < buf.length;
+      }
+    } catch (err) {
+      this.release();
+      throw err;
+    }
+  }
+
+  /** After a failed write: let go of the descriptor so the next write opens the file afresh. */
+  private release(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // close(2) frees the descriptor even when it reports an error (EIO on
+      // a failing disk); the write's own error is the one the caller handles.
+    }
   }
 
   private rotate(): void {
@@ -60,6 +88,8 @@ export class RotatingFile {
       }
     }
     renameSync(this.path, `${this.path}.1`);
+    // The torn line, if any, is in the old file: the new one starts clean.
+    this.torn = false;
     this.open();
   }
 

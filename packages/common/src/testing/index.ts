@@ -1,3 +1,4 @@
 export * from "./manual-clock.js";
 export * from "./next-event.js";
 export * from "./process.js";
+export * from "./tmpfs.js";

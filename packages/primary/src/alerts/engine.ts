@@ -17,12 +17,13 @@ import {
   type Logger,
   type MessageMap,
 } from "@picluster/common";
-import type { ClusterEvent, EventBus } from "../events.js";
+import type { ClusterEvent, EventBus, StoreFailureCause } from "../events.js";
 import { type NodeRecord, RESTART_REASON, type Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
+import type { StoreHealth } from "../store/store.js";
 import { nodeMatches, parseSelector, type SelectorTerm } from "../tasks/selector.js";
 import type { AlertMessage, Notifier } from "./message.js";
-import { type Subject, wordAlert } from "./wording.js";
+import { type Subject, wordAlert, wordPrimaryStore } from "./wording.js";
 
 /** How often pending conditions are checked against their `for`, and messages sent. */
 export const ALERT_TICK_MS = 200;
@@ -41,6 +42,17 @@ const RESOLVE_GROUP_MS = 30_000;
  * give agents this long (their reconnection backoff) before `down` counts.
  */
 export const STARTUP_GRACE_MS = 120_000;
+
+/** Metrics about the primary itself, not a node: judged by storeHealth(), never per node. */
+const PRIMARY_METRICS = new Set(["store_failing"]);
+
+/** A rule on the primary's store, from the moment the store stopped writing. */
+interface PrimaryTrack {
+  rule: AlertRuleDef;
+  since: number;
+  /** Its message went out (in quiet hours a warning waits). */
+  told: boolean;
+}
 
 export interface AlertSettings {
   enabled: boolean;
@@ -206,10 +218,17 @@ export class AlertEngine {
   private graceOver = false;
   private stopTicker: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
+  private readonly primaryRules: AlertRuleDef[] = [];
+  private readonly primaryTracks = new Map<string, PrimaryTrack>();
+  private storeFailure: { cause: StoreFailureCause; error: string; since: number } | undefined;
 
   constructor(private readonly opts: AlertEngineOptions) {
     for (const def of opts.rules) {
       if (!def.enabled) continue;
+      if (PRIMARY_METRICS.has(def.metric)) {
+        this.primaryRules.push(def);
+        continue;
+      }
       try {
         this.rules.push({ def, terms: parseSelector(def.on) });
       } catch (err) {
@@ -345,6 +364,64 @@ export class AlertEngine {
     for (const out of this.outgoing.values())
       out.resolved = out.resolved.filter((r) => r.track.nodeId !== nodeId);
     return firing;
+  }
+
+  /**
+   * The primary's store stopped writing, or writes again: rules on
+   * `store_failing` fire after their `for` (told once, through the same
+   * channels, quiet hours and all) and resolve when it writes again.
+   * Nothing is stored about them but the store's own events.
+   */
+  storeHealth(health: StoreHealth): void {
+    if (this.startedAt === 0) return;
+    const now = this.opts.clock.now();
+    if (!health.ok) {
+      this.storeFailure = { cause: health.cause, error: health.error, since: health.since };
+      for (const rule of this.primaryRules)
+        if (compareAlert(1, rule.op, rule.threshold) && !this.primaryTracks.has(rule.name))
+          this.primaryTracks.set(rule.name, { rule, since: health.since, told: false });
+      this.primaryDue(now);
+      return;
+    }
+    const failure = this.storeFailure;
+    this.storeFailure = undefined;
+    for (const t of this.primaryTracks.values())
+      if (t.told && failure !== undefined) this.sendPrimary(t.rule, "resolved", failure, now);
+    this.primaryTracks.clear();
+  }
+
+  private primaryDue(now: number): void {
+    const failure = this.storeFailure;
+    if (failure === undefined) return;
+    for (const t of this.primaryTracks.values()) {
+      if (t.told || now - t.since < t.rule.forMs) continue;
+      if (this.quiet && t.rule.severity !== "critical") continue;
+      t.told = true;
+      this.sendPrimary(t.rule, "firing", failure, now);
+    }
+  }
+
+  private sendPrimary(
+    rule: AlertRuleDef,
+    status: "firing" | "resolved",
+    failure: { cause: StoreFailureCause; error: string; since: number },
+    now: number,
+  ): void {
+    const { title, text } = wordPrimaryStore(rule, status, failure, now);
+    const base = this.opts.dashboardUrl?.();
+    const msg: AlertMessage = {
+      status,
+      rule: rule.name,
+      severity: rule.severity,
+      title,
+      text,
+      nodes: [],
+      at: now,
+      ...(base === undefined ? {} : { url: base }),
+    };
+    const channels = this.channelsFor(rule);
+    this.opts.log.info("alert message", { rule: rule.name, status, nodes: 0, channels, title });
+    if (channels.length > 0) this.opts.notifier?.deliver(channels, msg);
   }
 
   private onEvent(e: ClusterEvent): void {
@@ -534,6 +611,7 @@ export class AlertEngine {
       const quiet = inQuietHours(this.opts.settings.quietHours, now);
       if (this.quiet && !quiet) this.releaseHeld();
       this.quiet = quiet;
+      this.primaryDue(now);
       this.flush(now);
     } catch (err) {
       this.opts.log.error("alert evaluation failed", { err: describeError(err) });

@@ -10,6 +10,7 @@ import {
   localTime,
   utcOffset,
 } from "@picluster/common";
+import type { StoreFailureCause } from "../events.js";
 
 export interface Subject {
   id: string;
@@ -281,4 +282,43 @@ export function wordAlert(
     );
   }
   return { title, text: lines.join("\n") };
+}
+
+/** Why the primary's store cannot write, as the alert and the dashboard say it. */
+export const STORE_FAILURE_WORDS: Record<StoreFailureCause, string> = {
+  disk_full: "the primary's disk is full",
+  read_only: "the primary's data directory is read-only",
+  io_error: "the primary's disk reports I/O errors",
+  busy: "the primary's database is locked by another process",
+  other: "the primary cannot write its database",
+};
+
+/** A rule on the primary's store (metric `store_failing`): not about a node. */
+export function wordPrimaryStore(
+  rule: AlertRuleDef,
+  status: "firing" | "resolved",
+  failure: { cause: StoreFailureCause; error: string; since: number },
+  now: number,
+): { title: string; text: string } {
+  const what = STORE_FAILURE_WORDS[failure.cause];
+  const capital = `${what.charAt(0).toUpperCase()}${what.slice(1)}`;
+  const cond = condition(rule);
+  const ruleLine = `Rule: ${rule.name}${cond === "" ? "" : `, ${cond}`}${rule.stock ? " (stock)" : ""}`;
+  if (status === "resolved")
+    return {
+      title: "Resolved: the primary stores again",
+      text: [
+        `It could not for ${formatDuration(Math.max(0, now - failure.since))} (${what}). The agents now send the samples they kept.`,
+        ruleLine,
+      ].join("\n"),
+    };
+  return {
+    title: rule.message !== "" ? rule.message : `${capital}: nothing new is being stored`,
+    text: [
+      "The primary keeps running: the live state, the dashboard and alerts go on. Agents keep their samples (up to [agent] outbox_size each) and send them again once it can store; it retries by itself. Free space in its data directory, or fix its mount.",
+      `Error: ${failure.error}`,
+      ruleLine,
+      `Since: ${new Date(failure.since).toLocaleString()}`,
+    ].join("\n"),
+  };
 }

@@ -17,6 +17,8 @@ export interface ProcessStats {
   sessions: number;
   legacySessions: number;
   samplesTotal: number;
+  /** Whether the store can write (0: a full or read-only disk; nothing new is stored). */
+  storeOk?: boolean;
   /** Open HTTP event streams (`/api/stream`, task output, followed logs). */
   httpStreams?: number;
   /** With `[heartbeat] url` set: when a heartbeat was last taken, Unix seconds (0: never yet). */
@@ -318,6 +320,13 @@ export function renderMetrics(
     "Vitals samples stored since the primary started.",
     [["", stats.samplesTotal]],
   );
+  if (stats.storeOk !== undefined)
+    e.family(
+      "picluster_primary_store_ok",
+      "gauge",
+      "1 while the primary's store writes; 0 while it cannot (a full or read-only disk: nothing new is stored).",
+      [["", stats.storeOk ? 1 : 0]],
+    );
   if (stats.httpStreams !== undefined)
     e.family(
       "picluster_http_streams",

@@ -202,7 +202,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
           errorBody("E_BAD_REQUEST", `${field}: ${first?.message ?? "invalid"}${extra}`, field),
         );
     }
-    if (err instanceof StoreError) return reply.code(400).send(errorBody(err.code, err.message));
+    // A query the store refuses is the client's; a write it cannot do (a full disk) is ours, for now.
+    if (err instanceof StoreError)
+      return reply
+        .code(err.code === "E_BAD_METRIC" ? 400 : 503)
+        .send(errorBody(err.code, err.message));
     if (err instanceof PiclusterError)
       return reply.code(500).send(errorBody(err.code, err.message));
     // A client's mistake (too large, wrong type, bad JSON, too slow) has its own code.
@@ -372,6 +376,8 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
         ...(req.query.on === undefined ? {} : { unknownNames: picked.unknownNames }),
         version: opts.version,
         now: opts.clock.now(),
+        // Whether what happens is being stored: a full disk stops it, not the rest.
+        primary: { store: opts.store.health },
       };
     },
   );

@@ -3,7 +3,8 @@
  * - `event: <kind>` with `id:` for every stored event (state changes,
  *   throttling, joins…); a client reconnecting with Last-Event-ID gets what
  *   it missed from the store first, up to `stream_resume_bytes`; past that,
- *   `event: resync` tells it to reload instead.
+ *   `event: resync` tells it to reload instead. While the store cannot
+ *   write (a full disk), events come at once without an `id:`.
  * - `event: vitals` once a second with the latest figures of every node that
  *   reported since the last one (coalesced: one entry per node).
  * Task output is not here: it carries what nodes print, so it has its own
@@ -18,7 +19,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { EventBus } from "../events.js";
 import type { Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
-import type { Store, StoredEvent } from "../store/store.js";
+import type { LiveEvent, Store } from "../store/store.js";
 import { errorBody } from "./guard.js";
 
 const VITALS_EVERY_MS = 1_000;
@@ -187,8 +188,12 @@ export interface StreamDeps {
 export function openStream(req: FastifyRequest, reply: FastifyReply, deps: StreamDeps): void {
   const sse = openSse(req, reply, deps);
   if (sse === undefined) return;
-  const sendEvent = (e: StoredEvent) =>
-    sse.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+  // An event the store could not write yet has no id: the browser's
+  // Last-Event-ID stays at the last stored one, so a resume replays from there.
+  const sendEvent = (e: LiveEvent) =>
+    sse.write(
+      `${e.id === null ? "" : `id: ${e.id}\n`}event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`,
+    );
 
   sse.write("retry: 2000\n\n");
   const header = req.headers["last-event-id"];

@@ -23,7 +23,7 @@ import {
 import { listen } from "../listen.js";
 import type { LivenessDetector } from "../liveness.js";
 import type { Registry } from "../registry.js";
-import type { Store } from "../store/store.js";
+import { type Store, StoreError } from "../store/store.js";
 import { type Admission, clientAddress, LegacyAdmission, type RefusalReason } from "./admission.js";
 import { type LegacyBaseinfo, parseDetails, parseVitals, toDetails, toVitals } from "./payloads.js";
 import { primaryBaseinfo } from "./primary-info.js";
@@ -185,8 +185,14 @@ class LegacySession {
         const seq = this.lastSeq;
         this.opts.store.addVitals(node, now, seq, vitals).then(
           () => this.opts.registry.markStored(id, seq),
+          // A store that cannot write (a full disk) says so once, itself; a line per sample would
+          // only flood the console. Tutorial nodes keep nothing to send again: the sample is lost.
           (err: unknown) =>
-            this.log.error("cannot store a tutorial node's sample", { err: describeError(err) }),
+            (err instanceof StoreError ? this.log.debug : this.log.error).call(
+              this.log,
+              "cannot store a tutorial node's sample",
+              { err: describeError(err) },
+            ),
         );
         return;
       }

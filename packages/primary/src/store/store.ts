@@ -9,6 +9,14 @@
  * recomputed from the raw rows for every minute that received samples,
  * including late ones replayed by a reconnecting agent. Retention deletes in
  * small steps so ingest never waits long.
+ *
+ * A commit that fails (a full or read-only disk) rejects its samples'
+ * promises, so nothing is acknowledged that is not stored: the agents keep
+ * them and send them again. Its events and node rows have no other copy and
+ * wait here (bounded) for the next commit. Until one succeeds the store is
+ * failing: new samples are refused at once, events are told to listeners
+ * without an id (the live stream goes on), and a commit is tried again every
+ * RETRY interval.
  */
 
 import { chmodSync, closeSync, openSync, statSync } from "node:fs";
@@ -20,17 +28,83 @@ import {
   PiclusterError,
 } from "@picluster/common";
 import Database from "better-sqlite3";
-import { type ClusterEvent, isStreamOnly, type NodeState } from "../events.js";
+import {
+  type ClusterEvent,
+  isStreamOnly,
+  type NodeState,
+  type StoreFailureCause,
+} from "../events.js";
 import type { NodeRecord } from "../registry.js";
 import { METRIC_NAMES, metricValues } from "./metrics.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 export class StoreError extends PiclusterError {}
 
+const FAILURE_CODES: Record<StoreFailureCause, string> = {
+  disk_full: "E_STORE_FULL",
+  read_only: "E_STORE_READONLY",
+  io_error: "E_STORE_IO",
+  busy: "E_STORE_BUSY",
+  other: "E_STORE_WRITE",
+};
+
+/** What kind of failure a write to the store met (better-sqlite3 throws SqliteError with `code`). */
+export function storeFailureCause(err: unknown): StoreFailureCause {
+  const code = String((err as { code?: unknown } | undefined)?.code ?? "");
+  if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT") return "disk_full";
+  if (code.startsWith("SQLITE_READONLY") || code === "EROFS") return "read_only";
+  if (code.startsWith("SQLITE_IOERR") || code === "EIO") return "io_error";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "busy";
+  return "other";
+}
+
+/** A write that failed, as a StoreError whose code says why (E_STORE_FULL, E_STORE_READONLY…). */
+export function storeWriteError(what: string, err: unknown): StoreError {
+  return new StoreError(FAILURE_CODES[storeFailureCause(err)], `${what}: ${describeError(err)}`, {
+    cause: err,
+  });
+}
+
+/** Whether the store is writing; while it is not, since when, why, and what waits. */
+export type StoreHealth =
+  | { ok: true }
+  | {
+      ok: false;
+      since: number;
+      cause: StoreFailureCause;
+      code: string;
+      /** SQLite's words for the first failure. */
+      error: string;
+      /** Events waiting for the next commit, and those dropped because too many waited. */
+      eventsWaiting: number;
+      eventsDropped: number;
+    };
+
+/** A failure that ended: how long it lasted and what it cost. */
+export interface StoreOutage {
+  since: number;
+  cause: StoreFailureCause;
+  failedForMs: number;
+  eventsDropped: number;
+}
+
+/**
+ * An event as listeners are told it: once stored, with its id; while the
+ * store cannot write, at once with `id: null` (and not again when it is
+ * stored later).
+ */
+export interface LiveEvent extends Omit<StoredEvent, "id"> {
+  id: number | null;
+}
+
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 export const DEFAULT_FLUSH_MS = 100;
 export const DEFAULT_BATCH_ROWS = 1_000;
+/** How often a store that cannot write tries to commit again. */
+export const DEFAULT_RETRY_MS = 5_000;
+/** Events kept for the next commit while the store cannot write; past it the oldest are dropped and counted. */
+export const MAX_WAITING_EVENTS = 10_000;
 /** Rows deleted per retention step; between steps the event loop runs. */
 const PRUNE_STEP_ROWS = 2_000;
 const ROLLUP_EVERY_MS = 10_000;
@@ -51,6 +125,7 @@ export interface StoreOptions {
   retention: Retention;
   flushMs?: number;
   batchRows?: number;
+  retryMs?: number;
 }
 
 interface PendingSample {
@@ -153,10 +228,31 @@ export interface EventQuery {
 
 type Row = Record<string, unknown>;
 
+interface PendingEvent {
+  event: ClusterEvent;
+  /** Already told to listeners (without an id) while the store could not write. */
+  told: boolean;
+}
+
+interface Failure {
+  since: number;
+  cause: StoreFailureCause;
+  code: string;
+  error: string;
+  eventsDropped: number;
+  attempts: number;
+  stopRetry: () => void;
+}
+
+function eventFields(e: ClusterEvent): Omit<StoredEvent, "id"> {
+  const { kind, at, ...rest } = e;
+  return { ts: at, kind, nodeId: "nodeId" in e ? e.nodeId : null, data: rest };
+}
+
 export class Store {
   private db: Database.Database | undefined;
   private samples: PendingSample[] = [];
-  private pendingEvents: ClusterEvent[] = [];
+  private pendingEvents: PendingEvent[] = [];
   private nodes = new Map<string, NodeRecord>();
   private waiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private cancelFlush: (() => void) | undefined;
@@ -164,7 +260,11 @@ export class Store {
   private readonly dirtyMinutes = new Set<number>();
   private readonly abort = new AbortController();
   private statements: ReturnType<Store["prepare"]> | undefined;
-  private readonly eventListeners = new Set<(events: StoredEvent[]) => void>();
+  private readonly eventListeners = new Set<(events: LiveEvent[]) => void>();
+  private readonly healthListeners = new Set<
+    (health: StoreHealth, ended: StoreOutage | undefined) => void
+  >();
+  private failure: Failure | undefined;
   /** Samples committed since the store opened (for /metrics). */
   samplesStored = 0;
 
@@ -260,6 +360,17 @@ export class Store {
     seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
+    const failure = this.failure;
+    if (failure !== undefined) {
+      // Refused at once, not queued: a sample of this node committed after
+      // the failed ones would let its ack cover them. Its agent keeps it.
+      return Promise.reject(
+        new StoreError(
+          failure.code,
+          `the store cannot write since ${new Date(failure.since).toISOString()} (${failure.error}); the sample stays with its agent`,
+        ),
+      );
+    }
     // Only the sample: the node's row is rewritten on events (state, details),
     // and its last seq moves with a one-column update at commit.
     this.samples.push({ nodeId: node.id, ts, seq, values: metricValues(vitals) });
@@ -275,9 +386,37 @@ export class Store {
       this.opts.log.warn("event after the store closed, not kept", { kind: event.kind });
       return;
     }
-    this.pendingEvents.push(event);
     if (node !== undefined) this.nodes.set(node.id, node);
+    if (this.failure !== undefined) {
+      // Told now, stored when the store can write again (the retry commits it).
+      this.pendingEvents.push({ event, told: true });
+      this.boundWaiting(this.failure);
+      this.tell([{ id: null, ...eventFields(event) }]);
+      return;
+    }
+    this.pendingEvents.push({ event, told: false });
     this.scheduleFlush();
+  }
+
+  /** Whether the store is writing; see StoreHealth. */
+  get health(): StoreHealth {
+    const f = this.failure;
+    if (f === undefined) return { ok: true };
+    return {
+      ok: false,
+      since: f.since,
+      cause: f.cause,
+      code: f.code,
+      error: f.error,
+      eventsWaiting: this.pendingEvents.length,
+      eventsDropped: f.eventsDropped,
+    };
+  }
+
+  /** Be told when the store stops writing, and when it writes again (with the outage that ended). */
+  onHealth(listener: (health: StoreHealth, ended: StoreOutage | undefined) => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
   }
 
   private get pendingRows(): number {
@@ -285,6 +424,8 @@ export class Store {
   }
 
   private scheduleFlush(): void {
+    // While failing, the retry timer is the only one that commits.
+    if (this.failure !== undefined) return;
     if (this.pendingRows >= (this.opts.batchRows ?? DEFAULT_BATCH_ROWS)) {
       // A full batch commits on the next turn of the event loop, not inside
       // the caller: committing here would resolve promises whose handlers
@@ -303,11 +444,15 @@ export class Store {
     );
   }
 
-  /** Commit everything queued in one transaction, then resolve the samples' promises. */
+  /**
+   * Commit everything queued in one transaction, then resolve the samples'
+   * promises. While the store is failing this is the retry: with nothing
+   * queued it still writes (a probe), to learn whether it can again.
+   */
   flush(): void {
     this.cancelFlush?.();
     this.cancelFlush = undefined;
-    if (this.pendingRows === 0 && this.nodes.size === 0) return;
+    if (this.pendingRows === 0 && this.nodes.size === 0 && this.failure === undefined) return;
     const samples = this.samples;
     const events = this.pendingEvents;
     const nodes = [...this.nodes.values()];
@@ -324,16 +469,21 @@ export class Store {
       for (const w of waiters) w.reject(error);
       return;
     }
+    const db = this.db;
     const st = this.statements;
-    const committed: StoredEvent[] = [];
+    const committed: LiveEvent[] = [];
     try {
-      this.db.transaction(() => {
+      db.transaction(() => {
         for (const s of samples) st.insertSample.run(s.nodeId, s.seq, s.ts, ...s.values);
-        for (const e of events) {
-          const { kind, at, ...rest } = e;
-          const nodeId = "nodeId" in e ? e.nodeId : null;
-          const { lastInsertRowid } = st.insertEvent.run(at, kind, nodeId, JSON.stringify(rest));
-          committed.push({ id: Number(lastInsertRowid), ts: at, kind, nodeId, data: rest });
+        for (const { event, told } of events) {
+          const fields = eventFields(event);
+          const { lastInsertRowid } = st.insertEvent.run(
+            fields.ts,
+            fields.kind,
+            fields.nodeId,
+            JSON.stringify(fields.data),
+          );
+          if (!told) committed.push({ id: Number(lastInsertRowid), ...fields });
         }
         // The node row's last_seq moves in the same transaction as its samples.
         const stored = new Map<string, { seq: number; ts: number }>();
@@ -344,38 +494,121 @@ export class Store {
         }
         for (const n of nodes) st.upsertNode.run(nodeRow(n, stored.get(n.id)?.seq));
         for (const [id, { seq, ts }] of stored) st.touchNode.run(seq, ts, id);
+        // Retrying with nothing queued: a write all the same (the header's
+        // user_version, which nothing reads), or we would never learn that
+        // the disk has room again.
+        if (samples.length + events.length + nodes.length === 0)
+          db.pragma(`user_version = ${Number(db.pragma("user_version", { simple: true }))}`);
       })();
     } catch (err) {
-      const error = new StoreError(
-        "E_STORE_WRITE",
-        `commit of ${samples.length} samples and ${events.length} events failed: ${describeError(err)}`,
-        {
-          cause: err,
-        },
+      const error = storeWriteError(
+        `commit of ${samples.length} samples and ${events.length} events failed`,
+        err,
       );
-      this.opts.log.error("store commit failed; samples stay unacknowledged and will be replayed", {
-        err: error.message,
-      });
+      // The samples are refused (their agents send them again); events and
+      // node rows have no other copy and wait for the next commit.
+      this.pendingEvents = events;
+      for (const n of nodes) if (!this.nodes.has(n.id)) this.nodes.set(n.id, n);
       for (const w of waiters) w.reject(error);
+      this.failed(error, err);
+      const untold = events.filter((e) => !e.told);
+      for (const e of untold) e.told = true;
+      if (untold.length > 0) this.tell(untold.map((e) => ({ id: null, ...eventFields(e.event) })));
       return;
     }
     for (const s of samples) this.dirtyMinutes.add(Math.floor(s.ts / MINUTE_MS) * MINUTE_MS);
     this.samplesStored += samples.length;
+    if (this.failure !== undefined) this.recovered(events.length);
     for (const w of waiters) w.resolve();
-    if (committed.length > 0) {
-      for (const listener of this.eventListeners) {
-        try {
-          listener(committed);
-        } catch (err) {
-          this.opts.log.error("stored-event listener failed", { err: describeError(err) });
-        }
+    if (committed.length > 0) this.tell(committed);
+  }
+
+  private tell(events: LiveEvent[]): void {
+    for (const listener of this.eventListeners) {
+      try {
+        listener(events);
+      } catch (err) {
+        this.opts.log.error("stored-event listener failed", { err: describeError(err) });
+      }
+    }
+  }
+
+  private failed(error: StoreError, cause: unknown): void {
+    if (this.failure !== undefined) {
+      this.failure.attempts += 1;
+      this.boundWaiting(this.failure);
+      return;
+    }
+    const retryMs = this.opts.retryMs ?? DEFAULT_RETRY_MS;
+    const failure: Failure = {
+      since: this.opts.clock.now(),
+      cause: storeFailureCause(cause),
+      code: error.code,
+      error: describeError(cause),
+      eventsDropped: 0,
+      attempts: 1,
+      stopRetry: this.opts.clock.every(retryMs, () => this.flush()),
+    };
+    this.failure = failure;
+    this.boundWaiting(failure);
+    this.opts.log.error(
+      "the store cannot write: nothing new is stored until it can; samples stay with the agents, events wait here",
+      {
+        file: this.opts.file,
+        cause: failure.cause,
+        code: failure.code,
+        err: failure.error,
+        retryEveryMs: retryMs,
+      },
+    );
+    this.announceHealth();
+  }
+
+  private recovered(committedEvents: number): void {
+    const failure = this.failure;
+    if (failure === undefined) return;
+    failure.stopRetry();
+    this.failure = undefined;
+    const ended: StoreOutage = {
+      since: failure.since,
+      cause: failure.cause,
+      failedForMs: this.opts.clock.now() - failure.since,
+      eventsDropped: failure.eventsDropped,
+    };
+    this.opts.log.warn("the store writes again", {
+      file: this.opts.file,
+      cause: failure.cause,
+      failedForMs: ended.failedForMs,
+      attempts: failure.attempts,
+      eventsStored: committedEvents,
+      eventsDropped: failure.eventsDropped,
+    });
+    this.announceHealth(ended);
+  }
+
+  /** Events waiting for a commit are bounded: the oldest go first, counted. */
+  private boundWaiting(failure: Failure): void {
+    const over = this.pendingEvents.length - MAX_WAITING_EVENTS;
+    if (over <= 0) return;
+    this.pendingEvents.splice(0, over);
+    failure.eventsDropped += over;
+  }
+
+  private announceHealth(ended?: StoreOutage): void {
+    const health = this.health;
+    for (const listener of this.healthListeners) {
+      try {
+        listener(health, ended);
+      } catch (err) {
+        this.opts.log.error("store health listener failed", { err: describeError(err) });
       }
     }
   }
 
   /** Recompute the rollups of every complete minute that received samples, and their hours. */
   rollUp(): void {
-    if (this.db === undefined) return;
+    // Not while failing: the minutes stay dirty and are rolled up once it writes again.
+    if (this.db === undefined || this.failure !== undefined) return;
     const current = Math.floor(this.opts.clock.now() / MINUTE_MS) * MINUTE_MS;
     const minutes = [...this.dirtyMinutes].filter((b) => b < current).sort((a, b) => a - b);
     if (minutes.length === 0) return;
@@ -401,6 +634,7 @@ export class Store {
 
   /** Delete what is past retention, a small step at a time, yielding between steps. */
   prune(): void {
+    if (this.failure !== undefined) return;
     const now = this.opts.clock.now();
     const { rawMs, minuteMs, hourMs } = this.opts.retention;
     const st = this.st;
@@ -427,8 +661,11 @@ export class Store {
     step(0);
   }
 
-  /** Be told of events once they are committed, with their ids (the live stream). */
-  onEvents(listener: (events: StoredEvent[]) => void): () => void {
+  /**
+   * Be told of events once they are committed, with their ids (the live
+   * stream); while the store cannot write, at once without (see LiveEvent).
+   */
+  onEvents(listener: (events: LiveEvent[]) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
   }
@@ -437,11 +674,11 @@ export class Store {
   /** A new task run; returns its id. Written at once (not batched): runs are few. */
   insertTaskRun(run: Omit<StoredTaskRun, "id" | "finishedAt" | "nodes">): number {
     const db = this.openDb;
-    const { lastInsertRowid } = db
-      .prepare(
-        "INSERT INTO task_runs (task, selector, args, requested_by, created_at, status) VALUES (?, ?, ?, ?, ?, ?)",
-      )
-      .run(
+    const insert = db.prepare(
+      "INSERT INTO task_runs (task, selector, args, requested_by, created_at, status) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    try {
+      const { lastInsertRowid } = insert.run(
         run.task,
         run.selector,
         JSON.stringify(run.args),
@@ -449,7 +686,11 @@ export class Store {
         run.createdAt,
         run.status,
       );
-    return Number(lastInsertRowid);
+      return Number(lastInsertRowid);
+    } catch (err) {
+      // A run that cannot be recorded is not started (a full disk): say why, with a code.
+      throw storeWriteError(`the task run "${run.task}" cannot be recorded`, err);
+    }
   }
 
   /** Write one node's result of a run (insert or replace). */
@@ -712,7 +953,9 @@ export class Store {
   close(): void {
     this.abort.abort();
     if (this.db === undefined) return;
+    // A last try; what still cannot be written is lost with the process (samples stay with agents).
     this.flush();
+    this.failure?.stopRetry();
     this.rollUp();
     this.db.close();
     this.db = undefined;
