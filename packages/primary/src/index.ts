@@ -14,6 +14,7 @@ export * from "./alerts/message.js";
 export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";
+export type { AlertsView, TestResult } from "./http/alerts.js";
 export * from "./http/join.js";
 export type { NodeAdmin } from "./http/nodes-admin.js";
 export * from "./http/server.js";
