@@ -136,9 +136,8 @@ export function AlertsPage() {
                 <td>
                   <b>{r.name}</b> <small class="muted">{r.stock ? "stock" : "yours"}</small>
                 </td>
-                <td>
+                <td title={r.summary}>
                   <code>{r.when}</code>
-                  <div class="muted">{r.summary}</div>
                 </td>
                 <td>{span(r.forMs)}</td>
                 <td>

@@ -11,7 +11,9 @@ import { type ClusterHistory, type ClusterTotals, clusterTotals } from "./histor
 import { useColorScheme, useLive } from "./hooks.js";
 
 const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
-const CHART_HEIGHT = 110;
+const CHART_HEIGHT = 120;
+/** The time axis spans at least this, in seconds: a page open for 5 s is not drawn to the millisecond. */
+const MIN_SPAN_S = 60;
 
 function statesText(t: ClusterTotals): string {
   if (t.nodes === 0) return "none yet";
@@ -43,16 +45,30 @@ function ClusterChart({ history, version }: { history: ClusterHistory; version: 
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
         scales: {
+          x: {
+            time: true,
+            // Now on the right edge; the first minute is drawn as a minute.
+            range: (_u, min, max) => [Math.min(min, max - MIN_SPAN_S), max],
+          },
           pct: { range: [0, 100] },
-          n: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+          // Room above the line of nodes alive, so that "all alive" is not drawn on the frame.
+          n: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.15] },
         },
         axes: [
-          { stroke: muted, grid, space: 80 },
+          {
+            stroke: muted,
+            grid,
+            space: 70,
+            size: 28,
+            // One line, the time of day: seconds only where the ticks are that close.
+            values: (_u, vals, _axis, _space, step) =>
+              vals.map((v) => clockTime(v * 1000).slice(0, step < 60 ? 8 : 5)),
+          },
           {
             scale: "pct",
             stroke: muted,
             grid,
-            size: 48,
+            size: 56,
             values: (_u, vals) => vals.map((v) => `${v} %`),
           },
           {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
 import { joinCommand, joinSettings, sha256 } from "@picluster/primary";
@@ -19,6 +20,14 @@ const BUNDLE = new URL("../../../cli/dist/agent-bundle.cjs", import.meta.url).pa
 
 async function text(page: Page, selector: string): Promise<string> {
   return ((await page.textContent(selector)) ?? "").trim();
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const address = probe.address();
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return typeof address === "object" && address !== null ? address.port : 0;
 }
 
 /** The table's node names, top to bottom. */
@@ -186,16 +195,6 @@ test("dashboard - totals and a chart of the cluster since the page opened; a kil
   );
   assert.ok(await page.$('[data-testid="cluster-chart"] canvas'), "uPlot drew the chart");
   assert.equal(await text(page, '[data-testid="chart-alive"]'), "3");
-  if (TAKE_SHOTS) {
-    await new Promise((r) => setTimeout(r, 8_000));
-    mkdirSync(SHOTS, { recursive: true });
-    for (const scheme of ["light", "dark"] as const) {
-      await page.emulateMedia({ colorScheme: scheme });
-      await page.screenshot({ path: `${SHOTS}cluster-${scheme}.png` });
-    }
-    await page.emulateMedia({ colorScheme: "light" });
-  }
-
   // Killed: its tile keeps its figures, dimmed and said to be last known, with their age.
   const gamma = '[data-node="pi-gamma"]';
   assert.equal(await page.$(`${gamma} [data-testid="last-seen"]`), null, "alive: current figures");
@@ -225,9 +224,14 @@ test("dashboard - totals and a chart of the cluster since the page opened; a kil
 test("dashboard - Add node asks for the token, shows the line `picluster node add` prints with a copy button, and the node appears live when an agent joins with it", {
   skip: NO_BROWSER,
 }, async (t) => {
+  // A fixed HTTP port: the one-line install names it (with port 0 it would say :0).
   const p = await startPrimary(
     t,
-    { "http.token": TOKEN, "primary.advertise_host": "127.0.0.1" },
+    {
+      "http.token": TOKEN,
+      "primary.advertise_host": "127.0.0.1",
+      "http.port": String(await freePort()),
+    },
     undefined,
     existsSync(BUNDLE) ? BUNDLE : undefined,
   );
