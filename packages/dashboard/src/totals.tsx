@@ -47,8 +47,13 @@ function ClusterChart({ history, version }: { history: ClusterHistory; version: 
         scales: {
           x: {
             time: true,
-            // Now on the right edge; the first minute is drawn as a minute.
-            range: (_u, min, max) => [Math.min(min, max - MIN_SPAN_S), max],
+            // Now on the right edge; the first minute is drawn as a minute. (From
+            // the data: uPlot widens a single point to a day before asking.)
+            range: (u) => {
+              const xs = u.data[0];
+              const last = xs[xs.length - 1] ?? Date.now() / 1000;
+              return [Math.min(xs[0] ?? last, last - MIN_SPAN_S), last];
+            },
           },
           pct: { range: [0, 100] },
           // Room above the line of nodes alive, so that "all alive" is not drawn on the frame.
@@ -134,28 +139,32 @@ export function Totals() {
           <dd data-testid="total-cpu">{pct(t.cpu)}</dd>
         </div>
       </dl>
-      <figure class="cluster-chart" data-testid="cluster-chart" data-points={h.length}>
-        <ClusterChart history={h} version={cluster.version} />
-        <figcaption>
-          <ul class="chart-legend">
-            <li>
-              <span class="swatch swatch-cpu" aria-hidden="true" /> CPU average{" "}
-              <b data-testid="chart-cpu">{pct(h.cpu[last])}</b>
-            </li>
-            <li>
-              <span class="swatch swatch-mem" aria-hidden="true" /> memory used{" "}
-              <b data-testid="chart-mem">{pct(h.mem[last])}</b>
-            </li>
-            <li>
-              <span class="swatch swatch-alive" aria-hidden="true" /> nodes alive{" "}
-              <b data-testid="chart-alive">{h.alive[last] ?? "–"}</b>
-            </li>
-          </ul>
-          <span class="muted">
-            {since === undefined ? "" : `since ${clockTime(since * 1000)}, while this page is open`}
-          </span>
-        </figcaption>
-      </figure>
+      {t.nodes > 0 && (
+        <figure class="cluster-chart" data-testid="cluster-chart" data-points={h.length}>
+          <ClusterChart history={h} version={cluster.version} />
+          <figcaption>
+            <ul class="chart-legend">
+              <li>
+                <span class="swatch swatch-cpu" aria-hidden="true" /> CPU average{" "}
+                <b data-testid="chart-cpu">{pct(h.cpu[last])}</b>
+              </li>
+              <li>
+                <span class="swatch swatch-mem" aria-hidden="true" /> memory used{" "}
+                <b data-testid="chart-mem">{pct(h.mem[last])}</b>
+              </li>
+              <li>
+                <span class="swatch swatch-alive" aria-hidden="true" /> nodes alive{" "}
+                <b data-testid="chart-alive">{h.alive[last] ?? "–"}</b>
+              </li>
+            </ul>
+            <span class="muted">
+              {since === undefined
+                ? ""
+                : `since ${clockTime(since * 1000)}, while this page is open`}
+            </span>
+          </figcaption>
+        </figure>
+      )}
     </section>
   );
 }
