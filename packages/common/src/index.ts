@@ -1,3 +1,4 @@
+export type * from "./api/alerts.js";
 export type * from "./api/jobs.js";
 export type * from "./api/tasks.js";
 export * from "./auth.js";

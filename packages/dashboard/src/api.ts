@@ -1,4 +1,5 @@
 /** The primary's HTTP API as the page uses it: JSON reads and the live event stream. */
+import type { AlertState, TestResult } from "@picluster/common";
 
 export type NodeState = "alive" | "suspect" | "down" | "left";
 
@@ -47,9 +48,23 @@ export interface NodeView {
   address: string;
   legacy: boolean;
   agentVersion: string;
+  /** When the primary last heard from the node (any message). */
+  lastSeen: number;
   vitalsAt: number | null;
   vitals: Vitals | null;
   details?: Details | null;
+}
+
+export type Throttling = NonNullable<Vitals["throttling"]>;
+
+/** A node as `/api/nodes?view=summary` sends it: the figures a tile or a row shows, not the whole vitals. */
+export interface NodeSummary extends NodeView {
+  figures: Record<string, number | null> | null;
+  uptimeS: number | null;
+  /** From the node's details: null until they arrive. */
+  cores: number | null;
+  memoryBytes: number | null;
+  throttling: Throttling | null;
 }
 
 export interface StoredEvent {
@@ -128,12 +143,18 @@ export async function followEvents(
   }
 }
 
-/** The figures a tile shows, from a node's raw vitals or from a stream batch. */
+/** The figures a tile or a row shows, from a node's summary or from a stream batch. */
 export interface Figures {
   cpu: number | null;
   temp: number | null;
   mem: number | null;
   disk: number | null;
+  load1: number | null;
+}
+
+/** The cluster's live event stream (state changes, stored events, a vitals batch a second). */
+export function eventStream(): EventSource {
+  return new EventSource("/api/stream");
 }
 
 /**
@@ -217,3 +238,47 @@ export interface CatalogTask {
 
 /** A run and each node's result, as the primary stores and serves them. */
 export type { StoredNodeResult as NodeResult, StoredTaskRun as TaskRun } from "@picluster/common";
+
+/** What `POST /api/nodes/:name/join-token` answers: the token and the lines to paste on the node. */
+export interface JoinToken {
+  name: string;
+  token: string;
+  validForMs: number;
+  /** The one-line install (fetch, check, install the service); null when the primary has no agent bundle. */
+  command: string | null;
+  /** The line for a node where picluster is already installed. */
+  manual: string | null;
+}
+
+export function createJoinToken(name: string): Promise<JoinToken> {
+  return sendJson<JoinToken>("POST", `/api/nodes/${encodeURIComponent(name)}/join-token`);
+}
+
+/** A rule as `GET /api/alerts` shows it. */
+export interface AlertRuleView {
+  name: string;
+  when: string;
+  forMs: number;
+  on: string;
+  channels: string[];
+  severity: "critical" | "warning" | "info";
+  repeatMs: number;
+  enabled: boolean;
+  stock: boolean;
+  summary: string;
+  firing: number;
+}
+
+export interface AlertsAnswer {
+  enabled: boolean;
+  rules: AlertRuleView[];
+  states: AlertState[];
+  channels: Array<{ name: string; type: string }>;
+}
+
+/** Send a test message through one channel; answers whether it was delivered. */
+export function testChannel(channel: string): Promise<TestResult & { channel: string }> {
+  return sendJson("POST", "/api/alerts/test", { channel });
+}
+
+export type { AlertState, TestResult };

@@ -1,110 +1,15 @@
-import { memo } from "preact/compat";
 import { useState } from "preact/hooks";
+import { AddNode } from "./add-node.js";
 import type { NodeState } from "./api.js";
-import { ago, duration, nodeName, pct } from "./format.js";
 import { useLive } from "./hooks.js";
-import type { FiringAlert, LiveNode } from "./live.js";
-import { Sparkline } from "./sparkline.js";
+import type { LiveNode } from "./live.js";
+import { type ClusterView, savedView, saveView } from "./prefs.js";
+import { firstSort, SORT_KEYS, type Sort, type SortKey, sorter } from "./sort.js";
+import { NodeTable } from "./table.js";
+import { Tile } from "./tiles.js";
+import { Totals } from "./totals.js";
 
 const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
-type SortKey = "name" | "state" | "cpu" | "temp";
-const STATE_ORDER: Record<NodeState, number> = { down: 0, suspect: 1, left: 2, alive: 3 };
-
-function sorter(key: SortKey) {
-  return (a: LiveNode, b: LiveNode): number => {
-    if (key === "state") return STATE_ORDER[a.view.state] - STATE_ORDER[b.view.state];
-    if (key === "cpu") return (b.figures.cpu ?? -1) - (a.figures.cpu ?? -1);
-    if (key === "temp") return (b.figures.temp ?? -1) - (a.figures.temp ?? -1);
-    return a.view.name.localeCompare(b.view.name, "en", { numeric: true });
-  };
-}
-
-interface TileProps {
-  n: LiveNode;
-  /** The node's change count: a tile whose node did not change is not drawn again… */
-  rev: number;
-  /** …until the clock moves on (every 10 s, for "since" and uptime)… */
-  tick: number;
-  /** …or its alerts change. */
-  alerts: FiringAlert[] | undefined;
-  now: number;
-}
-
-/**
- * One node. Memoised: the once-a-second vitals batch touches only the nodes
- * that reported, and a page of 1 000 tiles redraws just those.
- */
-const Tile = memo(
-  TileView,
-  (a: TileProps, b: TileProps) =>
-    a.n === b.n && a.rev === b.rev && a.tick === b.tick && a.alerts === b.alerts,
-);
-
-function TileView({ n, now, alerts }: TileProps) {
-  const v = n.view;
-  const uptime =
-    n.uptimeS === null ? null : n.uptimeS + (v.state === "alive" ? (now - n.uptimeAt) / 1000 : 0);
-  const hot = (n.figures.temp ?? 0) >= 80;
-  return (
-    <a
-      class={`tile state-${v.state}`}
-      href={`#/node/${encodeURIComponent(v.id)}`}
-      data-node={v.name}
-      data-state={v.state}
-    >
-      <div class="tile-head">
-        <span class="dot" aria-hidden="true" />
-        <span class="name">{nodeName(v)}</span>
-        <span class="since" title={v.stateReason}>
-          {v.state} · {ago(v.stateSince, now)}
-        </span>
-      </div>
-      <dl class="figures">
-        <div>
-          <dt>CPU</dt>
-          <dd>{pct(n.figures.cpu)}</dd>
-        </div>
-        <div>
-          <dt>Temp</dt>
-          <dd class={hot ? "warn" : ""}>
-            {n.figures.temp === null ? "–" : `${n.figures.temp.toFixed(0)} °C`}
-          </dd>
-        </div>
-        <div>
-          <dt>RAM</dt>
-          <dd>{pct(n.figures.mem)}</dd>
-        </div>
-        <div>
-          <dt>Disk</dt>
-          <dd>{pct(n.figures.disk)}</dd>
-        </div>
-        <div>
-          <dt>Up</dt>
-          <dd>{duration(uptime)}</dd>
-        </div>
-      </dl>
-      {alerts !== undefined && alerts.length > 0 && (
-        <ul class="tile-alerts" data-testid="tile-alerts">
-          {alerts.map((a) => (
-            <li key={a.rule} class={`alert-${a.severity}`}>
-              {a.title}
-            </li>
-          ))}
-        </ul>
-      )}
-      <Sparkline values={n.cpuHistory} />
-      {Object.keys(v.labels).length > 0 && (
-        <div class="labels">
-          {Object.entries(v.labels).map(([k, val]) => (
-            <span class="label" key={k}>
-              {k}={val}
-            </span>
-          ))}
-        </div>
-      )}
-    </a>
-  );
-}
 
 /** What fires now, across the cluster, above the tiles. */
 function AlertBanner() {
@@ -154,7 +59,8 @@ export function ClusterPage() {
   const [state, setState] = useState<NodeState | "">("");
   const [label, setLabel] = useState("");
   const [search, setSearch] = useState("");
-  const [sort, setSort] = useState<SortKey>("name");
+  const [sort, setSort] = useState<Sort>(() => firstSort("name"));
+  const [view, setView] = useState<ClusterView>(savedView);
   const all = [...cluster.nodes.values()];
   const counts = Object.fromEntries(
     STATES.map((s) => [s, all.filter((n) => n.view.state === s).length]),
@@ -173,9 +79,26 @@ export function ClusterPage() {
     .filter((n) => q === "" || n.view.name.toLowerCase().includes(q))
     .sort(sorter(sort));
   const now = Date.now();
+  const tick = Math.floor(now / 10_000);
+  const stale = cluster.unreachableSince;
+  const items = (n: LiveNode) => ({
+    rev: n.rev,
+    tick,
+    alerts: cluster.alerts.get(n.view.id),
+    stale,
+    now,
+  });
+  const choose = (next: ClusterView) => {
+    setView(next);
+    saveView(next);
+  };
+  // A second click on the header sorting now turns its order round.
+  const sortBy = (key: SortKey) =>
+    setSort(sort.key === key ? { key, desc: !sort.desc } : firstSort(key));
   return (
     <section>
       <AlertBanner />
+      <Totals />
       <fieldset class="counts" aria-label="nodes by state">
         <button type="button" class={state === "" ? "on" : ""} onClick={() => setState("")}>
           all <b>{all.length}</b>
@@ -214,14 +137,30 @@ export function ClusterPage() {
         </select>
         <select
           aria-label="Sort"
-          value={sort}
-          onChange={(e) => setSort((e.target as HTMLSelectElement).value as SortKey)}
+          value={sort.key}
+          onChange={(e) => setSort(firstSort((e.target as HTMLSelectElement).value as SortKey))}
         >
-          <option value="name">by name</option>
-          <option value="state">by state</option>
-          <option value="cpu">by CPU</option>
-          <option value="temp">by temperature</option>
+          {SORT_KEYS.map(({ key, label: text }) => (
+            <option key={key} value={key}>
+              by {text}
+            </option>
+          ))}
         </select>
+        <fieldset class="view-switch" aria-label="Show as">
+          {(["tiles", "table"] as const).map((v) => (
+            <button
+              type="button"
+              key={v}
+              class={view === v ? "on" : ""}
+              aria-pressed={view === v}
+              onClick={() => choose(v)}
+              data-testid={`view-${v}`}
+            >
+              {v === "tiles" ? "Tiles" : "Table"}
+            </button>
+          ))}
+        </fieldset>
+        <AddNode />
       </div>
       {shown.length > 0 && (
         <p class="selection">
@@ -238,21 +177,19 @@ export function ClusterPage() {
       {cluster.error !== undefined && <p class="error">Cannot read the cluster: {cluster.error}</p>}
       {all.length === 0 && cluster.error === undefined && (
         <p class="empty">
-          No nodes yet. Join one with <code>picluster node add NAME</code>.
+          No nodes yet. Add one with the button above, or <code>picluster node add NAME</code> on
+          the primary.
         </p>
       )}
-      <div class="tiles">
-        {shown.map((n) => (
-          <Tile
-            key={n.view.id}
-            n={n}
-            rev={n.rev}
-            tick={Math.floor(now / 10_000)}
-            alerts={cluster.alerts.get(n.view.id)}
-            now={now}
-          />
-        ))}
-      </div>
+      {view === "table" ? (
+        all.length > 0 && <NodeTable nodes={shown} sort={sort} onSort={sortBy} items={items} />
+      ) : (
+        <div class="tiles">
+          {shown.map((n) => (
+            <Tile key={n.view.id} n={n} {...items(n)} />
+          ))}
+        </div>
+      )}
     </section>
   );
 }

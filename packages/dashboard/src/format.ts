@@ -42,3 +42,20 @@ export function ago(ts: number, now = Date.now()): string {
 export function nodeName(view: { name: string; legacy: boolean }): string {
   return view.legacy ? `${view.name} (tutorial)` : view.name;
 }
+
+/** A time of day as the page shows it, 24-hour: `14:03:22`. */
+export function clockTime(ts: number): string {
+  const d = new Date(ts);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":");
+}
+
+/** A configured duration in ms as people write it in the config: `30s`, `5m`, `2h`; 0 is "at once". */
+export function span(ms: number): string {
+  if (ms === 0) return "at once";
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${+(ms / 1000).toFixed(1)}s`;
+}

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
+import { getJson } from "./api.js";
 import { live } from "./live.js";
 
 /** Re-render on every change of the live cluster. */
@@ -20,14 +21,11 @@ export function useJson<T>(
     if (path === undefined) return;
     let alive = true;
     const load = () =>
-      fetch(path, { headers: { accept: "application/json" } })
-        .then(async (res) => {
-          const body = (await res.json()) as T & { error?: { message?: string } };
-          if (!alive) return;
-          if (!res.ok) setState({ error: body.error?.message ?? `${res.status}` });
-          else setState({ data: body });
-        })
-        .catch((err: unknown) => alive && setState({ error: String(err) }));
+      getJson<T>(path).then(
+        (data) => alive && setState({ data }),
+        (err: unknown) =>
+          alive && setState({ error: err instanceof Error ? err.message : String(err) }),
+      );
     void load();
     const timer = refreshMs === undefined ? undefined : setInterval(load, refreshMs);
     return () => {
@@ -36,4 +34,17 @@ export function useJson<T>(
     };
   }, [path, refreshMs, version]);
   return state;
+}
+
+/** Light or dark as the system says now: charts read their colours from CSS and redraw on a change. */
+export function useColorScheme(): "light" | "dark" {
+  const query = "(prefers-color-scheme: dark)";
+  const [dark, setDark] = useState(() => matchMedia(query).matches);
+  useEffect(() => {
+    const list = matchMedia(query);
+    const on = () => setDark(list.matches);
+    list.addEventListener("change", on);
+    return () => list.removeEventListener("change", on);
+  }, []);
+  return dark ? "dark" : "light";
 }

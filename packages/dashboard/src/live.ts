@@ -1,27 +1,25 @@
 /**
  * The page's live picture of the cluster: every node from /api/nodes, kept
  * current by /api/stream (state changes at once, figures once a second),
- * with a short CPU history per node for the tiles' sparklines. The stream
- * reconnects by itself (EventSource) and the page shows when it is down.
+ * with a short CPU history per node for the tiles' sparklines and the
+ * cluster's totals over time for its chart. The stream reconnects by itself
+ * (EventSource); the page shows when it is down, and after a few seconds
+ * stops showing the last states as if they were current.
  */
-import { type Figures, getJson, type NodeState, type NodeView, type StoredEvent } from "./api.js";
+import {
+  eventStream,
+  type Figures,
+  getJson,
+  type NodeState,
+  type NodeSummary,
+  type NodeView,
+  type StoredEvent,
+  type Throttling,
+} from "./api.js";
+import { ClusterHistory, clusterTotals } from "./history.js";
+import type { LiveNode } from "./live-node.js";
 
-/** A node as `/api/nodes?view=summary` sends it: the tile's figures, not the whole vitals. */
-interface NodeSummary extends NodeView {
-  figures: Record<string, number | null> | null;
-  uptimeS: number | null;
-}
-
-export interface LiveNode {
-  view: NodeView;
-  figures: Figures;
-  uptimeS: number | null;
-  uptimeAt: number;
-  /** Last CPU figures, oldest first, at most HISTORY. */
-  cpuHistory: number[];
-  /** Bumped whenever this node changes: its tile re-renders only then (and on the clock). */
-  rev: number;
-}
+export type { LiveNode } from "./live-node.js";
 
 export interface FiringAlert {
   rule: string;
@@ -36,8 +34,26 @@ export type StreamStatus = "connecting" | "live" | "reconnecting";
 export type StoreStatus = { ok: true } | { ok: false; cause: string; since: number };
 
 const HISTORY = 60;
+/** A stream lost for longer than this: the primary is taken as unreachable. */
+const UNREACHABLE_AFTER_MS = 5_000;
+
+function figuresOf(f: Record<string, number | null> | null | undefined): Figures {
+  return {
+    cpu: f?.cpu ?? null,
+    temp: f?.temp ?? null,
+    mem: f?.mem ?? null,
+    disk: f?.disk ?? null,
+    load1: f?.load1 ?? null,
+  };
+}
 
 type Listener = () => void;
+const NO_FLAGS: Throttling = {
+  underVoltage: false,
+  throttled: false,
+  freqCapped: false,
+  softTempLimit: false,
+};
 export type TaskEventKind = "task.started" | "task.node" | "task.finished";
 type TaskListener = (kind: TaskEventKind, event: Record<string, unknown>) => void;
 const TASK_KINDS: TaskEventKind[] = ["task.started", "task.node", "task.finished"];
@@ -48,6 +64,12 @@ class LiveCluster {
   /** Bumped on every change: components re-render on it. */
   version = 0;
   error: string | undefined;
+  /** Since when the primary has been out of reach (the stream lost for UNREACHABLE_AFTER_MS), or undefined. */
+  unreachableSince: number | undefined;
+  private lostAt: number | undefined;
+  private lostTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The cluster's totals over time, since the page opened. */
+  readonly history = new ClusterHistory();
   private listeners = new Set<Listener>();
   private source: EventSource | undefined;
   private pending = false;
@@ -144,8 +166,13 @@ class LiveCluster {
     this.changed();
   }
 
+  /** A point of the cluster chart, from the picture as it is now. */
+  private record(): void {
+    this.history.add(Date.now(), clusterTotals(this.nodes.values()));
+  }
+
   private connect(): void {
-    const source = new EventSource("/api/stream");
+    const source = eventStream();
     this.source = source;
     source.onopen = () => {
       // After a gap, fetch everything again: events may have been missed.
@@ -155,10 +182,23 @@ class LiveCluster {
         void this.reloadStore();
       }
       this.status = "live";
+      clearTimeout(this.lostTimer);
+      this.lostAt = undefined;
+      this.unreachableSince = undefined;
       this.changed();
     };
     source.onerror = () => {
       this.status = "reconnecting";
+      // Past a few seconds, the states shown are only the last known (the
+      // nodes may have died meanwhile): the page says so instead.
+      if (this.lostAt === undefined) {
+        const lostAt = Date.now();
+        this.lostAt = lostAt;
+        this.lostTimer = setTimeout(() => {
+          this.unreachableSince = lostAt;
+          this.changed();
+        }, UNREACHABLE_AFTER_MS);
+      }
       this.changed();
       // EventSource retries by itself after a dropped connection, but gives
       // up for good on an answer that is not a stream (a proxy's 502 while
@@ -178,6 +218,16 @@ class LiveCluster {
         stateSince: ev.ts,
         stateReason: String(ev.data.reason ?? ""),
       };
+      node.rev++;
+      this.record();
+      this.changed();
+    });
+    source.addEventListener("node.throttling", (e) => {
+      const ev = JSON.parse((e as MessageEvent<string>).data) as StoredEvent;
+      const node = ev.nodeId === null ? undefined : this.nodes.get(ev.nodeId);
+      const flag = ev.data.flag as keyof Throttling;
+      if (node === undefined || !(flag in NO_FLAGS)) return;
+      node.throttling = { ...(node.throttling ?? NO_FLAGS), [flag]: ev.data.on === true };
       node.rev++;
       this.changed();
     });
@@ -216,18 +266,15 @@ class LiveCluster {
         // Uptime is not in the batch: a node first seen without vitals gets it from a reload.
         if (node.uptimeS === null) missing = true;
         const f = b.figures;
-        node.figures = {
-          cpu: f.cpu ?? null,
-          temp: f.temp ?? null,
-          mem: f.mem ?? null,
-          disk: f.disk ?? null,
-        };
+        node.figures = figuresOf(f);
+        if (b.at !== null) node.seenAt = Math.max(node.seenAt, b.at);
         if (f.cpu !== null && f.cpu !== undefined) {
           node.cpuHistory = [...node.cpuHistory, f.cpu].slice(-HISTORY);
         }
         node.rev++;
       }
       if (missing) this.reloadSoon();
+      this.record();
       this.changed();
     });
   }
@@ -256,24 +303,23 @@ class LiveCluster {
       const now = Date.now();
       for (const view of nodes) {
         const old = this.nodes.get(view.id);
-        const f = view.figures;
-        const figures: Figures = {
-          cpu: f?.cpu ?? null,
-          temp: f?.temp ?? null,
-          mem: f?.mem ?? null,
-          disk: f?.disk ?? null,
-        };
+        const figures = figuresOf(view.figures);
         next.set(view.id, {
           view,
           figures,
           uptimeS: view.uptimeS,
           uptimeAt: view.vitalsAt ?? now,
+          seenAt: Math.max(view.lastSeen, view.vitalsAt ?? 0),
+          throttling: view.throttling,
+          cores: view.cores,
+          memoryBytes: view.memoryBytes,
           cpuHistory: old?.cpuHistory ?? (figures.cpu === null ? [] : [figures.cpu]),
           rev: 0,
         });
       }
       this.nodes = next;
       this.error = undefined;
+      this.record();
     } catch (err) {
       this.error = err instanceof Error ? err.message : String(err);
     }

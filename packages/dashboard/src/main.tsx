@@ -1,8 +1,10 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { AlertsPage } from "./alerts.js";
 import { adoptTokenFromHash } from "./api.js";
 import { ClusterPage } from "./cluster.js";
 import { EventsPage } from "./events.js";
+import { clockTime } from "./format.js";
 import { useLive } from "./hooks.js";
 import { NodePage } from "./node.js";
 import "./style.css";
@@ -53,6 +55,18 @@ function StoreBanner() {
   );
 }
 
+/** The stream has been lost for a while: what the page shows is only the last known. */
+function Unreachable() {
+  const { unreachableSince } = useLive();
+  if (unreachableSince === undefined) return null;
+  return (
+    <p class="unreachable" role="alert" data-testid="unreachable">
+      Primary unreachable since {clockTime(unreachableSince)}: the states and figures shown are the
+      last known, and may no longer be true. The page reconnects by itself.
+    </p>
+  );
+}
+
 function App() {
   const hash = useHash();
   const node = /^#\/node\/(.+)$/.exec(hash)?.[1];
@@ -65,7 +79,9 @@ function App() {
         ? "tasks"
         : hash === "#/events"
           ? "events"
-          : "cluster";
+          : hash === "#/alerts"
+            ? "alerts"
+            : "cluster";
   return (
     <>
       <header class="top">
@@ -82,11 +98,15 @@ function App() {
           <a href="#/events" aria-current={page === "events" ? "page" : undefined}>
             Events
           </a>
+          <a href="#/alerts" aria-current={page === "alerts" ? "page" : undefined}>
+            Alerts
+          </a>
         </nav>
         <StreamBadge />
       </header>
       <StoreBanner />
       <main>
+        <Unreachable />
         {node !== undefined ? (
           <NodePage id={decodeURIComponent(node)} />
         ) : run !== undefined ? (
@@ -95,6 +115,8 @@ function App() {
           <TasksPage query={new URLSearchParams(tasks[1] ?? "")} />
         ) : page === "events" ? (
           <EventsPage />
+        ) : page === "alerts" ? (
+          <AlertsPage />
         ) : (
           <ClusterPage />
         )}

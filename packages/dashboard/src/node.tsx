@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, type NodeView, type SeriesPoint, type StoredEvent, sendJson } from "./api.js";
 import { Chart } from "./chart.js";
-import { ago, bytes, celsius, duration, nodeName, pct, rate } from "./format.js";
+import { ago, bytes, celsius, clockTime, duration, nodeName, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
 import { RunList, TokenForm } from "./tasks.js";
@@ -26,10 +26,13 @@ function MetricChart({
   id,
   metric,
   rangeMs,
+  noSensor,
 }: {
   id: string;
   metric: (typeof METRICS)[number];
   rangeMs: number;
+  /** The node reports no thermal zone: a temperature chart says so. */
+  noSensor: boolean;
 }) {
   // The API picks raw samples or rollups from the step; at most ~1 000 points.
   // The window slides: every refresh asks for the range ending now.
@@ -50,6 +53,13 @@ function MetricChart({
       points={data?.points ?? []}
       format={metric.format}
       range={[from, now]}
+      empty={
+        metric.name === "temp" && noSensor
+          ? "No sensor on this node"
+          : data === undefined
+            ? "Loading…"
+            : "No data in this range yet"
+      }
     />
   );
 }
@@ -193,12 +203,20 @@ export function NodePage({ id }: { id: string }) {
   if (node === undefined) return <p class="empty">Loading…</p>;
   const d = node.details;
   const state = liveNode?.view.state ?? node.state;
+  const stale = cluster.unreachableSince;
+  // Not connected: its uptime stopped when it was last heard from.
+  const upUntil = state === "alive" ? Date.now() : (liveNode?.seenAt ?? node.lastSeen);
   return (
     <section class="node-page">
       <h1 class={`state-${state}`}>
         <span class="dot" aria-hidden="true" /> {nodeName(node)}{" "}
         <small>
-          {state} · {ago(liveNode?.view.stateSince ?? node.stateSince)}
+          {stale === undefined
+            ? `${state} · ${ago(liveNode?.view.stateSince ?? node.stateSince)}`
+            : `unreachable since ${clockTime(stale)}`}
+          {state !== "alive" &&
+            stale === undefined &&
+            ` · last seen ${ago(liveNode?.seenAt ?? node.lastSeen)} ago`}
         </small>
       </h1>
       {(cluster.alerts.get(node.id) ?? []).length > 0 && (
@@ -256,8 +274,8 @@ export function NodePage({ id }: { id: string }) {
           </div>
           {d.bootTime !== undefined && (
             <div>
-              <dt>Up</dt>
-              <dd>{duration((Date.now() - d.bootTime) / 1000)}</dd>
+              <dt>Up{state === "alive" ? "" : " (last known)"}</dt>
+              <dd>{duration((upUntil - d.bootTime) / 1000)}</dd>
             </div>
           )}
           {d.updates !== undefined && (
@@ -282,7 +300,13 @@ export function NodePage({ id }: { id: string }) {
       </fieldset>
       <div class="charts">
         {METRICS.map((m) => (
-          <MetricChart key={`${m.name}-${range.id}`} id={node.id} metric={m} rangeMs={range.ms} />
+          <MetricChart
+            key={`${m.name}-${range.id}`}
+            id={node.id}
+            metric={m}
+            rangeMs={range.ms}
+            noSensor={node.vitals !== null && node.vitals.temps.length === 0}
+          />
         ))}
       </div>
       <h2>

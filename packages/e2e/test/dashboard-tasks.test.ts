@@ -154,7 +154,7 @@ test("dashboard tasks - run a task on a selection with live output, confirm befo
   assert.deepEqual(errors, [], "no script errors on the page");
 });
 
-test("dashboard - the page shows when its stream is lost and is live again by itself when the primary is back", {
+test("dashboard - the page shows when its stream is lost, greys the tiles out as unreachable after a few seconds, and is live again by itself when the primary is back", {
   skip: NO_BROWSER,
 }, async (t) => {
   const first = await startPrimary(t, { "primary.vitals_interval": "1s" });
@@ -172,12 +172,24 @@ test("dashboard - the page shows when its stream is lost and is live again by it
   const badge = `document.querySelector('[data-testid="stream-status"]')?.textContent`;
   await until(page, `${badge} === "live"`);
 
+  assert.equal(await page.$('[data-testid="unreachable"]'), null);
   await first.close();
   await until(page, `${badge} === "stream lost, reconnecting…"`);
   assert.equal(
     await page.getAttribute('[data-testid="stream-status"]', "class"),
     "stream stream-reconnecting",
   );
+  // A few seconds on, the page stops showing the last states as if current.
+  await until(page, `document.querySelector('[data-testid="unreachable"]') !== null`);
+  assert.match(
+    (await page.textContent('[data-testid="unreachable"]')) ?? "",
+    /^Primary unreachable since \d\d:\d\d:\d\d/,
+  );
+  const tile = '[data-node="pi-a"]';
+  assert.equal(await page.getAttribute(tile, "data-stale"), "true");
+  const since = (await page.textContent(`${tile} .since`)) ?? "";
+  assert.match(since, /^unreachable since \d\d:\d\d:\d\d$/);
+  assert.doesNotMatch(since, /alive/);
 
   // The same primary again (its data, its ports): the page comes back without a reload.
   const second = await startPrimary(
@@ -196,6 +208,9 @@ test("dashboard - the page shows when its stream is lost and is live again by it
     20_000,
   );
   await until(page, `document.querySelector('[data-node="pi-a"]')?.dataset.state === "alive"`);
+  await until(page, `document.querySelector('[data-testid="unreachable"]') === null`);
+  assert.equal(await page.getAttribute(tile, "data-stale"), null);
+  assert.match((await page.textContent(`${tile} .since`)) ?? "", /^alive · /);
 });
 
 test("dashboard - reachable by keyboard, and laid out for a phone without sideways scrolling", {
@@ -227,7 +242,7 @@ test("dashboard - reachable by keyboard, and laid out for a phone without sidewa
     if (String(at).startsWith("tile:")) break;
   }
   assert.ok(stops.at(-1)?.startsWith("tile:"), `Tab reaches a tile: ${stops.join(" → ")}`);
-  for (const expected of ["Cluster", "Tasks", "Events", "Search by name", "Sort"])
+  for (const expected of ["Cluster", "Tasks", "Events", "Alerts", "Search by name", "Sort"])
     assert.ok(stops.includes(expected), `${expected} on the way: ${stops.join(" → ")}`);
   const focusVisible = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle");
   assert.equal(focusVisible, "solid", "the focused tile is outlined");
@@ -246,6 +261,7 @@ test("dashboard - reachable by keyboard, and laid out for a phone without sidewa
     ["#/node/pi-alpha", 'document.querySelector(".node-page h1") !== null'],
     ["#/tasks", 'document.querySelector("[data-testid=run-preview]") !== null'],
     ["#/events", 'document.querySelector("table, .empty") !== null'],
+    ["#/alerts", 'document.querySelector("table.rules") !== null'],
   ] as const) {
     await phone.goto(`${base}/${path}`);
     await until(phone, ready);

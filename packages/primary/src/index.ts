@@ -15,6 +15,7 @@ export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";
 export * from "./heartbeat.js";
+export type { AlertsView, TestResult } from "./http/alerts.js";
 export * from "./http/join.js";
 export type { NodeAdmin } from "./http/nodes-admin.js";
 export * from "./http/server.js";

@@ -475,6 +475,10 @@ export class Primary {
       ...(this.opts.dashboardDir === undefined ? {} : { dashboardDir: this.opts.dashboardDir }),
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
       ...(join === undefined ? {} : { join }),
+      agentAddress: {
+        host: this.opts.config.primary.advertise_host || hostname(),
+        port: agentPort,
+      },
       stats: () => ({
         rssBytes: process.memoryUsage.rss(),
         cpuSecondsTotal: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,

@@ -41,3 +41,19 @@ export async function until(page: Page, expression: string, timeout = 10_000): P
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * What goes wrong on a page, as it happens: script errors, console errors
+ * (a 404 for a favicon is one) and answers of 400 or more.
+ */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(`script: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(`console: ${msg.text()}`);
+  });
+  page.on("response", (res) => {
+    if (res.status() >= 400) errors.push(`${res.status()}: ${res.url()}`);
+  });
+  return errors;
+}

@@ -1,3 +1,4 @@
+import type { AlertState } from "@picluster/common";
 /**
  * Alert rules against the live cluster. Each rule is evaluated for a node
  * when something about that node changes (its state, a sample, its
@@ -102,20 +103,8 @@ interface Track {
   group: number | undefined;
 }
 
-export interface AlertState {
-  rule: string;
-  nodeId: string;
-  name: string;
-  /** About a tutorial (legacy) node. */
-  legacy: boolean;
-  severity: AlertRuleDef["severity"];
-  state: "pending" | "firing";
-  since: number;
-  firedAt: number | null;
-  value: number;
-  /** What the message said when it fired ("pi-3 is down"); empty while pending. */
-  title: string;
-}
+// The shape the API answers with lives in common, for the CLI and the dashboard too.
+export type { AlertState } from "@picluster/common";
 
 type Vitals = MessageMap["vitals"];
 const VITALS_METRICS = new Map(METRICS.map((m) => [m.name, m.from]));

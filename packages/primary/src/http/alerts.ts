@@ -1,3 +1,4 @@
+import type { TestResult } from "@picluster/common";
 /**
  * Alert routes: GET /api/alerts (the rules in force and what is pending or
  * firing) and POST /api/alerts/test (token) sending a test message through
@@ -10,12 +11,7 @@ import Type from "typebox";
 import type { AlertState } from "../alerts/engine.js";
 import type { ErrorBody, Guard } from "./guard.js";
 
-export interface TestResult {
-  ok: boolean;
-  attempts: number;
-  ms: number;
-  error?: string;
-}
+export type { TestResult } from "@picluster/common";
 
 /** What the routes need of the primary's alerting. */
 export interface AlertsView {

@@ -105,3 +105,11 @@ export function joinCommand(s: JoinSettings, token: string, name: string): strin
   const script = sha256(installScript(s));
   return `curl -fsSL ${s.httpUrl}/join.sh -o /tmp/picluster-join.sh && echo "${script}  /tmp/picluster-join.sh" | sha256sum -c --quiet && printf '%s\\n' ${shq(token)} | sudo sh /tmp/picluster-join.sh --token-file - --name ${name}`;
 }
+
+/**
+ * The line `picluster node add` prints for a node where picluster is
+ * already installed: the agent started by hand, the token on standard input.
+ */
+export function manualJoinCommand(primaryHost: string, agentPort: number, token: string): string {
+  return `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${primaryHost} --agent-primary-port ${agentPort} --agent-join-token-file -`;
+}

@@ -13,7 +13,7 @@ import Fastify, {
 } from "fastify";
 import Type from "typebox";
 import { clusterTotals } from "../cluster-totals.js";
-import type { CredentialStore } from "../credentials.js";
+import { type CredentialStore, DEFAULT_TOKEN_TTL_MS } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
@@ -23,7 +23,7 @@ import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
 import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, tokenGuard } from "./guard.js";
-import { installScript, type JoinSettings } from "./join.js";
+import { installScript, type JoinSettings, joinCommand, manualJoinCommand } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
 import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
 import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status-page.js";
@@ -80,6 +80,8 @@ export interface HttpOptions {
   nodes?: NodeAdmin;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
+  /** Where nodes reach the agent listener, for the lines a join token is handed out with. */
+  agentAddress?: { host: string; port: number };
 }
 
 const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -135,6 +137,10 @@ export function nodeSummary(n: NodeRecord) {
         ? null
         : Object.fromEntries(METRICS.map((m) => [m.name, m.from(vitals) ?? null])),
     uptimeS: vitals?.uptimeS ?? null,
+    // For the dashboard's table and totals: power flags, cores and memory.
+    throttling: vitals?.throttling ?? null,
+    cores: n.details?.cpu.cores ?? null,
+    memoryBytes: n.details?.memory.totalBytes ?? null,
   };
 }
 
@@ -302,8 +308,18 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
           .code(409)
           .send(errorBody("E_NO_TLS", "this primary runs without TLS: nodes join without tokens"));
       try {
-        const token = opts.credentials.addToken(req.params.name, req.query.ttl);
-        return reply.code(201).send({ name: req.params.name, token });
+        const { name } = req.params;
+        const validForMs = req.query.ttl ?? DEFAULT_TOKEN_TTL_MS;
+        const token = opts.credentials.addToken(name, validForMs);
+        // The lines `picluster node add` prints, for a client (the dashboard) that cannot build them.
+        const at = opts.agentAddress;
+        return reply.code(201).send({
+          name,
+          token,
+          validForMs,
+          command: opts.join === undefined ? null : joinCommand(opts.join.settings, token, name),
+          manual: at === undefined ? null : manualJoinCommand(at.host, at.port, token),
+        });
       } catch (err) {
         return authFailure(err, reply);
       }
