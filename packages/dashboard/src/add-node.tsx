@@ -7,6 +7,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, createJoinToken, type JoinToken } from "./api.js";
 import { useLive } from "./hooks.js";
 import { live } from "./live.js";
+import { Modal } from "./modal.js";
 import { TokenForm } from "./tasks.js";
 
 /** A line to paste, and a button that copies it (or selects it where the clipboard is off). */
@@ -96,16 +97,11 @@ function JoinLines({
 }
 
 function AddNodeDialog({ onClose }: { onClose: () => void }) {
-  const ref = useRef<HTMLDialogElement>(null);
   const [name, setName] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   const [needToken, setNeedToken] = useState<string>();
   const [made, setMade] = useState<{ join: JoinToken; at: number; known: Set<string> }>();
-  useEffect(() => {
-    const dialog = ref.current;
-    if (dialog !== null && !dialog.open) dialog.showModal();
-  }, []);
   const create = async () => {
     setBusy(true);
     setError(undefined);
@@ -124,15 +120,7 @@ function AddNodeDialog({ onClose }: { onClose: () => void }) {
     }
   };
   return (
-    <dialog
-      ref={ref}
-      class="confirm add-node"
-      aria-labelledby="add-node-title"
-      onCancel={(e) => {
-        e.preventDefault();
-        onClose();
-      }}
-    >
+    <Modal labelledBy="add-node-title" extraClass="add-node" onCancel={onClose}>
       <h2 id="add-node-title">Add a node</h2>
       {made === undefined ? (
         <>
@@ -200,7 +188,7 @@ function AddNodeDialog({ onClose }: { onClose: () => void }) {
           </div>
         </>
       )}
-    </dialog>
+    </Modal>
   );
 }
 

@@ -4,6 +4,7 @@ import { Chart } from "./chart.js";
 import { ago, bytes, celsius, clockTime, duration, nodeName, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
+import { Modal } from "./modal.js";
 import { RunList, TokenForm } from "./tasks.js";
 
 const RANGES = [
@@ -77,21 +78,8 @@ function RemoveDialog({
   onCancel: () => void;
   onConfirm: () => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const dialog = ref.current;
-    if (dialog !== null && !dialog.open) dialog.showModal();
-  }, []);
   return (
-    <dialog
-      ref={ref}
-      class="confirm"
-      aria-labelledby="remove-title"
-      onCancel={(e) => {
-        e.preventDefault();
-        onCancel();
-      }}
-    >
+    <Modal labelledBy="remove-title" onCancel={onCancel}>
       <h2 id="remove-title">Remove {name}?</h2>
       <p>
         Its credential is revoked and its connection cut: the agent on {name} cannot report again
@@ -119,7 +107,7 @@ function RemoveDialog({
           Remove {name}
         </button>
       </div>
-    </dialog>
+    </Modal>
   );
 }
 

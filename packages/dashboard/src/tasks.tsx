@@ -18,6 +18,7 @@ import {
 import { ago, duration } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { type LiveNode, live } from "./live.js";
+import { Modal } from "./modal.js";
 
 const STATES = new Set(["alive", "suspect", "down", "left"]);
 
@@ -100,22 +101,9 @@ function ConfirmDialog({
   onCancel: () => void;
   onConfirm: () => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const dialog = ref.current;
-    if (dialog !== null && !dialog.open) dialog.showModal();
-  }, []);
   const what = `${task.name} ${names.length} node${names.length === 1 ? "" : "s"}`;
   return (
-    <dialog
-      ref={ref}
-      class="confirm"
-      aria-labelledby="confirm-title"
-      onCancel={(e) => {
-        e.preventDefault();
-        onCancel();
-      }}
-    >
+    <Modal labelledBy="confirm-title" onCancel={onCancel}>
       <h2 id="confirm-title">Run {what}?</h2>
       <p>
         <b>{task.name}</b> is disruptive: {task.description || "the nodes stop what they are doing"}
@@ -135,7 +123,7 @@ function ConfirmDialog({
           {task.name} {names.length} node{names.length === 1 ? "" : "s"}
         </button>
       </div>
-    </dialog>
+    </Modal>
   );
 }
 
