@@ -4,7 +4,7 @@
  */
 import { type Socket, connect as tcpConnect } from "node:net";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
-import { PiclusterError, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
+import { foreignCode, PiclusterError, TLS_CIPHERS, TLS_MIN_VERSION } from "@picluster/common";
 
 export interface PskCredential {
   identity: string;
@@ -109,7 +109,7 @@ export function dial(target: DialTarget, signal?: AbortSignal): Promise<Socket |
       socket.destroy();
       reject(
         new DialError(
-          err.code ?? "E_CONNECT",
+          err.code === undefined ? "E_CONNECT" : foreignCode(err.code),
           `cannot connect to ${target.host}:${target.port}: ${describeDialError(err)}`,
           { cause: err },
         ),

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Config } from "@picluster/common";
 import {
   describeError,
+  foreignCode,
   LOCAL_HTTP_TOKEN_FILE,
   localHttpToken,
   PiclusterError,
@@ -107,7 +108,7 @@ export async function callJson<T>(
   const answer = (await res.json()) as unknown;
   if (!res.ok) {
     const e = (answer as { error?: { code?: string; message?: string } }).error;
-    const code = e?.code ?? "E_HTTP";
+    const code = e?.code === undefined ? "E_HTTP" : foreignCode(e.code);
     throw new ApiError(code, withHint(config, code, e?.message ?? `${res.status} from ${path}`));
   }
   return answer as T;
@@ -134,7 +135,7 @@ export async function postJson<T>(config: Config, path: string): Promise<T | und
   const body = (await res.json()) as unknown;
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } }).error;
-    const code = e?.code ?? "E_HTTP";
+    const code = e?.code === undefined ? "E_HTTP" : foreignCode(e.code);
     throw new ApiError(code, withHint(config, code, e?.message ?? `${res.status} from ${path}`));
   }
   return body as T;
@@ -162,7 +163,7 @@ export async function streamText(
   }
   if (!res.ok) {
     const body = (await res.json()) as { error?: { code?: string; message?: string } };
-    const code = body.error?.code ?? "E_HTTP";
+    const code = body.error?.code === undefined ? "E_HTTP" : foreignCode(body.error.code);
     throw new ApiError(
       code,
       withHint(config, code, body.error?.message ?? `${res.status} from ${path}`),

@@ -1,13 +1,28 @@
+import { type ErrorCode, errorMessage, type ForeignCode } from "./error-codes.js";
+
 /**
- * Every error picluster raises on purpose. Each class has a stable `code`,
- * the same in wire `error.code`, HTTP bodies, logs and CLI output.
+ * Every error picluster raises on purpose. Each class has a stable `code`
+ * from the catalogue (error-codes.ts), the same in wire `error.code`, HTTP
+ * bodies, logs and CLI output.
  */
 export class PiclusterError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode | ForeignCode;
+  constructor(code: ErrorCode | ForeignCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;
+  }
+
+  /** An error of this class with the catalogue's message for `code`, filled from `args`. */
+  static of<T>(
+    this: new (
+      code: ErrorCode,
+      message: string,
+    ) => T,
+    code: ErrorCode,
+    ...args: ReadonlyArray<string | number>
+  ): T {
+    return new this(code, errorMessage(code, ...args));
   }
 }
 

@@ -11,6 +11,8 @@ export * from "./config/render.js";
 export * from "./config/schema.js";
 export * from "./config/tasks.js";
 export * from "./config/types.js";
+export * from "./error-codes.js";
+export * from "./error-docs.js";
 export * from "./errors.js";
 export * from "./log/liveness.js";
 export * from "./log/logger.js";

@@ -8,7 +8,10 @@ import {
   type Clock,
   DecodeError,
   type Envelope,
+  type ErrorCode,
+  type ForeignCode,
   FrameTooLargeError,
+  foreignCode,
   type Logger,
   type MessageMap,
   type MessageType,
@@ -44,7 +47,7 @@ export interface SessionEvents {
 
 export class RequestError extends PiclusterError {
   constructor(
-    code: string,
+    code: ErrorCode | ForeignCode,
     message: string,
     /** JSON pointer of the field the node refused, when it named one. */
     readonly path?: string,
@@ -221,7 +224,11 @@ export class Session {
         resolve: (response) => {
           if ("error" in response)
             reject(
-              new RequestError(response.error.code, response.error.message, response.error.path),
+              new RequestError(
+                foreignCode(response.error.code),
+                response.error.message,
+                response.error.path,
+              ),
             );
           else resolve(response.payload as ResponseMap[T]);
         },

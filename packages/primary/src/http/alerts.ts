@@ -9,7 +9,7 @@ import { type AlertRuleDef, describeRule } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { AlertState } from "../alerts/engine.js";
-import type { ErrorBody, Guard } from "./guard.js";
+import { type Guard, sendError } from "./guard.js";
 
 export type { TestResult } from "@picluster/common";
 
@@ -25,9 +25,9 @@ export interface AlertsView {
 
 export function registerAlertRoutes(
   app: FastifyInstance,
-  deps: { alerts: AlertsView; requireToken: Guard; errorBody: ErrorBody },
+  deps: { alerts: AlertsView; requireToken: Guard },
 ): void {
-  const { alerts, requireToken, errorBody } = deps;
+  const { alerts, requireToken } = deps;
   app.get("/api/alerts", async () => {
     const states = alerts.states();
     return {
@@ -65,15 +65,12 @@ export function registerAlertRoutes(
       const result = alerts.test(req.body.channel);
       if (result === undefined) {
         const known = alerts.channels().map((c) => c.name);
-        return reply
-          .code(404)
-          .send(
-            errorBody(
-              "E_NO_SUCH_CHANNEL",
-              `no channel "${req.body.channel}" (${known.length === 0 ? "none is configured: add a [channel.NAME] section" : `configured: ${known.join(", ")}`})`,
-              "channel",
-            ),
-          );
+        return sendError(
+          reply,
+          "E_NO_SUCH_CHANNEL",
+          `no channel "${req.body.channel}" (${known.length === 0 ? "none is configured: add a [channel.NAME] section" : `configured: ${known.join(", ")}`})`,
+          "channel",
+        );
       }
       return { channel: req.body.channel, ...(await result) };
     },

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { sendError } from "./guard.js";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -62,8 +63,7 @@ export function registerDashboard(app: FastifyInstance, dir: string | undefined)
       const file = files.get(
         path === "*" ? `/assets/${(req.params as { "*": string })["*"]}` : path,
       );
-      if (file === undefined)
-        return reply.code(404).send({ error: { code: "E_NOT_FOUND", message: "no such file" } });
+      if (file === undefined) return sendError(reply, "E_NOT_FOUND", "no such file");
       reply
         .header("content-type", file.type)
         .header("cache-control", immutable ? "public, max-age=31536000, immutable" : "no-cache")

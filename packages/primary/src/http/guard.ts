@@ -5,10 +5,11 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
+import { type ErrorCode, type ForeignCode, httpStatus } from "@picluster/common";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 export type ErrorBody = (
-  code: string,
+  code: ErrorCode | ForeignCode,
   message: string,
   field?: string,
 ) => { error: { code: string; message: string; field?: string } };
@@ -17,6 +18,16 @@ export type ErrorBody = (
 export const errorBody: ErrorBody = (code, message, field) => ({
   error: { code, message, ...(field === undefined ? {} : { field }) },
 });
+
+/** Answer with an error: the status is the catalogue's for the code (error-codes.ts). */
+export function sendError(
+  reply: FastifyReply,
+  code: ErrorCode | ForeignCode,
+  message: string,
+  field?: string,
+): FastifyReply {
+  return reply.code(httpStatus(code)).send(errorBody(code, message, field));
+}
 
 /**
  * Sent with every answer, streams included (set on the raw response, so a
@@ -120,7 +131,7 @@ export function tokenGuard(token: string): {
 }
 
 /** Fastify's own codes for a client's mistakes, as ours. */
-const CLIENT_ERRORS: Readonly<Record<string, string>> = {
+const CLIENT_ERRORS: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: "E_BODY_TOO_LARGE",
   FST_ERR_CTP_INVALID_MEDIA_TYPE: "E_UNSUPPORTED_MEDIA_TYPE",
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "E_BAD_CONTENT_LENGTH",
@@ -131,7 +142,10 @@ const CLIENT_ERRORS: Readonly<Record<string, string>> = {
 };
 
 /** Our code for a fastify client error (4xx), else undefined. */
-export function clientErrorCode(err: { code?: string; statusCode?: number }): string | undefined {
+export function clientErrorCode(err: {
+  code?: string;
+  statusCode?: number;
+}): ErrorCode | undefined {
   if (err.statusCode === undefined || err.statusCode < 400 || err.statusCode >= 500)
     return undefined;
   if (err.code !== undefined && err.code in CLIENT_ERRORS) return CLIENT_ERRORS[err.code];

@@ -8,7 +8,7 @@ import { NodeError } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { RemovedNode, RemoveRequest } from "../removal.js";
-import type { ErrorBody, Guard } from "./guard.js";
+import { type Guard, sendError } from "./guard.js";
 import { requester } from "./tasks.js";
 
 /** What the routes need of the primary. */
@@ -16,17 +16,11 @@ export interface NodeAdmin {
   remove(req: RemoveRequest): RemovedNode;
 }
 
-const STATUS: Record<string, number> = {
-  E_NO_SUCH_NODE: 404,
-  E_AMBIGUOUS_NODE: 409,
-  E_NODE_CONNECTED: 409,
-};
-
 export function registerNodeAdminRoutes(
   app: FastifyInstance,
-  deps: { nodes: NodeAdmin; requireToken: Guard; errorBody: ErrorBody },
+  deps: { nodes: NodeAdmin; requireToken: Guard },
 ): void {
-  const { nodes, requireToken, errorBody } = deps;
+  const { nodes, requireToken } = deps;
   app.delete<{ Params: { name: string }; Querystring: { keepHistory?: boolean } }>(
     "/api/nodes/:name",
     {
@@ -49,7 +43,7 @@ export function registerNodeAdminRoutes(
         });
       } catch (err) {
         if (!(err instanceof NodeError)) throw err;
-        return reply.code(STATUS[err.code] ?? 400).send(errorBody(err.code, err.message, "name"));
+        return sendError(reply, err.code, err.message, "name");
       }
     },
   );

@@ -4,7 +4,13 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
-import { AuthError, type Clock, type Logger, PiclusterError } from "@picluster/common";
+import {
+  AuthError,
+  type Clock,
+  errorMessage,
+  type Logger,
+  PiclusterError,
+} from "@picluster/common";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -17,12 +23,19 @@ import { type CredentialStore, DEFAULT_TOKEN_TTL_MS } from "../credentials.js";
 import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
-import { type Store, StoreError } from "../store/store.js";
+import type { Store } from "../store/store.js";
 import { parseSelector, SelectorError, selectNodes } from "../tasks/selector.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
-import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, tokenGuard } from "./guard.js";
+import {
+  clientErrorCode,
+  errorBody,
+  HostCheck,
+  SECURITY_HEADERS,
+  sendError,
+  tokenGuard,
+} from "./guard.js";
 import { installScript, type JoinSettings, joinCommand, manualJoinCommand } from "./join.js";
 import { type ProcessStats, renderMetrics } from "./metrics.js";
 import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
@@ -173,15 +186,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.raw.setHeader(name, value);
     if (!hosts.allows(req.headers.host)) {
       const host = HostCheck.hostOf(req.headers.host ?? "");
-      return reply
-        .code(421)
-        .header("connection", "close")
-        .send(
-          errorBody(
-            "E_BAD_HOST",
-            `this server does not answer to the host name "${host}"; add it to [http] allowed_hosts if it is this machine`,
-          ),
-        );
+      return sendError(
+        reply.header("connection", "close"),
+        "E_BAD_HOST",
+        errorMessage("E_BAD_HOST", host),
+      );
     }
   });
 
@@ -202,19 +211,16 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
         .filter((p) => p !== undefined && p !== "")
         .join("/");
       const field = path || (err.validationContext ?? "request");
-      return reply
-        .code(400)
-        .send(
-          errorBody("E_BAD_REQUEST", `${field}: ${first?.message ?? "invalid"}${extra}`, field),
-        );
+      return sendError(
+        reply,
+        "E_BAD_REQUEST",
+        `${field}: ${first?.message ?? "invalid"}${extra}`,
+        field,
+      );
     }
     // A query the store refuses is the client's; a write it cannot do (a full disk) is ours, for now.
-    if (err instanceof StoreError)
-      return reply
-        .code(err.code === "E_BAD_METRIC" ? 400 : 503)
-        .send(errorBody(err.code, err.message));
-    if (err instanceof PiclusterError)
-      return reply.code(500).send(errorBody(err.code, err.message));
+    // Each code's status is the catalogue's (E_STORE_FULL 503, E_BAD_METRIC 400).
+    if (err instanceof PiclusterError) return sendError(reply, err.code, err.message);
     // A client's mistake (too large, wrong type, bad JSON, too slow) has its own code.
     const clientCode = clientErrorCode(err);
     // Closed after the answer: otherwise Node drains the rest of a refused
@@ -225,12 +231,10 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
         .header("connection", "close")
         .send(errorBody(clientCode, err.message));
     opts.log.error("HTTP handler failed", { err: String(err) });
-    return reply.code(500).send(errorBody("E_INTERNAL", "internal error"));
+    return sendError(reply, "E_INTERNAL", "internal error");
   });
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send(errorBody("E_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`)),
+    sendError(reply, "E_NOT_FOUND", `no route ${req.method} ${req.url.split("?")[0]}`),
   );
 
   app.get("/healthz", async () => ({
@@ -269,14 +273,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   for (const [path, type, body] of joinFiles) {
     app.get(path, async (_req, reply) => {
       if (opts.join === undefined) {
-        return reply
-          .code(404)
-          .send(
-            errorBody(
-              "E_NO_BUNDLE",
-              "this primary has no agent bundle to serve (run `npm run build`)",
-            ),
-          );
+        return sendError(reply, "E_NO_BUNDLE", errorMessage("E_NO_BUNDLE"));
       }
       reply.header("content-type", type).header("cache-control", "no-store");
       return body(opts.join);
@@ -286,8 +283,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
   const authFailure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof AuthError)) throw err;
-    const status = err.code === "E_NODE_EXISTS" ? 409 : err.code === "E_NO_SUCH_NODE" ? 404 : 400;
-    return reply.code(status).send(errorBody(err.code, err.message));
+    return sendError(reply, err.code, err.message);
   };
 
   app.post<{ Params: { name: string }; Querystring: { ttl?: number } }>(
@@ -304,9 +300,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     },
     async (req, reply) => {
       if (opts.credentials === undefined)
-        return reply
-          .code(409)
-          .send(errorBody("E_NO_TLS", "this primary runs without TLS: nodes join without tokens"));
+        return sendError(
+          reply,
+          "E_NO_TLS",
+          "this primary runs without TLS: nodes join without tokens",
+        );
       try {
         const { name } = req.params;
         const validForMs = req.query.ttl ?? DEFAULT_TOKEN_TTL_MS;
@@ -331,9 +329,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     { schema: { params: NameParams }, onRequest: requireToken },
     async (req, reply) => {
       if (opts.credentials === undefined)
-        return reply
-          .code(409)
-          .send(errorBody("E_NO_TLS", "this primary runs without TLS: there is nothing to revoke"));
+        return sendError(
+          reply,
+          "E_NO_TLS",
+          "this primary runs without TLS: there is nothing to revoke",
+        );
       try {
         return { name: req.params.name, revoked: opts.credentials.revoke(req.params.name) };
       } catch (err) {
@@ -355,11 +355,9 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
     });
 
-  if (opts.alerts !== undefined)
-    registerAlertRoutes(app, { alerts: opts.alerts, requireToken, errorBody });
+  if (opts.alerts !== undefined) registerAlertRoutes(app, { alerts: opts.alerts, requireToken });
 
-  if (opts.nodes !== undefined)
-    registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken, errorBody });
+  if (opts.nodes !== undefined) registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken });
 
   /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
   const pick = (on: string | undefined) => {
@@ -379,8 +377,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     { schema: { querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }) } },
     async (req, reply) => {
       const picked = pick(req.query.on);
-      if ("error" in picked)
-        return reply.code(400).send(errorBody("E_BAD_REQUEST", `on: ${picked.error}`, "on"));
+      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
       const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
       for (const n of picked.nodes) counts[n.state] += 1;
       return {
@@ -413,8 +410,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     },
     async (req, reply) => {
       const picked = pick(req.query.on);
-      if ("error" in picked)
-        return reply.code(400).send(errorBody("E_BAD_REQUEST", `on: ${picked.error}`, "on"));
+      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
       const nodes = picked.nodes.sort((a, b) => a.name.localeCompare(b.name));
       const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
       // `summary`: the figures a dashboard tile shows instead of the whole
@@ -430,7 +426,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     async (req, reply) => {
       const node = findNode(opts.registry, req.params.id);
       if (node === undefined)
-        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${req.params.id}"`));
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
       return { ...nodeView(node), details: node.details ?? null };
     },
   );
@@ -444,11 +440,10 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     async (req, reply) => {
       const node = findNode(opts.registry, req.params.id);
       if (node === undefined)
-        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${req.params.id}"`));
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
       const to = req.query.to ?? opts.clock.now();
       const from = req.query.from ?? to - 3_600_000;
-      if (from >= to)
-        return reply.code(400).send(errorBody("E_BAD_REQUEST", "from: must be before to", "from"));
+      if (from >= to) return sendError(reply, "E_BAD_REQUEST", "from: must be before to", "from");
       const step = req.query.step ?? Math.max(1_000, Math.ceil((to - from) / 1_000));
       return {
         node: node.id,

@@ -4,14 +4,14 @@
  * GET /api/ping pings a selection. Progress and output go out on
  * /api/stream (task.started, task.node, task.output, task.finished).
  */
-import type { Clock, Logger } from "@picluster/common";
+import { type Clock, errorMessage, httpStatus, type Logger } from "@picluster/common";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
 import type { EventBus } from "../events.js";
 import { RequestError } from "../session.js";
 import type { StoredTaskRun } from "../store/store.js";
 import { TaskRequestError, type TaskService } from "../tasks/service.js";
-import type { ErrorBody, Guard } from "./guard.js";
+import { type ErrorBody, type Guard, sendError } from "./guard.js";
 import { openSse, type StreamSlots } from "./stream.js";
 
 const TaskBody = Type.Object(
@@ -55,17 +55,6 @@ export function publicRun(run: StoredTaskRun): StoredTaskRun & { redacted: true 
   };
 }
 
-/** Codes a node answers with when its agent cannot handle the request at all. */
-const UNSUPPORTED_CODES = new Set(["E_UNKNOWN_TYPE", "E_UNSUPPORTED"]);
-
-/**
- * The status for a node's refusal: 501 when its agent does not do this
- * (an older agent: update it), 502 for any other failure on the node.
- */
-function nodeErrorStatus(err: RequestError): number {
-  return UNSUPPORTED_CODES.has(err.code) ? 501 : 502;
-}
-
 /** Who asked: the API token, and the user the client says it runs as (not verified). */
 export function requester(req: FastifyRequest): string {
   const claimed = req.headers["x-picluster-user"];
@@ -92,16 +81,12 @@ export function registerTaskRoutes(
   const { tasks, requireToken, hasToken, errorBody, findNode } = deps;
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof TaskRequestError)) throw err;
-    const status = err.code === "E_NO_SUCH_NODE" ? 404 : 400;
-    return reply
-      .code(status)
-      .send(
-        errorBody(
-          err.code,
-          err.message,
-          err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED" ? "task" : "on",
-        ),
-      );
+    return sendError(
+      reply,
+      err.code,
+      err.message,
+      err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED" ? "task" : "on",
+    );
   };
 
   app.post<{ Body: TaskBodyT }>(
@@ -138,7 +123,7 @@ export function registerTaskRoutes(
       if (node === undefined) return { runs: tasks.list(limit).map(shown) };
       const id = findNode(node);
       if (id === undefined)
-        return reply.code(404).send(errorBody("E_NO_SUCH_NODE", `no node "${node}"`, "node"));
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", node), "node");
       return { runs: tasks.list(limit, id).map(shown) };
     },
   );
@@ -151,7 +136,7 @@ export function registerTaskRoutes(
     { schema: { params: RunParams }, onRequest: requireToken },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
-      return run ?? reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      return run ?? sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
     },
   );
 
@@ -165,8 +150,7 @@ export function registerTaskRoutes(
     { schema: { params: RunParams }, onRequest: requireToken },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
-      if (run === undefined)
-        return reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      if (run === undefined) return sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
       const sse = openSse(req, reply, deps);
       if (sse === undefined) return;
       const id = run.id;
@@ -198,26 +182,23 @@ export function registerTaskRoutes(
     { schema: { params: RunParams }, onRequest: requireToken },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
-      if (run === undefined)
-        return reply.code(404).send(errorBody("E_NOT_FOUND", `no task run ${req.params.id}`));
+      if (run === undefined) return sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
       if (run.status !== "running")
-        return reply
-          .code(409)
-          .send(errorBody("E_FINISHED", `task run ${run.id} has already ended (${run.status})`));
+        return sendError(
+          reply,
+          "E_FINISHED",
+          `task run ${run.id} has already ended (${run.status})`,
+        );
       return tasks.cancel(req.params.id, requester(req));
     },
   );
 
   const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
   const nodeFailure = (err: unknown, reply: FastifyReply, node: string) => {
-    if (err instanceof TaskRequestError)
-      return reply
-        .code(err.code === "E_NO_SUCH_NODE" ? 404 : 409)
-        .send(errorBody(err.code, err.message));
+    if (err instanceof TaskRequestError) return sendError(reply, err.code, err.message);
+    // A node's answer: 502 it refused or failed, 501 its agent does not do this.
     if (err instanceof RequestError)
-      return reply
-        .code(nodeErrorStatus(err))
-        .send(errorBody(err.code, `node "${node}" answered: ${err.message}`));
+      return sendError(reply, err.code, `node "${node}" answered: ${err.message}`);
     throw err;
   };
 
@@ -316,13 +297,9 @@ export function registerTaskRoutes(
       if (!started) {
         // Nothing streamed: answer like the plain route would.
         if (err instanceof TaskRequestError || err instanceof RequestError) {
-          const status =
-            err instanceof TaskRequestError
-              ? err.code === "E_NO_SUCH_NODE"
-                ? 404
-                : 409
-              : nodeErrorStatus(err);
-          reply.raw.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+          reply.raw.writeHead(httpStatus(err.code), {
+            "content-type": "application/json; charset=utf-8",
+          });
           reply.raw.end(JSON.stringify(errorBody(err.code, err.message)));
           return;
         }

@@ -23,6 +23,7 @@ import { chmodSync, closeSync, openSync, statSync } from "node:fs";
 import {
   type Clock,
   describeError,
+  type ErrorCode,
   type Logger,
   type MessageMap,
   PiclusterError,
@@ -40,7 +41,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 export class StoreError extends PiclusterError {}
 
-const FAILURE_CODES: Record<StoreFailureCause, string> = {
+const FAILURE_CODES: Record<StoreFailureCause, ErrorCode> = {
   disk_full: "E_STORE_FULL",
   read_only: "E_STORE_READONLY",
   io_error: "E_STORE_IO",
@@ -237,7 +238,7 @@ interface PendingEvent {
 interface Failure {
   since: number;
   cause: StoreFailureCause;
-  code: string;
+  code: ErrorCode;
   error: string;
   eventsDropped: number;
   attempts: number;
@@ -510,7 +511,7 @@ export class Store {
       this.pendingEvents = events;
       for (const n of nodes) if (!this.nodes.has(n.id)) this.nodes.set(n.id, n);
       for (const w of waiters) w.reject(error);
-      this.failed(error, err);
+      this.failed(err);
       const untold = events.filter((e) => !e.told);
       for (const e of untold) e.told = true;
       if (untold.length > 0) this.tell(untold.map((e) => ({ id: null, ...eventFields(e.event) })));
@@ -533,7 +534,7 @@ export class Store {
     }
   }
 
-  private failed(error: StoreError, cause: unknown): void {
+  private failed(cause: unknown): void {
     if (this.failure !== undefined) {
       this.failure.attempts += 1;
       this.boundWaiting(this.failure);
@@ -543,7 +544,7 @@ export class Store {
     const failure: Failure = {
       since: this.opts.clock.now(),
       cause: storeFailureCause(cause),
-      code: error.code,
+      code: FAILURE_CODES[storeFailureCause(cause)],
       error: describeError(cause),
       eventsDropped: 0,
       attempts: 1,

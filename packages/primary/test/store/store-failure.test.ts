@@ -48,7 +48,7 @@ function outcome(p: Promise<void>): { state: "pending" | "resolved" | StoreError
       o.state = "resolved";
     },
     (err: unknown) => {
-      o.state = err instanceof StoreError ? err : new StoreError("E_TEST", String(err));
+      o.state = err instanceof StoreError ? err : new StoreError("E_INTERNAL", String(err));
     },
   );
   return o;
