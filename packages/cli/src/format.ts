@@ -1,27 +1,11 @@
-/** Numbers and tables for people: units, ages, colour on a terminal. */
-export function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 10 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
+/**
+ * Tables and colour for a terminal. Numbers and times are written by
+ * common's format module, the same as on the dashboard.
+ */
+import { parseSelector } from "@picluster/common";
+import { InvalidArgumentError } from "commander";
 
-export function ago(ms: number, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - ms) / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86_400)
-    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600)}h`;
-}
-
-export function duration(seconds: number): string {
-  return ago(0, seconds * 1000);
-}
+export { ago, bytes, duration } from "@picluster/common";
 
 const COLOURS: Record<string, string> = { alive: "32", suspect: "33", down: "31", left: "90" };
 
@@ -60,4 +44,18 @@ export function sparkline(values: Array<number | null>): string {
         : BARS[hi === lo ? 3 : Math.round(((v - lo) / (hi - lo)) * (BARS.length - 1))],
     )
     .join("");
+}
+
+/**
+ * A `--on` value read by the primary's own selector parser, so a selector
+ * it cannot read is refused before anything is sent (commander prints the
+ * reason with the option's name).
+ */
+export function selectorArg(value: string): string {
+  try {
+    parseSelector(value);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+  return value;
 }

@@ -3,9 +3,10 @@
  * which needs the API token) and the rules in effect, read-only, as the
  * primary reads them from its config (GET /api/alerts).
  */
+
+import { ago, span } from "@picluster/common/shared";
 import { useState } from "preact/hooks";
 import { type AlertsAnswer, ApiError, testChannel } from "./api.js";
-import { ago, span } from "./format.js";
 import { useJson } from "./hooks.js";
 import { TokenForm } from "./tasks.js";
 

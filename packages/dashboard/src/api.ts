@@ -1,7 +1,7 @@
 /** The primary's HTTP API as the page uses it: JSON reads and the live event stream. */
-import type { AlertState, TestResult } from "@picluster/common";
+import type { AlertState, NodeState, TestResult } from "@picluster/common/shared";
 
-export type NodeState = "alive" | "suspect" | "down" | "left";
+export type { NodeState };
 
 export interface Vitals {
   cpu: { total: number; perCore: number[] };
@@ -237,7 +237,10 @@ export interface CatalogTask {
 }
 
 /** A run and each node's result, as the primary stores and serves them. */
-export type { StoredNodeResult as NodeResult, StoredTaskRun as TaskRun } from "@picluster/common";
+export type {
+  StoredNodeResult as NodeResult,
+  StoredTaskRun as TaskRun,
+} from "@picluster/common/shared";
 
 /** What `POST /api/nodes/:name/join-token` answers: the token and the lines to paste on the node. */
 export interface JoinToken {

@@ -1,3 +1,4 @@
+import { NODE_STATES } from "@picluster/common/shared";
 import { useState } from "preact/hooks";
 import { AddNode } from "./add-node.js";
 import type { NodeState } from "./api.js";
@@ -8,8 +9,6 @@ import { firstSort, SORT_KEYS, type Sort, type SortKey, sorter } from "./sort.js
 import { NodeTable } from "./table.js";
 import { Tile } from "./tiles.js";
 import { Totals } from "./totals.js";
-
-const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
 
 /** What fires now, across the cluster, above the tiles. */
 function AlertBanner() {
@@ -63,7 +62,7 @@ export function ClusterPage() {
   const [view, setView] = useState<ClusterView>(savedView);
   const all = [...cluster.nodes.values()];
   const counts = Object.fromEntries(
-    STATES.map((s) => [s, all.filter((n) => n.view.state === s).length]),
+    NODE_STATES.map((s) => [s, all.filter((n) => n.view.state === s).length]),
   );
   const labels = [
     ...new Set(all.flatMap((n) => Object.entries(n.view.labels).map(([k, v]) => `${k}=${v}`))),
@@ -103,7 +102,7 @@ export function ClusterPage() {
         <button type="button" class={state === "" ? "on" : ""} onClick={() => setState("")}>
           all <b>{all.length}</b>
         </button>
-        {STATES.map((s) => (
+        {NODE_STATES.map((s) => (
           <button
             type="button"
             key={s}

@@ -1,6 +1,6 @@
+import { nodeName } from "@picluster/common/shared";
 import { useState } from "preact/hooks";
 import type { StoredEvent } from "./api.js";
-import { nodeName } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { describe } from "./node.js";
 

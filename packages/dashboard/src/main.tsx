@@ -1,10 +1,10 @@
+import { clockTime } from "@picluster/common/shared";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { AlertsPage } from "./alerts.js";
 import { adoptTokenFromHash } from "./api.js";
 import { ClusterPage } from "./cluster.js";
 import { EventsPage } from "./events.js";
-import { clockTime } from "./format.js";
 import { useLive } from "./hooks.js";
 import { NodePage } from "./node.js";
 import "./style.css";

@@ -1,7 +1,16 @@
+import {
+  ago,
+  bytes,
+  celsius,
+  clockTime,
+  duration,
+  nodeName,
+  pct,
+  rate,
+} from "@picluster/common/shared";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, type NodeView, type SeriesPoint, type StoredEvent, sendJson } from "./api.js";
 import { Chart } from "./chart.js";
-import { ago, bytes, celsius, clockTime, duration, nodeName, pct, rate } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
 import { Modal } from "./modal.js";

@@ -3,10 +3,11 @@
  * bars, temperature, load, uptime, power flags and labels; sorted by a click
  * on a header. Rows are memoised like tiles.
  */
+
+import { duration, nodeName, pct } from "@picluster/common/shared";
 import { Fragment } from "preact";
 import { memo } from "preact/compat";
 import type { Throttling } from "./api.js";
-import { duration, nodeName, pct } from "./format.js";
 import type { LiveNode } from "./live.js";
 import type { Sort, SortKey } from "./sort.js";
 import { isLastKnown, type NodeItemProps, sameItem, stateText, uptimeOf } from "./tiles.js";

@@ -3,6 +3,13 @@
  * confirmation before anything disruptive), the recent runs, and one run's
  * per-node progress and output, live from the event stream.
  */
+import {
+  ago,
+  duration,
+  nodeMatches,
+  parseSelector,
+  type SelectorTerm,
+} from "@picluster/common/shared";
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
   ApiError,
@@ -15,31 +22,23 @@ import {
   setApiToken,
   type TaskRun,
 } from "./api.js";
-import { ago, duration } from "./format.js";
 import { useJson, useLive } from "./hooks.js";
 import { type LiveNode, live } from "./live.js";
 import { Modal } from "./modal.js";
 
-const STATES = new Set(["alive", "suspect", "down", "left"]);
-
 /**
- * The nodes a selector picks, as the primary reads it: `all`, a state,
- * `label=value` or a name; several joined by commas pick any of them.
+ * The nodes a selector picks, read by the primary's own parser: `all`, a
+ * state, `label=value` or a name; several joined by commas pick any of
+ * them. A selector it cannot read picks none.
  */
 export function pickNodes(nodes: LiveNode[], selector: string): LiveNode[] {
-  const terms = selector
-    .split(",")
-    .map((t) => t.trim())
-    .filter((t) => t !== "");
-  return nodes.filter(({ view }) =>
-    terms.some((term) => {
-      if (term === "all") return true;
-      if (STATES.has(term)) return view.state === term;
-      const eq = term.indexOf("=");
-      if (eq > 0) return view.labels[term.slice(0, eq)] === term.slice(eq + 1);
-      return view.name === term || view.id === term;
-    }),
-  );
+  let terms: SelectorTerm[];
+  try {
+    terms = parseSelector(selector);
+  } catch {
+    return [];
+  }
+  return nodes.filter(({ view }) => nodeMatches(view, terms));
 }
 
 /** "pi-1, pi-2, pi-3 and 7 more" */

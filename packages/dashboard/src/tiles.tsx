@@ -1,6 +1,7 @@
 /** The cluster as tiles: one card per node with its state, figures and CPU sparkline. */
+
+import { ago, clockTime, duration, nodeName, pct } from "@picluster/common/shared";
 import { memo } from "preact/compat";
-import { ago, clockTime, duration, nodeName, pct } from "./format.js";
 import type { FiringAlert, LiveNode } from "./live.js";
 import { Sparkline } from "./sparkline.js";
 

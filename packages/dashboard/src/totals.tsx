@@ -3,21 +3,20 @@
  * small chart of average CPU, memory used and nodes alive since the page
  * opened (from the stream; see history.ts).
  */
+import { bytes, clockTime, NODE_STATES, pct } from "@picluster/common/shared";
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import type { NodeState } from "./api.js";
-import { bytes, clockTime, pct } from "./format.js";
 import { type ClusterHistory, type ClusterTotals, clusterTotals } from "./history.js";
 import { useColorScheme, useLive } from "./hooks.js";
 
-const STATES: NodeState[] = ["alive", "suspect", "down", "left"];
 const CHART_HEIGHT = 120;
 /** The time axis spans at least this, in seconds: a page open for 5 s is not drawn to the millisecond. */
 const MIN_SPAN_S = 60;
 
 function statesText(t: ClusterTotals): string {
   if (t.nodes === 0) return "none yet";
-  return STATES.filter((s) => t.byState[s] > 0)
+  return NODE_STATES.filter((s) => t.byState[s] > 0)
     .map((s) => `${t.byState[s]} ${s}`)
     .join(", ");
 }

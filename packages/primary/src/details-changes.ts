@@ -6,21 +6,12 @@
  * update count (which the alerts and the node page show) are left out, so
  * a node that only keeps running records nothing.
  */
-import type { MessageMap } from "@picluster/common";
+import { bytes, type MessageMap } from "@picluster/common";
 
 type Details = MessageMap["details"];
 
-/** 4_000_000_000 → "3.7 GiB": sizes compared as people read them, so a few bytes are no change. */
-function size(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 10 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
+/** Sizes compared as people read them (4_000_000_000 → "3.7 GiB"), so a few bytes are no change. */
+const size = bytes;
 
 function os(d: Details): string {
   return `${d.os.name} ${d.os.version}`.trim();

@@ -2,9 +2,9 @@
  * What happens in the cluster, as data. The registry emits these; readers
  * (logs, the store, the stream, alerts) subscribe. Nothing reaches back.
  */
-import type { Logger } from "@picluster/common";
+import type { Logger, NodeState } from "@picluster/common";
 
-export type NodeState = "alive" | "suspect" | "down" | "left";
+export type { NodeState };
 
 /** Why the primary's store cannot write (see storeFailureCause in store.ts). */
 export type StoreFailureCause = "disk_full" | "read_only" | "io_error" | "busy" | "other";

@@ -31,5 +31,4 @@ export * from "./store/job-queue.js";
 export * from "./store/jobs.js";
 export * from "./store/metrics.js";
 export * from "./store/store.js";
-export * from "./tasks/selector.js";
 export * from "./tasks/service.js";

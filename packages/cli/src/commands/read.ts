@@ -1,10 +1,18 @@
 /** `picluster status|nodes|node show|events|vitals`: reading the cluster through the HTTP API. */
 
-import { describeError, durationType, localTime, zoneLabel } from "@picluster/common";
+import {
+  describeError,
+  durationType,
+  isMetricName,
+  localTime,
+  METRIC_NAMES,
+  type MetricName,
+  zoneLabel,
+} from "@picluster/common";
 import type { Command } from "commander";
 import { apiBase, getJson } from "../api-client.js";
 import { type loadCliConfig, runWithConfig } from "../config-options.js";
-import { ago, bytes, duration, sparkline, stateText, table } from "../format.js";
+import { ago, bytes, duration, selectorArg, sparkline, stateText, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
 
@@ -112,7 +120,7 @@ export function registerReadCommands(
   program
     .command("status")
     .description("one screen: counts by state and a table of nodes")
-    .option("--on <selector>", ON_HELP)
+    .option("--on <selector>", ON_HELP, selectorArg)
     .option("--json", "print as JSON")
     .addHelpText(
       "after",
@@ -160,7 +168,7 @@ export function registerReadCommands(
   program
     .command("nodes")
     .description("list the nodes")
-    .option("--on <selector>", ON_HELP)
+    .option("--on <selector>", ON_HELP, selectorArg)
     .option("--json", "print as JSON")
     .addHelpText(
       "after",
@@ -317,7 +325,11 @@ export function registerReadCommands(
             throw new Error(`--since: expected ${since.expected}, got "${opts.since}"`);
           const to = Date.now();
           const from = to - since.value;
-          const metrics = opts.metric
+          if (opts.metric !== undefined && !isMetricName(opts.metric))
+            throw new Error(
+              `--metric: expected one of ${METRIC_NAMES.join(", ")}, got "${opts.metric}"`,
+            );
+          const metrics: readonly MetricName[] = opts.metric
             ? [opts.metric]
             : ["cpu", "temp", "mem", "disk", "net_rx", "net_tx"];
           const step = Math.max(1_000, Math.ceil(since.value / 60));

@@ -5,7 +5,7 @@ import type { StoredTaskRun } from "@picluster/primary";
 import { type Command, Option } from "commander";
 import { ApiError, apiToken, callJson, getJson, streamText, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
-import { ago, bytes, table } from "../format.js";
+import { ago, bytes, selectorArg, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 import { jsonLogLine, LineSplitter, readableLogLine } from "../log-lines.js";
 import { safeJson, safeLine, safeText } from "../safe.js";
@@ -88,7 +88,12 @@ export function registerTaskCommands(
     .command("run")
     .description("run a task on nodes, with live progress and a per-node result table")
     .argument("<task>", "a task the nodes allow (their [tasks] and [task.NAME] config)")
-    .option("--on <selector>", "all, names, label=value or a state, joined with commas", "all")
+    .option(
+      "--on <selector>",
+      "all, names, label=value or a state, joined with commas",
+      selectorArg,
+      "all",
+    )
     .option(
       "--arg <name=value>",
       "an argument of the task (repeat for more)",
@@ -288,7 +293,12 @@ export function registerTaskCommands(
   program
     .command("ping")
     .description("round-trip time and clock offset of each node")
-    .option("--on <selector>", "all, names, label=value or a state, joined with commas", "all")
+    .option(
+      "--on <selector>",
+      "all, names, label=value or a state, joined with commas",
+      selectorArg,
+      "all",
+    )
     .option("--json", "print as JSON")
     .addHelpText(
       "after",

@@ -5,6 +5,8 @@
  * is a rule of your own. Every problem is reported as `file:line`.
  */
 
+import { STORED_METRICS } from "../metrics.js";
+import { isNodeState, parseSelector } from "../nodes.js";
 import { CHANNEL_NAME, CHANNEL_NAME_DOC } from "./channels.js";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
@@ -18,18 +20,12 @@ export type AlertSeverity = "critical" | "warning" | "info";
  * sample and hold no value while the node is not alive; the flags are 1 or 0.
  */
 export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
-  { name: "cpu", doc: "CPU busy, all cores, %" },
-  { name: "load1", doc: "1-minute load average" },
+  // The stored figures (metrics.ts), then what only rules watch.
+  ...STORED_METRICS.map((m) => ({
+    name: m.name,
+    doc: m.unit === "" ? m.doc : `${m.doc}, ${m.unit === "B/s" ? "bytes/s" : m.unit}`,
+  })),
   { name: "load_per_core", doc: "1-minute load average divided by the node's cores" },
-  { name: "temp", doc: "hottest thermal zone, °C" },
-  { name: "mem", doc: "memory used, %" },
-  { name: "swap", doc: "swap used, %" },
-  { name: "disk", doc: "root filesystem used, %" },
-  { name: "net_rx", doc: "received, all interfaces, bytes/s" },
-  { name: "net_tx", doc: "sent, all interfaces, bytes/s" },
-  { name: "disk_read", doc: "read from disks, bytes/s" },
-  { name: "disk_write", doc: "written to disks, bytes/s" },
-  { name: "freq", doc: "CPU frequency, MHz" },
   { name: "updates", doc: "packages that can be upgraded (from updates.check)" },
   {
     name: "down",
@@ -154,7 +150,15 @@ export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
   },
 ];
 
-const STATE_WORDS = new Set(["alive", "suspect", "down", "left"]);
+/** Whether the selector parser reads `raw`. */
+function readsAsSelector(raw: string): boolean {
+  try {
+    parseSelector(raw);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const OPS: readonly AlertOp[] = [">=", "<=", "==", "!=", ">", "<"];
 const forType = durationType(0, 30 * 86_400_000);
 const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -259,14 +263,15 @@ export function readAlertSections(doc: IniDocument | undefined): {
           break;
         }
         case "on": {
+          // The selector parser the engine uses says what it can read; a rule
+          // is stricter: no empty terms, no spaces in names, and no states.
           const terms = raw.split(",").map((t) => t.trim());
-          const wrong = terms.find(
-            (t) => t === "" || t.startsWith("=") || STATE_WORDS.has(t) || /\s/.test(t),
-          );
-          if (raw === "" || wrong !== undefined)
+          const state = terms.find(isNodeState);
+          const wrong = terms.find((t) => t === "" || /\s/.test(t)) ?? state;
+          if (raw === "" || wrong !== undefined || !readsAsSelector(raw))
             bad(
               line,
-              `on: expected all, names or label=value joined by commas${wrong !== undefined && STATE_WORDS.has(wrong) ? ` (not a state: with "${wrong}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
+              `on: expected all, names or label=value joined by commas${state !== undefined ? ` (not a state: with "${state}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
             );
           else rule.on = terms.join(",");
           break;

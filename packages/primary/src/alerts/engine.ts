@@ -17,12 +17,14 @@ import {
   describeError,
   type Logger,
   type MessageMap,
+  nodeMatches,
+  parseSelector,
+  type SelectorTerm,
 } from "@picluster/common";
 import type { ClusterEvent, EventBus, StoreFailureCause } from "../events.js";
 import { type NodeRecord, RESTART_REASON, type Registry } from "../registry.js";
-import { METRICS } from "../store/metrics.js";
+import { METRICS, type MetricDef } from "../store/metrics.js";
 import type { StoreHealth } from "../store/store.js";
-import { nodeMatches, parseSelector, type SelectorTerm } from "../tasks/selector.js";
 import type { AlertMessage, Notifier } from "./message.js";
 import { type Subject, wordAlert, wordPrimaryStore } from "./wording.js";
 
@@ -107,7 +109,7 @@ interface Track {
 export type { AlertState } from "@picluster/common";
 
 type Vitals = MessageMap["vitals"];
-const VITALS_METRICS = new Map(METRICS.map((m) => [m.name, m.from]));
+const VITALS_METRICS = new Map<string, MetricDef["from"]>(METRICS.map((m) => [m.name, m.from]));
 
 function throttleFlag(
   v: Vitals,
@@ -218,15 +220,8 @@ export class AlertEngine {
         this.primaryRules.push(def);
         continue;
       }
-      try {
-        this.rules.push({ def, terms: parseSelector(def.on) });
-      } catch (err) {
-        opts.log.error("alert rule skipped: bad selector", {
-          rule: def.name,
-          on: def.on,
-          err: describeError(err),
-        });
-      }
+      // `on` was read with the same parser when the config was loaded.
+      this.rules.push({ def, terms: parseSelector(def.on) });
     }
   }
 

@@ -6,6 +6,7 @@
  * registered once, updated in place) does not fit series that come and go
  * with nodes.
  */
+import { NODE_STATES } from "@picluster/common";
 import type { AlertState } from "../alerts/engine.js";
 import type { NodeState } from "../events.js";
 import type { NodeRecord } from "../registry.js";
@@ -24,8 +25,6 @@ export interface ProcessStats {
   /** With `[heartbeat] url` set: when a heartbeat was last taken, Unix seconds (0: never yet). */
   heartbeatLastSuccessSeconds?: number;
 }
-
-const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
 
 function escapeLabel(value: string): string {
   return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
@@ -120,7 +119,7 @@ export function renderMetrics(
     "picluster_nodes",
     "gauge",
     "Known nodes by state.",
-    STATES.map((s) => [`state="${s}"`, nodes.filter((n) => n.state === s).length]),
+    NODE_STATES.map((s) => [`state="${s}"`, nodes.filter((n) => n.state === s).length]),
   );
   e.family(
     "picluster_node_up",
@@ -133,7 +132,10 @@ export function renderMetrics(
     "gauge",
     "1 for the node's current state, 0 for the others.",
     nodes.flatMap((n) =>
-      STATES.map((s): [string, number] => [`${labels.get(n)},state="${s}"`, n.state === s ? 1 : 0]),
+      NODE_STATES.map((s): [string, number] => [
+        `${labels.get(n)},state="${s}"`,
+        n.state === s ? 1 : 0,
+      ]),
     ),
   );
   e.family(

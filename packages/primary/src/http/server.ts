@@ -9,7 +9,11 @@ import {
   type Clock,
   errorMessage,
   type Logger,
+  NODE_STATES,
   PiclusterError,
+  parseSelector,
+  SelectorError,
+  selectNodes,
 } from "@picluster/common";
 import Fastify, {
   type FastifyError,
@@ -24,7 +28,6 @@ import type { ClusterEvent, EventBus, NodeState } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import type { Store } from "../store/store.js";
-import { parseSelector, SelectorError, selectNodes } from "../tasks/selector.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
@@ -116,8 +119,6 @@ const EventsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
-const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
 
 /** A node as the API shows it: everything but internals. */
 export function nodeView(n: NodeRecord) {
@@ -378,7 +379,10 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     async (req, reply) => {
       const picked = pick(req.query.on);
       if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
-      const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<NodeState, number>;
+      const counts = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<
+        NodeState,
+        number
+      >;
       for (const n of picked.nodes) counts[n.state] += 1;
       return {
         nodes: picked.nodes.length,

@@ -21,22 +21,20 @@ import {
   type JobItems,
   type Logger,
   type MessageMap,
+  nodeMatches,
+  parseSelector,
   type ResponseMap,
+  SelectorError,
+  type SelectorTerm,
   type StoredJob,
   type StoredJobItem,
+  selectNodes,
 } from "@picluster/common";
 import type { AuditLog } from "../audit.js";
 import type { EventBus, JobEndStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { RequestError, type Session } from "../session.js";
 import type { JobRecord, JobStore, NewJob } from "../store/jobs.js";
-import {
-  nodeMatches,
-  parseSelector,
-  SelectorError,
-  type SelectorTerm,
-  selectNodes,
-} from "../tasks/selector.js";
 import {
   checkItemShape,
   checkItemsAgainst,

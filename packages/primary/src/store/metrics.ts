@@ -3,13 +3,19 @@
  * sample. One table of them drives the store's columns, the API's `metric=`
  * names and the charts; a metric a node does not report is NULL, not 0.
  */
-import type { MessageMap } from "@picluster/common";
+import {
+  isMetricName,
+  METRIC_NAMES,
+  type MessageMap,
+  type MetricName,
+  STORED_METRICS,
+} from "@picluster/common";
 
 type Vitals = MessageMap["vitals"];
 
 export interface MetricDef {
   /** API name and SQL column stem. */
-  name: string;
+  name: MetricName;
   unit: string;
   doc: string;
   from(v: Vitals): number | undefined;
@@ -33,44 +39,30 @@ function sum<T>(items: readonly T[], f: (t: T) => number): number | undefined {
   return items.length === 0 ? undefined : items.reduce((acc, t) => acc + f(t), 0);
 }
 
-export const METRICS: readonly MetricDef[] = [
-  { name: "cpu", unit: "%", doc: "CPU busy, all cores", from: (v) => v.cpu.total },
-  { name: "load1", unit: "", doc: "1-minute load average", from: (v) => v.load?.[0] },
-  { name: "temp", unit: "°C", doc: "hottest thermal zone", from: hottest },
-  {
-    name: "mem",
-    unit: "%",
-    doc: "memory used",
-    from: (v) => pct(v.memory.usedBytes, v.memory.totalBytes),
-  },
-  {
-    name: "swap",
-    unit: "%",
-    doc: "swap used",
-    from: (v) => pct(v.swap.usedBytes, v.swap.totalBytes),
-  },
-  { name: "disk", unit: "%", doc: "root filesystem used", from: rootDisk },
-  {
-    name: "net_rx",
-    unit: "B/s",
-    doc: "received, all interfaces",
-    from: (v) => sum(v.net, (n) => n.rxBps),
-  },
-  {
-    name: "net_tx",
-    unit: "B/s",
-    doc: "sent, all interfaces",
-    from: (v) => sum(v.net, (n) => n.txBps),
-  },
-  { name: "disk_read", unit: "B/s", doc: "read from disks", from: (v) => v.diskIo?.readBps },
-  { name: "disk_write", unit: "B/s", doc: "written to disks", from: (v) => v.diskIo?.writeBps },
-  { name: "freq", unit: "MHz", doc: "CPU frequency", from: (v) => v.freqMhz },
-];
+/** How each metric is taken from a sample; the compiler wants one for every name. */
+const FROM: Record<MetricName, (v: Vitals) => number | undefined> = {
+  cpu: (v) => v.cpu.total,
+  load1: (v) => v.load?.[0],
+  temp: hottest,
+  mem: (v) => pct(v.memory.usedBytes, v.memory.totalBytes),
+  swap: (v) => pct(v.swap.usedBytes, v.swap.totalBytes),
+  disk: rootDisk,
+  net_rx: (v) => sum(v.net, (n) => n.rxBps),
+  net_tx: (v) => sum(v.net, (n) => n.txBps),
+  disk_read: (v) => v.diskIo?.readBps,
+  disk_write: (v) => v.diskIo?.writeBps,
+  freq: (v) => v.freqMhz,
+};
 
-export const METRIC_NAMES = METRICS.map((m) => m.name);
+export const METRICS: readonly MetricDef[] = STORED_METRICS.map((m) => ({
+  ...m,
+  from: FROM[m.name],
+}));
 
-export function isMetric(name: string): boolean {
-  return METRIC_NAMES.includes(name);
+export { METRIC_NAMES };
+
+export function isMetric(name: string): name is MetricName {
+  return isMetricName(name);
 }
 
 /** The sample's figures in METRICS order (undefined → SQL NULL). */

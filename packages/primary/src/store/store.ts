@@ -36,7 +36,7 @@ import {
   type StoreFailureCause,
 } from "../events.js";
 import type { NodeRecord } from "../registry.js";
-import { METRIC_NAMES, metricValues } from "./metrics.js";
+import { isMetric, METRIC_NAMES, metricValues } from "./metrics.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 
 export class StoreError extends PiclusterError {}
@@ -865,7 +865,7 @@ export class Store {
    * else the 1-minute rollup, else the 1-hour one. At most MAX_POINTS points.
    */
   series(nodeId: string, metric: string, from: number, to: number, stepMs: number): Series {
-    if (!METRIC_NAMES.includes(metric))
+    if (!isMetric(metric))
       throw new StoreError(
         "E_BAD_METRIC",
         `unknown metric "${metric}"; one of ${METRIC_NAMES.join(", ")}`,

@@ -12,7 +12,10 @@ import {
   type Logger,
   type MessageMap,
   PiclusterError,
+  parseSelector,
   type ResponseMap,
+  SelectorError,
+  selectNodes,
 } from "@picluster/common";
 import type { AuditLog } from "../audit.js";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
@@ -22,7 +25,6 @@ type TaskInfo = NonNullable<MessageMap["details"]["tasks"]>[number];
 
 import { RequestError, type RequestOptions, type Session } from "../session.js";
 import type { Store, StoredNodeResult, StoredTaskRun } from "../store/store.js";
-import { parseSelector, SelectorError, selectNodes } from "./selector.js";
 
 export class TaskRequestError extends PiclusterError {}
 

@@ -1,15 +1,18 @@
 /**
- * Which nodes a task (or a ping) goes to. A selector is terms joined with
- * commas, and a node is selected when any term matches it:
- *   all              every node
- *   alive, suspect, down, left   nodes in that state
- *   key=value        nodes with that label
- *   anything else    a node name or node id
+ * Nodes as every part names and picks them: the states a node is in, and
+ * the selector language (`all`, states, `label=value`, names or ids, joined
+ * by commas: a node is picked when any term matches it). The primary's
+ * tasks and jobs, the alert config check, the API's `?on=`, the CLI and
+ * the dashboard's preview all read a selector with this one parser.
  */
-import type { NodeState } from "../events.js";
-import type { NodeRecord } from "../registry.js";
+import { PiclusterError } from "./errors.js";
 
-const STATES: readonly NodeState[] = ["alive", "suspect", "down", "left"];
+export const NODE_STATES = ["alive", "suspect", "down", "left"] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+export function isNodeState(word: string): word is NodeState {
+  return (NODE_STATES as readonly string[]).includes(word);
+}
 
 export type SelectorTerm =
   | { kind: "all" }
@@ -17,7 +20,20 @@ export type SelectorTerm =
   | { kind: "label"; key: string; value: string }
   | { kind: "name"; name: string };
 
-export class SelectorError extends Error {}
+/** What a selector looks at: the API's node views and the primary's records both have it. */
+export interface Selectable {
+  id: string;
+  name: string;
+  state: NodeState;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** A selector that cannot be read; the message says what was wrong. */
+export class SelectorError extends PiclusterError {
+  constructor(message: string) {
+    super("E_BAD_SELECTOR", message);
+  }
+}
 
 export function parseSelector(text: string): SelectorTerm[] {
   const terms = text
@@ -28,7 +44,7 @@ export function parseSelector(text: string): SelectorTerm[] {
     throw new SelectorError("empty selector: give `all`, names, label=value or a state");
   return terms.map((t): SelectorTerm => {
     if (t === "all") return { kind: "all" };
-    if ((STATES as readonly string[]).includes(t)) return { kind: "state", state: t as NodeState };
+    if (isNodeState(t)) return { kind: "state", state: t };
     const eq = t.indexOf("=");
     if (eq >= 0) {
       const key = t.slice(0, eq).trim();
@@ -40,7 +56,7 @@ export function parseSelector(text: string): SelectorTerm[] {
   });
 }
 
-function matches(node: NodeRecord, term: SelectorTerm): boolean {
+function matches(node: Selectable, term: SelectorTerm): boolean {
   switch (term.kind) {
     case "all":
       return true;
@@ -53,18 +69,18 @@ function matches(node: NodeRecord, term: SelectorTerm): boolean {
   }
 }
 
-/** The nodes `terms` select, by name; names that matched nothing are returned too. */
 /** Whether `node` is picked by any of `terms`. */
-export function nodeMatches(node: NodeRecord, terms: readonly SelectorTerm[]): boolean {
+export function nodeMatches(node: Selectable, terms: readonly SelectorTerm[]): boolean {
   return terms.some((t) => matches(node, t));
 }
 
-export function selectNodes(
-  nodes: readonly NodeRecord[],
+/** The nodes `terms` select, by name (numbers in order: pi-2 before pi-10); names that matched nothing too. */
+export function selectNodes<T extends Selectable>(
+  nodes: readonly T[],
   terms: readonly SelectorTerm[],
-): { nodes: NodeRecord[]; unknownNames: string[] } {
+): { nodes: T[]; unknownNames: string[] } {
   const selected = nodes
-    .filter((n) => terms.some((t) => matches(n, t)))
+    .filter((n) => nodeMatches(n, terms))
     .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
   const unknownNames = terms
     .filter((t): t is Extract<SelectorTerm, { kind: "name" }> => t.kind === "name")
