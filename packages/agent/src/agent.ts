@@ -2,13 +2,14 @@
  * The composition root of the agent: builds every part, starts them in
  * order and stops them in reverse. Nothing else constructs subsystems.
  */
+
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   type Clock,
   type Config,
+  dataFiles,
   describeError,
   JOIN_IDENTITY_PREFIX,
   type Logger,
@@ -87,9 +88,7 @@ function describeTask(t: CatalogTask): NonNullable<MessageMap["details"]["tasks"
 export const DETAILS_CHECK_MS = 60_000;
 
 export function credentialPath(config: Config, dataDir: string): string {
-  return config.agent.credential === ""
-    ? join(dataDir, "credential.json")
-    : config.agent.credential;
+  return config.agent.credential === "" ? dataFiles(dataDir).credential : config.agent.credential;
 }
 
 export class Agent {

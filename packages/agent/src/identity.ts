@@ -2,10 +2,11 @@
  * The node's id, stable across restarts: systemd's /etc/machine-id where it
  * exists, else a random id generated once and kept in the data directory.
  */
+
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writePrivateFile } from "@picluster/common";
+import { dataFiles, writePrivateFile } from "@picluster/common";
 
 const ID_RE = /^[0-9a-f]{32}$/;
 
@@ -23,7 +24,7 @@ function readId(path: string): string | undefined {
 export function nodeId(root: string, dataDir: string): string {
   const machineId = readId(join(root, "etc", "machine-id"));
   if (machineId !== undefined) return machineId;
-  const kept = join(dataDir, "node-id");
+  const kept = dataFiles(dataDir).nodeId;
   const existing = readId(kept);
   if (existing !== undefined) return existing;
   const id = randomBytes(16).toString("hex");

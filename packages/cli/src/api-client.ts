@@ -1,11 +1,11 @@
 /** The CLI's way to the running primary: its HTTP API, found from the config. */
+
 import { hostname, userInfo } from "node:os";
-import { join } from "node:path";
 import type { Config } from "@picluster/common";
 import {
+  dataFiles,
   describeError,
   foreignCode,
-  LOCAL_HTTP_TOKEN_FILE,
   localHttpToken,
   PiclusterError,
   processPathContext,
@@ -31,7 +31,7 @@ export function apiToken(config: Config): string {
 
 /** Where `picluster up`, run as this user with this config, keeps the token it made. */
 export function localTokenFile(config: Config): string {
-  return join(resolveDataDir(config.node.data_dir, processPathContext()), LOCAL_HTTP_TOKEN_FILE);
+  return dataFiles(resolveDataDir(config.node.data_dir, processPathContext())).localHttpToken;
 }
 
 /** How to give a command the API token, for the errors of calls that need it. */

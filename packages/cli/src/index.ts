@@ -1,1 +1,1 @@
-export {};
+export { type BuildPrimaryOptions, type BuiltPrimary, buildPrimary } from "./build-primary.js";

@@ -6,6 +6,7 @@
  * encrypted, mutually authenticated link. No certificates anywhere.
  * The threat model is in docs/security.md.
  */
+
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
@@ -17,8 +18,9 @@ import {
   renameSync,
   writeSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { PiclusterError } from "./errors.js";
+import { dataFiles } from "./paths.js";
 
 export const PSK_BYTES = 32;
 /** TLS 1.3 only: with a PSK it still does an (EC)DHE exchange, so sessions have forward secrecy. */
@@ -167,16 +169,9 @@ export function writeCredentialFile(path: string, cred: NodeCredentialFile): voi
   );
 }
 
-/**
- * The HTTP API token `picluster up` makes when `[http] token` is not set, so
- * that the dashboard and the CLI on this machine can run tasks from the
- * first minute. Kept in the data directory, readable by its owner only.
- */
-export const LOCAL_HTTP_TOKEN_FILE = "http-token";
-
 /** The local API token in `dataDir`; made first when `create` is set and there is none. */
 export function localHttpToken(dataDir: string, create: boolean): string | undefined {
-  const path = join(dataDir, LOCAL_HTTP_TOKEN_FILE);
+  const path = dataFiles(dataDir).localHttpToken;
   try {
     const text = readFileSync(path, "utf8").trim();
     if (/^[A-Za-z0-9_-]{32,}$/.test(text)) return text;

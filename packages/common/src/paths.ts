@@ -32,7 +32,40 @@ export function resolveDataDir(configured: string, ctx: PathContext): string {
 
 /** The log directory: the configured one, else `log/` inside the data directory. */
 export function resolveLogDir(configured: string, dataDir: string, ctx: PathContext): string {
-  return configured !== "" ? resolve(ctx.cwd, configured) : join(dataDir, "log");
+  return configured !== "" ? resolve(ctx.cwd, configured) : dataFiles(dataDir).logDir;
+}
+
+/**
+ * The HTTP API token `picluster up` makes when `[http] token` is not set, so
+ * that the dashboard and the CLI on this machine can run tasks from the
+ * first minute. Kept in the data directory, readable by its owner only.
+ */
+export const LOCAL_HTTP_TOKEN_FILE = "http-token";
+
+/**
+ * Every file picluster keeps in a data directory, by what it is: the one
+ * place to look for (or add) a path. A configured path (`[store] file`,
+ * `[agent] credential`, `[log] dir`) wins over these where there is one.
+ */
+export function dataFiles(dataDir: string) {
+  return {
+    /** The primary's SQLite store. */
+    store: join(dataDir, "picluster.db"),
+    /** Credentials as picluster before 0.2 kept them; imported into the store once. */
+    legacyCredentials: join(dataDir, "credentials.json"),
+    /** One JSON line per action someone asked for (0600). */
+    auditLog: join(dataDir, "audit.log"),
+    /** The local API token `picluster up` makes. */
+    localHttpToken: join(dataDir, LOCAL_HTTP_TOKEN_FILE),
+    /** A node's own credential (identity and key), written when it joins. */
+    credential: join(dataDir, "credential.json"),
+    /** A node's id where the machine has no /etc/machine-id. */
+    nodeId: join(dataDir, "node-id"),
+    /** The data directory of the agent `picluster up` runs beside its primary. */
+    localAgentDir: join(dataDir, "local-agent"),
+    /** Log files, unless `[log] dir` says otherwise. */
+    logDir: join(dataDir, "log"),
+  };
 }
 
 /**

@@ -3,7 +3,7 @@
  * running a task does), shown as the lines `picluster node add` prints, each
  * with a copy button; the dialog then says when the node has joined.
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { ApiError, createJoinToken, type JoinToken } from "./api.js";
 import { useLive } from "./hooks.js";
 import { live } from "./live.js";

@@ -12,7 +12,6 @@ import {
   getJson,
   type NodeState,
   type NodeSummary,
-  type NodeView,
   type StoredEvent,
   type Throttling,
 } from "./api.js";

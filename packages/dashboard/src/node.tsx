@@ -8,7 +8,7 @@ import {
   pct,
   rate,
 } from "@picluster/common/shared";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, type NodeView, type SeriesPoint, type StoredEvent, sendJson } from "./api.js";
 import { Chart } from "./chart.js";
 import { useJson, useLive } from "./hooks.js";

@@ -10,7 +10,7 @@ import {
   parseSelector,
   type SelectorTerm,
 } from "@picluster/common/shared";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import {
   ApiError,
   apiToken,

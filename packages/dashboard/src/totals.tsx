@@ -6,7 +6,6 @@
 import { bytes, clockTime, NODE_STATES, pct } from "@picluster/common/shared";
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
-import type { NodeState } from "./api.js";
 import { type ClusterHistory, type ClusterTotals, clusterTotals } from "./history.js";
 import { useColorScheme, useLive } from "./hooks.js";
 

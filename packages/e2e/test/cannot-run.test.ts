@@ -148,6 +148,7 @@ test("tasks - a task no selected node allows is refused before anything is sent 
   // Not a run: nothing stored, announced or audited.
   assert.deepEqual(p.primary.store.taskRuns(10), []);
   assert.equal(events.filter((e) => e.kind.startsWith("task.")).length, 0);
+  await p.primary.audit.flushed();
   assert.equal(existsSync(join(p.dataDir, "audit.log")), false);
 });
 

@@ -7,6 +7,7 @@ import { deadline, waitFor } from "@picluster/common/testing";
 import { type ClusterEvent, JobRequestError } from "@picluster/primary";
 import Database from "better-sqlite3";
 import {
+  auditLines,
   ScriptedPeer,
   scratchDir,
   spawnAgent,
@@ -68,13 +69,6 @@ function nodeId(p: TestPrimary, name: string): string {
 
 async function allItems(p: TestPrimary, id: number): Promise<StoredJobItem[]> {
   return p.primary.jobs.items(id, { limit: 1_000_000 });
-}
-
-function auditLines(p: TestPrimary): Array<Record<string, unknown>> {
-  return readFileSync(join(p.dataDir, "audit.log"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function runsFile(t: TestContext): string {
@@ -179,7 +173,7 @@ test("jobs - 1 000 items over 3 agents: each runs once and has exactly one resul
     5_000,
   );
   assert.equal(p.primary.store.events({ kind: "job.progress", limit: 5 }).length, 0);
-  const audit = auditLines(p).filter((a) => a.job === job.id);
+  const audit = (await auditLines(p)).filter((a) => a.job === job.id);
   assert.deepEqual(
     audit.map((a) => [a.event, a.by, a.task]),
     [
@@ -364,7 +358,7 @@ test("jobs - cancel: no item is handed out any more, running ones are stopped on
   const end = events.find((e) => e.kind === "job.finished");
   assert.ok(end?.kind === "job.finished" && end.status === "cancelled" && end.cancelled === 20);
   assert.deepEqual(
-    auditLines(p)
+    (await auditLines(p))
       .filter((a) => String(a.event).startsWith("job."))
       .map((a) => [a.event, a.by ?? null]),
     [

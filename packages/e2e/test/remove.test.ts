@@ -12,6 +12,7 @@ import { JOIN_IDENTITY_PREFIX, type MessageMap, parseJoinToken } from "@picluste
 import { nextEvent, waitFor } from "@picluster/common/testing";
 import type { ClusterEvent, RemovedNode } from "@picluster/primary";
 import {
+  auditLines,
   httpPort,
   ScriptedPeer,
   startAgent,
@@ -134,10 +135,7 @@ test("remove - a live node removed through the API is revoked and cut, its recor
     ["alert.resolved", "node.removed"],
     "of its events only the removal and the alert it ended are left",
   );
-  const audit = readFileSync(join(p.dataDir, "audit.log"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = await auditLines(p);
   assert.deepEqual(
     audit.filter((a) => a.event === "node.remove").map((a) => [a.node, a.nodeId, a.by]),
     [["pi-gone", id, "api-token"]],
@@ -335,6 +333,7 @@ test("remove - picluster node remove goes through the running primary and prints
     /^removed pi-cli \(id 3{32}\): credential revoked, 1 connection cut, 0 firing alerts resolved \(nobody told\), samples and events kept\n$/,
   );
   assert.equal(p.primary.registry.get("33333333333333333333333333333333"), undefined);
+  await p.primary.audit.flushed();
   const audit = readFileSync(join(p.dataDir, "audit.log"), "utf8");
   assert.match(
     audit,

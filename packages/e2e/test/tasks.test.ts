@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { processAlive, waitFor } from "@picluster/common/testing";
 import { type ClusterEvent, RequestError, TaskRequestError } from "@picluster/primary";
 import {
+  auditLines,
   httpPort,
   scratchDir,
   spawnAgent,
@@ -89,10 +90,7 @@ test("tasks - a run reaches every selected node; output, results and the run are
   assert.equal(kinds.filter((k) => k === "task.node").length, 3);
   assert.ok(kinds.includes("task.output"));
   // Audited: who, what, where, outcome.
-  const audit = readFileSync(join(p.dataDir, "audit.log"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = await auditLines(p);
   assert.deepEqual(
     audit.map((a) => a.event),
     ["task.started", "task.finished"],

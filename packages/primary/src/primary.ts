@@ -7,13 +7,14 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
 import type { Socket } from "node:net";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
   assertWritableDataDir,
   type Clock,
   type Config,
+  dataFiles,
   describeError,
   type Envelope,
   type Logger,
@@ -67,7 +68,7 @@ export interface PrimaryOptions {
 
 /** Where picluster before 0.2 kept credentials; imported into the store once. */
 export function credentialFile(dataDir: string): string {
-  return join(dataDir, "credentials.json");
+  return dataFiles(dataDir).legacyCredentials;
 }
 
 /** The credential store of the primary that `config` and `dataDir` describe (call load()). */
@@ -100,7 +101,7 @@ export function joinSettings(
 }
 
 export function storeFile(config: Config, dataDir: string): string {
-  return config.store.file === "" ? join(dataDir, "picluster.db") : config.store.file;
+  return config.store.file === "" ? dataFiles(dataDir).store : config.store.file;
 }
 
 /**
@@ -133,7 +134,8 @@ export class Primary {
   private jobService: JobService | undefined;
   /** The job queue's own connection to the store's file. */
   private jobsDb: Database.Database | undefined;
-  private readonly audit: AuditLog;
+  /** Who asked for what; `audit.flushed()` resolves once what was written is on disk. */
+  readonly audit: AuditLog;
   private readonly removal: NodeRemoval;
   readonly alerts: AlertEngine;
   /** The outbound heartbeat, when `[heartbeat] url` is set. */
@@ -187,7 +189,7 @@ export class Primary {
       },
     });
     this.audit = new AuditLog(
-      join(opts.dataDir, "audit.log"),
+      dataFiles(opts.dataDir).auditLog,
       this.clock,
       opts.log.child({ component: "audit" }),
     );
@@ -557,6 +559,8 @@ export class Primary {
       deliveryDone,
       heartbeatDone,
     ]);
+    // The last lines (a cancel at shutdown) are on disk before the process may exit.
+    await this.audit.flushed();
     this.jobsDb?.close();
     this.store.close();
     this.credentials?.close();

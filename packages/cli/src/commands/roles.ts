@@ -1,13 +1,14 @@
 /** `picluster agent` and `picluster primary`: the long-running roles, imported lazily. */
 
-import { describeError, localHttpToken, PiclusterError } from "@picluster/common";
+import { describeError, PiclusterError } from "@picluster/common";
 import type { Command } from "commander";
+import { buildPrimary } from "../build-primary.js";
 import { loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { describeStartError } from "../port-holder.js";
 import { safeLine } from "../safe.js";
-import { agentBundlePath, dashboardPath, version } from "../version.js";
+import { version } from "../version.js";
 
 export function registerAgentCommand(
   program: Command,
@@ -64,21 +65,13 @@ export function registerPrimaryCommand(
       if (loaded === undefined) return setExit(EXIT_USAGE);
       if (!writableDataDir(loaded, io)) return setExit(EXIT_FAILED);
       const ctx = await roleContext(loaded, "primary", io);
-      const { Primary } = await import("@picluster/primary");
       // The token `picluster up` made here, when none is configured.
-      const localToken =
-        ctx.config.http.token === "" ? localHttpToken(ctx.dataDir, false) : undefined;
-      const primary = new Primary({
-        config:
-          localToken === undefined
-            ? ctx.config
-            : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
+      const { primary } = await buildPrimary({
+        config: ctx.config,
         dataDir: ctx.dataDir,
         log: ctx.log,
         livenessLog: ctx.routineLog,
-        version: version(),
-        agentBundle: agentBundlePath(),
-        dashboardDir: dashboardPath(),
+        localToken: "read",
       });
       try {
         await primary.start();

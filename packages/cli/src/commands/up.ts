@@ -3,22 +3,17 @@
  * picluster with no configuration at all. It creates its data directory and
  * the local node's credential itself. `npm start` runs it.
  */
+
 import { hostname } from "node:os";
-import { join } from "node:path";
-import {
-  describeError,
-  LOCAL_HTTP_TOKEN_FILE,
-  loadConfig,
-  localHttpToken,
-  processPathContext,
-} from "@picluster/common";
+import { dataFiles, describeError, loadConfig, processPathContext } from "@picluster/common";
 import type { Command } from "commander";
+import { buildPrimary } from "../build-primary.js";
 import { configFlags, loadCliConfig } from "../config-options.js";
 import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { describeStartError } from "../port-holder.js";
 import { safeLine } from "../safe.js";
-import { agentBundlePath, dashboardPath, version } from "../version.js";
+import { version } from "../version.js";
 
 export function registerUpCommand(
   program: Command,
@@ -45,24 +40,16 @@ export function registerUpCommand(
         io,
         io.errIsTty === true ? "warn" : undefined,
       );
-      const { Primary } = await import("@picluster/primary");
       const { Agent } = await import("@picluster/agent");
       const { readCredentialFile } = await import("@picluster/common");
       // No [http] token: make one in the data directory, so that the page
       // (the printed link carries it) and the CLI here can run tasks.
-      const localToken =
-        ctx.config.http.token === "" ? localHttpToken(ctx.dataDir, true) : undefined;
-      const primary = new Primary({
-        config:
-          localToken === undefined
-            ? ctx.config
-            : { ...ctx.config, http: { ...ctx.config.http, token: localToken } },
+      const { primary, local } = await buildPrimary({
+        config: ctx.config,
         dataDir: ctx.dataDir,
         log: ctx.log,
         livenessLog: ctx.routineLog,
-        version: version(),
-        agentBundle: agentBundlePath(),
-        dashboardDir: dashboardPath(),
+        localToken: "create",
       });
       let ports: { agentPort: number; httpPort: number };
       try {
@@ -76,12 +63,12 @@ export function registerUpCommand(
       }
 
       // The local agent: its own data directory, joined with a token the first time.
-      const agentDir = join(ctx.dataDir, "local-agent");
+      const agentDir = dataFiles(ctx.dataDir).localAgentDir;
       const name = ctx.config.node.name || hostname();
       let token = "";
       if (
         primary.credentials !== undefined &&
-        readCredentialFile(join(agentDir, "credential.json")) === undefined
+        readCredentialFile(dataFiles(agentDir).credential) === undefined
       ) {
         const store = primary.credentials;
         try {
@@ -127,9 +114,8 @@ export function registerUpCommand(
       // The fragment never reaches a server or its logs; the page keeps the token and drops it
       // from the address. Only on a terminal: output that is captured (a service's journal, a
       // CI log) must not carry it; the file has it.
-      const tokenFile =
-        localToken === undefined ? undefined : join(ctx.dataDir, LOCAL_HTTP_TOKEN_FILE);
-      const link = localToken === undefined || !io.isTty ? url : `${url}#token=${localToken}`;
+      const tokenFile = local?.file;
+      const link = local === undefined || !io.isTty ? url : `${url}#token=${local.token}`;
       // Signals are handled before "up" is said: whoever reads that line may stop us at once.
       const stopped = untilSignal(ctx.log, async (reason) => {
         await agent.stop(reason);

@@ -4,11 +4,12 @@
  * peer that speaks the wire protocol by hand to misbehave on purpose.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { Agent, nodeOsFacts } from "@picluster/agent";
+import { buildPrimary } from "@picluster/cli";
 import {
   type Config,
   createLogger,
@@ -22,7 +23,7 @@ import {
   TLS_CIPHERS,
   TLS_MIN_VERSION,
 } from "@picluster/common";
-import { Primary } from "@picluster/primary";
+import type { Primary } from "@picluster/primary";
 
 export interface TestContext {
   after(fn: () => void | Promise<void>): void;
@@ -91,13 +92,14 @@ export async function startPrimary(
     configPath,
   );
   const { log, records } = captureLog();
-  const primary = new Primary({
+  const { primary } = await buildPrimary({
     config,
     dataDir: dir,
     log,
+    localToken: "off",
     version: "0.1.0-test",
     dashboardDir: DASHBOARD,
-    ...(agentBundle === undefined ? {} : { agentBundle }),
+    agentBundle: agentBundle ?? null,
   });
   const { agentPort } = await primary.start();
   let closed = false;
@@ -347,4 +349,13 @@ export class ScriptedPeer {
       });
     }
   }
+}
+
+/** The primary's audit log, once what it wrote so far is on disk (the log is written asynchronously). */
+export async function auditLines(p: TestPrimary): Promise<Array<Record<string, unknown>>> {
+  await p.primary.audit.flushed();
+  return readFileSync(join(p.dataDir, "audit.log"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

@@ -8,7 +8,6 @@
  */
 import { NODE_STATES } from "@picluster/common";
 import type { AlertState } from "../alerts/engine.js";
-import type { NodeState } from "../events.js";
 import type { NodeRecord } from "../registry.js";
 
 export interface ProcessStats {
