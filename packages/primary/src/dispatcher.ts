@@ -4,6 +4,7 @@
  * who may send what, seq de-duplication, acknowledgement after the handler
  * is done, and the error reply for what cannot be handled.
  */
+
 import {
   type Clock,
   describeError,
@@ -19,6 +20,7 @@ import type { CredentialStore } from "./credentials.js";
 import type { LivenessDetector } from "./liveness.js";
 import type { Registry } from "./registry.js";
 import type { Session } from "./session.js";
+import type { SessionRegistry } from "./sessions.js";
 import { type Store, StoreError } from "./store/store.js";
 
 export interface HandlerContext {
@@ -31,7 +33,7 @@ export interface HandlerContext {
   /** Where samples and events are kept; absent in tests that need no history. */
   store: Store | undefined;
   /** The live session of each node; a newer connection replaces an older one. */
-  sessions: Map<string, Session>;
+  sessions: SessionRegistry;
   settings: { heartbeatMs: number; vitalsMs: number; primaryVersion: string };
 }
 

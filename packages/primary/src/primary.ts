@@ -43,6 +43,7 @@ import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry, RESTART_REASON } from "./registry.js";
 import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js";
 import { Session } from "./session.js";
+import { SessionRegistry } from "./sessions.js";
 import { SqliteJobQueue } from "./store/job-queue.js";
 import { JobStore } from "./store/jobs.js";
 import { openDatabase, Store, type StoreHealth, type StoreOutage } from "./store/store.js";
@@ -141,15 +142,15 @@ export class Primary {
   /** The outbound heartbeat, when `[heartbeat] url` is set. */
   readonly heartbeat: Heartbeat | undefined;
   private readonly delivery: Deliverer;
-  readonly sessions = new Map<string, Session>();
+  /** The live connections of agents; hello, revocation and removal go through it. */
+  readonly sessions: SessionRegistry;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly dispatcher: Dispatcher;
   private readonly listener: AgentListener;
   readonly legacy: LegacyListener | undefined;
   private http: FastifyInstance | undefined;
-  private readonly startedAt = Date.now();
-  private readonly allSessions = new Set<Session>();
+  private readonly startedAt: number;
   private readonly abort = new AbortController();
   private readonly eventsLog: Logger;
   private closing = false;
@@ -160,6 +161,8 @@ export class Primary {
   constructor(private readonly opts: PrimaryOptions) {
     const { config } = opts;
     this.clock = opts.clock ?? systemClock;
+    this.startedAt = this.clock.now();
+    this.sessions = new SessionRegistry(this.clock);
     this.log = opts.log.child({ component: "primary" });
     this.eventsLog = opts.log.child({ component: "events" });
     this.events = new EventBus(this.eventsLog);
@@ -549,7 +552,7 @@ export class Primary {
     const tasksDone = this.tasks.close();
     // Jobs are not cancelled: what runs is stopped and queued again, and the next primary resumes them.
     const jobsDone = this.jobService?.close();
-    for (const session of this.allSessions) session.close("primary shutting down");
+    this.sessions.closeAll("primary shutting down");
     await Promise.all([
       this.listener.close(),
       this.legacy?.close(),
@@ -573,37 +576,37 @@ export class Primary {
     release: () => void,
   ): void {
     const { config } = this.opts;
-    const session = new Session(
+    const session = new Session({
       socket,
       auth,
-      {
+      limits: {
         maxFrameBytes: config.primary.max_frame_bytes,
         handshakeTimeoutMs: config.primary.handshake_timeout,
         strikeLimit: config.primary.strike_limit,
       },
-      this.clock,
-      {
+      clock: this.clock,
+      events: {
         onMessage: (s: Session, msg: Envelope) => this.dispatcher.dispatch(s, msg),
         onClose: (s: Session, reason: string) => this.closedSession(s, reason),
       },
-      this.opts.log.child({ component: "session" }),
-    );
+      log: this.opts.log.child({ component: "session" }),
+      requestId: () => this.sessions.requestId(),
+    });
     session.releaseHandshake = release;
     if (auth.kind === "node") session.credentialIdentity = auth.identity;
-    this.allSessions.add(session);
+    this.sessions.opened(session);
     session.start();
   }
 
   private closedSession(session: Session, reason: string): void {
-    this.allSessions.delete(session);
+    const live = this.sessions.closed(session);
     const id = session.nodeId;
     if (id === undefined) {
       session.log.info("connection closed before hello", { reason });
       return;
     }
     // A session replaced by a newer connection of the same node says nothing about the node.
-    if (this.sessions.get(id) !== session) return;
-    this.sessions.delete(id);
+    if (!live) return;
     if (session.leftReason !== undefined) {
       this.liveness.unwatch(id);
       this.registry.setState(id, "left", session.leftReason, this.clock.now());
@@ -648,7 +651,7 @@ export class Primary {
       // Agents whose samples were refused send them again on a new
       // connection (acks are cumulative: never on the one that lost some).
       // Closed now, before any of their later samples could be stored.
-      for (const session of this.allSessions)
+      for (const session of this.sessions.connections())
         if (session.unstoredSeq !== undefined)
           session.close("the store writes again: send the samples it could not keep");
     }
@@ -662,16 +665,8 @@ export class Primary {
 
   /** End every connection of a node being removed; its end then marks nothing down. */
   private cutSessions(nodeId: string): number {
-    this.sessions.delete(nodeId);
     this.liveness.unwatch(nodeId);
-    let cut = 0;
-    for (const session of this.allSessions) {
-      if (session.nodeId !== nodeId) continue;
-      session.sendError("E_REMOVED", "this node was removed from the cluster");
-      session.close("node removed");
-      cut++;
-    }
-    return cut;
+    return this.sessions.cutNode(nodeId);
   }
 
   /** Pick up `node add` / `node revoke` made by the CLI; cut sessions whose credential was revoked. */
@@ -691,15 +686,7 @@ export class Primary {
     if (store.generation === this.seenGeneration) return;
     this.seenGeneration = store.generation;
     this.legacy?.recheckNames();
-    for (const session of this.allSessions) {
-      const identity = session.credentialIdentity;
-      if (identity === undefined || !store.isRevoked(identity)) continue;
-      session.log.warn("credential revoked, closing the session", { identity });
-      // A revoked node did not die: it is `left`, and nobody is paged about it.
-      session.leftReason = "credential revoked";
-      session.sendError("E_REVOKED", "this node's credential was revoked");
-      session.close("credential revoked");
-    }
+    this.sessions.cutRevoked((identity) => store.isRevoked(identity));
     this.retireRevoked(store);
   }
 

@@ -32,10 +32,23 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** A peer that does not read what we send is cut before its backlog grows past this. */
 const MAX_WRITE_BACKLOG_BYTES = 8 * 1024 * 1024;
 
-export interface SessionOptions {
+/** The `[primary]` limits a session enforces. */
+export interface SessionLimits {
   maxFrameBytes: number;
   handshakeTimeoutMs: number;
   strikeLimit: number;
+}
+
+/** Everything a session is made with. */
+export interface SessionOptions {
+  socket: Duplex & { remoteAddress?: string | undefined; remotePort?: number | undefined };
+  auth: SessionAuth;
+  limits: SessionLimits;
+  clock: Clock;
+  events: SessionEvents;
+  log: Logger;
+  /** A request id unique across the process's sessions (SessionRegistry.requestId). */
+  requestId(): number;
 }
 
 export interface SessionEvents {
@@ -55,13 +68,6 @@ export class RequestError extends PiclusterError {
     super(code, message);
   }
 }
-
-/**
- * Request ids, unique across every session of this process and (starting
- * from the clock) across restarts: a node still working on a request from a
- * dropped connection can never answer a newer one by mistake.
- */
-let nextRequestId = Date.now();
 
 interface Pending {
   type: string;
@@ -109,21 +115,25 @@ export class Session {
   releaseHandshake: () => void = () => {};
   log: Logger;
 
-  constructor(
-    private readonly socket: Duplex & {
-      remoteAddress?: string | undefined;
-      remotePort?: number | undefined;
-    },
-    readonly auth: SessionAuth,
-    private readonly opts: SessionOptions,
-    private readonly clock: Clock,
-    private readonly events: SessionEvents,
-    log: Logger,
-  ) {
+  readonly auth: SessionAuth;
+  private readonly socket: SessionOptions["socket"];
+  private readonly opts: SessionLimits;
+  private readonly clock: Clock;
+  private readonly events: SessionEvents;
+  private readonly requestId: () => number;
+
+  constructor(options: SessionOptions) {
+    const { socket, limits } = options;
+    this.socket = socket;
+    this.auth = options.auth;
+    this.opts = limits;
+    this.clock = options.clock;
+    this.events = options.events;
+    this.requestId = options.requestId;
     this.peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
-    this.log = log.child({ peer: this.peer });
-    this.decoder = new NdjsonDecoder(opts.maxFrameBytes, parseEnvelopeCompiled);
-    this.encoder = new NdjsonEncoder(opts.maxFrameBytes);
+    this.log = options.log.child({ peer: this.peer });
+    this.decoder = new NdjsonDecoder(limits.maxFrameBytes, parseEnvelopeCompiled);
+    this.encoder = new NdjsonEncoder(limits.maxFrameBytes);
   }
 
   start(): void {
@@ -196,7 +206,7 @@ export class Session {
     timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
     opts: RequestOptions = {},
   ): Promise<ResponseMap[T]> {
-    const id = nextRequestId++;
+    const id = this.requestId();
     if (this.closed || this.socket.writableEnded) {
       return Promise.reject(
         new RequestError("E_DISCONNECTED", `${type}: the node is not connected`),

@@ -82,14 +82,7 @@ export function handleHello(ctx: HandlerContext, session: Session, msg: Message<
     }
   }
 
-  const previous = ctx.sessions.get(id);
-  if (previous !== undefined && previous !== session) {
-    previous.log.warn("replaced by a newer connection from the same node", {
-      newPeer: session.peer,
-    });
-    previous.close("replaced by a newer connection");
-  }
-  ctx.sessions.set(id, session);
+  ctx.sessions.bind(id, session);
   const now = ctx.clock.now();
   // A node removed with its history kept, joining again: numbering goes on after its kept samples.
   const keptSeq = ctx.registry.get(id) === undefined ? (ctx.store?.lastStoredSeq(id) ?? 0) : 0;

@@ -14,6 +14,7 @@
  * node when the primary stopped are queued again (their outcome is unknown
  * to it, so they run again: at least once).
  */
+
 import {
   type Clock,
   describeError,
@@ -33,7 +34,8 @@ import {
 import type { AuditLog } from "../audit.js";
 import type { EventBus, JobEndStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
-import { RequestError, type Session } from "../session.js";
+import { RequestError } from "../session.js";
+import type { LiveSessions } from "../sessions.js";
 import type { JobRecord, JobStore, NewJob } from "../store/jobs.js";
 import {
   checkItemShape,
@@ -76,7 +78,7 @@ export interface JobRequest {
 
 export interface JobServiceOptions {
   registry: Registry;
-  sessions: ReadonlyMap<string, Session>;
+  sessions: LiveSessions;
   events: EventBus;
   jobs: JobStore;
   queue: JobQueue;

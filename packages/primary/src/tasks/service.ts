@@ -6,6 +6,7 @@
  * task is failed while the others finish. Every run and each node's result
  * is stored, announced on the event bus, and written to the audit log.
  */
+
 import {
   type Clock,
   describeError,
@@ -20,10 +21,11 @@ import {
 import type { AuditLog } from "../audit.js";
 import type { EventBus, NodeRunStatus, TaskRunStatus } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
+import type { LiveSessions } from "../sessions.js";
 
 type TaskInfo = NonNullable<MessageMap["details"]["tasks"]>[number];
 
-import { RequestError, type RequestOptions, type Session } from "../session.js";
+import { RequestError, type RequestOptions } from "../session.js";
 import type { Store, StoredNodeResult, StoredTaskRun } from "../store/store.js";
 
 export class TaskRequestError extends PiclusterError {}
@@ -51,7 +53,7 @@ export type PingResult =
 
 export interface TaskServiceOptions {
   registry: Registry;
-  sessions: ReadonlyMap<string, Session>;
+  sessions: LiveSessions;
   events: EventBus;
   store: Store;
   clock: Clock;
@@ -273,7 +275,7 @@ export class TaskService {
         if (n.legacy) return { ...base, ok: false, skipped: true, error: "tutorial node, no ping" };
         if (session === undefined)
           return { ...base, ok: false, error: `not connected (${n.state})` };
-        const sentWall = Date.now();
+        const sentWall = this.opts.clock.now();
         const sent = performance.now();
         try {
           const pong = await session.request("ping", {}, timeoutMs);
