@@ -119,13 +119,14 @@ export class Agent {
     this.outbox = new Outbox(config.agent.outbox_size);
     this.vitals = new VitalsCollector(this.collectors);
     this.vitalsMs = config.primary.vitals_interval;
-    const catalog = taskCatalog(config, opts.version);
+    const catalog = taskCatalog(config, opts.version, this.collectors.root);
     this.catalog = catalog;
     this.tasks = new TaskExecutor({
       catalog,
       maxRunning: config.tasks.max_running,
       outputLimit: config.tasks.output_limit,
       defaultCwd: opts.dataDir,
+      root: this.collectors.root,
       log: opts.log.child({ component: "tasks" }),
       onPowerAction: (effect, act) => this.powerAction(effect, act),
       onSummarized: (task, stdout) => {

@@ -4,8 +4,10 @@
  * nothing outside this catalog runs, and arguments are checked here, on the
  * node, before anything starts.
  */
+
 import { readFileSync } from "node:fs";
 import { arch, platform, release } from "node:os";
+import { join } from "node:path";
 import { type Config, checkTaskArg, TASK_NAME, type TaskDef } from "@picluster/common";
 
 /** What happens to the node when a task succeeds. */
@@ -36,9 +38,10 @@ export interface TaskRequestProblem {
 const BASE = { timeoutMs: 300_000, user: "", cwd: "", env: {}, args: [] } as const;
 const APT_ENV = { DEBIAN_FRONTEND: "noninteractive", APT_LISTCHANGES_FRONTEND: "none" };
 
-function osName(): string {
+/** The system's pretty name from `<root>/etc/os-release`, else the platform. */
+function osName(root: string): string {
   try {
-    const text = readFileSync("/etc/os-release", "utf8");
+    const text = readFileSync(join(root, "etc", "os-release"), "utf8");
     return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text)?.[1] ?? platform();
   } catch {
     return platform();
@@ -50,7 +53,7 @@ export function countUpgradable(stdout: string): number {
   return stdout.split("\n").filter((l) => l.startsWith("Inst ")).length;
 }
 
-function builtins(agentVersion: string): Record<string, CatalogTask> {
+function builtins(agentVersion: string, root: string): Record<string, CatalogTask> {
   return {
     reboot: {
       name: "reboot",
@@ -123,7 +126,7 @@ function builtins(agentVersion: string): Record<string, CatalogTask> {
       effect: "none",
       steps: [],
       internal: () =>
-        `picluster agent ${agentVersion}\nNode.js ${process.version}\n${osName()} (${platform()} ${release()} ${arch()})\n`,
+        `picluster agent ${agentVersion}\nNode.js ${process.version}\n${osName(root)} (${platform()} ${release()} ${arch()})\n`,
     },
   };
 }
@@ -138,9 +141,14 @@ const SWITCHES = {
 } as const;
 
 /** Build the catalog from this node's config. */
-export function taskCatalog(config: Config, agentVersion: string): Map<string, CatalogTask> {
+/** `root` is "/" on a node; tests point it at a fixture tree. */
+export function taskCatalog(
+  config: Config,
+  agentVersion: string,
+  root = "/",
+): Map<string, CatalogTask> {
   const catalog = new Map<string, CatalogTask>();
-  const stock = builtins(agentVersion);
+  const stock = builtins(agentVersion, root);
   for (const [name, key] of Object.entries(SWITCHES)) {
     const task = stock[name];
     if (task !== undefined && config.tasks[key]) catalog.set(name, task);

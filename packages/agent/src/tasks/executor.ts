@@ -4,7 +4,9 @@
  * back as it comes. Reboot and shutdown answer first and act after (the
  * agent says `bye` in between, so the primary shows the node as left).
  */
+
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger, MessageMap, ResponseMap } from "@picluster/common";
 import { type CatalogTask, resolveTask, type TaskEffect } from "./catalog.js";
 import { type OutputStream, type RunResult, runProcess } from "./runner.js";
@@ -27,6 +29,8 @@ export interface ExecutorOptions {
   outputLimit: number;
   /** Working directory when a task sets none. */
   defaultCwd: string;
+  /** Filesystem root users are looked up under ("/" on a node; a fixture tree in tests). */
+  root?: string;
   log: Logger;
   /** A task with a summary (updates.check) succeeded: its whole stdout. */
   onSummarized?(task: string, stdout: string): void;
@@ -36,11 +40,14 @@ export interface ExecutorOptions {
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** uid, gid and home of `user` from /etc/passwd (no subprocess, no native module). */
-function lookupUser(user: string): { uid: number; gid: number; home: string } | undefined {
+/** uid, gid and home of `user` from `<root>/etc/passwd` (no subprocess, no native module). */
+function lookupUser(
+  root: string,
+  user: string,
+): { uid: number; gid: number; home: string } | undefined {
   let text: string;
   try {
-    text = readFileSync("/etc/passwd", "utf8");
+    text = readFileSync(join(root, "etc", "passwd"), "utf8");
   } catch {
     return undefined;
   }
@@ -104,7 +111,7 @@ export class TaskExecutor {
     const specs = task.steps.map((step, i) => {
       let identity: { uid: number; gid: number; home: string } | undefined;
       if (step.user !== "") {
-        identity = lookupUser(step.user);
+        identity = lookupUser(this.opts.root ?? "/", step.user);
         if (identity === undefined)
           throw new TaskError(
             "E_TASK_CONFIG",

@@ -305,3 +305,51 @@ test("tasks catalog - a refusal names the fix: the [tasks] switch for a built-in
     'task "hello;reboot" is not allowed on this node (its config allows: updates.check, time)',
   );
 });
+
+test("tasks executor - a task's user is looked up under the injected root, and the version task names that root's system", async (t) => {
+  const root = scratch(t);
+  const etc = join(root, "etc");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(etc);
+  // A user only the fixture tree knows, with the uid of whoever runs the test.
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  writeFileSync(
+    join(etc, "passwd"),
+    `root:x:0:0:root:/root:/bin/sh\nfixture-only:x:${uid}:${gid}::${root}:/bin/sh\n`,
+  );
+  writeFileSync(join(etc, "os-release"), 'PRETTY_NAME="Fixture OS 1 (test)"\n');
+  const config = configWith(
+    t,
+    "[task.whoami]\ncommand = /bin/sh -c 'id -u; echo \"$HOME\"'\nuser = fixture-only\n",
+  );
+  const catalog = taskCatalog(config, "9.9.9", root);
+  const exec = new TaskExecutor({
+    catalog,
+    maxRunning: 2,
+    outputLimit: 4096,
+    defaultCwd: tmpdir(),
+    root,
+    log: silentLogger(),
+    onPowerAction: () => assert.fail("no power action"),
+  });
+  if (uid !== 0) {
+    // Not root: switching user is refused, after the fixture's passwd named the user.
+    await assert.rejects(
+      exec.run(1, { task: "whoami", args: {} }, () => {}),
+      (err: unknown) => err instanceof TaskError && err.code === "E_TASK_CONFIG",
+    );
+    return;
+  }
+  let out = "";
+  const result = await exec.run(1, { task: "whoami", args: {} }, (_s, d) => {
+    out += d;
+  });
+  assert.equal(result.exitCode, 0, out);
+  assert.equal(out, `${uid}\n${root}\n`, "the uid and home came from the fixture's passwd");
+  let version = "";
+  await exec.run(2, { task: "version", args: {} }, (_s, d) => {
+    version += d;
+  });
+  assert.match(version, /^Fixture OS 1 \(test\) \(/m);
+});
