@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { sendError } from "./guard.js";
+import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status-page.js";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -48,7 +49,7 @@ function readTree(
 }
 
 /** Serve the built dashboard at / (true), or nothing when it was not built (false). */
-export function registerDashboard(app: FastifyInstance, dir: string | undefined): boolean {
+function serveDashboard(app: FastifyInstance, dir: string | undefined): boolean {
   let files: Map<string, StaticFile>;
   try {
     if (dir === undefined) return false;
@@ -74,4 +75,16 @@ export function registerDashboard(app: FastifyInstance, dir: string | undefined)
   app.get("/", serve("/index.html", false));
   app.get("/assets/*", serve("*", true));
   return true;
+}
+
+/** The built dashboard at / when there is one; else a small live status page. */
+export function registerDashboard(app: FastifyInstance, dir: string | undefined): void {
+  if (serveDashboard(app, dir)) return;
+  app.get("/", async (_req, reply) => {
+    reply
+      .header("content-type", "text/html; charset=utf-8")
+      .header("cache-control", "no-cache")
+      .header("content-security-policy", STATUS_PAGE_CSP);
+    return STATUS_PAGE;
+  });
 }

@@ -7,8 +7,9 @@
  * with nodes.
  */
 import { NODE_STATES } from "@picluster/common";
+import type { FastifyInstance } from "fastify";
 import type { AlertState } from "../alerts/engine.js";
-import type { NodeRecord } from "../registry.js";
+import type { NodeRecord, Registry } from "../registry.js";
 
 export interface ProcessStats {
   rssBytes: number;
@@ -343,4 +344,20 @@ export function renderMetrics(
       [["", stats.heartbeatLastSuccessSeconds]],
     );
   return e.text();
+}
+
+/** GET /metrics: Prometheus text format, for every node and the primary itself. */
+export function registerMetricsRoute(
+  app: FastifyInstance,
+  deps: {
+    registry: Registry;
+    version: string;
+    stats(): ProcessStats;
+    alertStates(): readonly AlertState[];
+  },
+): void {
+  app.get("/metrics", async (_req, reply) => {
+    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return renderMetrics(deps.registry.list(), deps.stats(), deps.version, deps.alertStates());
+  });
 }

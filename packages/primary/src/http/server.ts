@@ -4,29 +4,16 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
-import {
-  AuthError,
-  type Clock,
-  errorMessage,
-  type Logger,
-  NODE_STATES,
-  PiclusterError,
-  parseSelector,
-  SelectorError,
-  selectNodes,
-} from "@picluster/common";
+import { type Clock, errorMessage, type Logger, PiclusterError } from "@picluster/common";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
 } from "fastify";
-import Type from "typebox";
-import { clusterTotals } from "../cluster-totals.js";
-import { type CredentialStore, DEFAULT_TOKEN_TTL_MS } from "../credentials.js";
-import type { ClusterEvent, EventBus, NodeState } from "../events.js";
-import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
-import { METRIC_NAMES, METRICS } from "../store/metrics.js";
+import type { CredentialStore } from "../credentials.js";
+import type { ClusterEvent, EventBus } from "../events.js";
+import type { Registry } from "../registry.js";
 import type { Store } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
@@ -39,11 +26,12 @@ import {
   sendError,
   tokenGuard,
 } from "./guard.js";
-import { installScript, type JoinSettings, joinCommand, manualJoinCommand } from "./join.js";
-import { type ProcessStats, renderMetrics } from "./metrics.js";
+import type { JoinSettings } from "./join.js";
+import { registerJoinRoutes } from "./join-routes.js";
+import { type ProcessStats, registerMetricsRoute } from "./metrics.js";
+import { findNode, registerNodeRoutes } from "./nodes.js";
 import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
-import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status-page.js";
-import { openStream, type StreamLimits, StreamSlots } from "./stream.js";
+import { registerStreamRoute, type StreamLimits, StreamSlots } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
 
 /** What the HTTP server allows a client: see the `[http]` keys of the same names. */
@@ -98,64 +86,6 @@ export interface HttpOptions {
   join?: { settings: JoinSettings; bundle: Buffer };
   /** Where nodes reach the agent listener, for the lines a join token is handed out with. */
   agentAddress?: { host: string; port: number };
-}
-
-const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
-const VitalsQuery = Type.Object(
-  {
-    metric: Type.Union(METRIC_NAMES.map((m) => Type.Literal(m))),
-    from: Type.Optional(Type.Integer({ minimum: 0 })),
-    to: Type.Optional(Type.Integer({ minimum: 0 })),
-    step: Type.Optional(Type.Integer({ minimum: 1_000 })),
-  },
-  { additionalProperties: false },
-);
-const EventsQuery = Type.Object(
-  {
-    node: Type.Optional(Type.String({ maxLength: 128 })),
-    kind: Type.Optional(Type.String({ maxLength: 64 })),
-    since: Type.Optional(Type.Integer({ minimum: 0 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
-  },
-  { additionalProperties: false },
-);
-
-/** A node as the API shows it: everything but internals. */
-export function nodeView(n: NodeRecord) {
-  return {
-    id: n.id,
-    name: n.name,
-    state: n.state,
-    stateSince: n.stateSince,
-    stateReason: n.stateReason,
-    labels: n.labels,
-    address: n.address,
-    legacy: n.legacy,
-    agentVersion: n.agentVersion,
-    firstSeen: n.firstSeen,
-    lastSeen: n.lastSeen,
-    vitalsAt: n.vitalsAt ?? null,
-    vitals: n.vitals ?? null,
-    dropped: n.dropped,
-  };
-}
-
-/** A node with its latest figures (the stored metrics) instead of its raw vitals. */
-export function nodeSummary(n: NodeRecord) {
-  const { vitals, ...rest } = nodeView(n);
-  return {
-    ...rest,
-    vitals: null,
-    figures:
-      vitals === null
-        ? null
-        : Object.fromEntries(METRICS.map((m) => [m.name, m.from(vitals) ?? null])),
-    uptimeS: vitals?.uptimeS ?? null,
-    // For the dashboard's table and totals: power flags, cores and memory.
-    throttling: vitals?.throttling ?? null,
-    cores: n.details?.cpu.cores ?? null,
-    memoryBytes: n.details?.memory.totalBytes ?? null,
-  };
 }
 
 export function buildHttp(opts: HttpOptions): FastifyInstance {
@@ -245,15 +175,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   }));
 
   // The dashboard when it was built; else a small live status page.
-  if (!registerDashboard(app, opts.dashboardDir)) {
-    app.get("/", async (_req, reply) => {
-      reply
-        .header("content-type", "text/html; charset=utf-8")
-        .header("cache-control", "no-cache")
-        .header("content-security-policy", STATUS_PAGE_CSP);
-      return STATUS_PAGE;
-    });
-  }
+  registerDashboard(app, opts.dashboardDir);
 
   /**
    * Routes that change state, or show what nodes print, need
@@ -264,84 +186,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   const { guard: requireToken, valid: hasToken } = tokenGuard(opts.token);
   const slots = new StreamSlots(limits.streams);
 
-  // What joining nodes download: the install script and the agent bundle.
-  const joinFiles: Array<
-    [string, string, (j: NonNullable<HttpOptions["join"]>) => string | Buffer]
-  > = [
-    ["/join.sh", "text/x-shellscript; charset=utf-8", (j) => installScript(j.settings)],
-    ["/join/agent.cjs", "text/javascript; charset=utf-8", (j) => j.bundle],
-  ];
-  for (const [path, type, body] of joinFiles) {
-    app.get(path, async (_req, reply) => {
-      if (opts.join === undefined) {
-        return sendError(reply, "E_NO_BUNDLE", errorMessage("E_NO_BUNDLE"));
-      }
-      reply.header("content-type", type).header("cache-control", "no-store");
-      return body(opts.join);
-    });
-  }
-
-  const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
-  const authFailure = (err: unknown, reply: FastifyReply) => {
-    if (!(err instanceof AuthError)) throw err;
-    return sendError(reply, err.code, err.message);
-  };
-
-  app.post<{ Params: { name: string }; Querystring: { ttl?: number } }>(
-    "/api/nodes/:name/join-token",
-    {
-      schema: {
-        params: NameParams,
-        querystring: Type.Object(
-          { ttl: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 30 * 86_400_000 })) },
-          { additionalProperties: false },
-        ),
-      },
-      onRequest: requireToken,
-    },
-    async (req, reply) => {
-      if (opts.credentials === undefined)
-        return sendError(
-          reply,
-          "E_NO_TLS",
-          "this primary runs without TLS: nodes join without tokens",
-        );
-      try {
-        const { name } = req.params;
-        const validForMs = req.query.ttl ?? DEFAULT_TOKEN_TTL_MS;
-        const token = opts.credentials.addToken(name, validForMs);
-        // The lines `picluster node add` prints, for a client (the dashboard) that cannot build them.
-        const at = opts.agentAddress;
-        return reply.code(201).send({
-          name,
-          token,
-          validForMs,
-          command: opts.join === undefined ? null : joinCommand(opts.join.settings, token, name),
-          manual: at === undefined ? null : manualJoinCommand(at.host, at.port, token),
-        });
-      } catch (err) {
-        return authFailure(err, reply);
-      }
-    },
-  );
-
-  app.post<{ Params: { name: string } }>(
-    "/api/nodes/:name/revoke",
-    { schema: { params: NameParams }, onRequest: requireToken },
-    async (req, reply) => {
-      if (opts.credentials === undefined)
-        return sendError(
-          reply,
-          "E_NO_TLS",
-          "this primary runs without TLS: there is nothing to revoke",
-        );
-      try {
-        return { name: req.params.name, revoked: opts.credentials.revoke(req.params.name) };
-      } catch (err) {
-        return authFailure(err, reply);
-      }
-    },
-  );
+  registerJoinRoutes(app, { ...opts, requireToken });
 
   if (opts.tasks !== undefined)
     registerTaskRoutes(app, {
@@ -360,150 +205,16 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   if (opts.nodes !== undefined) registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken });
 
-  /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
-  const pick = (on: string | undefined) => {
-    const all = opts.registry.list();
-    if (on === undefined) return { nodes: all, unknownNames: [] as string[] };
-    try {
-      return selectNodes(all, parseSelector(on));
-    } catch (err) {
-      if (err instanceof SelectorError) return { error: err.message };
-      throw err;
-    }
-  };
-  const OnQuery = Type.Optional(Type.String({ maxLength: 4096 }));
-
-  app.get<{ Querystring: { on?: string } }>(
-    "/api/cluster",
-    { schema: { querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }) } },
-    async (req, reply) => {
-      const picked = pick(req.query.on);
-      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
-      const counts = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<
-        NodeState,
-        number
-      >;
-      for (const n of picked.nodes) counts[n.state] += 1;
-      return {
-        nodes: picked.nodes.length,
-        states: counts,
-        // Each machine once: a tutorial node beside an agent adds nothing
-        // (`sameMachine` says how many were left out for that).
-        ...clusterTotals(picked.nodes),
-        ...(req.query.on === undefined ? {} : { unknownNames: picked.unknownNames }),
-        version: opts.version,
-        now: opts.clock.now(),
-        // Whether what happens is being stored: a full disk stops it, not the rest.
-        primary: { store: opts.store.health },
-      };
-    },
-  );
-
-  app.get<{ Querystring: { view?: "full" | "summary"; on?: string } }>(
-    "/api/nodes",
-    {
-      schema: {
-        querystring: Type.Object(
-          {
-            view: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("summary")])),
-            on: OnQuery,
-          },
-          { additionalProperties: false },
-        ),
-      },
-    },
-    async (req, reply) => {
-      const picked = pick(req.query.on);
-      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
-      const nodes = picked.nodes.sort((a, b) => a.name.localeCompare(b.name));
-      const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
-      // `summary`: the figures a dashboard tile shows instead of the whole
-      // vitals (a tenth of the bytes for a thousand nodes).
-      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary), ...unknown };
-      return { nodes: nodes.map(nodeView), ...unknown };
-    },
-  );
-
-  app.get<{ Params: { id: string } }>(
-    "/api/nodes/:id",
-    { schema: { params: NodeParams } },
-    async (req, reply) => {
-      const node = findNode(opts.registry, req.params.id);
-      if (node === undefined)
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
-      return { ...nodeView(node), details: node.details ?? null };
-    },
-  );
-
-  app.get<{
-    Params: { id: string };
-    Querystring: { metric: string; from?: number; to?: number; step?: number };
-  }>(
-    "/api/nodes/:id/vitals",
-    { schema: { params: NodeParams, querystring: VitalsQuery } },
-    async (req, reply) => {
-      const node = findNode(opts.registry, req.params.id);
-      if (node === undefined)
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
-      const to = req.query.to ?? opts.clock.now();
-      const from = req.query.from ?? to - 3_600_000;
-      if (from >= to) return sendError(reply, "E_BAD_REQUEST", "from: must be before to", "from");
-      const step = req.query.step ?? Math.max(1_000, Math.ceil((to - from) / 1_000));
-      return {
-        node: node.id,
-        from,
-        to,
-        ...opts.store.series(node.id, req.query.metric, from, to, step),
-      };
-    },
-  );
-
-  app.get<{ Querystring: { node?: string; kind?: string; since?: number; limit?: number } }>(
-    "/api/events",
-    { schema: { querystring: EventsQuery } },
-    async (req) => {
-      const node =
-        req.query.node === undefined
-          ? undefined
-          : (findNode(opts.registry, req.query.node)?.id ?? req.query.node);
-      return {
-        events: opts.store.events({
-          node,
-          kind: req.query.kind,
-          since: req.query.since,
-          limit: req.query.limit ?? 100,
-        }),
-      };
-    },
-  );
-
-  app.get("/api/stream", (req, reply) => {
-    openStream(req, reply, {
-      events: opts.events,
-      registry: opts.registry,
-      store: opts.store,
-      clock: opts.clock,
-      log: opts.log,
-      slots,
-    });
-  });
-
-  app.get("/metrics", async (_req, reply) => {
-    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return renderMetrics(
-      opts.registry.list(),
-      { ...opts.stats(), httpStreams: slots.open },
-      opts.version,
-      opts.alerts?.states() ?? [],
-    );
+  registerNodeRoutes(app, opts);
+  registerStreamRoute(app, { ...opts, slots });
+  registerMetricsRoute(app, {
+    registry: opts.registry,
+    version: opts.version,
+    stats: () => ({ ...opts.stats(), httpStreams: slots.open }),
+    alertStates: () => opts.alerts?.states() ?? [],
   });
 
   return app;
-}
-
-/** A node by id, or by name (names are what people type). */
-export function findNode(registry: Registry, idOrName: string): NodeRecord | undefined {
-  return lookupNode(registry, idOrName);
 }
 
 export type { ClusterEvent };

@@ -15,7 +15,7 @@
  */
 
 import type { Clock, Logger } from "@picluster/common";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { EventBus } from "../events.js";
 import type { Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
@@ -246,5 +246,12 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
     offVitals();
     stopVitals();
     stopKeepalive();
+  });
+}
+
+/** GET /api/stream: the live events (Server-Sent Events), one slot per open stream. */
+export function registerStreamRoute(app: FastifyInstance, deps: StreamDeps): void {
+  app.get("/api/stream", (req, reply) => {
+    openStream(req, reply, deps);
   });
 }

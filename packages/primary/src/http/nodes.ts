@@ -1,0 +1,210 @@
+/**
+ * The read routes of the cluster: totals, the nodes (full or summary), one
+ * node, a node's stored series and the events. Open to whoever can reach
+ * the API (see docs/security.md); nothing here changes state.
+ */
+import {
+  type Clock,
+  errorMessage,
+  NODE_STATES,
+  parseSelector,
+  SelectorError,
+  selectNodes,
+} from "@picluster/common";
+import type { FastifyInstance } from "fastify";
+import Type from "typebox";
+import { clusterTotals } from "../cluster-totals.js";
+import type { NodeState } from "../events.js";
+import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
+import { METRIC_NAMES, METRICS } from "../store/metrics.js";
+import type { Store } from "../store/store.js";
+import { sendError } from "./guard.js";
+
+const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+const VitalsQuery = Type.Object(
+  {
+    metric: Type.Union(METRIC_NAMES.map((m) => Type.Literal(m))),
+    from: Type.Optional(Type.Integer({ minimum: 0 })),
+    to: Type.Optional(Type.Integer({ minimum: 0 })),
+    step: Type.Optional(Type.Integer({ minimum: 1_000 })),
+  },
+  { additionalProperties: false },
+);
+const EventsQuery = Type.Object(
+  {
+    node: Type.Optional(Type.String({ maxLength: 128 })),
+    kind: Type.Optional(Type.String({ maxLength: 64 })),
+    since: Type.Optional(Type.Integer({ minimum: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })),
+  },
+  { additionalProperties: false },
+);
+
+/** A node as the API shows it: everything but internals. */
+export function nodeView(n: NodeRecord) {
+  return {
+    id: n.id,
+    name: n.name,
+    state: n.state,
+    stateSince: n.stateSince,
+    stateReason: n.stateReason,
+    labels: n.labels,
+    address: n.address,
+    legacy: n.legacy,
+    agentVersion: n.agentVersion,
+    firstSeen: n.firstSeen,
+    lastSeen: n.lastSeen,
+    vitalsAt: n.vitalsAt ?? null,
+    vitals: n.vitals ?? null,
+    dropped: n.dropped,
+  };
+}
+
+/** A node with its latest figures (the stored metrics) instead of its raw vitals. */
+export function nodeSummary(n: NodeRecord) {
+  const { vitals, ...rest } = nodeView(n);
+  return {
+    ...rest,
+    vitals: null,
+    figures:
+      vitals === null
+        ? null
+        : Object.fromEntries(METRICS.map((m) => [m.name, m.from(vitals) ?? null])),
+    uptimeS: vitals?.uptimeS ?? null,
+    // For the dashboard's table and totals: power flags, cores and memory.
+    throttling: vitals?.throttling ?? null,
+    cores: n.details?.cpu.cores ?? null,
+    memoryBytes: n.details?.memory.totalBytes ?? null,
+  };
+}
+
+export interface NodeRoutesDeps {
+  registry: Registry;
+  store: Store;
+  clock: Clock;
+  version: string;
+}
+
+export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): void {
+  /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
+  const pick = (on: string | undefined) => {
+    const all = opts.registry.list();
+    if (on === undefined) return { nodes: all, unknownNames: [] as string[] };
+    try {
+      return selectNodes(all, parseSelector(on));
+    } catch (err) {
+      if (err instanceof SelectorError) return { error: err.message };
+      throw err;
+    }
+  };
+  const OnQuery = Type.Optional(Type.String({ maxLength: 4096 }));
+
+  app.get<{ Querystring: { on?: string } }>(
+    "/api/cluster",
+    { schema: { querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }) } },
+    async (req, reply) => {
+      const picked = pick(req.query.on);
+      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
+      const counts = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<
+        NodeState,
+        number
+      >;
+      for (const n of picked.nodes) counts[n.state] += 1;
+      return {
+        nodes: picked.nodes.length,
+        states: counts,
+        // Each machine once: a tutorial node beside an agent adds nothing
+        // (`sameMachine` says how many were left out for that).
+        ...clusterTotals(picked.nodes),
+        ...(req.query.on === undefined ? {} : { unknownNames: picked.unknownNames }),
+        version: opts.version,
+        now: opts.clock.now(),
+        // Whether what happens is being stored: a full disk stops it, not the rest.
+        primary: { store: opts.store.health },
+      };
+    },
+  );
+
+  app.get<{ Querystring: { view?: "full" | "summary"; on?: string } }>(
+    "/api/nodes",
+    {
+      schema: {
+        querystring: Type.Object(
+          {
+            view: Type.Optional(Type.Union([Type.Literal("full"), Type.Literal("summary")])),
+            on: OnQuery,
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      const picked = pick(req.query.on);
+      if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
+      const nodes = picked.nodes.sort((a, b) => a.name.localeCompare(b.name));
+      const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
+      // `summary`: the figures a dashboard tile shows instead of the whole
+      // vitals (a tenth of the bytes for a thousand nodes).
+      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary), ...unknown };
+      return { nodes: nodes.map(nodeView), ...unknown };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/api/nodes/:id",
+    { schema: { params: NodeParams } },
+    async (req, reply) => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined)
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      return { ...nodeView(node), details: node.details ?? null };
+    },
+  );
+
+  app.get<{
+    Params: { id: string };
+    Querystring: { metric: string; from?: number; to?: number; step?: number };
+  }>(
+    "/api/nodes/:id/vitals",
+    { schema: { params: NodeParams, querystring: VitalsQuery } },
+    async (req, reply) => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined)
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const to = req.query.to ?? opts.clock.now();
+      const from = req.query.from ?? to - 3_600_000;
+      if (from >= to) return sendError(reply, "E_BAD_REQUEST", "from: must be before to", "from");
+      const step = req.query.step ?? Math.max(1_000, Math.ceil((to - from) / 1_000));
+      return {
+        node: node.id,
+        from,
+        to,
+        ...opts.store.series(node.id, req.query.metric, from, to, step),
+      };
+    },
+  );
+
+  app.get<{ Querystring: { node?: string; kind?: string; since?: number; limit?: number } }>(
+    "/api/events",
+    { schema: { querystring: EventsQuery } },
+    async (req) => {
+      const node =
+        req.query.node === undefined
+          ? undefined
+          : (findNode(opts.registry, req.query.node)?.id ?? req.query.node);
+      return {
+        events: opts.store.events({
+          node,
+          kind: req.query.kind,
+          since: req.query.since,
+          limit: req.query.limit ?? 100,
+        }),
+      };
+    },
+  );
+}
+
+/** A node by id, or by name (names are what people type). */
+export function findNode(registry: Registry, idOrName: string): NodeRecord | undefined {
+  return lookupNode(registry, idOrName);
+}
