@@ -1,5 +1,6 @@
 export type * from "./api/alerts.js";
 export type * from "./api/jobs.js";
+export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";
 export * from "./auth.js";
 export * from "./clock.js";

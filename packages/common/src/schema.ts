@@ -3,6 +3,8 @@
  * for the primary and tools. Kept out of the main entry point so that the
  * agent does not pay ~20 MiB of RSS for TypeBox (see protocol/json-check.ts).
  */
+
+export * from "./api/nodes.js";
 export * from "./protocol/compiled.js";
 export * from "./protocol/messages.js";
 export * from "./protocol/wire-render.js";

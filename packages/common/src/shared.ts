@@ -5,8 +5,10 @@
  */
 export type * from "./api/alerts.js";
 export type * from "./api/jobs.js";
+export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";
 export * from "./error-codes.js";
 export * from "./format.js";
 export * from "./metrics.js";
 export * from "./nodes.js";
+export type * from "./protocol/messages.js";

@@ -1,86 +1,23 @@
 /** The primary's HTTP API as the page uses it: JSON reads and the live event stream. */
-import type { AlertState, NodeState, TestResult } from "@picluster/common/shared";
+import type { AlertState, MessageMap, TestResult } from "@picluster/common/shared";
 
-export type { NodeState };
+// The API's shapes are declared once, in common (schemas the primary answers by).
+export type {
+  NodeDetail,
+  NodeState,
+  NodeSummary,
+  NodeView,
+  SeriesPoint,
+  StoredEvent,
+} from "@picluster/common/shared";
 
-export interface Vitals {
-  cpu: { total: number; perCore: number[] };
-  load?: [number, number, number];
-  temps: Array<{ zone: string; type: string; celsius: number }>;
-  memory: { totalBytes: number; usedBytes: number; availableBytes: number };
-  swap: { totalBytes: number; usedBytes: number };
-  disks: Array<{ mount: string; usedBytes: number; sizeBytes: number }>;
-  net: Array<{ iface: string; rxBps: number; txBps: number }>;
-  throttling?: {
-    underVoltage: boolean;
-    throttled: boolean;
-    freqCapped: boolean;
-    softTempLimit: boolean;
-  };
-  uptimeS?: number;
-  freqMhz?: number;
-}
-
-export interface Details {
-  hostname: string;
-  os: { name: string; version: string };
-  kernel: string;
-  arch: string;
-  cpu: { model: string; cores: number; minMhz?: number; maxMhz?: number };
-  memory: { totalBytes: number; swapBytes: number };
-  disks: Array<{ mount: string; fs: string; sizeBytes: number }>;
-  interfaces: Array<{ name: string; mac: string; addresses: string[] }>;
-  bootTime?: number;
-  agentVersion: string;
-  nodeVersion: string;
-  board?: { model: string; serial: string; revision: string };
-  tasks?: Array<{ name: string; description: string; disruptive: boolean }>;
-  updates?: { available: number; checkedAt: number };
-}
-
-export interface NodeView {
-  id: string;
-  name: string;
-  state: NodeState;
-  stateSince: number;
-  stateReason: string;
-  labels: Record<string, string>;
-  address: string;
-  legacy: boolean;
-  agentVersion: string;
-  /** When the primary last heard from the node (any message). */
-  lastSeen: number;
-  vitalsAt: number | null;
-  vitals: Vitals | null;
-  details?: Details | null;
-}
-
-export type Throttling = NonNullable<Vitals["throttling"]>;
-
-/** A node as `/api/nodes?view=summary` sends it: the figures a tile or a row shows, not the whole vitals. */
-export interface NodeSummary extends NodeView {
-  figures: Record<string, number | null> | null;
-  uptimeS: number | null;
-  /** From the node's details: null until they arrive. */
-  cores: number | null;
-  memoryBytes: number | null;
-  throttling: Throttling | null;
-}
-
-export interface StoredEvent {
-  id: number;
-  ts: number;
-  kind: string;
-  nodeId: string | null;
-  data: Record<string, unknown>;
-}
-
-export interface SeriesPoint {
-  ts: number;
-  avg: number | null;
-  min: number | null;
-  max: number | null;
-}
+export type Vitals = MessageMap["vitals"];
+export type Details = MessageMap["details"];
+/** The power flags the page shows (the node sends more: where they came from, and "occurred"). */
+export type Throttling = Pick<
+  NonNullable<Vitals["throttling"]>,
+  "underVoltage" | "throttled" | "freqCapped" | "softTempLimit"
+>;
 
 /** The headers of every call: JSON, and the token when the page has one (some reads need it). */
 function headers(extra: Record<string, string> = {}): Record<string, string> {

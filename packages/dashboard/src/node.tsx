@@ -9,7 +9,14 @@ import {
   rate,
 } from "@picluster/common/shared";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, type NodeView, type SeriesPoint, type StoredEvent, sendJson } from "./api.js";
+import {
+  ApiError,
+  type NodeDetail,
+  type NodeView,
+  type SeriesPoint,
+  type StoredEvent,
+  sendJson,
+} from "./api.js";
 import { Chart } from "./chart.js";
 import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
@@ -190,7 +197,7 @@ function RemoveNode({ node }: { node: NodeView }) {
 export function NodePage({ id }: { id: string }) {
   const cluster = useLive();
   const [range, setRange] = useState<(typeof RANGES)[number]>(RANGES[0]);
-  const { data: node, error } = useJson<NodeView>(`/api/nodes/${encodeURIComponent(id)}`, 10_000);
+  const { data: node, error } = useJson<NodeDetail>(`/api/nodes/${encodeURIComponent(id)}`, 10_000);
   const { data: events } = useJson<{ events: StoredEvent[] }>(
     `/api/events?node=${encodeURIComponent(id)}&limit=50`,
     10_000,

@@ -2,12 +2,10 @@
  * What happens in the cluster, as data. The registry emits these; readers
  * (logs, the store, the stream, alerts) subscribe. Nothing reaches back.
  */
-import type { Logger, NodeState } from "@picluster/common";
-
-export type { NodeState };
+import type { Logger, NodeState, StoreFailureCause } from "@picluster/common";
 
 /** Why the primary's store cannot write (see storeFailureCause in store.ts). */
-export type StoreFailureCause = "disk_full" | "read_only" | "io_error" | "busy" | "other";
+export type { NodeState, StoreFailureCause };
 
 /** Throttling flags that get an event of their own when they turn on or off. */
 export type ThrottleFlag = "underVoltage" | "freqCapped" | "throttled" | "softTempLimit";

@@ -17,6 +17,7 @@ export * from "./events.js";
 export * from "./heartbeat.js";
 export type { AlertsView, TestResult } from "./http/alerts.js";
 export * from "./http/join.js";
+export * from "./http/nodes.js";
 export type { NodeAdmin } from "./http/nodes-admin.js";
 export * from "./http/server.js";
 export * from "./jobs/items.js";

@@ -1,5 +1,6 @@
 /** `picluster status|nodes|node show|events|vitals`: reading the cluster through the HTTP API. */
 
+import type { NodeView as ApiNodeView, NodeDetail } from "@picluster/common";
 import {
   describeError,
   durationType,
@@ -16,35 +17,8 @@ import { ago, bytes, duration, selectorArg, sparkline, stateText, table } from "
 import { type CliIo, EXIT_FAILED, EXIT_OK } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
 
-interface NodeView {
-  id: string;
-  name: string;
-  state: string;
-  stateSince: number;
-  stateReason: string;
-  labels: Record<string, string>;
-  address: string;
-  legacy: boolean;
-  agentVersion: string;
-  vitals: null | {
-    cpu: { total: number };
-    temps: Array<{ celsius: number }>;
-    memory: { totalBytes: number; usedBytes: number };
-    disks: Array<{ mount: string; usedBytes: number; sizeBytes: number }>;
-    uptimeS?: number;
-    throttling?: { underVoltage: boolean; throttled: boolean; freqCapped: boolean };
-  };
-  details?: null | {
-    os: { name: string; version: string };
-    kernel: string;
-    arch: string;
-    cpu: { model: string; cores: number };
-    memory: { totalBytes: number };
-    board?: { model: string };
-    updates?: { available: number; checkedAt: number };
-    tasks?: Array<{ name: string }>;
-  };
-}
+/** A node as the API answers (common/api/nodes.ts): in lists without its details, alone with them. */
+type NodeView = ApiNodeView & { details?: NodeDetail["details"] };
 
 const pct = (used: number, total: number) =>
   total > 0 ? `${((used / total) * 100).toFixed(0)}%` : "–";

@@ -5,13 +5,29 @@
  */
 import {
   type Clock,
+  type ClusterStatus,
   errorMessage,
   NODE_STATES,
+  type NodeDetail,
+  type NodeList,
+  type NodeSummary,
+  type NodeSummaryList,
+  type NodeView,
   parseSelector,
   SelectorError,
+  type SeriesView,
   selectNodes,
 } from "@picluster/common";
-import type { FastifyInstance } from "fastify";
+import {
+  ClusterSchema,
+  ErrorBodySchema,
+  EventListSchema,
+  NodeDetailSchema,
+  NodeListSchema,
+  NodeSummaryListSchema,
+  SeriesSchema,
+} from "@picluster/common/schema";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import Type from "typebox";
 import { clusterTotals } from "../cluster-totals.js";
 import type { NodeState } from "../events.js";
@@ -41,7 +57,7 @@ const EventsQuery = Type.Object(
 );
 
 /** A node as the API shows it: everything but internals. */
-export function nodeView(n: NodeRecord) {
+export function nodeView(n: NodeRecord): NodeView {
   return {
     id: n.id,
     name: n.name,
@@ -61,7 +77,7 @@ export function nodeView(n: NodeRecord) {
 }
 
 /** A node with its latest figures (the stored metrics) instead of its raw vitals. */
-export function nodeSummary(n: NodeRecord) {
+export function nodeSummary(n: NodeRecord): NodeSummary {
   const { vitals, ...rest } = nodeView(n);
   return {
     ...rest,
@@ -69,7 +85,9 @@ export function nodeSummary(n: NodeRecord) {
     figures:
       vitals === null
         ? null
-        : Object.fromEntries(METRICS.map((m) => [m.name, m.from(vitals) ?? null])),
+        : (Object.fromEntries(
+            METRICS.map((m) => [m.name, m.from(vitals) ?? null]),
+          ) as NodeSummary["figures"]),
     uptimeS: vitals?.uptimeS ?? null,
     // For the dashboard's table and totals: power flags, cores and memory.
     throttling: vitals?.throttling ?? null,
@@ -84,6 +102,8 @@ export interface NodeRoutesDeps {
   clock: Clock;
   version: string;
 }
+
+const SUMMARY_LIST = NodeSummaryListSchema as unknown as Record<string, unknown>;
 
 export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): void {
   /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
@@ -101,8 +121,13 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
 
   app.get<{ Querystring: { on?: string } }>(
     "/api/cluster",
-    { schema: { querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }) } },
-    async (req, reply) => {
+    {
+      schema: {
+        querystring: Type.Object({ on: OnQuery }, { additionalProperties: false }),
+        response: { 200: ClusterSchema, "4xx": ErrorBodySchema },
+      },
+    },
+    async (req, reply): Promise<ClusterStatus | FastifyReply> => {
       const picked = pick(req.query.on);
       if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
       const counts = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<
@@ -136,6 +161,9 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
           },
           { additionalProperties: false },
         ),
+        // The full list by this schema; the summary by its own (below), as
+        // one answer cannot be told from the other without trying both.
+        response: { 200: NodeListSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req, reply) => {
@@ -145,15 +173,26 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
       // `summary`: the figures a dashboard tile shows instead of the whole
       // vitals (a tenth of the bytes for a thousand nodes).
-      if (req.query.view === "summary") return { nodes: nodes.map(nodeSummary), ...unknown };
-      return { nodes: nodes.map(nodeView), ...unknown };
+      if (req.query.view === "summary") {
+        const body: NodeSummaryList = { nodes: nodes.map(nodeSummary), ...unknown };
+        return reply
+          .type("application/json; charset=utf-8")
+          .serializer((payload) =>
+            reply.serializeInput(payload as Record<string, unknown>, SUMMARY_LIST),
+          )
+          .send(body);
+      }
+      const body: NodeList = { nodes: nodes.map(nodeView), ...unknown };
+      return body;
     },
   );
 
   app.get<{ Params: { id: string } }>(
     "/api/nodes/:id",
-    { schema: { params: NodeParams } },
-    async (req, reply) => {
+    {
+      schema: { params: NodeParams, response: { 200: NodeDetailSchema, "4xx": ErrorBodySchema } },
+    },
+    async (req, reply): Promise<NodeDetail | FastifyReply> => {
       const node = findNode(opts.registry, req.params.id);
       if (node === undefined)
         return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
@@ -166,8 +205,14 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
     Querystring: { metric: string; from?: number; to?: number; step?: number };
   }>(
     "/api/nodes/:id/vitals",
-    { schema: { params: NodeParams, querystring: VitalsQuery } },
-    async (req, reply) => {
+    {
+      schema: {
+        params: NodeParams,
+        querystring: VitalsQuery,
+        response: { 200: SeriesSchema, "4xx": ErrorBodySchema },
+      },
+    },
+    async (req, reply): Promise<SeriesView | FastifyReply> => {
       const node = findNode(opts.registry, req.params.id);
       if (node === undefined)
         return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
@@ -186,7 +231,7 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
 
   app.get<{ Querystring: { node?: string; kind?: string; since?: number; limit?: number } }>(
     "/api/events",
-    { schema: { querystring: EventsQuery } },
+    { schema: { querystring: EventsQuery, response: { 200: EventListSchema } } },
     async (req) => {
       const node =
         req.query.node === undefined

@@ -1,0 +1,185 @@
+/**
+ * The HTTP API's answers about nodes and the cluster, declared once: TypeBox
+ * schemas the primary's routes declare as their response schemas (fastify
+ * serialises by them), and the types inferred from them, which the CLI and
+ * the dashboard import (types only: `@picluster/common/shared`).
+ *
+ * A field a route returns but a schema does not list is dropped on the way
+ * out; the contract test (primary/test/http-contract.test.ts) compares each
+ * answer with what the route built, so such a field fails it.
+ */
+import Type, { type Static, type TSchema } from "typebox";
+import { METRIC_NAMES } from "../metrics.js";
+import { NODE_STATES } from "../nodes.js";
+import { Details, Throttling, Vitals } from "../protocol/messages.js";
+
+/**
+ * `T` or null, as a type list (`["object", "null"]`) rather than `anyOf`:
+ * fast-json-stringify then serialises by a type check instead of trying
+ * each branch with a validator, and TypeBox checks it all the same.
+ */
+function Nullable<T extends TSchema>(schema: T) {
+  const { type } = schema as unknown as { type: string };
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, "null"] });
+}
+
+const Ms = Type.Number();
+const Count = Type.Integer({ minimum: 0 });
+
+/** A string from `values` (typed as their union; `Type.Union` of a mapped list loses it). */
+function OneOf<const T extends readonly string[]>(values: T) {
+  return Type.Unsafe<T[number]>({ type: "string", enum: [...values] });
+}
+
+export const NodeStateSchema = OneOf(NODE_STATES);
+
+/** Why the store cannot write. */
+export const STORE_FAILURE_CAUSES = [
+  "disk_full",
+  "read_only",
+  "io_error",
+  "busy",
+  "other",
+] as const;
+export type StoreFailureCause = (typeof STORE_FAILURE_CAUSES)[number];
+
+/** A node as `GET /api/nodes` and `/api/nodes/:id` show it. */
+export const NodeViewSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  state: NodeStateSchema,
+  stateSince: Ms,
+  stateReason: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  /** `address:port` the node connected from. */
+  address: Type.String(),
+  /** A tutorial (legacy protocol) node. */
+  legacy: Type.Boolean(),
+  agentVersion: Type.String(),
+  firstSeen: Ms,
+  /** When the primary last heard from the node (any message). */
+  lastSeen: Ms,
+  vitalsAt: Nullable(Ms),
+  vitals: Nullable(Vitals),
+  /** Samples the agent reports it dropped from a full outbox. */
+  dropped: Count,
+});
+export type NodeView = Static<typeof NodeViewSchema>;
+
+/** `GET /api/nodes/:id`: the view and the node's details (null until they arrive). */
+export const NodeDetailSchema = Type.Object({
+  ...NodeViewSchema.properties,
+  details: Nullable(Details),
+});
+export type NodeDetail = Static<typeof NodeDetailSchema>;
+
+/** The latest stored figures of a node, by metric name (metrics.ts); null where it reports none. */
+export const FiguresSchema = Type.Object(
+  Object.fromEntries(METRIC_NAMES.map((m) => [m, Nullable(Type.Number())])) as Record<
+    (typeof METRIC_NAMES)[number],
+    ReturnType<typeof Nullable<ReturnType<typeof Type.Number>>>
+  >,
+);
+
+/** A node as `?view=summary` sends it: the figures a tile or a row shows, not the whole vitals. */
+export const NodeSummarySchema = Type.Object({
+  ...NodeViewSchema.properties,
+  vitals: Type.Null(),
+  figures: Nullable(FiguresSchema),
+  uptimeS: Nullable(Count),
+  throttling: Nullable(Throttling),
+  /** From the node's details: null until they arrive. */
+  cores: Nullable(Count),
+  memoryBytes: Nullable(Count),
+});
+export type NodeSummary = Static<typeof NodeSummarySchema>;
+
+/** Names in `?on=` that matched no node (present when `on` was given). */
+const UnknownNames = Type.Optional(Type.Array(Type.String()));
+
+export const NodeListSchema = Type.Object({
+  nodes: Type.Array(NodeViewSchema),
+  unknownNames: UnknownNames,
+});
+export const NodeSummaryListSchema = Type.Object({
+  nodes: Type.Array(NodeSummarySchema),
+  unknownNames: UnknownNames,
+});
+export type NodeList = Static<typeof NodeListSchema>;
+export type NodeSummaryList = Static<typeof NodeSummaryListSchema>;
+
+/** Whether the primary's store writes (a full disk stops it). */
+export const StoreHealthSchema = Type.Object({
+  ok: Type.Boolean(),
+  since: Type.Optional(Ms),
+  cause: Type.Optional(OneOf(STORE_FAILURE_CAUSES)),
+  code: Type.Optional(Type.String()),
+  /** SQLite's words for the first failure. */
+  error: Type.Optional(Type.String()),
+  /** Events waiting for the next commit, and those dropped because too many waited. */
+  eventsWaiting: Type.Optional(Count),
+  eventsDropped: Type.Optional(Count),
+});
+
+/** `GET /api/cluster`. */
+export const ClusterSchema = Type.Object({
+  nodes: Count,
+  states: Type.Object(
+    Object.fromEntries(NODE_STATES.map((s) => [s, Count])) as Record<
+      (typeof NODE_STATES)[number],
+      typeof Count
+    >,
+  ),
+  /** Each machine once: a tutorial node on an agent's machine adds nothing. */
+  totals: Type.Object({ cores: Count, memoryBytes: Count }),
+  /** Tutorial nodes left out of the totals as the same machine as an agent node. */
+  sameMachine: Count,
+  unknownNames: UnknownNames,
+  version: Type.String(),
+  now: Ms,
+  primary: Type.Object({ store: StoreHealthSchema }),
+});
+export type ClusterStatus = Static<typeof ClusterSchema>;
+
+export const SeriesPointSchema = Type.Object({
+  ts: Ms,
+  avg: Nullable(Type.Number()),
+  min: Nullable(Type.Number()),
+  max: Nullable(Type.Number()),
+});
+export type SeriesPoint = Static<typeof SeriesPointSchema>;
+
+/** `GET /api/nodes/:id/vitals?metric=`: about one point per `stepMs`. */
+export const SeriesSchema = Type.Object({
+  node: Type.String(),
+  from: Ms,
+  to: Ms,
+  metric: Type.String(),
+  /** Which table answered: raw samples or a rollup. */
+  resolution: Type.Union([Type.Literal("raw"), Type.Literal("1m"), Type.Literal("1h")]),
+  stepMs: Ms,
+  points: Type.Array(SeriesPointSchema),
+});
+export type SeriesView = Static<typeof SeriesSchema>;
+
+export const StoredEventSchema = Type.Object({
+  id: Count,
+  ts: Ms,
+  kind: Type.String(),
+  nodeId: Nullable(Type.String()),
+  /** The event's own fields (see docs/protocol.md, events). */
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+export type StoredEvent = Static<typeof StoredEventSchema>;
+
+export const EventListSchema = Type.Object({ events: Type.Array(StoredEventSchema) });
+
+/** Every error answer: a stable code (docs/errors.md), a message, the field when one was wrong. */
+export const ErrorBodySchema = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    field: Type.Optional(Type.String()),
+  }),
+});
+export type ErrorBody = Static<typeof ErrorBodySchema>;
