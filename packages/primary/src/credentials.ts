@@ -22,7 +22,7 @@ import {
   silentLogger,
 } from "@picluster/common";
 import type Database from "better-sqlite3";
-import { openDatabase } from "./store/store.js";
+import { openDatabase } from "./store/database.js";
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 

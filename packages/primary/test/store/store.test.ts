@@ -325,3 +325,17 @@ test("store - every earlier schema version migrates to the current one, keeping 
     db.close();
   }
 });
+
+test("store - a closed store refuses every read and write with E_STORE_CLOSED instead of answering nothing", async (t) => {
+  const { store } = open(t);
+  store.close();
+  const closed = (err: unknown) => err instanceof StoreError && err.code === "E_STORE_CLOSED";
+  assert.throws(() => store.events({ limit: 10 }), closed, "events");
+  assert.throws(() => store.loadNodes(), closed, "loadNodes");
+  assert.throws(() => store.eventsAfter(0, 10), closed, "eventsAfter");
+  assert.throws(() => store.series("n1", "cpu", T0 - 60_000, T0, 1_000), closed, "series");
+  assert.throws(() => store.taskRuns(5), closed, "taskRuns");
+  assert.throws(() => store.lastStoredSeq("n1"), closed, "lastStoredSeq");
+  assert.throws(() => store.removeNode("n1", { keepHistory: false }), closed, "removeNode");
+  await assert.rejects(store.addVitals(node("n1"), T0, 1, vitals(10)), closed, "addVitals");
+});
