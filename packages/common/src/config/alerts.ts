@@ -10,6 +10,7 @@ import { isNodeState, parseSelector } from "../nodes.js";
 import { CHANNEL_NAME, CHANNEL_NAME_DOC } from "./channels.js";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
+import { applySectionKeys, type Read, type SectionKey, text, typed } from "./sections.js";
 import { durationType, formatDuration } from "./types.js";
 
 export type AlertOp = ">" | ">=" | "<" | "<=" | "==" | "!=";
@@ -114,41 +115,121 @@ export const STOCK_ALERTS: readonly AlertRuleDef[] = [
 ];
 
 /** Keys of an `[alert.NAME]` section, for docs and for unknown-key errors. */
-export const ALERT_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
+export const ALERT_KEYS: ReadonlyArray<SectionKey<AlertRuleDef>> = [
   {
     key: "when",
     doc: "The condition: a metric, a comparison (`>`, `>=`, `<`, `<=`, `==`, `!=`) and a number, e.g. `temp > 75` or `disk >= 95`. The metrics are listed below.",
+    read: (raw) => {
+      const parsed = parseWhen(raw);
+      return typeof parsed === "string" ? { problems: [parsed] } : { value: parsed };
+    },
+    apply: (rule, v) => Object.assign(rule, v),
   },
   {
     key: "for",
     doc: "How long the condition must hold before the rule fires, e.g. `2m` (default 0: at once).",
+    read: readSpan,
+    apply: (rule, v) => {
+      rule.forMs = v as number;
+    },
   },
   {
     key: "clear",
     doc: `How long the condition must stop holding before a firing rule resolves, so a value that flaps around the threshold stays one alert (default ${DEFAULT_CLEAR_MS / 1000}s; \`node_down\` 0).`,
+    read: readSpan,
+    apply: (rule, v) => {
+      rule.clearMs = v as number;
+    },
   },
   {
     key: "on",
     doc: "The nodes it watches: `all` (default), names, `label=value`; commas pick any of them. (Not a state: a rule watches a node whatever its state.)",
+    read: readOn,
+    apply: (rule, v) => {
+      rule.on = v as string;
+    },
   },
   {
     key: "channels",
     doc: "The channels to tell, by name as the section spells it (`ops.pager` for `[channel.ops.pager]`), comma-separated; `none` for none. Default: `[alerts] channels`.",
+    read: (raw) => {
+      const names = raw
+        .split(/[\s,]+/)
+        .map((t) => t.trim())
+        .filter((t) => t !== "");
+      const wrong = names.find((n) => !CHANNEL_NAME.test(n));
+      return wrong === undefined
+        ? { value: names }
+        : { problems: [`"${wrong}" is not a channel name (${CHANNEL_NAME_DOC})`] };
+    },
+    apply: (rule, v, { line, file }) => {
+      rule.channels = v as string[];
+      rule.channelsWhere = `${file}:${line}`;
+    },
   },
   {
     key: "severity",
     doc: "`critical`, `warning` (default) or `info`. Quiet hours hold all but critical.",
+    read: (raw) =>
+      raw === "critical" || raw === "warning" || raw === "info"
+        ? { value: raw }
+        : { problems: [`expected critical, warning or info, got "${raw}"`] },
+    apply: (rule, v) => {
+      rule.severity = v as AlertSeverity;
+    },
   },
   {
     key: "repeat",
     doc: "While it keeps firing, tell again this often, e.g. `4h`; `0` (default) tells once.",
+    read: readSpan,
+    apply: (rule, v) => {
+      rule.repeatMs = v as number;
+    },
   },
-  { key: "enabled", doc: "`off` switches the rule off (stock rules too)." },
+  {
+    key: "enabled",
+    doc: "`off` switches the rule off (stock rules too).",
+    read: (raw) => {
+      const word = raw.toLowerCase();
+      if (["on", "yes", "true", "1"].includes(word)) return { value: true };
+      if (["off", "no", "false", "0"].includes(word)) return { value: false };
+      return { problems: [`expected on or off, got "${raw}"`] };
+    },
+    apply: (rule, v) => {
+      rule.enabled = v as boolean;
+    },
+  },
   {
     key: "message",
     doc: "Your own one-line title for the notification; `{node}` and `{value}` are filled in.",
+    read: text,
+    apply: (rule, v) => {
+      rule.message = v as string;
+    },
   },
 ];
+
+/** `for`, `clear`, `repeat`: a duration; a bare 0 means "none" for each. */
+function readSpan(raw: string): Read {
+  return typed(forType)(raw === "0" ? "0s" : raw);
+}
+
+/**
+ * The selector parser the engine uses says what it can read; a rule is
+ * stricter: no empty terms, no spaces in names, and no states.
+ */
+function readOn(raw: string): Read {
+  const terms = raw.split(",").map((t) => t.trim());
+  const state = terms.find(isNodeState);
+  const wrong = terms.find((t) => t === "" || /\s/.test(t)) ?? state;
+  if (raw === "" || wrong !== undefined || !readsAsSelector(raw))
+    return {
+      problems: [
+        `expected all, names or label=value joined by commas${state !== undefined ? ` (not a state: with "${state}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
+      ],
+    };
+  return { value: terms.join(",") };
+}
 
 /** Whether the selector parser reads `raw`. */
 function readsAsSelector(raw: string): boolean {
@@ -243,74 +324,18 @@ export function readAlertSections(doc: IniDocument | undefined): {
       problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
       ok = false;
     };
-    for (const { key: keyName, raw, line } of sectionValues(doc, section, bad)) {
-      switch (keyName) {
-        case "when": {
-          const parsed = parseWhen(raw);
-          if (typeof parsed === "string") bad(line, `when: ${parsed}`);
-          else Object.assign(rule, parsed);
-          break;
-        }
-        case "for":
-        case "clear":
-        case "repeat": {
-          // A bare 0 means "none" for each of the three.
-          const parsed = forType.parse(raw === "0" ? "0s" : raw);
-          if (!parsed.ok) bad(line, `${keyName}: expected ${parsed.expected}, got "${raw}"`);
-          else if (keyName === "for") rule.forMs = parsed.value;
-          else if (keyName === "clear") rule.clearMs = parsed.value;
-          else rule.repeatMs = parsed.value;
-          break;
-        }
-        case "on": {
-          // The selector parser the engine uses says what it can read; a rule
-          // is stricter: no empty terms, no spaces in names, and no states.
-          const terms = raw.split(",").map((t) => t.trim());
-          const state = terms.find(isNodeState);
-          const wrong = terms.find((t) => t === "" || /\s/.test(t)) ?? state;
-          if (raw === "" || wrong !== undefined || !readsAsSelector(raw))
-            bad(
-              line,
-              `on: expected all, names or label=value joined by commas${state !== undefined ? ` (not a state: with "${state}" the rule would stop and start watching a node as its state changes)` : ""}, got "${raw}"`,
-            );
-          else rule.on = terms.join(",");
-          break;
-        }
-        case "channels": {
-          const names = raw
-            .split(/[\s,]+/)
-            .map((t) => t.trim())
-            .filter((t) => t !== "");
-          const wrong = names.find((n) => !CHANNEL_NAME.test(n));
-          if (wrong !== undefined)
-            bad(line, `channels: "${wrong}" is not a channel name (${CHANNEL_NAME_DOC})`);
-          else {
-            rule.channels = names;
-            rule.channelsWhere = at(line);
-          }
-          break;
-        }
-        case "severity":
-          if (raw === "critical" || raw === "warning" || raw === "info") rule.severity = raw;
-          else bad(line, `severity: expected critical, warning or info, got "${raw}"`);
-          break;
-        case "enabled": {
-          const word = raw.toLowerCase();
-          if (["on", "yes", "true", "1"].includes(word)) rule.enabled = true;
-          else if (["off", "no", "false", "0"].includes(word)) rule.enabled = false;
-          else bad(line, `enabled: expected on or off, got "${raw}"`);
-          break;
-        }
-        case "message":
-          rule.message = raw;
-          break;
-        default:
-          bad(
-            line,
-            `unknown key "${keyName}" (an alert has ${ALERT_KEYS.map((k) => k.key).join(", ")})`,
-          );
-      }
-    }
+    applySectionKeys(
+      ALERT_KEYS,
+      sectionValues(doc, section, bad),
+      rule,
+      doc.file,
+      bad,
+      (keyName, line) =>
+        bad(
+          line,
+          `unknown key "${keyName}" (an alert has ${ALERT_KEYS.map((k) => k.key).join(", ")})`,
+        ),
+    );
     if (rule.metric === "" && ok) bad(section.line, 'has no "when" (e.g. when = temp > 80)');
     if (ok) rules[name] = rule;
   }

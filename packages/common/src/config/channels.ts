@@ -8,6 +8,7 @@ import { closest, distance } from "fastest-levenshtein";
 import { join as shellJoin, quote as shellQuote, split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
+import { applySectionKeys, nonEmpty, type Read, type SectionKey, typed } from "./sections.js";
 import { durationType, enumType, formatDuration, integerType, type ValueSource } from "./types.js";
 
 export const CHANNEL_TYPES = ["webhook", "ntfy", "discord", "slack", "email", "command"] as const;
@@ -121,13 +122,122 @@ const ADDRESS = /^[^\s@<>,;"]+@[^\s@<>,;"]+$/;
 
 type Applies = "all" | readonly ChannelType[];
 
-/** Keys of a `[channel.NAME]` section, for docs, redaction and "did you mean". */
-export const CHANNEL_KEYS: ReadonlyArray<{
+/**
+ * One key of a `[channel.NAME]` section, described as data: which channel
+ * types have it, the field of the ChannelDef it fills, how a value is read
+ * and shown again, and its documentation (docs/configuration.md is rendered
+ * from this table). One reader (readChannelSections) handles every key.
+ */
+interface ChannelKey {
   key: string;
   types: Applies;
   doc: string;
+  /** Never echoed in a problem, redacted by `config show`. */
   secret?: boolean;
-}> = [
+  /** The ChannelDef field; absent for `type`, which chooses the others. */
+  field?: string;
+  read?(raw: string): Read;
+  /** As a file would hold it; undefined: left out. Default: String(value). */
+  show?(value: unknown): string | undefined;
+}
+
+/** An http:// or https:// URL; the value is a secret, so never shown. */
+function readUrl(raw: string): Read {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  return url !== undefined &&
+    (url.protocol === "http:" || url.protocol === "https:") &&
+    url.hostname !== ""
+    ? { value: url.href }
+    : { value: "", problems: ["expected an http:// or https:// URL, got (secret, not shown)"] };
+}
+
+/** Words split as a shell would split them (no shell runs). */
+function words(raw: string): { words: string[]; problems: string[] } {
+  try {
+    return { words: shellSplit(raw), problems: [] };
+  } catch (err) {
+    return { words: [], problems: [(err as Error).message] };
+  }
+}
+
+function readHeaders(raw: string): Read {
+  const { words: list, problems } = words(raw);
+  const headers: Record<string, string> = {};
+  for (const word of list) {
+    const colon = word.indexOf(":");
+    const headerName = colon > 0 ? word.slice(0, colon).trim() : "";
+    if (!HEADER_NAME.test(headerName)) {
+      problems.push(`expected "Name: value" words (quote each one)`);
+      continue;
+    }
+    if (RESERVED_HEADERS.has(headerName.toLowerCase())) {
+      problems.push(`${headerName} is set by picluster itself`);
+      continue;
+    }
+    headers[headerName] = word.slice(colon + 1).trim();
+  }
+  return { value: headers, problems };
+}
+
+function readPriority(raw: string): Read {
+  const word = raw.toLowerCase();
+  const priority = /^[1-5]$/.test(word) ? Number(word) : NTFY_PRIORITIES[word];
+  return priority === undefined
+    ? { problems: [`expected 1-5 or min, low, default, high, max, urgent; got "${raw}"`] }
+    : { value: priority };
+}
+
+function readHost(raw: string): Read {
+  if (raw === "") return nonEmpty(raw);
+  return /^[A-Za-z0-9.:_%-]+$/.test(raw)
+    ? { value: raw }
+    : { value: raw, problems: [`expected a host name or IP address, got "${raw}"`] };
+}
+
+function readFrom(raw: string): Read {
+  if (raw === "") return nonEmpty(raw);
+  const address = /<([^<>]*)>\s*$/.exec(raw)?.[1]?.trim() ?? raw;
+  return ADDRESS.test(address)
+    ? { value: raw }
+    : {
+        value: raw,
+        problems: [
+          `expected an address like pi@example.org or "picluster <pi@example.org>", got "${raw}"`,
+        ],
+      };
+}
+
+function readTo(raw: string): Read {
+  const to: string[] = [];
+  const problems: string[] = [];
+  for (const address of raw.split(/[\s,]+/).filter((a) => a !== "")) {
+    if (ADDRESS.test(address)) to.push(address);
+    else problems.push(`"${address}" is not an email address`);
+  }
+  if (raw.trim() === "") problems.push("expected at least one address");
+  return { value: to, problems };
+}
+
+function readCaFile(raw: string): Read {
+  if (raw === "") return nonEmpty(raw);
+  return raw.startsWith("/")
+    ? { value: raw }
+    : { value: raw, problems: [`must be an absolute path, got "${raw}"`] };
+}
+
+function readCommand(raw: string): Read {
+  const { words: command, problems } = words(raw);
+  if (problems.length === 0 && command.length === 0) problems.push("must not be empty");
+  return { value: command, problems };
+}
+
+/** Keys of a `[channel.NAME]` section: docs, redaction, "did you mean" and the reader all use it. */
+export const CHANNEL_KEYS: readonly ChannelKey[] = [
   {
     key: "type",
     types: "all",
@@ -137,89 +247,182 @@ export const CHANNEL_KEYS: ReadonlyArray<{
     key: "url",
     types: ["webhook", "ntfy", "discord", "slack"],
     secret: true,
+    field: "url",
+    read: readUrl,
     doc: "Required. Where to POST: the webhook's URL, the ntfy topic URL (`https://ntfy.sh/mytopic`), or the Discord or Slack incoming-webhook URL. `http://` or `https://`.",
   },
   {
     key: "secret",
     types: ["webhook"],
     secret: true,
+    field: "secret",
+    read: nonEmpty,
     doc: "Sign each body: header `X-Picluster-Signature: sha256=<hex>` is the HMAC-SHA256 of the exact body bytes with this key (see docs/alerts.md for checking it).",
   },
   {
     key: "headers",
     types: ["webhook"],
     secret: true,
+    field: "headers",
+    read: readHeaders,
+    show: (v) => {
+      const entries = Object.entries(v as Record<string, string>);
+      return entries.length === 0
+        ? undefined
+        : entries.map(([k, x]) => shellQuote(`${k}: ${x}`)).join(" ");
+    },
     doc: 'Extra request headers as `Name: value` words, split as a shell would, e.g. `"Authorization: Bearer abc" "X-Env: lab"`.',
   },
   {
     key: "token",
     types: ["ntfy"],
     secret: true,
+    field: "token",
+    read: nonEmpty,
     doc: "An ntfy access token, sent as `Authorization: Bearer`.",
   },
   {
     key: "priority",
     types: ["ntfy"],
+    field: "priority",
+    read: readPriority,
     doc: "Priority of every message, 1-5 or `min`, `low`, `default`, `high`, `max`/`urgent`. Unset: 5 for critical, 4 for warning, 3 for info, resolved and test messages.",
   },
-  { key: "host", types: ["email"], doc: "Required. The SMTP server's host name." },
+  {
+    key: "host",
+    types: ["email"],
+    field: "host",
+    read: readHost,
+    doc: "Required. The SMTP server's host name.",
+  },
   {
     key: "port",
     types: ["email"],
+    field: "port",
+    read: typed(portType),
     doc: `The SMTP server's port (default ${DEFAULT_SMTP_PORTS.starttls} with \`starttls\`, ${DEFAULT_SMTP_PORTS.tls} with \`tls\`, ${DEFAULT_SMTP_PORTS.none} with \`none\`).`,
   },
   {
     key: "security",
     types: ["email"],
+    field: "security",
+    read: typed(securityType),
     doc: "`starttls` (default): upgrade with STARTTLS and refuse to send if the server does not offer it; `tls`: TLS from the first byte (port 465); `none`: plain text, for a relay on this machine (no password allowed).",
   },
-  { key: "user", types: ["email"], doc: "SMTP login; set with `password`." },
+  {
+    key: "user",
+    types: ["email"],
+    field: "user",
+    read: nonEmpty,
+    doc: "SMTP login; set with `password`.",
+  },
   {
     key: "password",
     types: ["email"],
     secret: true,
+    field: "password",
+    read: nonEmpty,
     doc: "SMTP password (for Gmail, an app password).",
   },
   {
     key: "from",
     types: ["email"],
+    field: "from",
+    read: readFrom,
     doc: "Required. The sender: `pi@example.org` or `picluster <pi@example.org>`.",
   },
   {
     key: "to",
     types: ["email"],
+    field: "to",
+    read: readTo,
+    show: (v) => (v as string[]).join(", "),
     doc: "Required. One or more recipients, separated by commas or spaces.",
   },
   {
     key: "ca_file",
     types: ["email"],
+    field: "caFile",
+    read: readCaFile,
     doc: "Trust this CA or self-signed certificate (PEM, absolute path) for the server, instead of the system's CAs.",
   },
   {
     key: "command",
     types: ["command"],
+    field: "command",
+    read: readCommand,
+    show: (v) => shellJoin([...(v as string[])]),
     doc: "Required. The program and its arguments, split into words as a shell would split them (no shell runs). It gets the message as JSON on stdin and in `PICLUSTER_ALERT_STATUS`, `PICLUSTER_ALERT_TITLE`, `PICLUSTER_ALERT_RULE`, `PICLUSTER_ALERT_NODES` (names, comma-separated); a non-zero exit is a failed attempt.",
   },
   {
     key: "timeout",
     types: "all",
+    field: "timeoutMs",
+    read: typed(timeoutType),
+    show: (v) => formatDuration(v as number),
     doc: `How long one attempt may take before it is cut (default ${formatDuration(DEFAULT_CHANNEL_TIMEOUT_MS)}).`,
   },
   {
     key: "retries",
     types: "all",
+    field: "retries",
+    read: typed(retriesType),
     doc: `Attempts after a failed one, with exponential backoff and jitter from 1s up to 5m (default ${DEFAULT_CHANNEL_RETRIES}); then the message is given up and an event says so.`,
   },
 ];
 
-const REQUIRED: Readonly<Record<ChannelType, readonly string[]>> = {
-  webhook: ["url"],
-  ntfy: ["url"],
-  discord: ["url"],
-  slack: ["url"],
-  email: ["host", "from", "to"],
-  command: ["command"],
+/**
+ * Each channel type: the keys it requires, the fields a section that does
+ * not set them gets, and the checks that span keys.
+ */
+const CHANNEL_TYPE_SPECS: Readonly<
+  Record<
+    ChannelType,
+    {
+      required: readonly string[];
+      defaults?(read: Record<string, unknown>): Record<string, unknown>;
+      /** Problems between keys, each with the key whose line it is reported on. */
+      check?(read: Record<string, unknown>): Array<{ key: string; message: string }>;
+    }
+  >
+> = {
+  webhook: { required: ["url"], defaults: () => ({ headers: {} }) },
+  ntfy: { required: ["url"] },
+  discord: { required: ["url"] },
+  slack: { required: ["url"] },
+  email: {
+    required: ["host", "from", "to"],
+    // The port follows the security unless it is set.
+    defaults: (read) => {
+      const security = (read.security as EmailSecurity | undefined) ?? "starttls";
+      return { security, port: DEFAULT_SMTP_PORTS[security], to: [] };
+    },
+    check: (read) => {
+      const out: Array<{ key: string; message: string }> = [];
+      if ((read.user === undefined) !== (read.password === undefined))
+        out.push({
+          key: read.user !== undefined ? "user" : "password",
+          message: "user and password go together: set both or neither",
+        });
+      if (read.password !== undefined && read.security === "none")
+        out.push({
+          key: "password",
+          message: "password: security = none would send it in clear text; use starttls or tls",
+        });
+      return out;
+    },
+  },
+  command: { required: ["command"] },
 };
+
+/** The rows of the keys a channel type has that fill a field, for the section reader. */
+function channelRows(type: ChannelType): Array<SectionKey<Record<string, unknown>>> {
+  return CHANNEL_KEYS.flatMap((k) => {
+    const { field, read } = k;
+    if (field === undefined || read === undefined || !appliesTo(k.key, type)) return [];
+    return [{ ...k, read, apply: (def: Record<string, unknown>, v: unknown) => (def[field] = v) }];
+  });
+}
 
 /** "a webhook channel", "an email channel". */
 function aChannel(type: ChannelType): string {
@@ -240,21 +443,11 @@ export interface ChannelProblem {
   message: string;
 }
 
-function parseUrl(raw: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return undefined;
-  }
-  return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
-    ? url.href
-    : undefined;
-}
-
 /**
  * Read every `[channel.NAME]` section of `doc`: the channels read, the
  * section names, the problems, and where each `channel.NAME.key` came from.
+ * Every key is read by its row in CHANNEL_KEYS; the type's row in
+ * CHANNEL_TYPE_SPECS adds what is required and what spans keys.
  */
 export function readChannelSections(doc: IniDocument): {
   channels: Record<string, ChannelDef>;
@@ -305,6 +498,7 @@ export function readChannelSections(doc: IniDocument): {
       );
       continue;
     }
+    const spec = CHANNEL_TYPE_SPECS[type];
 
     for (const [keyName, { line }] of raws) {
       if (appliesTo(keyName, type)) continue;
@@ -317,186 +511,32 @@ export function readChannelSections(doc: IniDocument): {
           : `unknown key "${keyName}"${suggestion(keyName, mine) || ` (${aChannel(type)} has ${mine.join(", ")})`}`,
       );
     }
-    for (const required of REQUIRED[type]) {
+    for (const required of spec.required) {
       if (!section.entries.has(required))
         bad(section.line, `has no ${required} (required for ${aChannel(type)})`);
     }
 
-    const value = (key: string): { raw: string; line: number } | undefined => raws.get(key);
-    const common = {
+    // Each key this type has, read by its own row (keys it does not have were reported above).
+    const read: Record<string, unknown> = {};
+    applySectionKeys(
+      channelRows(type),
+      [...raws].map(([key, { raw, line }]) => ({ key, raw, line })),
+      read,
+      doc.file,
+      bad,
+      () => {},
+    );
+    for (const { key, message } of spec.check?.(read) ?? [])
+      bad(raws.get(key)?.line ?? section.line, message);
+    const def = {
       name,
+      type,
       timeoutMs: DEFAULT_CHANNEL_TIMEOUT_MS,
       retries: DEFAULT_CHANNEL_RETRIES,
       where: at(section.line),
-    };
-    const timeout = value("timeout");
-    if (timeout !== undefined) {
-      const parsed = timeoutType.parse(timeout.raw);
-      if (parsed.ok) common.timeoutMs = parsed.value;
-      else bad(timeout.line, `timeout: expected ${parsed.expected}, got "${timeout.raw}"`);
-    }
-    const retries = value("retries");
-    if (retries !== undefined) {
-      const parsed = retriesType.parse(retries.raw);
-      if (parsed.ok) common.retries = parsed.value;
-      else bad(retries.line, `retries: expected ${parsed.expected}, got "${retries.raw}"`);
-    }
-    const url = (): string => {
-      const entry = value("url");
-      if (entry === undefined) return "";
-      const parsed = parseUrl(entry.raw);
-      if (parsed === undefined)
-        bad(entry.line, "url: expected an http:// or https:// URL, got (secret, not shown)");
-      return parsed ?? "";
-    };
-    const nonEmpty = (key: string): string | undefined => {
-      const entry = value(key);
-      if (entry === undefined) return undefined;
-      if (entry.raw === "") bad(entry.line, `${key}: must not be empty`);
-      return entry.raw;
-    };
-
-    let def: ChannelDef;
-    switch (type) {
-      case "webhook": {
-        const headers: Record<string, string> = {};
-        const entry = value("headers");
-        if (entry !== undefined) {
-          let words: string[] = [];
-          try {
-            words = shellSplit(entry.raw);
-          } catch (err) {
-            bad(entry.line, `headers: ${(err as Error).message}`);
-          }
-          for (const word of words) {
-            const colon = word.indexOf(":");
-            const headerName = colon > 0 ? word.slice(0, colon).trim() : "";
-            if (!HEADER_NAME.test(headerName)) {
-              bad(entry.line, `headers: expected "Name: value" words (quote each one)`);
-              continue;
-            }
-            if (RESERVED_HEADERS.has(headerName.toLowerCase())) {
-              bad(entry.line, `headers: ${headerName} is set by picluster itself`);
-              continue;
-            }
-            headers[headerName] = word.slice(colon + 1).trim();
-          }
-        }
-        const secret = nonEmpty("secret");
-        def = { ...common, type, url: url(), headers, ...(secret ? { secret } : {}) };
-        break;
-      }
-      case "ntfy": {
-        const token = nonEmpty("token");
-        let priority: number | undefined;
-        const entry = value("priority");
-        if (entry !== undefined) {
-          const word = entry.raw.toLowerCase();
-          priority = /^[1-5]$/.test(word) ? Number(word) : NTFY_PRIORITIES[word];
-          if (priority === undefined)
-            bad(
-              entry.line,
-              `priority: expected 1-5 or min, low, default, high, max, urgent; got "${entry.raw}"`,
-            );
-        }
-        def = {
-          ...common,
-          type,
-          url: url(),
-          ...(token ? { token } : {}),
-          ...(priority !== undefined ? { priority } : {}),
-        };
-        break;
-      }
-      case "discord":
-      case "slack":
-        def = { ...common, type, url: url() };
-        break;
-      case "email": {
-        let security: EmailSecurity = "starttls";
-        const securityEntry = value("security");
-        if (securityEntry !== undefined) {
-          const parsed = securityType.parse(securityEntry.raw);
-          if (parsed.ok) security = parsed.value;
-          else
-            bad(
-              securityEntry.line,
-              `security: expected ${parsed.expected}, got "${securityEntry.raw}"`,
-            );
-        }
-        let port = DEFAULT_SMTP_PORTS[security];
-        const portEntry = value("port");
-        if (portEntry !== undefined) {
-          const parsed = portType.parse(portEntry.raw);
-          if (parsed.ok) port = parsed.value;
-          else bad(portEntry.line, `port: expected ${parsed.expected}, got "${portEntry.raw}"`);
-        }
-        const host = nonEmpty("host") ?? "";
-        const hostEntry = value("host");
-        if (hostEntry !== undefined && host !== "" && !/^[A-Za-z0-9.:_%-]+$/.test(host))
-          bad(hostEntry.line, `host: expected a host name or IP address, got "${host}"`);
-        const from = nonEmpty("from") ?? "";
-        const fromEntry = value("from");
-        const fromAddress = /<([^<>]*)>\s*$/.exec(from)?.[1]?.trim() ?? from;
-        if (fromEntry !== undefined && from !== "" && !ADDRESS.test(fromAddress))
-          bad(
-            fromEntry.line,
-            `from: expected an address like pi@example.org or "picluster <pi@example.org>", got "${from}"`,
-          );
-        const to: string[] = [];
-        const toEntry = value("to");
-        if (toEntry !== undefined) {
-          for (const address of toEntry.raw.split(/[\s,]+/).filter((a) => a !== "")) {
-            if (ADDRESS.test(address)) to.push(address);
-            else bad(toEntry.line, `to: "${address}" is not an email address`);
-          }
-          if (toEntry.raw.trim() === "") bad(toEntry.line, "to: expected at least one address");
-        }
-        const user = nonEmpty("user");
-        const password = nonEmpty("password");
-        if ((user === undefined) !== (password === undefined))
-          bad(
-            (value("user") ?? value("password"))?.line ?? section.line,
-            "user and password go together: set both or neither",
-          );
-        if (password !== undefined && security === "none")
-          bad(
-            value("password")?.line ?? section.line,
-            "password: security = none would send it in clear text; use starttls or tls",
-          );
-        const caFile = nonEmpty("ca_file");
-        const caEntry = value("ca_file");
-        if (caEntry !== undefined && caFile !== undefined && !caFile.startsWith("/"))
-          bad(caEntry.line, `ca_file: must be an absolute path, got "${caFile}"`);
-        def = {
-          ...common,
-          type,
-          host,
-          port,
-          security,
-          from,
-          to,
-          ...(user !== undefined ? { user } : {}),
-          ...(password !== undefined ? { password } : {}),
-          ...(caFile !== undefined ? { caFile } : {}),
-        };
-        break;
-      }
-      case "command": {
-        let command: string[] = [];
-        const entry = value("command");
-        if (entry !== undefined) {
-          try {
-            command = shellSplit(entry.raw);
-            if (command.length === 0) bad(entry.line, "command: must not be empty");
-          } catch (err) {
-            bad(entry.line, `command: ${(err as Error).message}`);
-          }
-        }
-        def = { ...common, type, command };
-        break;
-      }
-    }
+      ...(spec.defaults?.(read) ?? {}),
+      ...read,
+    } as ChannelDef;
     if (ok) channels[name] = def;
   }
   return { channels, sections, problems, sources };
@@ -515,47 +555,16 @@ function suggestion(name: string, candidates: readonly string[]): string {
 export function channelValues(
   def: ChannelDef,
 ): Array<{ key: string; value: string; secret: boolean }> {
-  const out: Array<{ key: string; value: string; secret: boolean }> = [];
-  const put = (key: string, value: string | undefined) => {
-    if (value !== undefined) out.push({ key, value, secret: isSecretChannelKey(key) });
-  };
-  put("type", def.type);
-  switch (def.type) {
-    case "webhook":
-      put("url", def.url);
-      put("secret", def.secret);
-      if (Object.keys(def.headers).length > 0)
-        put(
-          "headers",
-          Object.entries(def.headers)
-            .map(([k, v]) => shellQuote(`${k}: ${v}`))
-            .join(" "),
-        );
-      break;
-    case "ntfy":
-      put("url", def.url);
-      put("token", def.token);
-      put("priority", def.priority?.toString());
-      break;
-    case "discord":
-    case "slack":
-      put("url", def.url);
-      break;
-    case "email":
-      put("host", def.host);
-      put("port", String(def.port));
-      put("security", def.security);
-      put("user", def.user);
-      put("password", def.password);
-      put("from", def.from);
-      put("to", def.to.join(", "));
-      put("ca_file", def.caFile);
-      break;
-    case "command":
-      put("command", shellJoin([...def.command]));
-      break;
+  const out: Array<{ key: string; value: string; secret: boolean }> = [
+    { key: "type", value: def.type, secret: false },
+  ];
+  const fields = def as unknown as Record<string, unknown>;
+  for (const key of CHANNEL_KEYS) {
+    if (key.field === undefined || !appliesTo(key.key, def.type)) continue;
+    const value = fields[key.field];
+    if (value === undefined) continue;
+    const shown = key.show === undefined ? String(value) : key.show(value);
+    if (shown !== undefined) out.push({ key: key.key, value: shown, secret: key.secret === true });
   }
-  put("timeout", formatDuration(def.timeoutMs));
-  put("retries", String(def.retries));
   return out;
 }

@@ -4,7 +4,7 @@ import { ALERT_KEYS, ALERT_METRICS, STOCK_ALERTS } from "./alerts.js";
 import { CHANNEL_KEYS, channelValues } from "./channels.js";
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
-import { TASK_KEYS } from "./tasks.js";
+import { TASK_ARG_KEY_DOC, TASK_KEYS } from "./tasks.js";
 import { formatDuration } from "./types.js";
 
 export interface EffectiveValue {
@@ -111,7 +111,9 @@ export function renderConfigDocs(): string {
     "",
     "| key | meaning |",
     "|---|---|",
-    ...TASK_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
+    ...[...TASK_KEYS, TASK_ARG_KEY_DOC].map(
+      (k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`,
+    ),
     "",
   );
   out.push(

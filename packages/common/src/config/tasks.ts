@@ -7,6 +7,7 @@
 import { split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
+import { applySectionKeys, type SectionKey, text, typed } from "./sections.js";
 import { durationType, formatDuration } from "./types.js";
 
 export type TaskArgType = "string" | "integer" | "number" | "boolean";
@@ -41,30 +42,103 @@ export const DEFAULT_TASK_TIMEOUT_MS = 300_000;
 const timeoutType = durationType(1_000, 7 * 86_400_000);
 
 /** Keys of a `[task.NAME]` section, for docs and for "did you mean". */
-export const TASK_KEYS: ReadonlyArray<{ key: string; doc: string }> = [
+/** What a section is read into: the definition, its environment, whether a command was read. */
+interface TaskDraft {
+  def: TaskDef;
+  env: Record<string, string>;
+  commandRead: boolean;
+}
+
+/** Words split as a shell would split them; a problem when the quoting is broken. */
+function shellWords(raw: string): { words?: string[]; problem?: string } {
+  try {
+    return { words: shellSplit(raw) };
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
+}
+
+/**
+ * Keys of a `[task.NAME]` section, as data: docs and "did you mean", and the
+ * section reader, which reads each value by its row. `arg.NAME` keys are
+ * the one family of keys, read beside the rows.
+ */
+export const TASK_KEYS: ReadonlyArray<SectionKey<TaskDraft>> = [
   {
     key: "command",
     doc: "The program and its arguments, split into words as a shell would split them (quotes group words; nothing is expanded, no shell runs). A whole word `{NAME}` is replaced by the value of argument NAME, always as exactly one argument.",
+    read: (raw) => {
+      const { words, problem } = shellWords(raw);
+      if (words === undefined) return { problems: [problem ?? "cannot be split into words"] };
+      return { value: words, problems: words.length === 0 ? ["must not be empty"] : [] };
+    },
+    apply: (draft, v) => {
+      draft.def.command = v as string[];
+      draft.commandRead = true;
+    },
   },
   {
     key: "timeout",
     doc: `How long the task may run before its whole process group is killed (default ${formatDuration(DEFAULT_TASK_TIMEOUT_MS)}).`,
+    read: typed(timeoutType),
+    apply: (draft, v) => {
+      draft.def.timeoutMs = v as number;
+    },
   },
   {
     key: "user",
     doc: "Run as this user; the agent must run as root to switch. Empty: the agent's user.",
+    read: (raw) => ({
+      value: raw,
+      problems: /^[a-z_][a-z0-9_-]*\$?$|^$/.test(raw) ? [] : [`not a user name: "${raw}"`],
+    }),
+    apply: (draft, v) => {
+      draft.def.user = v as string;
+    },
   },
-  { key: "cwd", doc: "Working directory. Empty: the agent's data directory." },
+  {
+    key: "cwd",
+    doc: "Working directory. Empty: the agent's data directory.",
+    read: (raw) => ({
+      value: raw,
+      problems: raw !== "" && !raw.startsWith("/") ? ["must be an absolute path"] : [],
+    }),
+    apply: (draft, v) => {
+      draft.def.cwd = v as string;
+    },
+  },
   {
     key: "env",
     doc: 'Extra environment variables as `NAME=value` words, e.g. `LANG=C.UTF-8 "GREETING=hello there"`. Tasks get a minimal environment (PATH, HOME, LANG) plus these.',
+    read: (raw) => {
+      const { words = [], problem } = shellWords(raw);
+      const problems = problem === undefined ? [] : [problem];
+      const env: Record<string, string> = {};
+      for (const word of words) {
+        const eq = word.indexOf("=");
+        const envName = eq > 0 ? word.slice(0, eq) : "";
+        if (!ENV_NAME.test(envName)) problems.push(`expected NAME=value words, got "${word}"`);
+        else env[envName] = word.slice(eq + 1);
+      }
+      return { value: env, problems };
+    },
+    apply: (draft, v) => Object.assign(draft.env, v),
   },
-  { key: "description", doc: "One line shown in task lists." },
   {
-    key: "arg.NAME",
-    doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs. Whatever the type or pattern, a value never starts with `-` (it would read as an option) and never holds control characters; invisible characters (zero-width spaces, U+FEFF, other format characters, spaces other than U+0020…) only when the pattern names them (`\\u200b`, `\\p{Cf}`); numbers take no sign.",
+    key: "description",
+    doc: "One line shown in task lists.",
+    read: text,
+    apply: (draft, v) => {
+      draft.def.description = v as string;
+    },
   },
 ];
+
+/** `arg.NAME`, documented beside the rows. */
+export const TASK_ARG_KEY_DOC = {
+  key: "arg.NAME",
+  doc: "Declares argument NAME: its type (`string`, `integer`, `number` or `boolean`) and, for strings, a regular expression the whole value must match, e.g. `arg.service = string [a-z0-9@._-]{1,64}`. Values are checked on the node before anything runs. Whatever the type or pattern, a value never starts with `-` (it would read as an option) and never holds control characters; invisible characters (zero-width spaces, U+FEFF, other format characters, spaces other than U+0020…) only when the pattern names them (`\\u200b`, `\\p{Cf}`); numbers take no sign.",
+};
 
 export interface TaskProblem {
   where: string;
@@ -126,74 +200,30 @@ export function readTaskSections(doc: IniDocument): {
       problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
       ok = false;
     };
-    let commandRead = false;
-    for (const { key: keyName, raw, line } of sectionValues(doc, section, bad)) {
-      if (keyName.startsWith("arg.")) {
+    const draft: TaskDraft = { def, env, commandRead: false };
+    applySectionKeys(
+      TASK_KEYS,
+      sectionValues(doc, section, bad),
+      draft,
+      doc.file,
+      bad,
+      (keyName, line, raw) => {
+        if (!keyName.startsWith("arg.")) {
+          const known = TASK_KEYS.map((k) => k.key);
+          bad(line, `unknown key "${keyName}" (a task has ${known.join(", ")} and arg.NAME)`);
+          return;
+        }
         const argName = keyName.slice(4);
         if (!ARG_NAME.test(argName)) {
           bad(line, `${keyName}: an argument name is lowercase letters, digits and '_'`);
-          continue;
+          return;
         }
         const spec = parseArgSpec(argName, raw);
         if (typeof spec === "string") bad(line, `${keyName}: ${spec}`);
         else args.push(spec);
-        continue;
-      }
-      switch (keyName) {
-        case "command": {
-          let words: string[];
-          try {
-            words = shellSplit(raw);
-          } catch (err) {
-            bad(line, `command: ${(err as Error).message}`);
-            continue;
-          }
-          if (words.length === 0) bad(line, "command: must not be empty");
-          def.command = words;
-          commandRead = true;
-          break;
-        }
-        case "timeout": {
-          const parsed = timeoutType.parse(raw);
-          if (parsed.ok) def.timeoutMs = parsed.value;
-          else bad(line, `timeout: expected ${parsed.expected}, got "${raw}"`);
-          break;
-        }
-        case "user":
-          if (!/^[a-z_][a-z0-9_-]*\$?$|^$/.test(raw)) bad(line, `user: not a user name: "${raw}"`);
-          def.user = raw;
-          break;
-        case "cwd":
-          if (raw !== "" && !raw.startsWith("/")) bad(line, `cwd: must be an absolute path`);
-          def.cwd = raw;
-          break;
-        case "description":
-          def.description = raw;
-          break;
-        case "env": {
-          let words: string[] = [];
-          try {
-            words = shellSplit(raw);
-          } catch (err) {
-            bad(line, `env: ${(err as Error).message}`);
-          }
-          for (const word of words) {
-            const eq = word.indexOf("=");
-            const envName = eq > 0 ? word.slice(0, eq) : "";
-            if (!ENV_NAME.test(envName)) {
-              bad(line, `env: expected NAME=value words, got "${word}"`);
-              continue;
-            }
-            env[envName] = word.slice(eq + 1);
-          }
-          break;
-        }
-        default: {
-          const known = TASK_KEYS.map((k) => k.key).filter((k) => k !== "arg.NAME");
-          bad(line, `unknown key "${keyName}" (a task has ${known.join(", ")} and arg.NAME)`);
-        }
-      }
-    }
+      },
+    );
+    const { commandRead } = draft;
     if (!section.entries.has("command")) {
       bad(section.line, "has no command");
     }

@@ -1,0 +1,69 @@
+/**
+ * Named sections (`[channel.NAME]`, `[alert.NAME]`) described by data: each
+ * key is a row with its documentation, how a value is read, and where the
+ * value goes. One reader applies the rows to a section's values, so a new
+ * key is a new row (docs/configuration.md is rendered from the same rows).
+ */
+
+/** What reading one value gave: the value (absent: leave the default) and what was wrong with it. */
+export interface Read {
+  value?: unknown;
+  /** Each without the key, e.g. `expected a duration, got "x"`. */
+  problems?: string[];
+}
+
+/** One key of a named section. */
+export interface SectionKey<Def> {
+  key: string;
+  doc: string;
+  /** Never echoed in a problem, redacted by `config show`. */
+  secret?: boolean;
+  read(raw: string): Read;
+  /** Put what was read into the definition. */
+  apply(def: Def, value: unknown, at: { file: string; line: number }): void;
+}
+
+/** A value read by a ValueType (`expected …, got "…"`). */
+export function typed<T>(type: {
+  parse(raw: string): { ok: true; value: T } | { ok: false; expected: string };
+}): (raw: string) => Read {
+  return (raw) => {
+    const parsed = type.parse(raw);
+    return parsed.ok
+      ? { value: parsed.value }
+      : { problems: [`expected ${parsed.expected}, got "${raw}"`] };
+  };
+}
+
+/** A string that must not be empty. */
+export const nonEmpty = (raw: string): Read =>
+  raw === "" ? { value: raw, problems: ["must not be empty"] } : { value: raw };
+
+/** Any string, as written. */
+export const text = (raw: string): Read => ({ value: raw });
+
+/**
+ * Apply `keys` to a section's values: each value is read by its row and put
+ * into `def`; a problem is reported as `key: problem` on the value's line.
+ * Values whose key has no row are left to the caller (`unknown`).
+ */
+export function applySectionKeys<Def>(
+  keys: ReadonlyArray<SectionKey<Def>>,
+  values: Iterable<{ key: string; raw: string; line: number }>,
+  def: Def,
+  file: string,
+  bad: (line: number, message: string) => void,
+  unknown: (key: string, line: number, raw: string) => void,
+): void {
+  const byKey = new Map(keys.map((k) => [k.key, k]));
+  for (const { key, raw, line } of values) {
+    const row = byKey.get(key);
+    if (row === undefined) {
+      unknown(key, line, raw);
+      continue;
+    }
+    const result = row.read(raw);
+    for (const problem of result.problems ?? []) bad(line, `${key}: ${problem}`);
+    if (result.value !== undefined) row.apply(def, result.value, { file, line });
+  }
+}
