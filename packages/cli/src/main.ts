@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerJobCommands } from "./commands/jobs.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
 import { registerAgentCommand, registerPrimaryCommand } from "./commands/roles.js";
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerUpCommand(program, io, setExit);
   registerReadCommands(program, io, setExit);
   registerTaskCommands(program, io, setExit);
+  registerJobCommands(program, io, setExit);
   registerAlertCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
   program.addHelpText(

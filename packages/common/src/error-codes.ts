@@ -87,7 +87,7 @@ export const ERRORS = {
     message: "this primary has no agent bundle to serve (run `npm run build`)",
   },
   E_NO_TLS: { scope: "api", status: 409, message: "this primary runs without TLS: %s" },
-  E_FINISHED: { scope: "api", status: 409, message: "task run %s has already ended (%s)" },
+  E_FINISHED: { scope: "api", status: 409, message: "%s has already ended (%s)" },
   E_TOO_MANY_STREAMS: { scope: "api", status: 429, message: "too many open streams: %s" },
   E_BAD_METRIC: { scope: "api", status: 400, message: 'no metric "%s"' },
   E_BAD_SELECTOR: { scope: "api", status: 400, message: "on: %s" },

@@ -8,23 +8,19 @@ import { writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { deadline, waitFor } from "@picluster/common/testing";
+import { waitFor } from "@picluster/common/testing";
 import {
+  CLI_BIN as BIN,
+  type CliRun,
   httpPort,
+  runCli,
   scratchDir,
   startAgent,
   startPrimary,
   type TestContext,
 } from "./support/cluster.js";
 
-const BIN = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
 const TOKEN = "first-impressions-token";
-
-interface Ran {
-  status: number | null;
-  out: string;
-  err: string;
-}
 
 /** The CLI in its own process against the primary's HTTP port, to its end. */
 function cli(
@@ -32,28 +28,12 @@ function cli(
   port: number,
   args: string[],
   opts: { env?: Record<string, string>; token?: string | null } = {},
-): Promise<Ran> {
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
-  );
-  const token = opts.token === undefined ? TOKEN : opts.token;
-  const child = spawn(
-    process.execPath,
-    [BIN, ...args, "--http-port", String(port), ...(token === null ? [] : ["--http-token", token])],
-    { env: { ...clean, ...opts.env }, cwd: scratchDir(t, "picluster-first-cwd-") },
-  );
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+): Promise<CliRun> {
+  return runCli(t, args, {
+    port,
+    token: opts.token === undefined ? TOKEN : opts.token,
+    ...(opts.env === undefined ? {} : { env: opts.env }),
   });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  return deadline(
-    new Promise((resolve) => child.on("close", (status) => resolve({ status, out, err }))),
-    15_000,
-    `picluster ${args.join(" ")}`,
-  );
 }
 
 test("first vitals - a new node's figures arrive as it connects, not an interval later, and `vitals` shows them before any rollup", async (t) => {
@@ -71,7 +51,7 @@ test("first vitals - a new node's figures arrive as it connects, not an interval
 
   // `vitals` over the last hour asks for 1-minute rollups, which a node a
   // few seconds old does not have: it shows the raw sample instead of "–".
-  let shown: Ran = { status: null, out: "", err: "" };
+  let shown: CliRun = { status: null, out: "", err: "" };
   await waitFor(
     async () => {
       shown = await cli(t, httpPort(p), ["vitals", "fresh", "--metric", "cpu"]);
@@ -133,7 +113,7 @@ test("events - oldest first under the zone they are in; task runs and changed de
   // A kernel upgrade: the next details the agent sends say so, once.
   writeFileSync(join(agent.dataDir, "root", "proc", "sys", "kernel", "osrelease"), "6.6.62-v8+\n");
   agent.agent.link.refreshDetails();
-  let listed: Ran = { status: null, out: "", err: "" };
+  let listed: CliRun = { status: null, out: "", err: "" };
   await waitFor(
     async () => {
       listed = await cli(t, port, ["events"]);

@@ -310,7 +310,7 @@ test("jobs - a selected node that does not allow the task is skipped and said so
     }
     return assert.fail("accepted");
   };
-  assert.deepEqual((await refusal({ on: "pi-bare" }))[0], "E_NOT_ALLOWED");
+  assert.deepEqual((await refusal({ on: "pi-bare" }))[0], "E_TASK_NOT_ALLOWED");
   const [code, message] = await refusal({ items: { kind: "range", from: -2, to: 0 } });
   assert.equal(code, "E_BAD_ITEMS");
   assert.match(message, /item 0 \(-2\): argument "n" = "-2": must not start with '-'/);

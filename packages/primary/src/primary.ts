@@ -465,6 +465,7 @@ export class Primary {
         },
       },
       tasks: this.tasks,
+      jobs: () => this.jobs,
       nodes: { remove: (req) => this.removeNode(req) },
       alerts: {
         enabled: this.alerts.enabled,

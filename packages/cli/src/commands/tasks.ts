@@ -1,7 +1,7 @@
 /** `picluster run|tasks|ping`: tasks and pings through the running primary's HTTP API. */
 
+import type { StoredTaskRun } from "@picluster/common";
 import { type Config, durationType, zoneLabel } from "@picluster/common";
-import type { StoredTaskRun } from "@picluster/primary";
 import { type Command, Option } from "commander";
 import { ApiError, apiToken, callJson, getJson, streamText, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
@@ -69,7 +69,8 @@ function progressBar(run: TaskRun): string {
   return `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${run.nodes.length} done${failed > 0 ? `, ${failed} failed` : ""}  `;
 }
 
-function parseArgs(pairs: readonly string[]): Record<string, string> {
+/** `--arg name=value` pairs as an object; a pair without `=` is a usage error. */
+export function parseArgs(pairs: readonly string[]): Record<string, string> {
   const args: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf("=");

@@ -23,6 +23,7 @@ import {
   TLS_CIPHERS,
   TLS_MIN_VERSION,
 } from "@picluster/common";
+import { deadline } from "@picluster/common/testing";
 import type { Primary } from "@picluster/primary";
 
 export interface TestContext {
@@ -358,4 +359,57 @@ export async function auditLines(p: TestPrimary): Promise<Array<Record<string, u
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The `picluster` command's entry point, run as its own process by the tests. */
+export const CLI_BIN = new URL("../../../../cli/bin/picluster.js", import.meta.url).pathname;
+
+export interface CliRun {
+  status: number | null;
+  out: string;
+  err: string;
+}
+
+/**
+ * The CLI in its own process against a primary's HTTP port, to its end:
+ * no PICLUSTER_ variables of ours leak in; `token` null sends none.
+ */
+export function runCli(
+  t: TestContext,
+  args: string[],
+  opts: {
+    port: number;
+    token: string | null;
+    env?: Record<string, string>;
+    stdin?: string;
+    timeoutMs?: number;
+  },
+): Promise<CliRun> {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      CLI_BIN,
+      ...args,
+      "--http-port",
+      String(opts.port),
+      ...(opts.token === null ? [] : ["--http-token", opts.token]),
+    ],
+    { env: { ...clean, ...opts.env }, cwd: scratchDir(t, "picluster-cli-cwd-") },
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  child.stdin.end(opts.stdin ?? "");
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  return deadline(
+    new Promise((resolve) => child.on("close", (status) => resolve({ status, out, err }))),
+    opts.timeoutMs ?? 15_000,
+    `picluster ${args.join(" ")}`,
+  );
 }

@@ -13,6 +13,7 @@ import Fastify, {
 } from "fastify";
 import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus } from "../events.js";
+import type { JobService } from "../jobs/service.js";
 import type { Registry } from "../registry.js";
 import type { Store } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
@@ -26,6 +27,7 @@ import {
   sendError,
   tokenGuard,
 } from "./guard.js";
+import { registerJobRoutes } from "./jobs.js";
 import type { JoinSettings } from "./join.js";
 import { registerJoinRoutes } from "./join-routes.js";
 import { type ProcessStats, registerMetricsRoute } from "./metrics.js";
@@ -79,6 +81,8 @@ export interface HttpOptions {
   dashboardDir?: string;
   /** Task runs and pings; absent in tests of the read-only routes. */
   tasks?: TaskService;
+  /** Jobs, once the primary has started them; absent in tests of the read-only routes. */
+  jobs?: () => JobService;
   alerts?: AlertsView;
   /** Removing nodes; absent in tests of the read-only routes. */
   nodes?: NodeAdmin;
@@ -200,6 +204,8 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
       log: opts.log,
       findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
     });
+
+  if (opts.jobs !== undefined) registerJobRoutes(app, { jobs: opts.jobs, requireToken, hasToken });
 
   if (opts.alerts !== undefined) registerAlertRoutes(app, { alerts: opts.alerts, requireToken });
 

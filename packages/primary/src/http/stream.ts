@@ -226,6 +226,9 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
   const updated = new Set<string>();
   const offVitals = deps.events.on((e) => {
     if (e.kind === "node.vitals") updated.add(e.nodeId);
+    // Stream-only, not stored: told as it happens (at most once a second per job).
+    else if (e.kind === "job.progress")
+      sse.write(`event: job.progress\ndata: ${JSON.stringify(e)}\n\n`);
   });
   const stopVitals = deps.clock.every(VITALS_EVERY_MS, () => {
     if (updated.size === 0) return;

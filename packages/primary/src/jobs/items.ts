@@ -14,7 +14,7 @@ import {
 } from "@picluster/common";
 import type { QueueItem } from "./queue.js";
 
-/** E_BAD_TASK, E_BAD_SELECTOR, E_NO_SUCH_NODE, E_NO_NODES, E_NOT_ALLOWED, E_BAD_ITEMS, E_BAD_OPTION, E_NO_SUCH_JOB. */
+/** E_BAD_TASK, E_BAD_SELECTOR, E_NO_SUCH_NODE, E_NO_NODES, E_TASK_NOT_ALLOWED, E_BAD_ITEMS, E_BAD_OPTION. */
 export class JobRequestError extends PiclusterError {}
 
 export type TaskArg = NonNullable<MessageMap["details"]["tasks"]>[number]["args"][number];

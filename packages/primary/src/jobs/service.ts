@@ -226,7 +226,7 @@ export class JobService {
   /**
    * Accept a job: check it, store it, queue its items and start handing
    * them out. Throws JobRequestError (E_BAD_TASK, E_BAD_OPTION,
-   * E_BAD_ITEMS, E_BAD_SELECTOR, E_NO_SUCH_NODE, E_NO_NODES, E_NOT_ALLOWED).
+   * E_BAD_ITEMS, E_BAD_SELECTOR, E_NO_SUCH_NODE, E_NO_NODES, E_TASK_NOT_ALLOWED).
    */
   async submit(req: JobRequest): Promise<StoredJob> {
     if (!this.started || this.closing)
@@ -251,7 +251,7 @@ export class JobService {
     const first = allowing[0];
     if (first === undefined)
       throw new JobRequestError(
-        "E_NOT_ALLOWED",
+        "E_TASK_NOT_ALLOWED",
         `no selected node allows task "${req.task}" (a node allows what its own config lists: [task.${req.task}] or the [tasks] switch)`,
       );
     // The first allowing node's declaration stands for all: nodes are meant to share it,

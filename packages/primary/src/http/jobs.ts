@@ -1,0 +1,160 @@
+/**
+ * Jobs over HTTP: submit (token), list, one job, its items' results, cancel
+ * (token). Progress and item events reach clients on /api/stream. Like a
+ * task run's, an item's output and error are what a node printed: without
+ * the token they are left out.
+ */
+import type { StoredJob, StoredJobItem } from "@picluster/common";
+import { errorMessage } from "@picluster/common";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import Type from "typebox";
+import { JobRequestError } from "../jobs/items.js";
+import type { JobRequest, JobService } from "../jobs/service.js";
+import { type Guard, sendError } from "./guard.js";
+import { requester } from "./tasks.js";
+
+/** A list of a hundred thousand small items is a few MB; larger jobs are ranges. */
+export const JOB_BODY_LIMIT = 16 * 1024 * 1024;
+
+const Json = Type.Unknown();
+const JobBody = Type.Object(
+  {
+    task: Type.String({ minLength: 1, maxLength: 64 }),
+    on: Type.String({ minLength: 1, maxLength: 4096 }),
+    items: Type.Union([
+      Type.Object(
+        { kind: Type.Literal("range"), from: Type.Integer(), to: Type.Integer() },
+        { additionalProperties: false },
+      ),
+      Type.Object(
+        { kind: Type.Literal("list"), values: Type.Array(Json, { minItems: 1 }) },
+        { additionalProperties: false },
+      ),
+    ]),
+    args: Type.Optional(
+      Type.Record(Type.String({ maxLength: 32 }), Type.String({ maxLength: 4096 })),
+    ),
+    perNode: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    retryFailed: Type.Optional(Type.Boolean()),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 7 * 86_400_000 })),
+  },
+  { additionalProperties: false },
+);
+type JobBodyT = Omit<JobRequest, "requestedBy">;
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+const ITEM_STATES = ["queued", "running", "cancelling", "ok", "failed", "cancelled"] as const;
+
+/** An item as whoever can reach the API sees it: where and how it ended, not what it printed. */
+function publicItem(item: StoredJobItem): StoredJobItem {
+  const { error: _error, ...rest } = item;
+  return { ...rest, output: "", truncated: false };
+}
+
+export function registerJobRoutes(
+  app: FastifyInstance,
+  deps: {
+    jobs: () => JobService;
+    requireToken: Guard;
+    hasToken: (req: FastifyRequest) => boolean;
+  },
+): void {
+  const { requireToken, hasToken } = deps;
+  const failure = (err: unknown, reply: FastifyReply) => {
+    if (!(err instanceof JobRequestError)) throw err;
+    const field =
+      err.code === "E_BAD_ITEMS"
+        ? "items"
+        : err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED"
+          ? "task"
+          : err.code === "E_BAD_OPTION"
+            ? undefined
+            : "on";
+    return sendError(reply, err.code, err.message, field);
+  };
+  const notFound = (reply: FastifyReply, id: number) =>
+    sendError(reply, "E_NOT_FOUND", errorMessage("E_NOT_FOUND", `job ${id}`), "id");
+
+  app.post<{ Body: JobBodyT }>(
+    "/api/jobs",
+    { schema: { body: JobBody }, onRequest: requireToken, bodyLimit: JOB_BODY_LIMIT },
+    async (req, reply) => {
+      try {
+        const job = await deps.jobs().submit({ ...req.body, requestedBy: requester(req) });
+        return reply.code(202).send(job);
+      } catch (err) {
+        return failure(err, reply);
+      }
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number } }>(
+    "/api/jobs",
+    {
+      schema: {
+        querystring: Type.Object(
+          { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req): Promise<{ jobs: StoredJob[] }> => ({
+      jobs: await deps.jobs().list(req.query.limit ?? 50),
+    }),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    "/api/jobs/:id",
+    { schema: { params: IdParams } },
+    async (req, reply) => (await deps.jobs().get(req.params.id)) ?? notFound(reply, req.params.id),
+  );
+
+  app.get<{
+    Params: { id: number };
+    Querystring: { after?: number; state?: (typeof ITEM_STATES)[number]; limit?: number };
+  }>(
+    "/api/jobs/:id/results",
+    {
+      schema: {
+        params: IdParams,
+        querystring: Type.Object(
+          {
+            /** Items with an index greater than this: page with the last index seen. */
+            after: Type.Optional(Type.Integer({ minimum: -1 })),
+            state: Type.Optional(Type.Union(ITEM_STATES.map((s) => Type.Literal(s)))),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      const jobs = deps.jobs();
+      if ((await jobs.get(req.params.id)) === undefined) return notFound(reply, req.params.id);
+      const items = await jobs.items(req.params.id, {
+        ...(req.query.after === undefined ? {} : { after: req.query.after }),
+        ...(req.query.state === undefined ? {} : { state: req.query.state }),
+        limit: req.query.limit ?? 1_000,
+      });
+      return { items: hasToken(req) ? items : items.map(publicItem), redacted: !hasToken(req) };
+    },
+  );
+
+  app.delete<{ Params: { id: number } }>(
+    "/api/jobs/:id",
+    { schema: { params: IdParams }, onRequest: requireToken },
+    async (req, reply) => {
+      const job = await deps.jobs().cancel(req.params.id, requester(req));
+      if (job === undefined) return notFound(reply, req.params.id);
+      if (job.status === "ok" || job.status === "failed" || job.status === "cancelled")
+        return sendError(
+          reply,
+          "E_FINISHED",
+          `job ${job.id} has already ended (${job.status})`,
+          "id",
+        );
+      return job;
+    },
+  );
+}
