@@ -4,7 +4,10 @@
  * agent does not pay ~20 MiB of RSS for TypeBox (see protocol/json-check.ts).
  */
 
+export * from "./api/alerts.js";
+export * from "./api/jobs.js";
 export * from "./api/nodes.js";
+export * from "./api/tasks.js";
 export * from "./protocol/compiled.js";
 export * from "./protocol/messages.js";
 export * from "./protocol/wire-render.js";

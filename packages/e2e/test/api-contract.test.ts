@@ -13,10 +13,15 @@ import {
   ClusterSchema,
   ErrorBodySchema,
   EventListSchema,
+  JobListSchema,
+  JobResultsSchema,
   NodeDetailSchema,
   NodeListSchema,
   NodeSummaryListSchema,
   SeriesSchema,
+  StoredJobSchema,
+  StoredTaskRunSchema,
+  TaskRunListSchema,
 } from "@picluster/common/schema";
 import { waitFor } from "@picluster/common/testing";
 import { nodeSummary, nodeView } from "@picluster/primary";
@@ -43,8 +48,22 @@ function conforms(schema: TSchema, value: unknown, what: string): void {
   assert.equal(errors.length, 0, `${what}: ${JSON.stringify(errors)}`);
 }
 
-async function getJson(p: TestPrimary, path: string, status = 200): Promise<unknown> {
-  const res = await fetch(`http://127.0.0.1:${httpPort(p)}${path}`);
+const TOKEN = "contract-token";
+
+async function getJson(
+  p: TestPrimary,
+  path: string,
+  status = 200,
+  init: { method?: string; body?: unknown } = {},
+): Promise<unknown> {
+  const res = await fetch(`http://127.0.0.1:${httpPort(p)}${path}`, {
+    method: init.method ?? "GET",
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
   assert.equal(res.status, status, path);
   return res.json();
 }
@@ -61,6 +80,7 @@ function sameShape(schema: TSchema, built: unknown, answered: unknown, what: str
 
 test("api contract - nodes, one node, summary, cluster, series and events answer by their schemas and drop nothing, for agent and tutorial nodes alike", async (t) => {
   const p = await startPrimary(t, {
+    "http.token": TOKEN,
     "primary.vitals_interval": "1s",
     "legacy.port": "0",
     "legacy.host": "127.0.0.1",
@@ -114,4 +134,79 @@ test("api contract - nodes, one node, summary, cluster, series and events answer
   // The answers a reader meets when it asks wrong: the error body, by its schema too.
   conforms(ErrorBodySchema, await getJson(p, "/api/nodes/nobody", 404), "404");
   conforms(ErrorBodySchema, await getJson(p, "/api/nodes?on=,", 400), "400");
+});
+
+test("api contract - task runs and jobs (submitted, listed, one, results, cancelled) answer by their schemas and drop nothing", async (t) => {
+  const ini = "[task.twice]\ncommand = /bin/sh -c 'echo $(($0 * 2))' {n}\narg.n = integer\n";
+  const p = await startPrimary(t, { "http.token": TOKEN });
+  startAgent(t, p, "pi-a", {}, "pi4", ini);
+  startAgent(t, p, "pi-b", {}, "pi4", ini);
+  await waitFor(
+    () =>
+      p.primary.registry.list().filter((n) => n.state === "alive" && n.details?.tasks !== undefined)
+        .length === 2,
+    "two agents with their tasks",
+    10_000,
+  );
+
+  const started = (await getJson(p, "/api/tasks", 202, {
+    method: "POST",
+    body: { task: "twice", on: "all", args: { n: "21" } },
+  })) as { id: number };
+  conforms(StoredTaskRunSchema, started, "POST /api/tasks");
+  await waitFor(() => p.primary.tasks.get(started.id)?.status === "ok", "the run ends ok", 10_000);
+  sameShape(
+    StoredTaskRunSchema,
+    p.primary.tasks.get(started.id),
+    await getJson(p, `/api/tasks/${started.id}`),
+    "/api/tasks/:id",
+  );
+  sameShape(
+    TaskRunListSchema,
+    { runs: p.primary.tasks.list(10) },
+    await getJson(p, "/api/tasks?limit=10"),
+    "/api/tasks",
+  );
+
+  const job = (await getJson(p, "/api/jobs", 202, {
+    method: "POST",
+    body: {
+      task: "twice",
+      on: "all",
+      items: { kind: "range", from: 1, to: 12 },
+      args: { n: "{item}" },
+    },
+  })) as { id: number };
+  conforms(StoredJobSchema, job, "POST /api/jobs");
+  await p.primary.jobs.settled(job.id);
+  sameShape(
+    StoredJobSchema,
+    await p.primary.jobs.get(job.id),
+    await getJson(p, `/api/jobs/${job.id}`),
+    "/api/jobs/:id",
+  );
+  sameShape(
+    JobListSchema,
+    { jobs: await p.primary.jobs.list(10) },
+    await getJson(p, "/api/jobs"),
+    "/api/jobs",
+  );
+  const results = (await getJson(p, `/api/jobs/${job.id}/results`)) as {
+    items: Array<{ value: number; output: string }>;
+  };
+  sameShape(
+    JobResultsSchema,
+    { items: await p.primary.jobs.items(job.id, { limit: 1_000 }), redacted: false },
+    results,
+    "/api/jobs/:id/results",
+  );
+  assert.deepEqual(
+    results.items.map((i) => [i.value, i.output]),
+    Array.from({ length: 12 }, (_, k) => [k + 1, `${(k + 1) * 2}\n`]),
+  );
+  conforms(
+    ErrorBodySchema,
+    await getJson(p, `/api/jobs/${job.id}`, 409, { method: "DELETE" }),
+    "409",
+  );
 });

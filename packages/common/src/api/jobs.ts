@@ -1,8 +1,10 @@
 /**
  * Jobs as the primary stores them and its API answers with them: one task
  * run once per item on whichever selected nodes have a free slot. The one
- * definition the primary, the CLI and the dashboard share (types only).
+ * definition the primary, the CLI and the dashboard share: TypeBox schemas
+ * (the routes' response schemas) and the types inferred from them.
  */
+import Type, { type Static } from "typebox";
 
 export type JsonValue =
   | null
@@ -36,61 +38,83 @@ export type JobStatus = "queuing" | "running" | "cancelling" | "ok" | "failed" |
 /** `cancelling`: out on a node when its job was cancelled; it ends `cancelled` (or `ok`). */
 export type ItemState = "queued" | "running" | "cancelling" | "ok" | "failed" | "cancelled";
 
-export interface JobCounts {
-  total: number;
-  queued: number;
+const Count = Type.Integer({ minimum: 0 });
+/** Any JSON value (an item as given); serialised as it is. */
+const Json = Type.Unsafe<JsonValue>({});
+
+export const JobCountsSchema = Type.Object({
+  total: Count,
+  queued: Count,
   /** Out on a node now (`cancelling` included). */
-  running: number;
-  ok: number;
-  failed: number;
-  cancelled: number;
-}
+  running: Count,
+  ok: Count,
+  failed: Count,
+  cancelled: Count,
+});
+export type JobCounts = Static<typeof JobCountsSchema>;
 
-export interface StoredJob {
-  id: number;
-  task: string;
-  selector: string;
-  items: JobItemsSummary;
+const Strings = <const T extends readonly string[]>(values: T) =>
+  Type.Unsafe<T[number]>({ type: "string", enum: [...values] });
+
+export const StoredJobSchema = Type.Object({
+  id: Type.Integer(),
+  task: Type.String(),
+  selector: Type.String(),
+  items: Type.Union([
+    Type.Object({ kind: Type.Literal("range"), from: Type.Integer(), to: Type.Integer() }),
+    Type.Object({ kind: Type.Literal("list"), count: Count }),
+  ]),
   /** Argument templates: `{item}` and `{item.KEY}` are replaced per item. */
-  args: Record<string, string>;
+  args: Type.Record(Type.String(), Type.String()),
   /** Most items one node runs at once for this job (its own `max_running` caps it too). */
-  perNode?: number;
+  perNode: Type.Optional(Type.Integer()),
   /** Times an item is tried again after its node went down, timed out, or (retryFailed) it failed. */
-  retries: number;
-  retryFailed: boolean;
+  retries: Type.Integer(),
+  retryFailed: Type.Boolean(),
   /** Passed to the agent for each item; absent: the task's own timeout on the node. */
-  timeoutMs?: number;
-  requestedBy: string;
-  createdAt: number;
-  finishedAt?: number;
-  status: JobStatus;
+  timeoutMs: Type.Optional(Type.Number()),
+  requestedBy: Type.String(),
+  createdAt: Type.Number(),
+  finishedAt: Type.Optional(Type.Number()),
+  status: Strings(["queuing", "running", "cancelling", "ok", "failed", "cancelled"] as const),
   /** Why a job ended without running all its items (the primary stopped while queuing…). */
-  reason?: string;
-  counts: JobCounts;
+  reason: Type.Optional(Type.String()),
+  counts: JobCountsSchema,
   /** While it runs: selected nodes that take none of its items, and why. */
-  skipped?: Array<{ nodeId: string; name: string; reason: string }>;
-}
+  skipped: Type.Optional(
+    Type.Array(Type.Object({ nodeId: Type.String(), name: Type.String(), reason: Type.String() })),
+  ),
+});
+export type StoredJob = Static<typeof StoredJobSchema>;
 
-export interface StoredJobItem {
-  index: number;
-  value: JsonValue;
-  state: ItemState;
+export const StoredJobItemSchema = Type.Object({
+  index: Count,
+  value: Json,
+  state: Strings(["queued", "running", "cancelling", "ok", "failed", "cancelled"] as const),
   /** Times it was handed to a node. */
-  attempts: number;
+  attempts: Count,
   /** Attempts that counted against `retries` (lost, timed out, failed with retryFailed). */
-  tries: number;
+  tries: Count,
   /** The node that ran it (the last one handed it, until it is done). */
-  nodeId: string | null;
-  startedAt?: number;
-  finishedAt?: number;
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number | null;
+  nodeId: Type.Union([Type.String(), Type.Null()]),
+  startedAt: Type.Optional(Type.Number()),
+  finishedAt: Type.Optional(Type.Number()),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+  durationMs: Type.Union([Type.Number(), Type.Null()]),
   /** The first MAX_ITEM_OUTPUT characters of stdout and stderr together. */
-  output: string;
-  truncated: boolean;
+  output: Type.String(),
+  truncated: Type.Boolean(),
   /** Why it failed, or (queued again) why its last attempt did not count. */
-  error?: string;
+  error: Type.Optional(Type.String()),
   /** Recorded from an attempt the queue had already given up on (its answer came late). */
-  late: boolean;
-}
+  late: Type.Boolean(),
+});
+export type StoredJobItem = Static<typeof StoredJobItemSchema>;
+
+export const JobListSchema = Type.Object({ jobs: Type.Array(StoredJobSchema) });
+export const JobResultsSchema = Type.Object({
+  items: Type.Array(StoredJobItemSchema),
+  /** Without the token: outputs and errors are left out. */
+  redacted: Type.Boolean(),
+});

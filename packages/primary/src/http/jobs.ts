@@ -6,6 +6,12 @@
  */
 import type { StoredJob, StoredJobItem } from "@picluster/common";
 import { errorMessage } from "@picluster/common";
+import {
+  ErrorBodySchema,
+  JobListSchema,
+  JobResultsSchema,
+  StoredJobSchema,
+} from "@picluster/common/schema";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
 import { JobRequestError } from "../jobs/items.js";
@@ -78,7 +84,11 @@ export function registerJobRoutes(
 
   app.post<{ Body: JobBodyT }>(
     "/api/jobs",
-    { schema: { body: JobBody }, onRequest: requireToken, bodyLimit: JOB_BODY_LIMIT },
+    {
+      schema: { body: JobBody, response: { 202: StoredJobSchema, "4xx": ErrorBodySchema } },
+      onRequest: requireToken,
+      bodyLimit: JOB_BODY_LIMIT,
+    },
     async (req, reply) => {
       try {
         const job = await deps.jobs().submit({ ...req.body, requestedBy: requester(req) });
@@ -97,6 +107,7 @@ export function registerJobRoutes(
           { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000 })) },
           { additionalProperties: false },
         ),
+        response: { 200: JobListSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req): Promise<{ jobs: StoredJob[] }> => ({
@@ -106,7 +117,7 @@ export function registerJobRoutes(
 
   app.get<{ Params: { id: number } }>(
     "/api/jobs/:id",
-    { schema: { params: IdParams } },
+    { schema: { params: IdParams, response: { 200: StoredJobSchema, "4xx": ErrorBodySchema } } },
     async (req, reply) => (await deps.jobs().get(req.params.id)) ?? notFound(reply, req.params.id),
   );
 
@@ -127,6 +138,7 @@ export function registerJobRoutes(
           },
           { additionalProperties: false },
         ),
+        response: { 200: JobResultsSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req, reply) => {
@@ -143,7 +155,10 @@ export function registerJobRoutes(
 
   app.delete<{ Params: { id: number } }>(
     "/api/jobs/:id",
-    { schema: { params: IdParams }, onRequest: requireToken },
+    {
+      schema: { params: IdParams, response: { 200: StoredJobSchema, "4xx": ErrorBodySchema } },
+      onRequest: requireToken,
+    },
     async (req, reply) => {
       const job = await deps.jobs().cancel(req.params.id, requester(req));
       if (job === undefined) return notFound(reply, req.params.id);

@@ -5,6 +5,7 @@
  * /api/stream (task.started, task.node, task.output, task.finished).
  */
 import { type Clock, errorMessage, httpStatus, type Logger } from "@picluster/common";
+import { ErrorBodySchema, StoredTaskRunSchema, TaskRunListSchema } from "@picluster/common/schema";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
 import type { EventBus } from "../events.js";
@@ -92,7 +93,11 @@ export function registerTaskRoutes(
   app.post<{ Body: TaskBodyT }>(
     "/api/tasks",
     // A task request is a few hundred bytes; 16 KiB leaves room for long arguments.
-    { schema: { body: TaskBody }, onRequest: requireToken, bodyLimit: 16 * 1024 },
+    {
+      schema: { body: TaskBody, response: { 202: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
+      onRequest: requireToken,
+      bodyLimit: 16 * 1024,
+    },
     async (req, reply) => {
       try {
         const { args, ...rest } = req.body;
@@ -115,6 +120,7 @@ export function registerTaskRoutes(
           },
           { additionalProperties: false },
         ),
+        response: { 200: TaskRunListSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req, reply) => {
@@ -133,7 +139,10 @@ export function registerTaskRoutes(
   // A run's arguments and each node's output: for the token's holder only.
   app.get<{ Params: { id: number } }>(
     "/api/tasks/:id",
-    { schema: { params: RunParams }, onRequest: requireToken },
+    {
+      schema: { params: RunParams, response: { 200: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
+      onRequest: requireToken,
+    },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
       return run ?? sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
@@ -179,7 +188,10 @@ export function registerTaskRoutes(
 
   app.delete<{ Params: { id: number } }>(
     "/api/tasks/:id",
-    { schema: { params: RunParams }, onRequest: requireToken },
+    {
+      schema: { params: RunParams, response: { 200: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
+      onRequest: requireToken,
+    },
     async (req, reply) => {
       const run = tasks.get(req.params.id);
       if (run === undefined) return sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
