@@ -8,6 +8,7 @@ import { EventsPage } from "./events.js";
 import { useLive } from "./hooks.js";
 import { NodePage } from "./node.js";
 import "./style.css";
+import { JobPage, JobsPage } from "./jobs.js";
 import { RunPage, TasksPage } from "./tasks.js";
 
 function useHash(): string {
@@ -72,16 +73,19 @@ function App() {
   const node = /^#\/node\/(.+)$/.exec(hash)?.[1];
   const run = /^#\/tasks\/(\d+)$/.exec(hash)?.[1];
   const tasks = /^#\/tasks(?:\?(.*))?$/.exec(hash);
+  const job = /^#\/jobs\/(\d+)$/.exec(hash)?.[1];
   const page =
     node !== undefined
       ? "node"
       : run !== undefined || tasks !== null
         ? "tasks"
-        : hash === "#/events"
-          ? "events"
-          : hash === "#/alerts"
-            ? "alerts"
-            : "cluster";
+        : job !== undefined || hash === "#/jobs"
+          ? "jobs"
+          : hash === "#/events"
+            ? "events"
+            : hash === "#/alerts"
+              ? "alerts"
+              : "cluster";
   return (
     <>
       <header class="top">
@@ -94,6 +98,9 @@ function App() {
           </a>
           <a href="#/tasks" aria-current={page === "tasks" ? "page" : undefined}>
             Tasks
+          </a>
+          <a href="#/jobs" aria-current={page === "jobs" ? "page" : undefined}>
+            Jobs
           </a>
           <a href="#/events" aria-current={page === "events" ? "page" : undefined}>
             Events
@@ -113,6 +120,10 @@ function App() {
           <RunPage key={run} id={Number(run)} />
         ) : tasks !== null ? (
           <TasksPage query={new URLSearchParams(tasks[1] ?? "")} />
+        ) : job !== undefined ? (
+          <JobPage key={job} id={Number(job)} />
+        ) : page === "jobs" ? (
+          <JobsPage />
         ) : page === "events" ? (
           <EventsPage />
         ) : page === "alerts" ? (
