@@ -19,6 +19,7 @@ import { runCodec } from "./suites/codec.js";
 import { runDashboard } from "./suites/dashboard.js";
 import { runFanout } from "./suites/fanout.js";
 import { runHttp } from "./suites/http.js";
+import { runJobs } from "./suites/jobs.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -54,6 +55,14 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
       description:
         "1 000 stalled event-stream clients and 400 unfinished 1 MiB POSTs against picluster up: memory, liveness",
       run: runHttp,
+    },
+  ],
+  [
+    "jobs",
+    {
+      description:
+        "100 000 no-op items over 1 000 simulated agents with 4 slots: items/s, latency, CPU per item; 10 % killed mid-job",
+      run: runJobs,
     },
   ],
   [

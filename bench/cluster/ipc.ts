@@ -86,6 +86,13 @@ export type SimCommands = {
   /** socket.destroy() on one agent; `at` is epoch ms with sub-ms precision. */
   crash: { args: { index: number }; result: { at: number } };
   status: { args: Record<string, never>; result: SimStatus };
+  /**
+   * Every connected agent sends details that allow `task` (one integer
+   * argument `n`) with `slots` at once, and from then answers each
+   * `task.run` at once with exit 0 (a no-op task). `answered` counts them.
+   */
+  "offer-task": { args: { task: string; slots: number }; result: { sent: number } };
+  "task-count": { args: Record<string, never>; result: { answered: number } };
   close: { args: Record<string, never>; result: Record<string, never> };
 };
 

@@ -14,6 +14,8 @@ import { Child } from "./rpc.js";
 
 export interface SimCluster {
   local: LocalPrimary;
+  /** The simulator process, for commands beyond connecting (offer-task, crash…). */
+  sim: Child<SimCommands>;
   close(): Promise<void>;
 }
 
@@ -57,5 +59,5 @@ export async function startSimCluster(
     await close();
     throw err;
   }
-  return { local, close };
+  return { local, sim, close };
 }

@@ -144,7 +144,16 @@ class SimAgent {
     while (nl >= 0) {
       const line = this.inbound.slice(0, nl);
       this.inbound = this.inbound.slice(nl + 1);
-      if (line.includes('"type":"ping"')) {
+      if (line.includes('"type":"task.run"')) {
+        // A no-op task: done at once, exit 0, no output.
+        const { id } = JSON.parse(line) as { id?: number };
+        if (typeof id === "number") {
+          taskRunsAnswered++;
+          this.socket?.write(
+            `{"v":1,"type":"task.run","ts":${Date.now()},"re":${id},"payload":{"exitCode":0,"signal":null,"durationMs":0,"truncated":false}}\n`,
+          );
+        }
+      } else if (line.includes('"type":"ping"')) {
         const { id } = JSON.parse(line) as { id?: number };
         if (typeof id === "number")
           this.socket?.write(
@@ -154,6 +163,38 @@ class SimAgent {
       nl = this.inbound.indexOf("\n");
     }
     if (this.inbound.length > MAX_WELCOME_BYTES) this.inbound = "";
+  }
+
+  /** Details that allow `task` with `slots` at once (unsequenced, as details may be). */
+  offerTask(task: string, slots: number): boolean {
+    const socket = this.socket;
+    if (socket === undefined || this.closed) return false;
+    const details = {
+      hostname: this.cred.name,
+      os: { name: "Debian GNU/Linux", version: "12" },
+      kernel: "6.6.51-sim",
+      arch: "arm64",
+      cpu: { model: "Cortex-A72 (sim)", cores: 4 },
+      memory: { totalBytes: 4_000_000_000, swapBytes: 0 },
+      disks: [],
+      interfaces: [],
+      agentVersion: "0.1.0-sim",
+      nodeVersion: "v20",
+      tasks: [
+        {
+          name: task,
+          description: "no-op (bench)",
+          builtin: false,
+          disruptive: false,
+          args: [{ name: "n", type: "integer" }],
+        },
+      ],
+      maxRunning: slots,
+    };
+    socket.write(
+      `{"v":1,"type":"details","ts":${Date.now()},"payload":${JSON.stringify(details)}}\n`,
+    );
+    return true;
   }
 
   heartbeat(): void {
@@ -232,6 +273,8 @@ class Scheduler {
 }
 
 const agents = new Map<number, SimAgent>();
+/** task.run requests answered by every agent of this simulator. */
+let taskRunsAnswered = 0;
 let scheduler: Scheduler | undefined;
 let closedSinceWindow = 0;
 let window:
@@ -375,6 +418,12 @@ serve<SimCommands>({
     socket.destroy();
     return { at };
   },
+  "offer-task": ({ task, slots }) => {
+    let sent = 0;
+    for (const a of agents.values()) if (a.ready && a.offerTask(task, slots)) sent++;
+    return { sent };
+  },
+  "task-count": () => ({ answered: taskRunsAnswered }),
   status: () => {
     let ready = 0;
     let closed = 0;
