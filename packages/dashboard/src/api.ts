@@ -194,27 +194,7 @@ export function createJoinToken(name: string): Promise<JoinToken> {
   return sendJson<JoinToken>("POST", `/api/nodes/${encodeURIComponent(name)}/join-token`);
 }
 
-/** A rule as `GET /api/alerts` shows it. */
-export interface AlertRuleView {
-  name: string;
-  when: string;
-  forMs: number;
-  on: string;
-  channels: string[];
-  severity: "critical" | "warning" | "info";
-  repeatMs: number;
-  enabled: boolean;
-  stock: boolean;
-  summary: string;
-  firing: number;
-}
-
-export interface AlertsAnswer {
-  enabled: boolean;
-  rules: AlertRuleView[];
-  states: AlertState[];
-  channels: Array<{ name: string; type: string }>;
-}
+export type { AlertRuleView, AlertsAnswer } from "@picluster/common/shared";
 
 /** Send a test message through one channel; answers whether it was delivered. */
 export function testChannel(channel: string): Promise<TestResult & { channel: string }> {

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
 import {
+  AlertsAnswerSchema,
   ClusterSchema,
   ErrorBodySchema,
   EventListSchema,
@@ -131,6 +132,9 @@ test("api contract - nodes, one node, summary, cluster, series and events answer
   const events = (await getJson(p, "/api/events?limit=50")) as { events: unknown[] };
   conforms(EventListSchema, events, "/api/events");
   assert.ok(events.events.length > 0);
+  const alerts = (await getJson(p, "/api/alerts")) as { rules: unknown[] };
+  conforms(AlertsAnswerSchema, alerts, "/api/alerts");
+  assert.ok(alerts.rules.length > 5, "the stock rules");
   // The answers a reader meets when it asks wrong: the error body, by its schema too.
   conforms(ErrorBodySchema, await getJson(p, "/api/nodes/nobody", 404), "404");
   conforms(ErrorBodySchema, await getJson(p, "/api/nodes?on=,", 400), "400");

@@ -1,35 +1,12 @@
 /** `picluster alerts [test CHANNEL]`: the rules, what fires, and a test message, through the running primary. */
 
-import type { AlertState } from "@picluster/primary";
+import type { AlertsAnswer, ChannelTest as TestAnswer } from "@picluster/common";
 import type { Command } from "commander";
 import { apiToken, callJson, getJson, tokenHint } from "../api-client.js";
 import { runWithConfig } from "../config-options.js";
 import { ago, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
-
-interface AlertsAnswer {
-  enabled: boolean;
-  rules: Array<{
-    name: string;
-    summary: string;
-    severity: string;
-    channels: string[];
-    enabled: boolean;
-    stock: boolean;
-    firing: number;
-  }>;
-  states: AlertState[];
-  channels: Array<{ name: string; type: string }>;
-}
-
-interface TestAnswer {
-  channel: string;
-  ok: boolean;
-  attempts: number;
-  ms: number;
-  error?: string;
-}
 
 export function registerAlertCommands(
   program: Command,

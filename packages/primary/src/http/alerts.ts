@@ -1,4 +1,4 @@
-import type { TestResult } from "@picluster/common";
+import type { AlertsAnswer, TestResult } from "@picluster/common";
 /**
  * Alert routes: GET /api/alerts (the rules in force and what is pending or
  * firing) and POST /api/alerts/test (token) sending a test message through
@@ -6,6 +6,7 @@ import type { TestResult } from "@picluster/common";
  * alerts go out on /api/stream as stored events.
  */
 import { type AlertRuleDef, describeRule } from "@picluster/common";
+import { AlertsAnswerSchema, ChannelTestSchema, ErrorBodySchema } from "@picluster/common/schema";
 import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { AlertState } from "../alerts/engine.js";
@@ -28,27 +29,31 @@ export function registerAlertRoutes(
   deps: { alerts: AlertsView; requireToken: Guard },
 ): void {
   const { alerts, requireToken } = deps;
-  app.get("/api/alerts", async () => {
-    const states = alerts.states();
-    return {
-      enabled: alerts.enabled,
-      rules: alerts.rules().map((r) => ({
-        name: r.name,
-        when: `${r.metric} ${r.op} ${r.threshold}`,
-        forMs: r.forMs,
-        on: r.on,
-        channels: r.channels,
-        severity: r.severity,
-        repeatMs: r.repeatMs,
-        enabled: r.enabled,
-        stock: r.stock,
-        summary: describeRule(r),
-        firing: states.filter((s) => s.rule === r.name && s.state === "firing").length,
-      })),
-      states,
-      channels: alerts.channels(),
-    };
-  });
+  app.get(
+    "/api/alerts",
+    { schema: { response: { 200: AlertsAnswerSchema } } },
+    async (): Promise<AlertsAnswer> => {
+      const states = alerts.states();
+      return {
+        enabled: alerts.enabled,
+        rules: alerts.rules().map((r) => ({
+          name: r.name,
+          when: `${r.metric} ${r.op} ${r.threshold}`,
+          forMs: r.forMs,
+          on: r.on,
+          channels: r.channels,
+          severity: r.severity,
+          repeatMs: r.repeatMs,
+          enabled: r.enabled,
+          stock: r.stock,
+          summary: describeRule(r),
+          firing: states.filter((s) => s.rule === r.name && s.state === "firing").length,
+        })),
+        states,
+        channels: alerts.channels(),
+      };
+    },
+  );
 
   app.post<{ Body: { channel: string } }>(
     "/api/alerts/test",
@@ -59,6 +64,7 @@ export function registerAlertRoutes(
           { channel: Type.String({ minLength: 1, maxLength: 64 }) },
           { additionalProperties: false },
         ),
+        response: { 200: ChannelTestSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req, reply) => {
