@@ -6,6 +6,8 @@
  * is an event and an audit line. A removed node is never `down` and never
  * paged: nothing of it is left to judge.
  */
+
+import type { RemovedNode } from "@picluster/common";
 import { type Clock, type Logger, NodeError } from "@picluster/common";
 import type { AuditLog } from "./audit.js";
 import type { CredentialStore } from "./credentials.js";
@@ -21,20 +23,8 @@ export interface RemoveRequest {
   requestedBy: string;
 }
 
-export interface RemovedNode {
-  id: string;
-  name: string;
-  keepHistory: boolean;
-  /** Credential identities revoked (none for a tutorial node or with TLS off). */
-  revoked: string[];
-  /** Connections cut. */
-  sessionsCut: number;
-  /** Alerts that were firing and resolved without a message. */
-  alertsResolved: number;
-  /** Sample rows (raw and rollups) and events deleted; 0 with keepHistory. */
-  vitalsRows: number;
-  events: number;
-}
+// What a removal did: the API answers with it (common/api/nodes.ts).
+export type { RemovedNode };
 
 export interface RemovalContext {
   registry: Registry;

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import type { RemovedNode } from "@picluster/common";
 import {
   type Config,
   describeError,
@@ -10,7 +11,6 @@ import {
   processPathContext,
   resolveDataDir,
 } from "@picluster/common";
-import type { RemovedNode } from "@picluster/primary";
 import type { Command } from "commander";
 import { ApiError, apiBase, callJson, postJson } from "../api-client.js";
 import { loadCliConfig } from "../config-options.js";

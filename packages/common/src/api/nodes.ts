@@ -183,3 +183,20 @@ export const ErrorBodySchema = Type.Object({
   }),
 });
 export type ErrorBody = Static<typeof ErrorBodySchema>;
+
+/** `DELETE /api/nodes/:name`: what removing a node did. */
+export const RemovedNodeSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  keepHistory: Type.Boolean(),
+  /** Credential identities revoked (none for a tutorial node or with TLS off). */
+  revoked: Type.Array(Type.String()),
+  /** Connections cut. */
+  sessionsCut: Count,
+  /** Alerts that were firing and resolved without a message. */
+  alertsResolved: Count,
+  /** Sample rows (raw and rollups) and events deleted; 0 with keepHistory. */
+  vitalsRows: Count,
+  events: Count,
+});
+export type RemovedNode = Static<typeof RemovedNodeSchema>;

@@ -5,6 +5,7 @@
  * message. The removal goes out on /api/stream as a `node.removed` event.
  */
 import { NodeError } from "@picluster/common";
+import { ErrorBodySchema, RemovedNodeSchema } from "@picluster/common/schema";
 import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { RemovedNode, RemoveRequest } from "../removal.js";
@@ -32,6 +33,7 @@ export function registerNodeAdminRoutes(
           { keepHistory: Type.Optional(Type.Boolean()) },
           { additionalProperties: false },
         ),
+        response: { 200: RemovedNodeSchema, "4xx": ErrorBodySchema },
       },
     },
     async (req, reply) => {
