@@ -254,11 +254,16 @@ export function JobPage({ id }: { id: number }) {
     );
   if (job === undefined) return <p class="empty">Loading…</p>;
   const name = (nodeId: string) => cluster.nodes.get(nodeId)?.view.name ?? nodeId;
-  // Items finished per node: the throughput bars.
+  // Items finished per node: the throughput bars. The primary counts them while it runs
+  // the job (and keeps them a while after); else they are counted from the results.
   const perNode = new Map<string, number>();
-  for (const item of results?.items ?? [])
-    if (item.nodeId !== null && (item.state === "ok" || item.state === "failed"))
-      perNode.set(item.nodeId, (perNode.get(item.nodeId) ?? 0) + 1);
+  if (job.nodes !== undefined)
+    for (const n of job.nodes)
+      if (n.ok + n.failed > 0) perNode.set(n.nodeId, n.ok + n.failed);
+      else
+        for (const item of results?.items ?? [])
+          if (item.nodeId !== null && (item.state === "ok" || item.state === "failed"))
+            perNode.set(item.nodeId, (perNode.get(item.nodeId) ?? 0) + 1);
   const most = Math.max(1, ...perNode.values());
   const took = (job.finishedAt ?? Date.now()) - job.createdAt;
   const cancel = async () => {

@@ -95,6 +95,22 @@ test("jobs api - `job run` follows a range to the end; show, results (json and c
   for (const k of ["queued", "running", "done", "failed"])
     assert.equal(typeof show.counts[k], "number", k);
   assert.deepEqual([show.counts.done, show.counts.failed, show.counts.queued], [40, 0, 0]);
+  // Each node's share, kept after the end.
+  const shares = (show as unknown as { nodes: Array<{ name: string; ok: number }> }).nodes;
+  assert.deepEqual(shares.map((n) => n.name).sort(), ["pi-a", "pi-b"]);
+  assert.equal(
+    shares.reduce((sum, n) => sum + n.ok, 0),
+    40,
+  );
+
+  // Without --json: the summary and a line per node.
+  const human = await cli(t, p, ["job", "run", "square", "--range", "1..8", "--arg", "n={item}"]);
+  assert.equal(human.status, 0, human.err);
+  assert.match(
+    human.out,
+    /^job \d+: square on all — ok in \d+s: 8 done, 0 failed, 0 cancelled of 8\n/,
+  );
+  assert.match(human.out, /^NODE +DONE +FAILED\npi-[ab] +\d+ +0\n/m);
 
   const lines = (await cli(t, p, ["job", "results", String(done.id), "--json"])).out
     .trim()
@@ -129,8 +145,8 @@ test("jobs api - `job run` follows a range to the end; show, results (json and c
 
   const jobs = JSON.parse((await cli(t, p, ["jobs", "--json"])).out) as StoredJob[];
   assert.deepEqual(
-    jobs.map((j) => [j.id, j.status]),
-    [[done.id, "ok"]],
+    jobs.map((j) => j.status),
+    ["ok", "ok"],
   );
   const listed = await cli(t, p, ["jobs"]);
   assert.match(listed.out, new RegExp(`^${done.id} +square +all +ok +40 +0 +40 `, "m"));

@@ -69,7 +69,16 @@ export function progressLine(job: StoredJob, perSecond: number): string {
   const filled = c.total === 0 ? width : Math.floor((finished / c.total) * width);
   const left = c.total - finished;
   const eta = perSecond > 0 && left > 0 ? `, ETA ${duration(left / perSecond)}` : "";
-  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${finished}/${c.total} · ${c.ok} done, ${c.failed} failed, ${c.running} running, ${c.queued} queued · ${perSecond.toFixed(1)} items/s${eta}`;
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${finished}/${c.total} · ${c.ok} done, ${c.failed} failed, ${c.running} running, ${c.queued} queued · ${perSecond.toFixed(1)} items/s${eta}${perNodeText(job, 4)}`;
+}
+
+/** ` · pi-a 120, pi-b 98, +3 nodes`: items each node finished, the busiest first. */
+export function perNodeText(job: StoredJob, most: number): string {
+  const nodes = [...(job.nodes ?? [])].sort((a, b) => b.ok + b.failed - (a.ok + a.failed));
+  if (nodes.length === 0) return "";
+  const shown = nodes.slice(0, most).map((n) => `${safeLine(n.name)} ${n.ok + n.failed}`);
+  const more = nodes.length > most ? `, +${nodes.length - most} nodes` : "";
+  return ` · ${shown.join(", ")}${more}`;
 }
 
 function summary(job: StoredJob): string {
@@ -211,12 +220,14 @@ export function registerJobCommands(
           };
           process.once("SIGINT", onSigint);
           let current = submitted;
+          let lastNodes: StoredJob["nodes"];
           let last = { at: Date.now(), finished: 0 };
           let rate = 0;
           try {
             while (!ENDED.has(current.status) && !detached) {
               await new Promise((r) => setTimeout(r, POLL_MS));
               current = await getJson<StoredJob>(config, `/api/jobs/${submitted.id}`);
+              if (current.nodes !== undefined) lastNodes = current.nodes;
               const c = current.counts;
               const finished = c.ok + c.failed + c.cancelled;
               const now = Date.now();
@@ -237,7 +248,21 @@ export function registerJobCommands(
             );
             return EXIT_OK;
           }
-          io.out(opts.json ? `${safeJson(withDone(current))}\n` : summary(current));
+          if (opts.json) io.out(`${safeJson(withDone(current))}\n`);
+          else {
+            io.out(summary(current));
+            // Each node's share, as last seen while it ran (a finished job no longer carries it).
+            const nodes = current.nodes ?? lastNodes;
+            if (nodes !== undefined && nodes.length > 0)
+              io.out(
+                table(
+                  ["NODE", "DONE", "FAILED"],
+                  [...nodes]
+                    .sort((a, b) => b.ok + b.failed - (a.ok + a.failed))
+                    .map((n) => [safeLine(n.name), String(n.ok), String(n.failed)]),
+                ),
+              );
+          }
           return current.status === "ok" ? EXIT_OK : EXIT_FAILED;
         }),
     );

@@ -80,6 +80,21 @@ export const StoredJobSchema = Type.Object({
   /** Why a job ended without running all its items (the primary stopped while queuing…). */
   reason: Type.Optional(Type.String()),
   counts: JobCountsSchema,
+  /**
+   * While this primary runs it: each node's items now (claims included) and
+   * the ones it finished, for progress and throughput per node.
+   */
+  nodes: Type.Optional(
+    Type.Array(
+      Type.Object({
+        nodeId: Type.String(),
+        name: Type.String(),
+        running: Count,
+        ok: Count,
+        failed: Count,
+      }),
+    ),
+  ),
   /** While it runs: selected nodes that take none of its items, and why. */
   skipped: Type.Optional(
     Type.Array(Type.Object({ nodeId: Type.String(), name: Type.String(), reason: Type.String() })),

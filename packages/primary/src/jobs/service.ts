@@ -88,6 +88,9 @@ export interface JobServiceOptions {
   audit: AuditLog;
 }
 
+/** Ended jobs whose per-node shares are kept in memory. */
+const ENDED_KEPT = 100;
+
 /** Slots of a node whose details do not say (an agent before maxRunning): its default max_running. */
 export const DEFAULT_NODE_SLOTS = 4;
 export const DEFAULT_RETRIES = 2;
@@ -121,6 +124,8 @@ interface LiveJob {
   enqueuing: boolean;
   /** This job's items on each node, claims under way included. */
   onNode: Map<string, number>;
+  /** Items each node finished (ok or failed), as this primary recorded them since it took the job. */
+  doneOnNode: Map<string, { ok: number; failed: number }>;
   /** Selected nodes that take none of its items, and why (each said once). */
   skipped: Map<string, { name: string; reason: string }>;
   changed: boolean;
@@ -173,6 +178,8 @@ export class JobService {
   private readonly pending = new Set<Promise<unknown>>();
   private readonly abort = new AbortController();
   private pumpScheduled = false;
+  /** Each node's share of the jobs that ended lately. */
+  private readonly endedNodes = new Map<number, NonNullable<StoredJob["nodes"]>>();
   private closing = false;
   private started = false;
 
@@ -345,7 +352,13 @@ export class JobService {
     if (record === undefined) return undefined;
     // Counted now: the live job's counts are only as fresh as its last answer.
     const counts = await this.opts.queue.counts(id);
-    return job === undefined ? { ...record, counts } : { ...this.view(job), counts };
+    return job === undefined ? this.ended(record, counts) : { ...this.view(job), counts };
+  }
+
+  /** A job no longer running: its record and counts, and its nodes' shares when still known. */
+  private ended(record: JobRecord, counts: JobCounts): StoredJob {
+    const nodes = this.endedNodes.get(record.id);
+    return { ...record, counts, ...(nodes === undefined ? {} : { nodes }) };
   }
 
   /** The most recent jobs, newest first. */
@@ -354,7 +367,7 @@ export class JobService {
       this.opts.jobs.list(limit).map(async (record) => {
         const job = this.live.get(record.id);
         const counts = await this.opts.queue.counts(record.id);
-        return job === undefined ? { ...record, counts } : { ...this.view(job), counts };
+        return job === undefined ? this.ended(record, counts) : { ...this.view(job), counts };
       }),
     );
   }
@@ -438,6 +451,7 @@ export class JobService {
       cancelled: false,
       enqueuing: false,
       onNode: new Map(),
+      doneOnNode: new Map(),
       skipped: new Map(),
       changed: false,
       checking: false,
@@ -472,10 +486,19 @@ export class JobService {
 
   private view(job: LiveJob): StoredJob {
     const skipped = [...job.skipped].map(([nodeId, s]) => ({ nodeId, ...s }));
+    const ids = new Set([...job.onNode.keys(), ...job.doneOnNode.keys()]);
+    const nodes = [...ids].map((nodeId) => ({
+      nodeId,
+      name: this.opts.registry.get(nodeId)?.name ?? nodeId,
+      running: job.onNode.get(nodeId) ?? 0,
+      ok: job.doneOnNode.get(nodeId)?.ok ?? 0,
+      failed: job.doneOnNode.get(nodeId)?.failed ?? 0,
+    }));
     return {
       ...structuredClone(job.record),
       counts: { ...job.counts },
       ...(skipped.length === 0 ? {} : { skipped }),
+      ...(nodes.length === 0 ? {} : { nodes }),
     };
   }
 
@@ -647,7 +670,7 @@ export class JobService {
       truncated: entry.truncated || answer.truncated,
     };
     if (answer.exitCode === 0) {
-      this.settle(job, this.opts.queue.complete(lease, result));
+      this.settle(job, this.opts.queue.complete(lease, result), lease.nodeId);
       return;
     }
     if (answer.timedOut === true && entry.stopped === undefined) {
@@ -678,6 +701,7 @@ export class JobService {
         { ...result, error: `${entry.node}: ${error}` },
         { retry: job.record.retryFailed && !job.cancelled },
       ),
+      lease.nodeId,
     );
   }
 
@@ -751,12 +775,17 @@ export class JobService {
     entry.abort.abort();
   }
 
-  private settle(job: LiveJob, outcome: Promise<Settled>): void {
+  private settle(job: LiveJob, outcome: Promise<Settled>, nodeId?: string): void {
     this.follow(
       outcome.then(
         (s) => {
           if (s.applied) {
             job.changed = true;
+            if (nodeId !== undefined && (s.state === "ok" || s.state === "failed")) {
+              const tally = job.doneOnNode.get(nodeId) ?? { ok: 0, failed: 0 };
+              tally[s.state] += 1;
+              job.doneOnNode.set(nodeId, tally);
+            }
             if (s.state === "queued") {
               job.queuedHint++;
               this.schedulePump();
@@ -808,7 +837,17 @@ export class JobService {
   }
 
   private finish(job: LiveJob): void {
-    if (this.closing || !this.live.delete(job.record.id)) return;
+    if (this.closing || !this.live.has(job.record.id)) return;
+    // Each node's share stays readable after the end (the last ENDED_KEPT jobs, until a restart).
+    const { nodes } = this.view(job);
+    if (nodes !== undefined) {
+      this.endedNodes.set(job.record.id, nodes);
+      for (const old of this.endedNodes.keys()) {
+        if (this.endedNodes.size <= ENDED_KEPT) break;
+        this.endedNodes.delete(old);
+      }
+    }
+    this.live.delete(job.record.id);
     const { counts } = job;
     const status: JobEndStatus = job.cancelled
       ? "cancelled"
