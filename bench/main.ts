@@ -20,6 +20,7 @@ import { runDashboard } from "./suites/dashboard.js";
 import { runFanout } from "./suites/fanout.js";
 import { runHttp } from "./suites/http.js";
 import { runJobs } from "./suites/jobs.js";
+import { runJobsAgents } from "./suites/jobs-agents.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -63,6 +64,14 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
       description:
         "100 000 no-op items over 1 000 simulated agents with 4 slots: items/s, latency, CPU per item; 10 % killed mid-job",
       run: runJobs,
+    },
+  ],
+  [
+    "jobs-agents",
+    {
+      description:
+        "a 20 ms task over 50 real agents (CLI processes, own mount namespaces; needs root): items/s vs ideal",
+      run: runJobsAgents,
     },
   ],
   [
