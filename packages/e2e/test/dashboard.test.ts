@@ -97,6 +97,8 @@ test("dashboard - tiles for every agent, a killed agent turns down without a rel
     `Number(document.querySelector('figure[data-metric="CPU"]')?.getAttribute("data-points") ?? 0) > 0`,
     15_000,
   );
+  // The points come first (a prop); uPlot makes its canvas in an effect after that render.
+  await until(page, `document.querySelector('figure[data-metric="CPU"] canvas') !== null`, 5_000);
   assert.ok(await page.$('figure[data-metric="CPU"] canvas'), "uPlot drew a canvas");
   if (TAKE_SHOTS) {
     await new Promise((r) => setTimeout(r, 2_000));
