@@ -16,6 +16,7 @@ export * from "./error-codes.js";
 export * from "./error-docs.js";
 export * from "./errors.js";
 export * from "./format.js";
+export * from "./job-items.js";
 export * from "./log/liveness.js";
 export * from "./log/logger.js";
 export * from "./log/rotating-file.js";

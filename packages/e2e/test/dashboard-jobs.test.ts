@@ -29,6 +29,7 @@ async function text(page: Page, selector: string): Promise<string> {
 }
 
 test("dashboard jobs - submit a range from an allowed task, watch it end with per-node bars and the failed item's output; bad items are refused naming why; cancel stops a job", {
+  // Without Debian's chromium (which .ci/run installs) there is no browser to drive.
   skip: NO_BROWSER,
 }, async (t) => {
   const p = await startPrimary(t, { "http.token": TOKEN });

@@ -8,6 +8,7 @@ import {
   durationType,
   type JsonValue,
   type NodeView,
+  readItemRange,
   type StoredJob,
   type StoredJobItem,
 } from "@picluster/common";
@@ -25,9 +26,10 @@ const ENDED = new Set(["ok", "failed", "cancelled"]);
 
 /** `A..B` as a range of items, or why not. */
 export function parseRangeArg(text: string): { kind: "range"; from: number; to: number } {
-  const m = /^\s*(-?\d{1,15})\s*\.\.\s*(-?\d{1,15})\s*$/.exec(text);
-  if (m === null) throw new ApiError("E_USAGE", `--range ${text}: expected FROM..TO, e.g. 1..100`);
-  return { kind: "range", from: Number(m[1]), to: Number(m[2]) };
+  const range = readItemRange(text);
+  if (range === undefined)
+    throw new ApiError("E_USAGE", `--range ${text}: expected FROM..TO, e.g. 1..100`);
+  return range;
 }
 
 /** One JSON value (or object) per line; blank lines are skipped; a bad line is named. */

@@ -49,6 +49,14 @@ const JobBody = Type.Object(
 );
 type JobBodyT = Omit<JobRequest, "requestedBy">;
 
+/** The request field a refusal is about (the selector when not listed; none for an option). */
+const FIELD_OF: Readonly<Record<string, string | undefined>> = {
+  E_BAD_ITEMS: "items",
+  E_BAD_TASK: "task",
+  E_TASK_NOT_ALLOWED: "task",
+  E_BAD_OPTION: undefined,
+};
+
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 const ITEM_STATES = ["queued", "running", "cancelling", "ok", "failed", "cancelled"] as const;
 
@@ -69,14 +77,7 @@ export function registerJobRoutes(
   const { requireToken, hasToken } = deps;
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof JobRequestError)) throw err;
-    const field =
-      err.code === "E_BAD_ITEMS"
-        ? "items"
-        : err.code === "E_BAD_TASK" || err.code === "E_TASK_NOT_ALLOWED"
-          ? "task"
-          : err.code === "E_BAD_OPTION"
-            ? undefined
-            : "on";
+    const field = Object.hasOwn(FIELD_OF, err.code) ? FIELD_OF[err.code] : "on";
     return sendError(reply, err.code, err.message, field);
   };
   const notFound = (reply: FastifyReply, id: number) =>

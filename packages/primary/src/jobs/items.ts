@@ -11,6 +11,7 @@ import {
   type JsonValue,
   type MessageMap,
   PiclusterError,
+  readItemRange,
 } from "@picluster/common";
 import type { QueueItem } from "./queue.js";
 
@@ -28,13 +29,13 @@ const ARG_NAME = /^[a-z][a-z0-9_]*$/;
 
 /** `"1..10000"` as a range of items. */
 export function parseRange(text: string): JobItems {
-  const m = /^\s*(-?\d{1,15})\s*\.\.\s*(-?\d{1,15})\s*$/.exec(text);
-  if (m === null)
+  const range = readItemRange(text);
+  if (range === undefined)
     throw new JobRequestError(
       "E_BAD_ITEMS",
       `"${text}" is not a range: write FROM..TO, e.g. 1..100`,
     );
-  return { kind: "range", from: Number(m[1]), to: Number(m[2]) };
+  return range;
 }
 
 export function itemCount(items: JobItems): number {
