@@ -140,28 +140,29 @@ class SimAgent {
   /** Answer `ping` requests as the agent does: `{"time"}` in a response carrying `re`. */
   private answerPings(chunk: Buffer): void {
     this.inbound += chunk.toString("utf8");
+    // The answers to one chunk go out in one write, as the primary's corked writes do.
+    let out = "";
+    let start = 0;
     let nl = this.inbound.indexOf("\n");
     while (nl >= 0) {
-      const line = this.inbound.slice(0, nl);
-      this.inbound = this.inbound.slice(nl + 1);
+      const line = this.inbound.slice(start, nl);
+      start = nl + 1;
       if (line.includes('"type":"task.run"')) {
         // A no-op task: done at once, exit 0, no output.
         const { id } = JSON.parse(line) as { id?: number };
         if (typeof id === "number") {
           taskRunsAnswered++;
-          this.socket?.write(
-            `{"v":1,"type":"task.run","ts":${Date.now()},"re":${id},"payload":{"exitCode":0,"signal":null,"durationMs":0,"truncated":false}}\n`,
-          );
+          out += `{"v":1,"type":"task.run","ts":${Date.now()},"re":${id},"payload":{"exitCode":0,"signal":null,"durationMs":0,"truncated":false}}\n`;
         }
       } else if (line.includes('"type":"ping"')) {
         const { id } = JSON.parse(line) as { id?: number };
         if (typeof id === "number")
-          this.socket?.write(
-            `{"v":1,"type":"ping","ts":${Date.now()},"re":${id},"payload":{"time":${Date.now()}}}\n`,
-          );
+          out += `{"v":1,"type":"ping","ts":${Date.now()},"re":${id},"payload":{"time":${Date.now()}}}\n`;
       }
-      nl = this.inbound.indexOf("\n");
+      nl = this.inbound.indexOf("\n", start);
     }
+    this.inbound = this.inbound.slice(start);
+    if (out !== "") this.socket?.write(out);
     if (this.inbound.length > MAX_WELCOME_BYTES) this.inbound = "";
   }
 

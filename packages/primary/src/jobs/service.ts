@@ -140,7 +140,8 @@ interface InFlight {
   job: LiveJob;
   lease: ClaimedItem;
   node: string;
-  abort: AbortController;
+  /** Sends `cancel` for the item's request while it is unanswered (set once it is sent). */
+  cancel?: () => void;
   /** Why the primary stopped it, when it did. */
   stopped?: "cancelled" | "superseded" | "expired" | "lost" | "closing";
   output: string;
@@ -175,7 +176,9 @@ export class JobService {
   private readonly onNode = new Map<string, number>();
   private readonly busyUntil = new Map<string, number>();
   /** Work the service started and must see end before it closes. */
-  private readonly pending = new Set<Promise<unknown>>();
+  private pending = 0;
+  /** Resolves `closed()`'s wait once `pending` is back to 0. */
+  private onIdle: (() => void) | undefined;
   private readonly abort = new AbortController();
   private pumpScheduled = false;
   /** Each node's share of the jobs that ended lately. */
@@ -414,10 +417,13 @@ export class JobService {
     this.abort.abort();
     for (const entry of this.inflight.values()) {
       entry.stopped = "closing";
-      entry.abort.abort();
+      entry.cancel?.();
     }
     // What is under way ends once its node answers or its session closes.
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    if (this.pending > 0)
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+      });
     await this.opts.queue.close();
     for (const job of this.live.values()) job.resolveFinished();
   }
@@ -607,7 +613,6 @@ export class JobService {
       job,
       lease: item,
       node: node.name,
-      abort: new AbortController(),
       output: "",
       truncated: false,
     };
@@ -643,7 +648,12 @@ export class JobService {
             ...(job.record.timeoutMs === undefined ? {} : { timeoutMs: job.record.timeoutMs }),
           },
           timeoutMs,
-          { signal: entry.abort.signal, onOutput: (out) => keep(entry, out.data) },
+          {
+            onSent: (cancel) => {
+              entry.cancel = cancel;
+            },
+            onOutput: (out) => keep(entry, out.data),
+          },
         )
         .then(
           (answer) => this.answered(entry, answer),
@@ -763,7 +773,7 @@ export class JobService {
           counts: true,
         }),
       );
-      entry.abort.abort();
+      entry.cancel?.();
     }
   }
 
@@ -772,7 +782,7 @@ export class JobService {
     const entry = this.inflight.get(leaseKey(lease));
     if (entry === undefined) return;
     entry.stopped ??= why;
-    entry.abort.abort();
+    entry.cancel?.();
   }
 
   private settle(job: LiveJob, outcome: Promise<Settled>, nodeId?: string): void {
@@ -950,11 +960,24 @@ export class JobService {
   }
 
   /** Keep `p` until it settles, so close() can wait for it; a failure in it is logged, never lost. */
+  /** Count work under way until it ends (one reaction each: this runs several times an item). */
   private follow(p: Promise<unknown>): void {
-    const tracked = p
-      .catch((err: unknown) => this.opts.log.error("job step failed", { err: describeError(err) }))
-      .finally(() => this.pending.delete(tracked));
-    this.pending.add(tracked);
+    this.pending++;
+    p.then(
+      () => this.followed(),
+      (err: unknown) => {
+        this.opts.log.error("job step failed", { err: describeError(err) });
+        this.followed();
+      },
+    );
+  }
+
+  private followed(): void {
+    if (--this.pending === 0 && this.onIdle !== undefined) {
+      const resolve = this.onIdle;
+      this.onIdle = undefined;
+      resolve();
+    }
   }
 
   private audit(record: Record<string, unknown>): void {

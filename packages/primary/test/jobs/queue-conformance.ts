@@ -126,6 +126,33 @@ export function queueConformance(backend: string, make: QueueFactory): void {
     await assertConsistent(queue, 1);
   });
 
+  test(`${area} - items queued again or added late are claimed lowest index first among the fresh ones`, async (t) => {
+    const { queue } = await setUp(t);
+    // More items than one read-ahead page of the SQLite backend (1 024).
+    await queue.enqueue(1, items(1_500, 100));
+    const first = await queue.claim(1, "pi-a", 1_200, LEASE_MS);
+    assert.equal(first.length, 1_200);
+    assert.equal(first.at(-1)?.index, 1_299);
+    // 150 fails and is retried, 900 is lost, 50 and 1 700 come late (below and above the rest).
+    await queue.fail(first[50] as ClaimedItem, exit(1), { retry: true });
+    await queue.requeue(first[800] as ClaimedItem, "pi-a went down", { counts: true });
+    await queue.enqueue(1, [
+      { index: 50, value: "late-low" },
+      { index: 1_700, value: "late-high" },
+    ]);
+    const next = await queue.claim(1, "pi-b", 5, LEASE_MS);
+    assert.deepEqual(
+      next.map((i) => i.index),
+      [50, 150, 900, 1_300, 1_301],
+    );
+    assert.equal(next[2]?.attempt, 2, "a requeued item is claimed as a new lease");
+    const rest = await queue.claim(1, "pi-c", 1_000, LEASE_MS);
+    assert.equal(rest.length, 299);
+    assert.equal(rest.at(-1)?.index, 1_700);
+    assert.deepEqual(await queue.claim(1, "pi-c", 10, LEASE_MS), []);
+    await assertConsistent(queue, 1);
+  });
+
   test(`${area} - a result is recorded once: another answer for the same lease changes nothing`, async (t) => {
     const { queue } = await setUp(t);
     await queue.enqueue(1, items(1));
