@@ -3,10 +3,11 @@
  * agents running real task processes on loopback.
  */
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
 import type { Page } from "playwright-core";
-import { launch, NO_BROWSER, until } from "./support/browser.js";
+import { launch, NO_BROWSER, SHOTS, TAKE_SHOTS, until } from "./support/browser.js";
 import { httpPort, startAgent, startPrimary } from "./support/cluster.js";
 
 const TOKEN = "dashboard-jobs-token";
@@ -92,6 +93,13 @@ test("dashboard jobs - submit a range from an allowed task, watch it end with pe
     1,
     "the page says what the primary has",
   );
+  if (TAKE_SHOTS) {
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({
+      path: `${SHOTS}jobs.png`,
+      clip: { x: 0, y: 0, width: 900, height: 400 },
+    });
+  }
 
   // Pasted items the task cannot take: refused before anything runs, saying why.
   await page.click('nav a[href="#/jobs"]');
