@@ -412,6 +412,14 @@ test("jobs - a primary restarted mid-job resumes it: every item ends ok once, wh
   const done = await p2.primary.jobs.get(job.id);
   assert.equal(done?.status, "ok");
   assert.equal(done?.counts.ok, 80);
+  // Each node's share counts what it did before the restart too.
+  const shares = done?.nodes ?? [];
+  assert.deepEqual(shares.map((n) => n.name).sort(), ["pi-a", "pi-b"]);
+  assert.equal(
+    shares.reduce((sum, n) => sum + n.ok, 0),
+    80,
+    `shares: ${JSON.stringify(shares)}`,
+  );
   const items = await allItems(p2, job.id);
   assert.ok(items.every((i) => i.state === "ok" && i.output === `item ${i.value}\n`));
   assert.ok(
@@ -427,6 +435,15 @@ test("jobs - a primary restarted mid-job resumes it: every item ends ok once, wh
   const doneBefore = okBefore.length;
   const twice = stopped.length;
   t.diagnostic(`${doneBefore} done before the restart; ${twice} were stopped by it and ran again`);
+
+  // A primary that starts after the job ended reads the shares from the items.
+  await p2.close();
+  const p3 = await startPrimary(t, { "primary.port": String(p1.port) }, p1.dataDir);
+  const later = await p3.primary.jobs.get(job.id);
+  assert.deepEqual(
+    later?.nodes?.map((n) => [n.nodeId, n.ok, n.failed, n.running]).sort(),
+    shares.map((n) => [n.nodeId, n.ok, n.failed, 0]).sort(),
+  );
 });
 
 /** What a scripted node does with the n-th task.run it is sent (from 1). */

@@ -81,8 +81,8 @@ export const StoredJobSchema = Type.Object({
   reason: Type.Optional(Type.String()),
   counts: JobCountsSchema,
   /**
-   * While this primary runs it: each node's items now (claims included) and
-   * the ones it finished, for progress and throughput per node.
+   * Each node's items now (claims included) and the ones it finished (by
+   * the node that ran the last try), for progress and throughput per node.
    */
   nodes: Type.Optional(
     Type.Array(

@@ -85,6 +85,13 @@ export interface TakenBack {
   state: ItemState;
 }
 
+/** How many of a job's items a node finished, by outcome. */
+export interface NodeShare {
+  nodeId: string;
+  ok: number;
+  failed: number;
+}
+
 export interface ItemQuery {
   /** Items with an index greater than this. */
   after?: number;
@@ -123,6 +130,8 @@ export interface JobQueue {
    */
   cancel(jobId: number): Promise<{ cancelled: number; running: Lease[] }>;
   counts(jobId: number): Promise<JobCounts>;
+  /** Each node's finished items (ok or failed, by the node that ran the last try), from what is stored. */
+  shares(jobId: number): Promise<NodeShare[]>;
   items(jobId: number, query: ItemQuery): Promise<StoredJobItem[]>;
   /** Forget a job's queue and items. */
   remove(jobId: number): Promise<void>;

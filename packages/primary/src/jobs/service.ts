@@ -203,6 +203,9 @@ export class JobService {
         await this.opts.queue.cancel(record.id);
       }
       job.counts = await this.opts.queue.counts(record.id);
+      // What the nodes did before the restart still shows in their shares.
+      for (const share of await this.opts.queue.shares(record.id))
+        job.doneOnNode.set(share.nodeId, { ok: share.ok, failed: share.failed });
       job.queuedHint = job.counts.queued;
       job.lastProgress = { at: clock.now(), done: done(job.counts) };
       log.info("job resumed", { job: record.id, task: record.task, requeued, ...job.counts });
@@ -355,13 +358,26 @@ export class JobService {
     if (record === undefined) return undefined;
     // Counted now: the live job's counts are only as fresh as its last answer.
     const counts = await this.opts.queue.counts(id);
-    return job === undefined ? this.ended(record, counts) : { ...this.view(job), counts };
+    if (job !== undefined) return { ...this.view(job), counts };
+    if (!this.endedNodes.has(id)) {
+      // Ended before this primary started: the shares are read from the items once.
+      const shares = await this.opts.queue.shares(id);
+      this.keepEnded(
+        id,
+        shares.map((s) => ({
+          ...s,
+          name: this.opts.registry.get(s.nodeId)?.name ?? s.nodeId,
+          running: 0,
+        })),
+      );
+    }
+    return this.ended(record, counts);
   }
 
-  /** A job no longer running: its record and counts, and its nodes' shares when still known. */
+  /** A job no longer running: its record and counts, and its nodes' shares when known. */
   private ended(record: JobRecord, counts: JobCounts): StoredJob {
     const nodes = this.endedNodes.get(record.id);
-    return { ...record, counts, ...(nodes === undefined ? {} : { nodes }) };
+    return { ...record, counts, ...(nodes === undefined || nodes.length === 0 ? {} : { nodes }) };
   }
 
   /** The most recent jobs, newest first. */
@@ -488,6 +504,14 @@ export class JobService {
       if (!(err instanceof QueueError && err.code === "E_NO_QUEUE")) throw err;
     }
     this.announceEnd(job, "failed", reason);
+  }
+
+  private keepEnded(id: number, nodes: NonNullable<StoredJob["nodes"]>): void {
+    this.endedNodes.set(id, nodes);
+    for (const old of this.endedNodes.keys()) {
+      if (this.endedNodes.size <= ENDED_KEPT) break;
+      this.endedNodes.delete(old);
+    }
   }
 
   private view(job: LiveJob): StoredJob {
@@ -848,15 +872,9 @@ export class JobService {
 
   private finish(job: LiveJob): void {
     if (this.closing || !this.live.has(job.record.id)) return;
-    // Each node's share stays readable after the end (the last ENDED_KEPT jobs, until a restart).
+    // Each node's share stays at hand after the end (older ones are read again from the items).
     const { nodes } = this.view(job);
-    if (nodes !== undefined) {
-      this.endedNodes.set(job.record.id, nodes);
-      for (const old of this.endedNodes.keys()) {
-        if (this.endedNodes.size <= ENDED_KEPT) break;
-        this.endedNodes.delete(old);
-      }
-    }
+    if (nodes !== undefined) this.keepEnded(job.record.id, nodes);
     this.live.delete(job.record.id);
     const { counts } = job;
     const status: JobEndStatus = job.cancelled

@@ -26,6 +26,7 @@ import {
   isFinal,
   type JobQueue,
   type Lease,
+  type NodeShare,
   QueueError,
   type QueueItem,
   type Settled,
@@ -148,6 +149,11 @@ function prepare(db: Database.Database) {
       "UPDATE job_items SET state = 'cancelling' WHERE job_id = ? AND state = 'running' RETURNING idx, attempt, node_id",
     ),
     markCancelled: db.prepare("UPDATE job_queues SET cancelled = 1 WHERE job_id = ?"),
+    shares: db.prepare(
+      `SELECT node_id AS nodeId, sum(state = 'ok') AS ok, sum(state = 'failed') AS failed
+       FROM job_items WHERE job_id = ? AND state IN ('ok', 'failed') AND node_id IS NOT NULL
+       GROUP BY node_id ORDER BY node_id`,
+    ),
     items: db.prepare(
       `SELECT * FROM job_items WHERE job_id = @jobId AND idx > @after AND (@state IS NULL OR state = @state)
        ORDER BY idx LIMIT @limit`,
@@ -444,6 +450,10 @@ export class SqliteJobQueue implements JobQueue {
         cancelled: row.n_cancelled + (d?.cancelled ?? 0),
       };
     });
+  }
+
+  shares(jobId: number): Promise<NodeShare[]> {
+    return this.schedule(() => this.st.shares.all(jobId) as NodeShare[]);
   }
 
   items(jobId: number, query: ItemQuery): Promise<StoredJobItem[]> {

@@ -355,6 +355,30 @@ export function queueConformance(backend: string, make: QueueFactory): void {
     await assertConsistent(queue, 1);
   });
 
+  test(`${area} - each node's share of finished items, by the node that ran the last try, survives a reopen`, async (t) => {
+    const { queue, reopen } = await setUp(t);
+    await queue.enqueue(1, items(6));
+    const [a1, a2] = await queue.claim(1, "pi-a", 2, LEASE_MS);
+    const [b1, b2, b3] = await queue.claim(1, "pi-b", 3, LEASE_MS);
+    assert.ok(a1 && a2 && b1 && b2 && b3);
+    await queue.complete(a1, ok());
+    await queue.fail(a2, exit(1), { retry: false });
+    await queue.complete(b1, ok());
+    // pi-b loses b2; pi-c runs it again and succeeds. b3 is still running.
+    await queue.requeue(b2, "pi-b went down", { counts: true });
+    const [c1] = await queue.claim(1, "pi-c", 1, LEASE_MS);
+    assert.equal(c1?.index, b2.index);
+    await queue.complete(c1 as ClaimedItem, ok());
+    const expected = [
+      { nodeId: "pi-a", ok: 1, failed: 1 },
+      { nodeId: "pi-b", ok: 1, failed: 0 },
+      { nodeId: "pi-c", ok: 1, failed: 0 },
+    ];
+    assert.deepEqual(await queue.shares(1), expected);
+    await queue.close();
+    assert.deepEqual(await (await reopen()).shares(1), expected);
+  });
+
   test(`${area} - what was committed survives a reopen; recover queues every running item again without counting a try`, async (t) => {
     const { queue, reopen } = await setUp(t);
     await queue.define(2, { retries: 0 });
