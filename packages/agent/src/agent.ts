@@ -11,11 +11,14 @@ import {
   type Config,
   dataFiles,
   describeError,
+  formatHostPort,
+  type HostPort,
   JOIN_IDENTITY_PREFIX,
   type Logger,
   type MessageMap,
   PiclusterError,
   PROTOCOL_VERSION,
+  parseHostPort,
   parseJoinToken,
   readCredentialFile,
   readJoinTokenFile,
@@ -92,6 +95,9 @@ export function credentialPath(config: Config, dataDir: string): string {
 }
 
 export class Agent {
+  /** `[agent] primary_host`: the primaries to try, in order; the one in use is `primaryAt`. */
+  private readonly primaries: HostPort[];
+  private primaryAt = 0;
   readonly id: string;
   readonly link: AgentLink;
   readonly outbox: Outbox;
@@ -113,6 +119,14 @@ export class Agent {
     const { config } = opts;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log.child({ component: "agent" });
+    this.primaries = config.agent.primary_host.map((h) =>
+      parseHostPort(h, config.agent.primary_port),
+    );
+    if (this.primaries.length === 0)
+      throw new AgentError(
+        "E_CONFIG",
+        "[agent] primary_host is empty: name the primary to report to",
+      );
     this.collectors = opts.collectors ?? { root: "/", os: nodeOsFacts() };
     this.id = nodeId(this.collectors.root, opts.dataDir);
     this.credential = config.agent.tls ? this.loadCredential() : undefined;
@@ -141,11 +155,14 @@ export class Agent {
       log: opts.log.child({ component: "link" }),
       outbox: this.outbox,
       target: () => ({
-        host: config.agent.primary_host,
-        port: config.agent.primary_port,
+        ...(this.primaries[this.primaryAt % this.primaries.length] as HostPort),
         credential: this.credential,
         timeoutMs: config.primary.handshake_timeout,
       }),
+      // With several primaries, one that cannot be reached or was lost gives way to the next.
+      nextTarget: () => {
+        this.primaryAt = (this.primaryAt + 1) % this.primaries.length;
+      },
       dial: opts.dial ?? dial,
       hello: () => this.hello(),
       details: async () => ({
@@ -284,7 +301,7 @@ export class Agent {
     this.link.start();
     this.log.info("agent started", {
       nodeId: this.id,
-      primary: `${config.agent.primary_host}:${config.agent.primary_port}`,
+      primary: this.primaries.map(formatHostPort).join(", "),
     });
   }
 

@@ -42,6 +42,8 @@ export interface LinkOptions {
   outbox: Outbox;
   /** Where and how to connect; asked again before every attempt (a joined node's credential changes). */
   target(): DialTarget;
+  /** The primary in `target()` could not be reached or was lost: the next attempt goes to another, if any. */
+  nextTarget?(): void;
   dial(target: DialTarget, signal: AbortSignal): Promise<Duplex>;
   hello(): MessageMap["hello"];
   details(): Promise<MessageMap["details"]>;
@@ -163,6 +165,7 @@ export class AgentLink {
           await this.sleep(Math.floor(max / 2 + (Math.random() * max) / 2));
           continue;
         }
+        this.opts.nextTarget?.();
         const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
         this.opts.log.warn("cannot reach the primary", {
           err: describeError(err),
@@ -178,6 +181,7 @@ export class AgentLink {
       }
       const reason = await this.session(socket);
       if (signal.aborted) break;
+      this.opts.nextTarget?.();
       const waitMs = backoffMs(this.attempts++, this.opts.reconnectMaxMs);
       this.opts.log.warn("link to the primary lost", { reason, retryInMs: waitMs });
       await this.sleep(waitMs);

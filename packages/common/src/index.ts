@@ -4,6 +4,7 @@ export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";
 export * from "./auth.js";
 export * from "./clock.js";
+export * from "./config/addresses.js";
 export * from "./config/alerts.js";
 export * from "./config/channels.js";
 export * from "./config/ini.js";

@@ -1,58 +1,14 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { systemClock } from "@picluster/common";
 import { deadline, waitFor } from "@picluster/common/testing";
 import { CredentialStore } from "@picluster/primary";
 import Database from "better-sqlite3";
-import { scratchDir, startAgent } from "./support/cluster.js";
+import { killed, scratchDir, spawnPrimary, startAgent } from "./support/cluster.js";
 
-const BIN = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
 const AGENTS = 50;
 const KILLS = 10;
-
-/** The real primary in a child process, so that it can be killed with SIGKILL mid-ingest. */
-function spawnPrimary(
-  dataDir: string,
-  port: number,
-): { child: ChildProcess; port: Promise<number> } {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
-  );
-  const child = spawn(process.execPath, [BIN, "primary"], {
-    env: {
-      ...env,
-      PICLUSTER_NODE_DATA_DIR: dataDir,
-      PICLUSTER_PRIMARY_PORT: String(port),
-      PICLUSTER_HTTP_PORT: "0",
-      PICLUSTER_PRIMARY_BIND_HOST: "127.0.0.1",
-      PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
-      PICLUSTER_LOG_FORMAT: "json",
-      PICLUSTER_LOG_LIVENESS_INTERVAL: "1h",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const listening = new Promise<number>((resolve, reject) => {
-    if (child.stderr === null) return reject(new Error("no stderr"));
-    createInterface({ input: child.stderr }).on("line", (line) => {
-      if (!line.startsWith("{")) return;
-      const r = JSON.parse(line) as { msg?: string; port?: number };
-      if (r.msg === "listening for agents" && typeof r.port === "number") resolve(r.port);
-    });
-    child.once("exit", (code) => reject(new Error(`primary exited early (${code})`)));
-  });
-  return { child, port: deadline(listening, 10_000, "primary listening") };
-}
-
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
 
 test("crash - kill -9 the primary ten times during ingest from 50 agents: the database opens clean and every acked sample is there exactly once", async (t) => {
   const dataDir = scratchDir(t, "picluster-crash-");

@@ -26,7 +26,7 @@ import { openDatabase } from "./store/database.js";
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 
-interface TokenRecord {
+export interface TokenRecord {
   id: string;
   secret: string;
   name: string;
@@ -37,7 +37,7 @@ interface TokenRecord {
   identity?: string;
 }
 
-interface CredentialRecord {
+export interface CredentialRecord {
   identity: string;
   key: string;
   name: string;
@@ -104,6 +104,20 @@ export interface Redeemed {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** A token as JSON with its fields in one order (what the scale-out mode publishes and compares). */
+export function tokenJson(t: TokenRecord | undefined): string | undefined {
+  if (t === undefined) return undefined;
+  const { id, secret, name, createdAt, expiresAt, usedBy, identity } = t;
+  return JSON.stringify({ id, secret, name, createdAt, expiresAt, usedBy, identity });
+}
+
+/** A credential as JSON with its fields in one order. */
+export function credentialJson(c: CredentialRecord | undefined): string | undefined {
+  if (c === undefined) return undefined;
+  const { identity, key, name, nodeId, createdAt, revokedAt } = c;
+  return JSON.stringify({ identity, key, name, nodeId, createdAt, revokedAt });
+}
+
 export class CredentialStore {
   private data: Snapshot = { tokens: [], credentials: [] };
   // Looked up on every TLS handshake: keep it O(1) for thousands of nodes.
@@ -114,6 +128,8 @@ export class CredentialStore {
   private seen = -1;
   /** Bumped on every change seen or made, so a poller can tell it missed none. */
   generation = 0;
+  /** Told after every change this store makes or reads from the file (the scale-out mode publishes it). */
+  onChange: (() => void) | undefined;
 
   /** `file` is the store's SQLite file (see storeFile). */
   constructor(
@@ -170,6 +186,7 @@ export class CredentialStore {
     this.index();
     this.seen = n;
     this.generation += 1;
+    this.onChange?.();
     return true;
   }
 
@@ -199,7 +216,66 @@ export class CredentialStore {
     out.apply?.();
     this.seen = out.n;
     this.generation += 1;
+    this.onChange?.();
     return out.result;
+  }
+
+  /** Every token and credential as stored (copies), for the scale-out mode to publish. */
+  records(): { tokens: TokenRecord[]; credentials: CredentialRecord[] } {
+    return structuredClone(this.data);
+  }
+
+  /**
+   * Take in a record another primary published (undefined: it deleted it),
+   * as one write. Returns whether anything changed here.
+   */
+  applyRemote(
+    change:
+      | { kind: "token"; id: string; record: TokenRecord | undefined }
+      | { kind: "credential"; id: string; record: CredentialRecord | undefined },
+  ): boolean {
+    if (change.kind === "token") {
+      const now = this.data.tokens.find((t) => t.id === change.id);
+      if (tokenJson(now) === tokenJson(change.record)) return false;
+      const record = change.record;
+      this.write((db) => {
+        db.prepare("DELETE FROM join_tokens WHERE id = ?").run(change.id);
+        if (record !== undefined)
+          db.prepare(
+            "INSERT INTO join_tokens (id, secret, name, created_at, expires_at, used_by, identity) VALUES (@id, @secret, @name, @createdAt, @expiresAt, @usedBy, @identity)",
+          ).run({ usedBy: null, identity: null, ...record });
+        return {
+          result: undefined,
+          apply: () => {
+            this.data.tokens = this.data.tokens.filter((t) => t.id !== change.id);
+            if (record !== undefined) this.data.tokens.push(record);
+          },
+        };
+      });
+      return true;
+    }
+    const now = this.byIdentity.get(change.id);
+    if (credentialJson(now) === credentialJson(change.record)) return false;
+    const record = change.record;
+    this.write((db) => {
+      db.prepare("DELETE FROM credentials WHERE identity = ?").run(change.id);
+      if (record !== undefined)
+        db.prepare(
+          "INSERT INTO credentials (identity, key, name, node_id, created_at, revoked_at) VALUES (@identity, @key, @name, @nodeId, @createdAt, @revokedAt)",
+        ).run({ nodeId: null, revokedAt: null, ...record });
+      return {
+        result: undefined,
+        apply: () => {
+          this.data.credentials = this.data.credentials.filter((c) => c.identity !== change.id);
+          this.byIdentity.delete(change.id);
+          if (record !== undefined) {
+            this.data.credentials.push(record);
+            this.byIdentity.set(record.identity, record);
+          }
+        },
+      };
+    });
+    return true;
   }
 
   /** Kept for `picluster init`: the database is created by load(). */

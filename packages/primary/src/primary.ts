@@ -29,6 +29,7 @@ import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
 import { AuditLog } from "./audit.js";
+import { ClusterLink } from "./cluster/link.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -151,6 +152,8 @@ export class Primary {
   readonly legacy: LegacyListener | undefined;
   private http: FastifyInstance | undefined;
   private readonly startedAt: number;
+  /** The scale-out mode's link to the other primaries (`[cluster] nats`); absent when embedded. */
+  private cluster: ClusterLink | undefined;
   private readonly abort = new AbortController();
   private readonly eventsLog: Logger;
   private closing = false;
@@ -386,9 +389,45 @@ export class Primary {
     if (legacyPort !== undefined)
       this.log.info("listening for tutorial nodes", { port: legacyPort });
     const httpPort = await this.startHttp(port);
+    if (this.opts.config.cluster.nats.length > 0) this.joinCluster(port);
     // Last: a beat says the primary is up, listeners and all.
     this.heartbeat?.start();
     return { agentPort: port, legacyPort, httpPort };
+  }
+
+  /** The scale-out mode: presence, the leader lease and shared credentials through NATS. */
+  private joinCluster(agentPort: number): void {
+    const { config } = this.opts;
+    const host = config.primary.advertise_host || hostname();
+    const name =
+      config.cluster.name || `${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}-${agentPort}`;
+    const cluster = new ClusterLink({
+      config: config.cluster,
+      name,
+      presence: () => ({
+        httpUrl: this.dashboardUrl ?? "",
+        agentAddress: host.includes(":") ? `[${host}]:${agentPort}` : `${host}:${agentPort}`,
+        version: this.opts.version,
+        startedAt: this.startedAt,
+        sessions: this.sessions.size,
+      }),
+      credentials: this.credentials,
+      onCredentialsChanged: () => this.checkCredentials(),
+      clock: this.clock,
+      log: this.opts.log.child({ component: "cluster" }),
+    });
+    this.cluster = cluster;
+    cluster.start();
+  }
+
+  /** Resolves once this primary has joined the scale-out cluster (at once when embedded). */
+  clusterReady(): Promise<void> {
+    return this.cluster?.ready ?? Promise.resolve();
+  }
+
+  /** The scale-out mode's status (primaries, leader, NATS); undefined when embedded. */
+  clusterStatus(): ReturnType<ClusterLink["status"]> | undefined {
+    return this.cluster?.status();
   }
 
   /** What a heartbeat tells the receiver: who we are, the nodes by state, alerts firing. */
@@ -485,6 +524,7 @@ export class Primary {
         host: this.opts.config.primary.advertise_host || hostname(),
         port: agentPort,
       },
+      scaleOut: () => this.cluster?.status(),
       stats: () => ({
         rssBytes: process.memoryUsage.rss(),
         cpuSecondsTotal: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
@@ -555,6 +595,7 @@ export class Primary {
     const jobsDone = this.jobService?.close();
     this.sessions.closeAll("primary shutting down");
     await Promise.all([
+      this.cluster?.close(),
       this.listener.close(),
       this.legacy?.close(),
       this.http?.close(),

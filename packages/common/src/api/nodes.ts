@@ -122,6 +122,23 @@ export const StoreHealthSchema = Type.Object({
 });
 
 /** `GET /api/cluster`. */
+/** One primary of the scale-out mode, as it announces itself to the others. */
+export const PrimaryPresenceSchema = Type.Object({
+  name: Type.String(),
+  /** Its dashboard and API. */
+  httpUrl: Type.String(),
+  /** Where agents reach it (`host:port`). */
+  agentAddress: Type.String(),
+  version: Type.String(),
+  startedAt: Ms,
+  /** Agents connected to it now. */
+  sessions: Count,
+  leader: Type.Boolean(),
+  /** When it said so (its clock). */
+  at: Ms,
+});
+export type PrimaryPresence = Static<typeof PrimaryPresenceSchema>;
+
 export const ClusterSchema = Type.Object({
   nodes: Count,
   states: Type.Object(
@@ -138,6 +155,20 @@ export const ClusterSchema = Type.Object({
   version: Type.String(),
   now: Ms,
   primary: Type.Object({ store: StoreHealthSchema }),
+  /** The scale-out mode (`[cluster] nats`): the primaries, the leader, NATS health. Absent when embedded. */
+  scaleOut: Type.Optional(
+    Type.Object({
+      self: Type.String(),
+      leader: Nullable(Type.String()),
+      primaries: Type.Array(PrimaryPresenceSchema),
+      nats: Type.Object({
+        connected: Type.Boolean(),
+        server: Nullable(Type.String()),
+        rttMs: Nullable(Type.Number()),
+        reconnects: Count,
+      }),
+    }),
+  ),
 });
 export type ClusterStatus = Static<typeof ClusterSchema>;
 

@@ -4,6 +4,7 @@
  * variable names, command-line flags and docs/configuration.md are all
  * derived from this table; nothing else defines a key.
  */
+import { parseHostPort } from "./addresses.js";
 import type { AlertRuleDef } from "./alerts.js";
 import type { ChannelDef } from "./channels.js";
 import type { TaskDef } from "./tasks.js";
@@ -47,6 +48,23 @@ const hostName = stringType({
   patternDoc: "a host name or IP address (or empty)",
 });
 
+const primaryAddress: ValueType<string> = {
+  name: "string",
+  parse(raw) {
+    const expected =
+      "a host name or address, optionally with `:port` 1–65535 (`[v6]:port` for IPv6)";
+    if (!/^(\[[0-9A-Fa-f:.%]+\](:\d{1,5})?|[A-Za-z0-9.:_%-]+)$/.test(raw))
+      return { ok: false, expected };
+    try {
+      parseHostPort(raw, DEFAULT_AGENT_PORT);
+    } catch {
+      return { ok: false, expected };
+    }
+    return { ok: true, value: raw };
+  },
+  format: (v) => v,
+};
+
 export const SCHEMA = {
   node: {
     name: key(
@@ -70,9 +88,9 @@ export const SCHEMA = {
   },
   agent: {
     primary_host: key(
-      hostName,
-      "127.0.0.1",
-      "Host name or address of the primary the agent reports to.",
+      listType(primaryAddress),
+      ["127.0.0.1"],
+      "Host name or address of the primary the agent reports to; in the scale-out mode several, separated by commas, each `host` or `host:port` (`[v6]:port`): the agent stays on the one it reached and on losing it tries the others.",
     ),
     primary_port: key(
       integerType(1, 65535),
@@ -422,6 +440,58 @@ export const SCHEMA = {
       durationType(1_000, 3_600_000),
       10_000,
       "How often an `alive` record (uptime, pid, memory) is logged.",
+    ),
+  },
+  cluster: {
+    nats: key(
+      listType(
+        stringType({
+          pattern: /^(nats|tls):\/\/[A-Za-z0-9.:_%[\]-]+$/,
+          patternDoc: "a NATS server URL such as `nats://h1:4222` (or `tls://…`)",
+        }),
+      ),
+      [],
+      "The NATS servers (with JetStream) of the scale-out mode, separated by commas: set, this primary becomes one of several sharing credentials, presence and the leader lease through them (docs/scale-out.md). Empty (the default) is the embedded mode: one primary, no server to install.",
+    ),
+    name: key(
+      stringType({
+        pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$|^$/,
+        patternDoc: "a name of letters, digits, '_' or '-'",
+      }),
+      "",
+      "This primary's name among the others; unique in the cluster. Empty means the host name and the agent port (`pi1-12345`).",
+    ),
+    creds: key(
+      stringType(),
+      "",
+      "A NATS credentials file (`.creds`: a user JWT and its NKey seed) to connect with.",
+    ),
+    user: key(stringType(), "", "NATS user name, with `password_file`."),
+    password_file: key(
+      stringType(),
+      "",
+      "File holding the NATS user's password (its first line), so that it never appears in a config file or a command line.",
+    ),
+    tls_ca: key(
+      stringType(),
+      "",
+      "CA certificate (PEM) that signs the NATS servers' certificates; set, the connection must be TLS.",
+    ),
+    tls_cert: key(
+      stringType(),
+      "",
+      "Client certificate (PEM) for NATS servers that verify clients.",
+    ),
+    tls_key: key(stringType(), "", "The client certificate's private key (PEM)."),
+    replicas: key(
+      integerType(0, 5),
+      0,
+      "Copies JetStream keeps of picluster's buckets (1–5). 0 means one per NATS server named in `nats`, at most 3.",
+    ),
+    lease: key(
+      durationType(1_000, 60_000),
+      3_000,
+      "How long the leader's lease and a primary's presence last without renewal: a primary that vanishes is noticed, and the leadership taken over, within this.",
     ),
   },
 } as const;

@@ -1,4 +1,5 @@
 export * from "./manual-clock.js";
+export * from "./nats.js";
 export * from "./next-event.js";
 export * from "./process.js";
 export * from "./tmpfs.js";

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { formatHostPort, parseHostPort } from "../../src/config/addresses.js";
 import {
   describeSource,
   type LoadedConfig,
@@ -235,7 +236,7 @@ test("config - the tutorial's rpicluster.cfg loads, its old names mapped with on
   const loaded = load("/", { configPath: TUTORIAL_CFG });
   assert.equal(loaded.config.primary.port, 12345);
   assert.equal(loaded.config.primary.bind_host, "", "empty socket_bind_ip means every interface");
-  assert.equal(loaded.config.agent.primary_host, "127.0.0.1");
+  assert.deepEqual(loaded.config.agent.primary_host, ["127.0.0.1"]);
   assert.equal(loaded.config.agent.primary_port, 12345);
   assert.equal(loaded.config.http.port, 8123);
   assert.equal(loaded.config.http.host, "localhost");
@@ -341,4 +342,31 @@ test("config - [heartbeat]: off by default; the URL must be http(s), is redacted
       .heartbeat.url,
     "http://kuma.lan:3001/api/push/x",
   );
+});
+
+test("config - several primaries for an agent: host or host:port each, a bad port named with where it was written", (t) => {
+  const cwd = workdir(t, {
+    "picluster.ini": "[agent]\nprimary_host = pi1, 10.0.0.2:7000, [fd00::3]:7001, fd00::4\n",
+  });
+  const loaded = load(cwd);
+  const hosts = loaded.config.agent.primary_host;
+  assert.deepEqual(
+    hosts.map((h) => parseHostPort(h, 12345)),
+    [
+      { host: "pi1", port: 12345 },
+      { host: "10.0.0.2", port: 7000 },
+      { host: "fd00::3", port: 7001 },
+      { host: "fd00::4", port: 12345 },
+    ],
+  );
+  assert.deepEqual(
+    hosts.map((h) => formatHostPort(parseHostPort(h, 1))),
+    ["pi1:1", "10.0.0.2:7000", "[fd00::3]:7001", "[fd00::4]:1"],
+  );
+  const bad = problems(() =>
+    load(workdir(t, { "picluster.ini": "[agent]\nprimary_host = pi1, pi2:99999\n" })),
+  );
+  assert.equal(bad.length, 1);
+  assert.match(bad[0] as string, /picluster\.ini:2.*"pi2:99999" is not/);
+  assert.match(bad[0] as string, /1–65535/);
 });

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { Agent, nodeOsFacts } from "@picluster/agent";
 import { buildPrimary } from "@picluster/cli";
@@ -168,6 +169,64 @@ export function spawnAgent(
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   return Object.assign(child, { dataDir: dir });
+}
+
+/**
+ * The real primary in a child process (the CLI), so that it can be killed
+ * with SIGKILL; `env` adds settings (PICLUSTER_SECTION_KEY). `port` is the
+ * agent port (0: chosen free); `joined()` resolves when it has joined the
+ * scale-out cluster.
+ */
+export function spawnPrimary(
+  dataDir: string,
+  port: number,
+  env: Record<string, string> = {},
+): { child: ChildProcess; port: Promise<number>; joined: () => Promise<void> } {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+  );
+  const child = spawn(process.execPath, [BIN, "primary"], {
+    env: {
+      ...clean,
+      PICLUSTER_NODE_DATA_DIR: dataDir,
+      PICLUSTER_PRIMARY_PORT: String(port),
+      PICLUSTER_HTTP_PORT: "0",
+      PICLUSTER_PRIMARY_BIND_HOST: "127.0.0.1",
+      PICLUSTER_PRIMARY_VITALS_INTERVAL: "1s",
+      PICLUSTER_LOG_FORMAT: "json",
+      PICLUSTER_LOG_LIVENESS_INTERVAL: "1h",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let onJoined: () => void = () => {};
+  const joined = new Promise<void>((resolve) => {
+    onJoined = resolve;
+  });
+  const listening = new Promise<number>((resolve, reject) => {
+    if (child.stderr === null) return reject(new Error("no stderr"));
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      const r = JSON.parse(line) as { msg?: string; port?: number };
+      if (r.msg === "listening for agents" && typeof r.port === "number") resolve(r.port);
+      if (r.msg === "joined the primaries' cluster") onJoined();
+    });
+    child.once("exit", (code) => reject(new Error(`primary exited early (${code})`)));
+  });
+  return {
+    child,
+    port: deadline(listening, 10_000, "primary listening"),
+    joined: () => deadline(joined, 20_000, "primary joined the cluster"),
+  };
+}
+
+/** SIGKILL `child` (if it still runs) and wait for it to end. */
+export function killed(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
 }
 
 const FIXTURES = new URL("../../../../agent/test/fixtures/", import.meta.url).pathname;

@@ -101,6 +101,8 @@ export interface NodeRoutesDeps {
   store: Store;
   clock: Clock;
   version: string;
+  /** The scale-out mode's primaries, leader and NATS health; absent when embedded. */
+  scaleOut?: () => ClusterStatus["scaleOut"];
 }
 
 const SUMMARY_LIST = NodeSummaryListSchema as unknown as Record<string, unknown>;
@@ -135,6 +137,7 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
         number
       >;
       for (const n of picked.nodes) counts[n.state] += 1;
+      const scaleOut = opts.scaleOut?.();
       return {
         nodes: picked.nodes.length,
         states: counts,
@@ -146,6 +149,7 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
         now: opts.clock.now(),
         // Whether what happens is being stored: a full disk stops it, not the rest.
         primary: { store: opts.store.health },
+        ...(scaleOut === undefined ? {} : { scaleOut }),
       };
     },
   );

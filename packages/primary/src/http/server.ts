@@ -4,7 +4,13 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
-import { type Clock, errorMessage, type Logger, PiclusterError } from "@picluster/common";
+import {
+  type Clock,
+  type ClusterStatus,
+  errorMessage,
+  type Logger,
+  PiclusterError,
+} from "@picluster/common";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -90,6 +96,8 @@ export interface HttpOptions {
   join?: { settings: JoinSettings; bundle: Buffer };
   /** Where nodes reach the agent listener, for the lines a join token is handed out with. */
   agentAddress?: { host: string; port: number };
+  /** The scale-out mode's primaries, leader and NATS health; absent when embedded. */
+  scaleOut?: () => ClusterStatus["scaleOut"];
 }
 
 export function buildHttp(opts: HttpOptions): FastifyInstance {

@@ -1,0 +1,176 @@
+/**
+ * The scale-out mode (`[cluster] nats`): several primaries on a real
+ * three-server NATS cluster with JetStream (Debian's nats-server, ports
+ * chosen free on loopback), real agents over TLS-PSK.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
+import {
+  killed,
+  scratchDir,
+  spawnPrimary,
+  startAgent,
+  startPrimary,
+  type TestPrimary,
+} from "./support/cluster.js";
+
+type Ctx = Parameters<typeof startPrimary>[0];
+
+async function startPrimaries(t: Ctx, urls: string[], names: string[]): Promise<TestPrimary[]> {
+  const out: TestPrimary[] = [];
+  for (const name of names) {
+    const p = await startPrimary(t, {
+      "cluster.nats": urls.join(","),
+      "cluster.name": name,
+      "cluster.lease": "1s",
+    });
+    await p.primary.clusterReady();
+    out.push(p);
+  }
+  return out;
+}
+
+function status(p: TestPrimary) {
+  const s = p.primary.clusterStatus();
+  assert.ok(s !== undefined, "the primary runs in the scale-out mode");
+  return s;
+}
+
+/** Every primary sees all `names` and they agree on one leader among them. */
+async function agreed(ps: TestPrimary[], names: string[]): Promise<string> {
+  await waitFor(
+    () =>
+      ps.every((p) => {
+        const s = status(p);
+        const leader = s.leader;
+        return (
+          JSON.stringify(s.primaries.map((x) => x.name)) === JSON.stringify([...names].sort()) &&
+          leader !== null &&
+          names.includes(leader) &&
+          ps.every((q) => status(q).leader === leader)
+        );
+      }),
+    `the primaries ${names.join(", ")} see each other and agree on a leader`,
+    15_000,
+  );
+  return status(ps[0] as TestPrimary).leader as string;
+}
+
+test("scale-out - three primaries on three NATS servers see each other and one leader; when the leader stops another takes over within the lease", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const ps = await startPrimaries(t, nats.urls, ["p1", "p2", "p3"]);
+  const leader = await agreed(ps, ["p1", "p2", "p3"]);
+  const s = status(ps[0] as TestPrimary);
+  assert.equal(s.self, "p1");
+  assert.equal(s.nats.connected, true);
+  assert.match(s.nats.server ?? "", /127\.0\.0\.1/);
+  assert.equal(s.primaries.filter((p) => p.leader).length, 1, "one leader in the list");
+  assert.ok(s.primaries.every((p) => /^127\.0\.0\.1:\d+$|:\d+$/.test(p.agentAddress)));
+
+  const index = ["p1", "p2", "p3"].indexOf(leader);
+  const gone = ps[index] as TestPrimary;
+  const rest = ps.filter((p) => p !== gone);
+  const restNames = ["p1", "p2", "p3"].filter((n) => n !== leader);
+  const at = Date.now();
+  await gone.close();
+  const next = await agreed(rest, restNames);
+  const tookMs = Date.now() - at;
+  assert.notEqual(next, leader);
+  t.diagnostic(`leader ${leader} stopped; ${next} leads after ${tookMs} ms`);
+});
+
+test("scale-out - a node added on one primary joins through another; a revocation on a third cuts it where it is connected", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const [p1, p2, p3] = (await startPrimaries(t, nats.urls, ["p1", "p2", "p3"])) as [
+    TestPrimary,
+    TestPrimary,
+    TestPrimary,
+  ];
+  await agreed([p1, p2, p3], ["p1", "p2", "p3"]);
+  // The token comes from p1; the agent knows a primary that is not there (port 1), then p2.
+  const agent = startAgent(t, { port: p1.port, addNode: (n) => p1.addNode(n) }, "pi-a", {
+    "agent.primary_host": `127.0.0.1:1, 127.0.0.1:${p2.port}`,
+    "agent.reconnect_max": "1s",
+  });
+  await waitFor(
+    () => p2.primary.registry.list().some((n) => n.name === "pi-a" && n.state === "alive"),
+    "pi-a alive on p2",
+    15_000,
+  );
+  const nodeId = agent.agent.id;
+  // Its credential reached every primary.
+  await waitFor(
+    () =>
+      [p1, p2, p3].every((p) =>
+        p.primary.credentials?.list().some((c) => c.nodeId === nodeId && c.status === "active"),
+      ),
+    "pi-a's credential on every primary",
+    10_000,
+  );
+  p3.primary.credentials?.revoke("pi-a");
+  await waitFor(
+    () => p2.primary.registry.get(nodeId)?.state === "left",
+    "pi-a cut on p2 and left",
+    10_000,
+  );
+  assert.equal(p2.primary.registry.get(nodeId)?.stateReason, "credential revoked");
+});
+
+test("scale-out - an agent with several primaries stays on the one it reached and moves to another when it is lost", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"])) as [TestPrimary, TestPrimary];
+  await agreed([p1, p2], ["p1", "p2"]);
+  const agent = startAgent(t, { port: p1.port, addNode: (n) => p1.addNode(n) }, "pi-b", {
+    "agent.primary_host": `127.0.0.1:${p1.port}, 127.0.0.1:${p2.port}`,
+    "agent.reconnect_max": "1s",
+  });
+  const onP1 = () =>
+    p1.primary.registry.list().some((n) => n.name === "pi-b" && n.state === "alive");
+  await waitFor(onP1, "pi-b alive on p1", 15_000);
+  assert.equal(
+    p2.primary.registry.list().some((n) => n.name === "pi-b"),
+    false,
+    "it stays on the primary it reached",
+  );
+  const at = Date.now();
+  await p1.close();
+  await waitFor(
+    () => p2.primary.registry.get(agent.agent.id)?.state === "alive",
+    "pi-b alive on p2 after p1 stopped",
+    15_000,
+  );
+  t.diagnostic(`pi-b alive on p2 ${Date.now() - at} ms after p1 stopped`);
+});
+
+test("scale-out - the leader killed with SIGKILL: its lease runs out, another primary leads within the lease and the dead one leaves the list", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  // The first primary up takes the lease: the one in a child process, so that it can be killed.
+  const doomed = spawnPrimary(scratchDir(t, "picluster-doomed-"), 0, {
+    PICLUSTER_CLUSTER_NATS: nats.urls.join(","),
+    PICLUSTER_CLUSTER_NAME: "doomed",
+    PICLUSTER_CLUSTER_LEASE: "1s",
+  });
+  t.after(() => killed(doomed.child));
+  await doomed.port;
+  await doomed.joined();
+  const ps = await startPrimaries(t, nats.urls, ["p1", "p2"]);
+  const leader = await agreed(ps, ["doomed", "p1", "p2"]);
+  assert.equal(leader, "doomed");
+  const at = Date.now();
+  await killed(doomed.child);
+  const next = await agreed(ps, ["p1", "p2"]);
+  const tookMs = Date.now() - at;
+  assert.ok(["p1", "p2"].includes(next));
+  t.diagnostic(
+    `leader killed; ${next} leads and the list is p1, p2 after ${tookMs} ms (lease 1 s)`,
+  );
+});

@@ -1,0 +1,373 @@
+/**
+ * One primary among several (the scale-out mode, `[cluster] nats`): its
+ * link to the NATS cluster and, through JetStream key-value buckets, what
+ * the primaries share:
+ *
+ * - presence: each primary puts its own key every lease/3 in a bucket whose
+ *   entries live one lease; a primary not heard from for a lease is gone;
+ * - the leader lease: one key, taken with `create` (only when absent) and
+ *   kept with `update` on its revision (compare-and-set); the bucket's TTL
+ *   frees it a lease after its holder stops renewing, and the holder steps
+ *   down by itself once it could not renew for a lease;
+ * - credentials and join tokens (CredentialSync): any primary admits any
+ *   node, and a revocation anywhere cuts the node wherever it is connected.
+ *
+ * nats-server 2.9 (Debian 12) has no per-key TTL: the buckets' max age is
+ * the lease, so a renewal is a put of the whole value.
+ */
+
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  type Clock,
+  type Config,
+  describeError,
+  type Logger,
+  type PrimaryPresence,
+} from "@picluster/common";
+import type { CredentialStore } from "../credentials.js";
+import { CredentialSync } from "./credential-sync.js";
+import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
+
+export interface ClusterLinkOptions {
+  config: Config["cluster"];
+  /** This primary's name in the cluster (unique). */
+  name: string;
+  /** What this primary tells the others about itself, asked at every renewal. */
+  presence: () => Omit<PrimaryPresence, "name" | "at" | "leader">;
+  credentials: CredentialStore | undefined;
+  /** A credential changed because another primary changed it (cut what it revoked now). */
+  onCredentialsChanged: () => void;
+  /** This primary became the leader (true) or stopped being it (false). */
+  onLeadership?: (leader: boolean) => void;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface NatsHealth {
+  connected: boolean;
+  /** The server this primary is connected to now. */
+  server: string | null;
+  /** Round trip to it, measured at the last renewal. */
+  rttMs: number | null;
+  reconnects: number;
+}
+
+export interface ClusterStatus {
+  self: string;
+  leader: string | null;
+  primaries: PrimaryPresence[];
+  nats: NatsHealth;
+}
+
+const LEADER_KEY = "leader";
+/** How long a stopping primary tries to hand over its lease and leave before it just goes. */
+const LEAVE_MS = 1_000;
+
+export class ClusterLink {
+  private nc: NatsConnection | undefined;
+  private presenceKv: KV | undefined;
+  private leaderKv: KV | undefined;
+  private sync: CredentialSync | undefined;
+  /** Primaries heard from (their last presence and when, by this clock). */
+  private readonly seen = new Map<string, { presence: PrimaryPresence; heardAt: number }>();
+  private leaderName: string | null = null;
+  /** The lease's revision while this primary holds it. */
+  private leaseRevision: number | undefined;
+  private renewedAt = 0;
+  private rttMs: number | null = null;
+  private reconnects = 0;
+  private connected = false;
+  private stopTimer: (() => void) | undefined;
+  private readonly stopWatches: Array<() => void> = [];
+  private ticking = false;
+  private closed = false;
+
+  constructor(private readonly opts: ClusterLinkOptions) {}
+
+  get isLeader(): boolean {
+    return this.leaseRevision !== undefined;
+  }
+
+  /**
+   * Join in the background: connect (trying every server until one answers),
+   * open the buckets (JetStream may still be electing its leaders), take in
+   * the shared credentials, then renew presence and the lease. The primary
+   * serves its own agents meanwhile; `ready` resolves once joined.
+   */
+  start(): void {
+    this.ready = this.join().catch((err: unknown) => {
+      if (!this.closed)
+        this.opts.log.error("cannot join the primaries' cluster", { err: describeError(err) });
+    });
+  }
+
+  /** Resolves once this primary has joined (or was closed first). */
+  ready: Promise<void> = Promise.resolve();
+
+  private async join(): Promise<void> {
+    const { config, log } = this.opts;
+    let said = false;
+    const retry = async (what: string, err: unknown) => {
+      if (!said)
+        log.warn(`${what}; trying again every second`, {
+          servers: config.nats.join(", "),
+          err: describeError(err),
+        });
+      said = true;
+      await this.pause(1_000);
+    };
+    let nc: NatsConnection | undefined;
+    while (nc === undefined) {
+      if (this.closed) return;
+      try {
+        nc = await connectNats(config, this.opts.name);
+      } catch (err) {
+        if (err instanceof ClusterError) throw err;
+        await retry("cannot reach a NATS server", err);
+      }
+    }
+    // Closed meanwhile: close() drains it once this returns.
+    this.nc = nc;
+    if (this.closed) return;
+    this.connected = true;
+    void this.followStatus(nc);
+    const replicas = replicasFor(config);
+    // Entries of the two lease buckets live one lease; a renewal is due every third of it.
+    const ttl = config.lease;
+    for (;;) {
+      if (this.closed) return;
+      try {
+        this.presenceKv = await bucket(nc, BUCKETS.presence, { history: 1, ttl, replicas });
+        this.leaderKv = await bucket(nc, BUCKETS.leader, { history: 1, ttl, replicas });
+        if (this.opts.credentials !== undefined) {
+          const kv = await bucket(nc, BUCKETS.credentials, { history: 1, replicas });
+          this.sync = new CredentialSync({
+            kv,
+            store: this.opts.credentials,
+            log: log.child({ component: "cluster-credentials" }),
+            onRemoteChange: this.opts.onCredentialsChanged,
+          });
+          await this.sync.start();
+        }
+        break;
+      } catch (err) {
+        await retry("JetStream does not answer", err);
+      }
+    }
+    await this.watchPresence(this.presenceKv as KV);
+    await this.tick();
+    this.stopTimer = this.opts.clock.every(Math.max(100, Math.floor(ttl / 3)), () => {
+      void this.tick();
+    });
+    log.info("joined the primaries' cluster", {
+      name: this.opts.name,
+      server: nc.getServer(),
+      replicas,
+      leaseMs: ttl,
+      leader: this.leaderName,
+    });
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const cancel = this.opts.clock.after(ms, () => {
+        this.wake = undefined;
+        resolve();
+      });
+      this.wake = () => {
+        cancel();
+        resolve();
+      };
+    });
+  }
+
+  /** Ends a pause early (close). */
+  private wake: (() => void) | undefined;
+
+  status(): ClusterStatus {
+    const now = this.opts.clock.now();
+    const primaries: PrimaryPresence[] = [];
+    for (const { presence, heardAt } of this.seen.values()) {
+      if (now - heardAt > this.opts.config.lease) continue;
+      primaries.push({ ...presence, leader: presence.name === this.leaderName });
+    }
+    primaries.sort((a, b) => a.name.localeCompare(b.name));
+    return {
+      self: this.opts.name,
+      leader: this.leaderName,
+      primaries,
+      nats: {
+        connected: this.connected,
+        server: this.connected ? (this.nc?.getServer() ?? null) : null,
+        rttMs: this.rttMs,
+        reconnects: this.reconnects,
+      },
+    };
+  }
+
+  /** Step down (delete the lease if held), leave, and close the connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.();
+    // A join under way stops at its next step (a connect attempt ends within its timeout).
+    await this.ready;
+    this.stopTimer?.();
+    for (const stop of this.stopWatches) stop();
+    this.sync?.stop();
+    const nc = this.nc;
+    if (nc === undefined) return;
+    // Hand the lease over now rather than a lease later, and leave the list; with NATS
+    // out of reach, not for long: the buckets' TTL does the same.
+    if (this.connected) {
+      const leave = async () => {
+        if (this.leaseRevision !== undefined)
+          await this.leaderKv?.delete(LEADER_KEY, { previousSeq: this.leaseRevision });
+        await this.presenceKv?.delete(this.presenceKey(this.opts.name));
+        await nc.drain();
+      };
+      const gaveUp = await new Promise<boolean>((resolve) => {
+        const cancel = this.opts.clock.after(LEAVE_MS, () => resolve(true));
+        leave().then(
+          () => {
+            cancel();
+            resolve(false);
+          },
+          (err: unknown) => {
+            cancel();
+            this.opts.log.debug("could not leave cleanly", { err: describeError(err) });
+            resolve(true);
+          },
+        );
+      });
+      if (gaveUp) this.opts.log.debug("left without handing over", { withinMs: LEAVE_MS });
+    }
+    this.setLeader(false);
+    if (!nc.isClosed()) await nc.close();
+  }
+
+  private presenceKey(name: string): string {
+    return `p.${name}`;
+  }
+
+  private async followStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        this.connected = false;
+        this.opts.log.warn("lost the NATS server, reconnecting", { server: s.server });
+      } else if (s.type === "reconnect") {
+        this.connected = true;
+        this.reconnects += 1;
+        this.opts.log.info("reconnected to NATS", { server: s.server });
+      }
+    }
+  }
+
+  private async watchPresence(kv: KV): Promise<void> {
+    const iter = await kv.watch({ key: "p.>" });
+    this.stopWatches.push(() => iter.stop());
+    void (async () => {
+      for await (const e of iter) this.heard(e);
+    })();
+  }
+
+  private heard(e: KvWatchEntry): void {
+    const name = e.key.slice(2);
+    if (e.operation !== "PUT") {
+      this.seen.delete(name);
+      return;
+    }
+    try {
+      const presence = e.json<PrimaryPresence>();
+      this.seen.set(name, { presence, heardAt: this.opts.clock.now() });
+    } catch (err) {
+      this.opts.log.warn("unreadable presence of a primary", {
+        key: e.key,
+        err: describeError(err),
+      });
+    }
+  }
+
+  /** Renew presence and the lease (or try to take it). */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      await this.renewPresence();
+      await this.renewLease();
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async renewPresence(): Promise<void> {
+    const kv = this.presenceKv;
+    const nc = this.nc;
+    if (kv === undefined || nc === undefined) return;
+    const presence: PrimaryPresence = {
+      ...this.opts.presence(),
+      name: this.opts.name,
+      at: this.opts.clock.now(),
+      leader: this.isLeader,
+    };
+    try {
+      this.rttMs = await nc.rtt();
+      await kv.put(this.presenceKey(this.opts.name), JSON.stringify(presence));
+    } catch (err) {
+      this.opts.log.debug("presence not renewed", { err: describeError(err) });
+    }
+  }
+
+  private async renewLease(): Promise<void> {
+    const kv = this.leaderKv;
+    if (kv === undefined) return;
+    const now = this.opts.clock.now();
+    const me = this.opts.name;
+    if (this.leaseRevision !== undefined) {
+      try {
+        this.leaseRevision = await kv.update(LEADER_KEY, me, this.leaseRevision);
+        this.renewedAt = now;
+        return;
+      } catch (err) {
+        // Taken by another (it expired while we could not renew) or unreachable.
+        if (now - this.renewedAt > this.opts.config.lease || !isUnreachable(err)) {
+          this.opts.log.warn("leadership lost", { err: describeError(err) });
+          this.leaseRevision = undefined;
+          this.setLeader(false);
+        }
+        return;
+      }
+    }
+    try {
+      this.leaseRevision = await kv.create(LEADER_KEY, me);
+      this.renewedAt = now;
+      this.leaderName = me;
+      this.setLeader(true);
+      return;
+    } catch {
+      // Held by another: who?
+    }
+    try {
+      const entry = await kv.get(LEADER_KEY);
+      this.leaderName = entry !== null && entry.operation === "PUT" ? entry.string() : null;
+    } catch (err) {
+      this.opts.log.debug("cannot read the leader", { err: describeError(err) });
+    }
+  }
+
+  private wasLeader = false;
+
+  private setLeader(leader: boolean): void {
+    if (leader === this.wasLeader) return;
+    this.wasLeader = leader;
+    if (leader) this.opts.log.info("leader of the primaries now", { name: this.opts.name });
+    else if (this.leaderName === this.opts.name) this.leaderName = null;
+    this.opts.onLeadership?.(leader);
+  }
+}
+
+function isUnreachable(err: unknown): boolean {
+  const text = describeError(err).toLowerCase();
+  return text.includes("timeout") || text.includes("disconnect") || text.includes("closed");
+}

@@ -1,0 +1,83 @@
+/**
+ * The scale-out mode's connection to NATS: options from `[cluster]`, and the
+ * JetStream key-value buckets picluster keeps its shared state in.
+ */
+import { readFileSync } from "node:fs";
+import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+} from "@nats-io/transport-node";
+import { type Config, PiclusterError } from "@picluster/common";
+
+export class ClusterError extends PiclusterError {}
+
+/** Buckets, one per kind of shared state (names are JetStream stream names: KV_<bucket>). */
+export const BUCKETS = {
+  presence: "picluster-presence",
+  leader: "picluster-leader",
+  credentials: "picluster-credentials",
+} as const;
+
+type ClusterConfig = Config["cluster"];
+
+/** How many copies JetStream keeps: `[cluster] replicas`, or one per server named, at most 3. */
+export function replicasFor(cfg: ClusterConfig): number {
+  return cfg.replicas > 0 ? cfg.replicas : Math.min(3, Math.max(1, cfg.nats.length));
+}
+
+/** Connection options from `[cluster]`; files that cannot be read are named. */
+export function connectionOptions(cfg: ClusterConfig, name: string): ConnectionOptions {
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ClusterError(
+        "E_CONFIG",
+        `[cluster] ${key} = ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+    }
+  };
+  const opts: ConnectionOptions = {
+    servers: [...cfg.nats],
+    name: `picluster-primary ${name}`,
+    // A primary keeps trying for as long as it runs; its agents stay connected meanwhile.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    reconnectJitter: 250,
+    pingInterval: 5_000,
+    // A first connection attempt (and a stopping primary waiting on one) gives up after this.
+    timeout: 5_000,
+  };
+  if (cfg.creds !== "")
+    opts.authenticator = credsAuthenticator(new TextEncoder().encode(read(cfg.creds, "creds")));
+  else if (cfg.user !== "") {
+    opts.user = cfg.user;
+    if (cfg.password_file !== "")
+      opts.pass = (read(cfg.password_file, "password_file").split("\n")[0] ?? "").trim();
+  }
+  if (cfg.tls_ca !== "" || cfg.tls_cert !== "") {
+    opts.tls = {
+      ...(cfg.tls_ca === "" ? {} : { ca: read(cfg.tls_ca, "tls_ca") }),
+      ...(cfg.tls_cert === "" ? {} : { cert: read(cfg.tls_cert, "tls_cert") }),
+      ...(cfg.tls_key === "" ? {} : { key: read(cfg.tls_key, "tls_key") }),
+    };
+  }
+  return opts;
+}
+
+export async function connectNats(cfg: ClusterConfig, name: string): Promise<NatsConnection> {
+  return connect(connectionOptions(cfg, name));
+}
+
+/** Open `bucket`, creating it with `opts` when it does not exist yet. */
+export async function bucket(
+  nc: NatsConnection,
+  name: string,
+  opts: Partial<KvOptions>,
+): Promise<KV> {
+  const kvm = new Kvm(nc);
+  return kvm.create(name, opts);
+}
