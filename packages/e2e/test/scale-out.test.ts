@@ -17,13 +17,19 @@ import {
 
 type Ctx = Parameters<typeof startPrimary>[0];
 
-async function startPrimaries(t: Ctx, urls: string[], names: string[]): Promise<TestPrimary[]> {
+async function startPrimaries(
+  t: Ctx,
+  urls: string[],
+  names: string[],
+  flags: Record<string, string> = {},
+): Promise<TestPrimary[]> {
   const out: TestPrimary[] = [];
   for (const name of names) {
     const p = await startPrimary(t, {
       "cluster.nats": urls.join(","),
       "cluster.name": name,
       "cluster.lease": "1s",
+      ...flags,
     });
     await p.primary.clusterReady();
     out.push(p);
@@ -134,19 +140,27 @@ test("scale-out - an agent with several primaries stays on the one it reached an
   const onP1 = () =>
     p1.primary.registry.list().some((n) => n.name === "pi-b" && n.state === "alive");
   await waitFor(onP1, "pi-b alive on p1", 15_000);
+  assert.equal(p1.primary.sessions.has(agent.agent.id), true);
   assert.equal(
-    p2.primary.registry.list().some((n) => n.name === "pi-b"),
+    p2.primary.sessions.has(agent.agent.id),
     false,
     "it stays on the primary it reached",
+  );
+  // p2 knows it all the same, from the node records the primaries share.
+  await waitFor(
+    () => p2.primary.registry.get(agent.agent.id)?.state === "alive",
+    "pi-b alive on p2 too",
+    5_000,
   );
   const at = Date.now();
   await p1.close();
   await waitFor(
-    () => p2.primary.registry.get(agent.agent.id)?.state === "alive",
-    "pi-b alive on p2 after p1 stopped",
+    () => p2.primary.sessions.has(agent.agent.id),
+    "pi-b connected to p2 after p1 stopped",
     15_000,
   );
-  t.diagnostic(`pi-b alive on p2 ${Date.now() - at} ms after p1 stopped`);
+  t.diagnostic(`pi-b on p2 ${Date.now() - at} ms after p1 stopped`);
+  assert.equal(p2.primary.registry.get(agent.agent.id)?.state, "alive");
 });
 
 test("scale-out - the leader killed with SIGKILL: its lease runs out, another primary leads within the lease and the dead one leaves the list", {
@@ -172,5 +186,74 @@ test("scale-out - the leader killed with SIGKILL: its lease runs out, another pr
   assert.ok(["p1", "p2"].includes(next));
   t.diagnostic(
     `leader killed; ${next} leads and the list is p1, p2 after ${tookMs} ms (lease 1 s)`,
+  );
+});
+
+test("scale-out - every primary shows every node; a primary killed with SIGKILL: an agent that knows another is alive there within seconds, one that knows only the dead primary is suspect, then down, by the leader", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const doomed = spawnPrimary(scratchDir(t, "picluster-doomed-"), 0, {
+    PICLUSTER_CLUSTER_NATS: nats.urls.join(","),
+    PICLUSTER_CLUSTER_NAME: "doomed",
+    PICLUSTER_CLUSTER_LEASE: "1s",
+  });
+  t.after(() => killed(doomed.child));
+  const doomedPort = await doomed.port;
+  await doomed.joined();
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"], {
+    "primary.dead_after": "3s",
+  })) as [TestPrimary, TestPrimary];
+  await agreed([p1, p2], ["doomed", "p1", "p2"]);
+  // Tokens from p1 (shared with every primary); both agents reach the doomed primary first.
+  const both = startAgent(t, { port: doomedPort, addNode: (n) => p1.addNode(n) }, "pi-both", {
+    "agent.primary_host": `127.0.0.1:${doomedPort}, 127.0.0.1:${p2.port}`,
+    "agent.reconnect_max": "1s",
+  });
+  const only = startAgent(t, { port: doomedPort, addNode: (n) => p1.addNode(n) }, "pi-only", {
+    "agent.reconnect_max": "1s",
+  });
+  const stateOn = (p: TestPrimary, id: string) => p.primary.registry.get(id)?.state;
+  await waitFor(
+    () =>
+      [p1, p2].every(
+        (p) => stateOn(p, both.agent.id) === "alive" && stateOn(p, only.agent.id) === "alive",
+      ),
+    "both agents, connected to the doomed primary, alive on p1 and p2",
+    15_000,
+  );
+  await waitFor(
+    () => p1.primary.registry.get(both.agent.id)?.details?.hostname === "pi-both",
+    "its details reached p1",
+    5_000,
+  );
+  const at = Date.now();
+  await killed(doomed.child);
+  await waitFor(
+    () =>
+      p2.primary.registry.get(both.agent.id)?.state === "alive" &&
+      p2.primary.clusterStatus()?.primaries.some((x) => x.name === "p2" && x.sessions === 1) ===
+        true,
+    "pi-both connected to p2",
+    15_000,
+  );
+  const movedMs = Date.now() - at;
+  await waitFor(
+    () => stateOn(p1, only.agent.id) === "down" && stateOn(p2, only.agent.id) === "down",
+    "pi-only down on p1 and p2",
+    20_000,
+  );
+  const downMs = Date.now() - at;
+  assert.equal(stateOn(p1, both.agent.id), "alive", "the agent that moved stays alive");
+  const reason = p1.primary.registry.get(only.agent.id)?.stateReason ?? "";
+  assert.match(reason, /its primary doomed vanished/);
+  p1.primary.store.flush();
+  const states = p1.primary.store
+    .events({ node: only.agent.id, kind: "node.state", limit: 50 })
+    .sort((a, b) => a.id - b.id)
+    .map((e) => e.data.to);
+  assert.deepEqual(states.slice(-2), ["suspect", "down"], `pi-only's states on p1: ${states}`);
+  t.diagnostic(
+    `pi-both alive on p2 ${movedMs} ms after the kill; pi-only down ${downMs} ms after (lease 1 s, dead_after 3 s)`,
   );
 });

@@ -412,11 +412,16 @@ export class Primary {
         sessions: this.sessions.size,
       }),
       credentials: this.credentials,
+      registry: this.registry,
+      events: this.events,
+      holds: (nodeId) => this.sessions.has(nodeId),
+      deadAfterMs: config.primary.dead_after,
       onCredentialsChanged: () => this.checkCredentials(),
       clock: this.clock,
       log: this.opts.log.child({ component: "cluster" }),
     });
     this.cluster = cluster;
+    this.sessions.onBind = (nodeId) => cluster.nodeBound(nodeId);
     cluster.start();
   }
 

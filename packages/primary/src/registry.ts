@@ -36,6 +36,15 @@ export interface NodeRecord {
   dropped: number;
 }
 
+/** What the primaries share of a node (scale-out mode): not its vitals nor what this store holds. */
+export type SharedNode = Omit<NodeRecord, "vitals" | "vitalsAt" | "lastSeq" | "dropped">;
+
+/** The shared part of a record. */
+export function sharedPart(node: NodeRecord): SharedNode {
+  const { vitals: _v, vitalsAt: _a, lastSeq: _s, dropped: _d, ...shared } = node;
+  return shared;
+}
+
 export interface NodeHello {
   id: string;
   name: string;
@@ -261,6 +270,51 @@ export class MemoryRegistry implements Registry {
   setDropped(id: string, dropped: number): void {
     const node = this.nodes.get(id);
     if (node !== undefined) node.dropped = dropped;
+  }
+
+  /**
+   * The scale-out mode: a node as the primary holding its session (or the
+   * leader) published it. Created if new (`node.joined`); its identity and
+   * details taken over; its state set (`node.state` when it changed). This
+   * primary's own figures for it (vitals, last stored seq) are kept.
+   */
+  applyShared(shared: SharedNode, at: number): void {
+    let node = this.nodes.get(shared.id);
+    if (node === undefined) {
+      // Details through setDetails below, so that the page's first-details event is told.
+      node = makeRecord({ ...shared, details: undefined, lastSeq: 0, dropped: 0 });
+      this.nodes.set(shared.id, node);
+      this.events.emit({ kind: "node.joined", at, nodeId: node.id, name: node.name });
+      this.events.emit({
+        kind: "node.state",
+        at,
+        nodeId: node.id,
+        name: node.name,
+        from: undefined,
+        to: shared.state,
+        reason: shared.stateReason,
+      });
+      if (shared.details !== undefined) this.setDetails(node.id, shared.details, at);
+      return;
+    }
+    Object.assign(node, {
+      name: shared.name,
+      labels: shared.labels,
+      address: shared.address,
+      agentVersion: shared.agentVersion,
+      legacy: shared.legacy,
+      firstSeen: Math.min(node.firstSeen, shared.firstSeen),
+      lastSeen: Math.max(node.lastSeen, shared.lastSeen),
+    });
+    if (
+      shared.details !== undefined &&
+      JSON.stringify(shared.details) !== JSON.stringify(node.details)
+    )
+      this.setDetails(node.id, shared.details, at);
+    if (shared.state !== node.state) {
+      this.setState(node.id, shared.state, shared.stateReason, shared.stateSince);
+      node.stateSince = shared.stateSince;
+    }
   }
 
   remove(id: string): NodeRecord | undefined {

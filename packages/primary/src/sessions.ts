@@ -20,6 +20,8 @@ export class SessionRegistry implements LiveSessions {
   /** Every open connection, before and after its hello. */
   private readonly all = new Set<Session>();
   private nextId: number;
+  /** Told after hello binds a node here (the scale-out mode publishes who holds it). */
+  onBind: ((nodeId: string) => void) | undefined;
 
   constructor(clock: Clock) {
     // Request ids start from the clock, so that across restarts a node
@@ -66,6 +68,7 @@ export class SessionRegistry implements LiveSessions {
       previous.close("replaced by a newer connection");
     }
     this.byNode.set(nodeId, session);
+    this.onBind?.(nodeId);
   }
 
   /**

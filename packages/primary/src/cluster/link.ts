@@ -26,8 +26,11 @@ import {
   type PrimaryPresence,
 } from "@picluster/common";
 import type { CredentialStore } from "../credentials.js";
+import type { EventBus } from "../events.js";
+import type { MemoryRegistry } from "../registry.js";
 import { CredentialSync } from "./credential-sync.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
+import { NodeSync } from "./node-sync.js";
 
 export interface ClusterLinkOptions {
   config: Config["cluster"];
@@ -36,6 +39,12 @@ export interface ClusterLinkOptions {
   /** What this primary tells the others about itself, asked at every renewal. */
   presence: () => Omit<PrimaryPresence, "name" | "at" | "leader">;
   credentials: CredentialStore | undefined;
+  registry: MemoryRegistry;
+  events: EventBus;
+  /** Whether this primary holds a session of the node now. */
+  holds(nodeId: string): boolean;
+  /** `[primary] dead_after`: how long the nodes of a vanished primary stay suspect before down. */
+  deadAfterMs: number;
   /** A credential changed because another primary changed it (cut what it revoked now). */
   onCredentialsChanged: () => void;
   /** This primary became the leader (true) or stopped being it (false). */
@@ -69,6 +78,7 @@ export class ClusterLink {
   private presenceKv: KV | undefined;
   private leaderKv: KV | undefined;
   private sync: CredentialSync | undefined;
+  private nodes: NodeSync | undefined;
   /** Primaries heard from (their last presence and when, by this clock). */
   private readonly seen = new Map<string, { presence: PrimaryPresence; heardAt: number }>();
   private leaderName: string | null = null;
@@ -150,6 +160,17 @@ export class ClusterLink {
           });
           await this.sync.start();
         }
+        const nodesKv = await bucket(nc, BUCKETS.nodes, { history: 1, replicas });
+        this.nodes = new NodeSync({
+          kv: nodesKv,
+          registry: this.opts.registry,
+          events: this.opts.events,
+          holds: this.opts.holds,
+          self: this.opts.name,
+          clock: this.opts.clock,
+          log: log.child({ component: "cluster-nodes" }),
+        });
+        await this.nodes.start();
         break;
       } catch (err) {
         await retry("JetStream does not answer", err);
@@ -185,6 +206,20 @@ export class ClusterLink {
   /** Ends a pause early (close). */
   private wake: (() => void) | undefined;
 
+  /** Hello bound a node's session to this primary. */
+  nodeBound(nodeId: string): void {
+    this.nodes?.bound(nodeId);
+  }
+
+  /** The primaries heard from within the lease, this one included. */
+  livePrimaries(): Set<string> {
+    const now = this.opts.clock.now();
+    const live = new Set<string>([this.opts.name]);
+    for (const [name, { heardAt }] of this.seen)
+      if (now - heardAt <= this.opts.config.lease) live.add(name);
+    return live;
+  }
+
   status(): ClusterStatus {
     const now = this.opts.clock.now();
     const primaries: PrimaryPresence[] = [];
@@ -216,6 +251,7 @@ export class ClusterLink {
     this.stopTimer?.();
     for (const stop of this.stopWatches) stop();
     this.sync?.stop();
+    this.nodes?.stop();
     const nc = this.nc;
     if (nc === undefined) return;
     // Hand the lease over now rather than a lease later, and leave the list; with NATS
@@ -296,6 +332,7 @@ export class ClusterLink {
     try {
       await this.renewPresence();
       await this.renewLease();
+      if (this.isLeader) this.nodes?.sweepOrphans(this.livePrimaries(), this.opts.deadAfterMs);
     } finally {
       this.ticking = false;
     }

@@ -19,6 +19,7 @@ export const BUCKETS = {
   presence: "picluster-presence",
   leader: "picluster-leader",
   credentials: "picluster-credentials",
+  nodes: "picluster-nodes",
 } as const;
 
 type ClusterConfig = Config["cluster"];
