@@ -171,6 +171,11 @@ export const ERRORS = {
     message: "the store is locked by another process: %s",
   },
   E_STORE_WRITE: { scope: "store", status: 503, message: "the store refused a write: %s" },
+  E_CLUSTER_UNAVAILABLE: {
+    scope: "store",
+    status: 503,
+    message: "the other primaries cannot be told (NATS JetStream): %s",
+  },
 
   // Jobs.
   E_BAD_ITEMS: { scope: "jobs", status: 400, message: "items: %s" },

@@ -4,8 +4,12 @@
  * chosen free on loopback), real agents over TLS-PSK.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
+import Database from "better-sqlite3";
 import {
   killed,
   scratchDir,
@@ -255,5 +259,89 @@ test("scale-out - every primary shows every node; a primary killed with SIGKILL:
   assert.deepEqual(states.slice(-2), ["suspect", "down"], `pi-only's states on p1: ${states}`);
   t.diagnostic(
     `pi-both alive on p2 ${movedMs} ms after the kill; pi-only down ${downMs} ms after (lease 1 s, dead_after 3 s)`,
+  );
+});
+
+test("scale-out - a primary killed with SIGKILL during ingest: its agents go on through the others, and every sample any primary acknowledged is in every surviving primary's store and in the stream exactly once", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const doomed = spawnPrimary(scratchDir(t, "picluster-doomed-"), 0, {
+    PICLUSTER_CLUSTER_NATS: nats.urls.join(","),
+    PICLUSTER_CLUSTER_NAME: "doomed",
+    PICLUSTER_CLUSTER_LEASE: "1s",
+  });
+  t.after(() => killed(doomed.child));
+  const doomedPort = await doomed.port;
+  await doomed.joined();
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"], {
+    "primary.vitals_interval": "1s",
+  })) as [TestPrimary, TestPrimary];
+  const agents = ["pi-1", "pi-2", "pi-3"].map((name, i) =>
+    startAgent(t, { port: doomedPort, addNode: (n) => p1.addNode(n) }, name, {
+      "agent.primary_host": `127.0.0.1:${doomedPort}, 127.0.0.1:${(i % 2 === 0 ? p1 : p2).port}`,
+      "agent.reconnect_max": "1s",
+    }),
+  );
+  const acked = () => agents.map((a) => a.agent.outbox.ackedUpTo);
+  await waitFor(
+    () => acked().every((n) => n >= 3),
+    "three samples acked by the doomed primary",
+    20_000,
+  );
+  await killed(doomed.child);
+  const atKill = acked();
+  await waitFor(
+    () => acked().every((n, i) => n >= (atKill[i] as number) + 3),
+    "three more samples acked each, through p1 and p2",
+    20_000,
+  );
+  for (const a of agents) await a.stop();
+  const upTo = acked();
+  // Every acked sample, in both survivors' stores, once.
+  for (const p of [p1, p2]) {
+    await waitFor(
+      () => {
+        const db = new Database(join(p.dataDir, "picluster.db"), { readonly: true });
+        try {
+          return agents.every((a, i) => {
+            const row = db
+              .prepare(
+                "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM vitals_raw WHERE node_id = ? AND seq <= ?",
+              )
+              .get(a.agent.id, upTo[i]) as { n: number; lo: number; hi: number };
+            return row.n === upTo[i] && row.lo === 1 && row.hi === upTo[i];
+          });
+        } finally {
+          db.close();
+        }
+      },
+      `every acked sample of every agent in ${p.primary.clusterStatus()?.self}'s store`,
+      15_000,
+    );
+  }
+  // And once in the stream: samples sent again after the kill were dropped as duplicates.
+  const nc = await connect({ servers: nats.urls });
+  t.after(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info("picluster-vitals", { subjects_filter: ">" });
+  const subjects = info.state.subjects ?? {};
+  for (const [i, a] of agents.entries()) {
+    const inStream = subjects[`picluster.vitals.${a.agent.id}`] ?? 0;
+    assert.ok(
+      inStream >= (upTo[i] as number),
+      `${a.agent.id}: ${inStream} samples in the stream, ${upTo[i]} acked`,
+    );
+    const db = new Database(join(p1.dataDir, "picluster.db"), { readonly: true });
+    const stored = (
+      db.prepare("SELECT count(*) AS n FROM vitals_raw WHERE node_id = ?").get(a.agent.id) as {
+        n: number;
+      }
+    ).n;
+    db.close();
+    assert.equal(inStream, stored, `${a.agent.id}: each sample in the stream once`);
+  }
+  t.diagnostic(
+    `acked at the kill ${atKill.join("/")}, at the end ${upTo.join("/")}; all in p1's and p2's stores and once in the stream`,
   );
 });

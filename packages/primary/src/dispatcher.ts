@@ -12,6 +12,7 @@ import {
   isResponse,
   type Logger,
   type Message,
+  type MessageMap,
   type MessageType,
   PiclusterError,
 } from "@picluster/common";
@@ -35,6 +36,16 @@ export interface HandlerContext {
   /** The live session of each node; a newer connection replaces an older one. */
   sessions: SessionRegistry;
   settings: { heartbeatMs: number; vitalsMs: number; primaryVersion: string };
+  /**
+   * The scale-out mode: hand a sample to the other primaries; its ack waits
+   * for this too. Absent when embedded.
+   */
+  shareVitals?: (
+    nodeId: string,
+    ts: number,
+    seq: number,
+    vitals: MessageMap["vitals"],
+  ) => Promise<void>;
 }
 
 /** A handler for messages of type T; a returned promise delays the ack until it settles. */

@@ -29,7 +29,7 @@ import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
 import { AuditLog } from "./audit.js";
-import { ClusterLink } from "./cluster/link.js";
+import { ClusterLink, notJoined } from "./cluster/link.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
 import { type ClusterEvent, EventBus } from "./events.js";
@@ -291,6 +291,12 @@ export class Primary {
       clock: this.clock,
       log: this.log,
       sessions: this.sessions,
+      ...(config.cluster.nats.length === 0
+        ? {}
+        : {
+            shareVitals: (nodeId, ts, seq, vitals) =>
+              this.cluster?.shareVitals(nodeId, ts, seq, vitals) ?? Promise.reject(notJoined()),
+          }),
       settings: {
         heartbeatMs: config.primary.heartbeat_interval,
         vitalsMs: config.primary.vitals_interval,
@@ -415,6 +421,8 @@ export class Primary {
       registry: this.registry,
       events: this.events,
       holds: (nodeId) => this.sessions.has(nodeId),
+      store: this.store,
+      rawRetentionMs: config.store.raw_retention,
       deadAfterMs: config.primary.dead_after,
       onCredentialsChanged: () => this.checkCredentials(),
       clock: this.clock,

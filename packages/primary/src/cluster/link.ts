@@ -23,14 +23,18 @@ import {
   type Config,
   describeError,
   type Logger,
+  type MessageMap,
   type PrimaryPresence,
 } from "@picluster/common";
 import type { CredentialStore } from "../credentials.js";
 import type { EventBus } from "../events.js";
 import type { MemoryRegistry } from "../registry.js";
+import { StoreError } from "../store/failure.js";
+import type { Store } from "../store/store.js";
 import { CredentialSync } from "./credential-sync.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { NodeSync } from "./node-sync.js";
+import { VitalsStream } from "./vitals-stream.js";
 
 export interface ClusterLinkOptions {
   config: Config["cluster"];
@@ -43,6 +47,9 @@ export interface ClusterLinkOptions {
   events: EventBus;
   /** Whether this primary holds a session of the node now. */
   holds(nodeId: string): boolean;
+  store: Store;
+  /** `[store] raw_retention`: how long the vitals stream keeps a sample for a primary that was away. */
+  rawRetentionMs: number;
   /** `[primary] dead_after`: how long the nodes of a vanished primary stay suspect before down. */
   deadAfterMs: number;
   /** A credential changed because another primary changed it (cut what it revoked now). */
@@ -79,6 +86,7 @@ export class ClusterLink {
   private leaderKv: KV | undefined;
   private sync: CredentialSync | undefined;
   private nodes: NodeSync | undefined;
+  private vitals: VitalsStream | undefined;
   /** Primaries heard from (their last presence and when, by this clock). */
   private readonly seen = new Map<string, { presence: PrimaryPresence; heardAt: number }>();
   private leaderName: string | null = null;
@@ -171,6 +179,18 @@ export class ClusterLink {
           log: log.child({ component: "cluster-nodes" }),
         });
         await this.nodes.start();
+        const vitals = new VitalsStream({
+          nc,
+          self: this.opts.name,
+          replicas,
+          maxAgeMs: this.opts.rawRetentionMs,
+          store: this.opts.store,
+          registry: this.opts.registry,
+          clock: this.opts.clock,
+          log: log.child({ component: "cluster-vitals" }),
+        });
+        await vitals.start();
+        this.vitals = vitals;
         break;
       } catch (err) {
         await retry("JetStream does not answer", err);
@@ -205,6 +225,17 @@ export class ClusterLink {
 
   /** Ends a pause early (close). */
   private wake: (() => void) | undefined;
+
+  /** Hand a sample from this primary's agent to the others; resolves once the stream has it. */
+  shareVitals(
+    nodeId: string,
+    ts: number,
+    seq: number,
+    vitals: MessageMap["vitals"],
+  ): Promise<void> {
+    if (this.vitals === undefined) return Promise.reject(notJoined());
+    return this.vitals.publish(nodeId, ts, seq, vitals);
+  }
 
   /** Hello bound a node's session to this primary. */
   nodeBound(nodeId: string): void {
@@ -252,6 +283,7 @@ export class ClusterLink {
     for (const stop of this.stopWatches) stop();
     this.sync?.stop();
     this.nodes?.stop();
+    this.vitals?.stop();
     const nc = this.nc;
     if (nc === undefined) return;
     // Hand the lease over now rather than a lease later, and leave the list; with NATS
@@ -402,6 +434,14 @@ export class ClusterLink {
     else if (this.leaderName === this.opts.name) this.leaderName = null;
     this.opts.onLeadership?.(leader);
   }
+}
+
+/** Why a sample cannot be acknowledged before this primary has joined the others. */
+export function notJoined(): StoreError {
+  return new StoreError(
+    "E_CLUSTER_UNAVAILABLE",
+    "the other primaries cannot be told (NATS JetStream): not joined yet; the sample stays with its agent",
+  );
 }
 
 function isUnreachable(err: unknown): boolean {

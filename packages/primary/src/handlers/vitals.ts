@@ -30,7 +30,10 @@ export function handleVitals(
   // booted without a real-time clock) is replaced by the time it arrived.
   const ts = msg.ts > now + FUTURE_SKEW_MS || msg.ts < now - PAST_WINDOW_MS ? now : msg.ts;
   // Only a committed sample counts as stored: replays of uncommitted ones are not dropped.
-  return ctx.store
-    .addVitals(node, ts, seq, msg.payload)
-    .then(() => ctx.registry.markStored(id, seq));
+  const stored = ctx.store.addVitals(node, ts, seq, msg.payload);
+  // Scale-out: acknowledged only once the other primaries can have it too (the stream holds it).
+  const shared = ctx.shareVitals?.(id, ts, seq, msg.payload);
+  return (shared === undefined ? stored : Promise.all([stored, shared])).then(() =>
+    ctx.registry.markStored(id, seq),
+  );
 }

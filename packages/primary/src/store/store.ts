@@ -200,7 +200,7 @@ export class Store {
 
   /** Queue a vitals sample and the node's new state; resolves once both are committed. */
   addVitals(
-    node: NodeRecord,
+    node: Pick<NodeRecord, "id">,
     ts: number,
     seq: number,
     vitals: MessageMap["vitals"],
