@@ -4,6 +4,7 @@
  * chosen free on loopback), real agents over TLS-PSK.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -13,11 +14,13 @@ import Database from "better-sqlite3";
 import {
   killed,
   scratchDir,
+  spawnAgent,
   spawnPrimary,
   startAgent,
   startPrimary,
   type TestPrimary,
 } from "./support/cluster.js";
+import { startReceiver } from "./support/http-receiver.js";
 
 type Ctx = Parameters<typeof startPrimary>[0];
 
@@ -26,15 +29,22 @@ async function startPrimaries(
   urls: string[],
   names: string[],
   flags: Record<string, string> = {},
+  ini?: string,
 ): Promise<TestPrimary[]> {
   const out: TestPrimary[] = [];
   for (const name of names) {
-    const p = await startPrimary(t, {
-      "cluster.nats": urls.join(","),
-      "cluster.name": name,
-      "cluster.lease": "1s",
-      ...flags,
-    });
+    const p = await startPrimary(
+      t,
+      {
+        "cluster.nats": urls.join(","),
+        "cluster.name": name,
+        "cluster.lease": "1s",
+        ...flags,
+      },
+      undefined,
+      undefined,
+      ini,
+    );
     await p.primary.clusterReady();
     out.push(p);
   }
@@ -344,4 +354,69 @@ test("scale-out - a primary killed with SIGKILL during ingest: its agents go on 
   t.diagnostic(
     `acked at the kill ${atKill.join("/")}, at the end ${upTo.join("/")}; all in p1's and p2's stores and once in the stream`,
   );
+});
+
+test("scale-out - the leader killed while a node goes down: exactly one message for that node, from the new leader", {
+  skip: NO_NATS,
+}, async (t) => {
+  const hook = await startReceiver(t);
+  const ini = [
+    "[alert.node_down]",
+    "for = 2s",
+    "[channel.hook]",
+    "type = webhook",
+    `url = ${hook.url}/hook`,
+    "",
+  ].join("\n");
+  const iniFile = join(scratchDir(t, "picluster-alerts-ini-"), "picluster.ini");
+  writeFileSync(iniFile, ini);
+  const nats = await startNatsCluster(t, 3);
+  const leader = spawnPrimary(scratchDir(t, "picluster-leader-"), 0, {
+    PICLUSTER_CONFIG: iniFile,
+    PICLUSTER_CLUSTER_NATS: nats.urls.join(","),
+    PICLUSTER_CLUSTER_NAME: "leader",
+    PICLUSTER_CLUSTER_LEASE: "1s",
+  });
+  t.after(() => killed(leader.child));
+  await leader.port;
+  await leader.joined();
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"], {}, ini)) as [
+    TestPrimary,
+    TestPrimary,
+  ];
+  assert.equal(await agreed([p1, p2], ["leader", "p1", "p2"]), "leader");
+  const agent = spawnAgent(t, p1, "pi-falling");
+  await waitFor(
+    () =>
+      [p1, p2].every((p) =>
+        p.primary.registry.list().some((n) => n.name === "pi-falling" && n.state === "alive"),
+      ),
+    "pi-falling alive everywhere",
+    15_000,
+  );
+  agent.kill("SIGKILL");
+  await waitFor(
+    () => p2.primary.registry.list().some((n) => n.name === "pi-falling" && n.state === "down"),
+    "pi-falling down on p2",
+    10_000,
+  );
+  // Within the rule's 2 s: the leader dies before it may tell.
+  await killed(leader.child);
+  const next = await agreed([p1, p2], ["p1", "p2"]);
+  await waitFor(() => hook.requests.length >= 1, "the down message", 15_000);
+  // A while longer: nothing more comes.
+  await new Promise((r) => setTimeout(r, 3_000));
+  const messages = hook.requests.map(
+    (r) => JSON.parse(r.body) as { status: string; rule: string; title: string },
+  );
+  assert.deepEqual(
+    messages.map((m) => [m.status, m.rule, m.title]),
+    [["firing", "node_down", "pi-falling is down"]],
+  );
+  // Delivered by the new leader; the other follower delivered nothing.
+  const delivered = (p: TestPrimary) => p.records.filter((r) => r.msg === "alert delivered").length;
+  const [newLeader, follower] = (next === "p1" ? [p1, p2] : [p2, p1]) as [TestPrimary, TestPrimary];
+  assert.equal(delivered(newLeader), 1, `${next} told it`);
+  assert.equal(delivered(follower), 0, "the follower told nothing");
+  t.diagnostic(`told once, by ${next} (the new leader)`);
 });

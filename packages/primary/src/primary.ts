@@ -29,6 +29,7 @@ import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
 import { AuditLog } from "./audit.js";
+import { AlertGate } from "./cluster/alert-gate.js";
 import { ClusterLink, notJoined } from "./cluster/link.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
@@ -152,6 +153,8 @@ export class Primary {
   readonly legacy: LegacyListener | undefined;
   private http: FastifyInstance | undefined;
   private readonly startedAt: number;
+  /** Scale-out: only the leader tells; absent when embedded. */
+  private readonly alertGate: AlertGate | undefined;
   /** The scale-out mode's link to the other primaries (`[cluster] nats`); absent when embedded. */
   private cluster: ClusterLink | undefined;
   private readonly abort = new AbortController();
@@ -236,6 +239,13 @@ export class Primary {
       },
     });
     const delivery = this.delivery;
+    if (config.cluster.nats.length > 0)
+      this.alertGate = new AlertGate({
+        deliver: (channels, msg) => delivery.deliver(channels, msg),
+        holdMs: 2 * config.cluster.lease + 5_000,
+        clock: this.clock,
+        log: alertLog,
+      });
     this.alerts = new AlertEngine({
       rules: Object.values(config.alert),
       settings: {
@@ -255,7 +265,11 @@ export class Primary {
       version: opts.version,
       notifier: {
         channelNames: delivery.channelNames(),
-        deliver: (channels, msg) => delivery.deliver(channels, msg),
+        // Scale-out: only the leader tells (the gate keeps what a follower would have told).
+        deliver: (channels, msg) =>
+          this.alertGate === undefined
+            ? delivery.deliver(channels, msg)
+            : this.alertGate.deliver(channels, msg),
       },
       dashboardUrl: () => this.dashboardUrl,
     });
@@ -425,11 +439,13 @@ export class Primary {
       rawRetentionMs: config.store.raw_retention,
       deadAfterMs: config.primary.dead_after,
       onCredentialsChanged: () => this.checkCredentials(),
+      ...(this.alertGate === undefined ? {} : { alertGate: this.alertGate }),
       clock: this.clock,
       log: this.opts.log.child({ component: "cluster" }),
     });
     this.cluster = cluster;
     this.sessions.onBind = (nodeId) => cluster.nodeBound(nodeId);
+    if (this.alertGate !== undefined) this.alertGate.self = name;
     cluster.start();
   }
 

@@ -31,6 +31,7 @@ import type { EventBus } from "../events.js";
 import type { MemoryRegistry } from "../registry.js";
 import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
+import type { AlertGate } from "./alert-gate.js";
 import { CredentialSync } from "./credential-sync.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { NodeSync } from "./node-sync.js";
@@ -54,8 +55,8 @@ export interface ClusterLinkOptions {
   deadAfterMs: number;
   /** A credential changed because another primary changed it (cut what it revoked now). */
   onCredentialsChanged: () => void;
-  /** This primary became the leader (true) or stopped being it (false). */
-  onLeadership?: (leader: boolean) => void;
+  /** Only the leader tells: it gets the shared alert state and each change of leadership. */
+  alertGate?: AlertGate;
   clock: Clock;
   log: Logger;
 }
@@ -191,6 +192,10 @@ export class ClusterLink {
         });
         await vitals.start();
         this.vitals = vitals;
+        if (this.opts.alertGate !== undefined)
+          await this.opts.alertGate.attach(
+            await bucket(nc, BUCKETS.alerts, { history: 1, replicas, ttl: 7 * 86_400_000 }),
+          );
         break;
       } catch (err) {
         await retry("JetStream does not answer", err);
@@ -284,6 +289,7 @@ export class ClusterLink {
     this.sync?.stop();
     this.nodes?.stop();
     this.vitals?.stop();
+    this.opts.alertGate?.stop();
     const nc = this.nc;
     if (nc === undefined) return;
     // Hand the lease over now rather than a lease later, and leave the list; with NATS
@@ -432,7 +438,7 @@ export class ClusterLink {
     this.wasLeader = leader;
     if (leader) this.opts.log.info("leader of the primaries now", { name: this.opts.name });
     else if (this.leaderName === this.opts.name) this.leaderName = null;
-    this.opts.onLeadership?.(leader);
+    this.opts.alertGate?.setLeader(leader);
   }
 }
 

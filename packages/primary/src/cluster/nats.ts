@@ -20,6 +20,7 @@ export const BUCKETS = {
   leader: "picluster-leader",
   credentials: "picluster-credentials",
   nodes: "picluster-nodes",
+  alerts: "picluster-alerts",
 } as const;
 
 type ClusterConfig = Config["cluster"];
