@@ -13,8 +13,8 @@
  * that primary: it is told by it, whoever leads.
  */
 import { createHash } from "node:crypto";
-import { type Clock, describeError, type Logger } from "@picluster/common";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { type Clock, describeError, type Logger } from "@picluster/common";
 import type { AlertMessage } from "../alerts/message.js";
 
 interface Told {
