@@ -75,6 +75,14 @@ export function loadCliConfig(opts: Record<string, unknown>, io: CliIo): LoadedC
  * failure prints one line and exits 1, success exits 0 unless the body set
  * another code (it returns it).
  */
+/** `runWithConfig` bound to a command group's io and exit setter. */
+export function configRunner(
+  io: CliIo,
+  setExit: (code: number) => void,
+): (cmd: Command, body: (config: Config) => Promise<unknown>) => Promise<void> {
+  return (cmd, body) => runWithConfig(cmd, io, setExit, body);
+}
+
 export function runWithConfig(
   cmd: Command,
   io: CliIo,

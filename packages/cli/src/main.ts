@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
+import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerJobCommands } from "./commands/jobs.js";
 import { registerNodeCommands } from "./commands/node.js";
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerTaskCommands(program, io, setExit);
   registerJobCommands(program, io, setExit);
   registerAlertCommands(program, io, setExit);
+  registerClusterCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
   program.addHelpText(
     "after",

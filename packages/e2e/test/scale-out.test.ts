@@ -12,7 +12,9 @@ import { connect } from "@nats-io/transport-node";
 import { NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
 import Database from "better-sqlite3";
 import {
+  httpPort,
   killed,
+  runCli,
   scratchDir,
   spawnAgent,
   spawnPrimary,
@@ -90,6 +92,33 @@ test("scale-out - three primaries on three NATS servers see each other and one l
   assert.equal(s.primaries.filter((p) => p.leader).length, 1, "one leader in the list");
   assert.ok(s.primaries.every((p) => /^127\.0\.0\.1:\d+$|:\d+$/.test(p.agentAddress)));
 
+  // The same from the command line, on any primary.
+  const cli = await runCli(t, ["cluster", "status"], {
+    port: httpPort(ps[2] as TestPrimary),
+    token: null,
+  });
+  assert.equal(cli.status, 0, cli.err);
+  assert.match(
+    cli.out,
+    new RegExp(`^3 primaries, leader ${leader}; p3 is on NATS 127\\.0\\.0\\.1:\\d+`),
+  );
+  assert.match(
+    cli.out,
+    /^p3 \(this\) +(leader|follower) +0 +\S+:\d+ +http:\/\/127\.0\.0\.1:\d+\//m,
+  );
+  assert.equal(
+    cli.out.split("\n").filter((l) => /^\S+( \(this\))? +leader /.test(l)).length,
+    1,
+    cli.out,
+  );
+  const json = await runCli(t, ["cluster", "status", "--json"], {
+    port: httpPort(ps[0] as TestPrimary),
+    token: null,
+  });
+  const parsed = JSON.parse(json.out) as { mode: string; leader: string; primaries: unknown[] };
+  assert.equal(parsed.mode, "scale-out");
+  assert.equal(parsed.leader, leader);
+  assert.equal(parsed.primaries.length, 3);
   const index = ["p1", "p2", "p3"].indexOf(leader);
   const gone = ps[index] as TestPrimary;
   const rest = ps.filter((p) => p !== gone);
@@ -419,4 +448,18 @@ test("scale-out - the leader killed while a node goes down: exactly one message 
   assert.equal(delivered(newLeader), 1, `${next} told it`);
   assert.equal(delivered(follower), 0, "the follower told nothing");
   t.diagnostic(`told once, by ${next} (the new leader)`);
+});
+
+test("scale-out - without [cluster] nats nothing changes: /api/cluster has no scaleOut and `cluster status` says the primary is embedded", async (t) => {
+  const p = await startPrimary(t);
+  assert.equal(p.primary.clusterStatus(), undefined);
+  const body = (await (await fetch(`http://127.0.0.1:${httpPort(p)}/api/cluster`)).json()) as {
+    scaleOut?: unknown;
+  };
+  assert.equal("scaleOut" in body, false);
+  const cli = await runCli(t, ["cluster", "status"], { port: httpPort(p), token: null });
+  assert.equal(cli.status, 0);
+  assert.match(cli.out, /^embedded mode: one primary on its own SQLite store/);
+  const json = await runCli(t, ["cluster", "status", "--json"], { port: httpPort(p), token: null });
+  assert.deepEqual(JSON.parse(json.out), { mode: "embedded" });
 });

@@ -12,7 +12,7 @@ import {
 } from "@picluster/common";
 import type { Command } from "commander";
 import { apiBase, getJson } from "../api-client.js";
-import { type loadCliConfig, runWithConfig } from "../config-options.js";
+import { configRunner } from "../config-options.js";
 import { ago, bytes, duration, selectorArg, sparkline, stateText, table } from "../format.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK } from "../io.js";
 import { nodeName, safeJson, safeLine } from "../safe.js";
@@ -70,10 +70,7 @@ export function registerReadCommands(
   io: CliIo,
   setExit: (code: number) => void,
 ): void {
-  const run = (
-    cmd: Command,
-    body: (config: NonNullable<ReturnType<typeof loadCliConfig>>["config"]) => Promise<unknown>,
-  ) => runWithConfig(cmd, io, setExit, body);
+  const run = configRunner(io, setExit);
 
   /** The nodes `--on` selects; a name that matches none is a warning and exit 1. */
   const listNodes = async (
