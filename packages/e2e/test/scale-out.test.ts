@@ -463,3 +463,85 @@ test("scale-out - without [cluster] nats nothing changes: /api/cluster has no sc
   const json = await runCli(t, ["cluster", "status", "--json"], { port: httpPort(p), token: null });
   assert.deepEqual(JSON.parse(json.out), { mode: "embedded" });
 });
+
+test("scale-out - one NATS server killed: samples keep being acknowledged and stored by every primary, and nobody is paged", {
+  skip: NO_NATS,
+}, async (t) => {
+  const hook = await startReceiver(t);
+  const ini = ["[channel.hook]", "type = webhook", `url = ${hook.url}/hook`, ""].join("\n");
+  const nats = await startNatsCluster(t, 3);
+  // Each primary is given one server first, so that killing s1 cuts p1's own connection.
+  const p1 = (
+    await startPrimaries(
+      t,
+      [nats.urls[0], nats.urls[1]] as string[],
+      ["p1"],
+      {
+        "primary.vitals_interval": "1s",
+      },
+      ini,
+    )
+  )[0] as TestPrimary;
+  const p2 = (
+    await startPrimaries(
+      t,
+      [nats.urls[1], nats.urls[2]] as string[],
+      ["p2"],
+      {
+        "primary.vitals_interval": "1s",
+      },
+      ini,
+    )
+  )[0] as TestPrimary;
+  await agreed([p1, p2], ["p1", "p2"]);
+  // x86 fixtures: a Pi fixture reports under-voltage, which would page.
+  const agents = [p1, p2].map((p, i) => startAgent(t, p, `pi-${i + 1}`, {}, "x86-server"));
+  const acked = () => agents.map((a) => a.agent.outbox.ackedUpTo);
+  await waitFor(() => acked().every((n) => n >= 2), "samples acked", 15_000);
+  const before = acked();
+  await nats.kill(0);
+  await waitFor(
+    () => acked().every((n, i) => n >= (before[i] as number) + 4),
+    "four more samples acked by each agent with one NATS server gone",
+    20_000,
+  );
+  // No node was judged suspect or down anywhere for the loss of a NATS server.
+  for (const p of [p1, p2]) {
+    p.primary.store.flush();
+    for (const a of agents) {
+      const states = p.primary.store
+        .events({ node: a.agent.id, kind: "node.state", limit: 50 })
+        .map((e) => e.data.to);
+      assert.deepEqual(states, ["alive"], `${a.agent.id} on ${p.primary.clusterStatus()?.self}`);
+    }
+  }
+  for (const a of agents) await a.stop();
+  const upTo = acked();
+  for (const p of [p1, p2])
+    await waitFor(
+      () => {
+        const db = new Database(join(p.dataDir, "picluster.db"), { readonly: true });
+        try {
+          return agents.every(
+            (a, i) =>
+              (
+                db
+                  .prepare("SELECT count(*) AS n FROM vitals_raw WHERE node_id = ? AND seq <= ?")
+                  .get(a.agent.id, upTo[i]) as { n: number }
+              ).n === upTo[i],
+          );
+        } finally {
+          db.close();
+        }
+      },
+      "every acked sample in each primary's store",
+      15_000,
+    );
+  assert.equal(
+    p1.primary.clusterStatus()?.nats.connected,
+    true,
+    "p1 reconnected to another server",
+  );
+  assert.deepEqual(hook.requests, [], "nobody was paged");
+  t.diagnostic(`acked before the kill ${before.join("/")}, after ${upTo.join("/")}`);
+});

@@ -486,7 +486,7 @@ export const SCHEMA = {
     replicas: key(
       integerType(0, 5),
       0,
-      "Copies JetStream keeps of picluster's buckets (1–5). 0 means one per NATS server named in `nats`, at most 3.",
+      "Copies JetStream keeps of picluster's buckets and stream (1–5). 0 means 1 when `nats` names one server and 3 when it names more (two copies would stop at the loss of either).",
     ),
     lease: key(
       durationType(1_000, 60_000),

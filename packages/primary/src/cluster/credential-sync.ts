@@ -33,6 +33,8 @@ export interface CredentialSyncOptions {
 export class CredentialSync {
   /** What the bucket holds, as far as this primary knows: key → JSON. */
   private readonly known = new Map<string, string>();
+  /** What this store held at the last publish. */
+  private lastMine = new Map<string, string>();
   private stopWatch: (() => void) | undefined;
   private publishing = false;
   private again = false;
@@ -122,6 +124,13 @@ export class CredentialSync {
     const mine = new Map<string, string>();
     for (const t of tokens) mine.set(`t.${t.id}`, tokenJson(t) as string);
     for (const c of credentials) mine.set(`c.${c.identity}`, credentialJson(c) as string);
+    // Deleted here means: this store had it at the last publish and has it no more. (Not
+    // "the bucket has it and this store not": a key put meanwhile by another primary
+    // would be deleted before this store took it in.)
+    const deleted = [...this.lastMine.keys()].filter(
+      (key) => !mine.has(key) && this.known.has(key),
+    );
+    this.lastMine = mine;
     const { kv, log } = this.opts;
     try {
       for (const [key, json] of mine) {
@@ -129,8 +138,7 @@ export class CredentialSync {
         await kv.put(key, json);
         this.known.set(key, json);
       }
-      for (const key of [...this.known.keys()]) {
-        if (mine.has(key)) continue;
+      for (const key of deleted) {
         await kv.delete(key);
         this.known.delete(key);
       }

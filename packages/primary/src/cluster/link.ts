@@ -143,7 +143,13 @@ export class ClusterLink {
         nc = await connectNats(config, this.opts.name);
       } catch (err) {
         if (err instanceof ClusterError) throw err;
-        await retry("cannot reach a NATS server", err);
+        const refused = /authori[sz]ation|authentication/i.test(describeError(err));
+        await retry(
+          refused
+            ? "NATS refused this primary's credentials ([cluster] creds, or user and password_file)"
+            : "cannot reach a NATS server",
+          err,
+        );
       }
     }
     // Closed meanwhile: close() drains it once this returns.
@@ -247,13 +253,27 @@ export class ClusterLink {
     this.nodes?.bound(nodeId);
   }
 
-  /** The primaries heard from within the lease, this one included. */
-  livePrimaries(): Set<string> {
+  /**
+   * The primaries heard from lately, this one included. For judging others
+   * gone (their nodes suspect), twice the lease: a NATS server's loss costs
+   * a primary a reconnection and JetStream an election, and a primary is
+   * not gone for that.
+   */
+  livePrimaries(withinMs = 2 * this.opts.config.lease): Set<string> {
     const now = this.opts.clock.now();
     const live = new Set<string>([this.opts.name]);
-    for (const [name, { heardAt }] of this.seen)
-      if (now - heardAt <= this.opts.config.lease) live.add(name);
+    for (const [name, { heardAt }] of this.seen) if (now - heardAt <= withinMs) live.add(name);
     return live;
+  }
+
+  /**
+   * Whether this primary's own presence came back through the watch within
+   * the lease: if not, its view of the others is stale (its connection or
+   * JetStream is in trouble), and their silence proves nothing.
+   */
+  private hearsItself(): boolean {
+    const own = this.seen.get(this.opts.name);
+    return own !== undefined && this.opts.clock.now() - own.heardAt <= this.opts.config.lease;
   }
 
   status(): ClusterStatus {
@@ -370,7 +390,8 @@ export class ClusterLink {
     try {
       await this.renewPresence();
       await this.renewLease();
-      if (this.isLeader) this.nodes?.sweepOrphans(this.livePrimaries(), this.opts.deadAfterMs);
+      if (this.isLeader && this.hearsItself())
+        this.nodes?.sweepOrphans(this.livePrimaries(), this.opts.deadAfterMs);
     } finally {
       this.ticking = false;
     }

@@ -25,9 +25,14 @@ export const BUCKETS = {
 
 type ClusterConfig = Config["cluster"];
 
-/** How many copies JetStream keeps: `[cluster] replicas`, or one per server named, at most 3. */
+/**
+ * How many copies JetStream keeps: `[cluster] replicas`, else 1 with one
+ * server named and 3 with more (the servers named may be only some of the
+ * cluster's; two copies would stop at the loss of either).
+ */
 export function replicasFor(cfg: ClusterConfig): number {
-  return cfg.replicas > 0 ? cfg.replicas : Math.min(3, Math.max(1, cfg.nats.length));
+  if (cfg.replicas > 0) return cfg.replicas;
+  return cfg.nats.length <= 1 ? 1 : 3;
 }
 
 /** Connection options from `[cluster]`; files that cannot be read are named. */

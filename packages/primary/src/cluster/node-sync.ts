@@ -151,8 +151,14 @@ export class NodeSync {
       return;
     }
     this.known.set(nodeId, { revision: e.revision, holder: value.holder });
-    // Our own live session says more about the node than anyone's record.
-    if (this.opts.holds(nodeId)) return;
+    // Our own live session says more about the node than anyone's record: one that says
+    // otherwise (the leader took us for gone a moment) is answered with ours.
+    if (this.opts.holds(nodeId)) {
+      const mine = this.opts.registry.get(nodeId);
+      if (value.holder !== this.opts.self || value.node.state !== mine?.state)
+        this.publish(nodeId, false);
+      return;
+    }
     this.apply(() => this.opts.registry.applyShared(value.node, this.opts.clock.now()));
   }
 
