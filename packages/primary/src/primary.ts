@@ -45,7 +45,7 @@ import { LivenessDetector } from "./liveness.js";
 import { MemoryRegistry, RESTART_REASON } from "./registry.js";
 import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js";
 import { Session } from "./session.js";
-import { SessionRegistry } from "./sessions.js";
+import { type LiveSessions, SessionRegistry } from "./sessions.js";
 import { SqliteJobQueue } from "./store/job-queue.js";
 import { JobStore } from "./store/jobs.js";
 import { openDatabase, Store, type StoreHealth, type StoreOutage } from "./store/store.js";
@@ -153,6 +153,8 @@ export class Primary {
   readonly legacy: LegacyListener | undefined;
   private http: FastifyInstance | undefined;
   private readonly startedAt: number;
+  /** Sessions here, and (scale-out) nodes held by the other primaries. */
+  private readonly nodeLinks: LiveSessions;
   /** Scale-out: only the leader tells; absent when embedded. */
   private readonly alertGate: AlertGate | undefined;
   /** The scale-out mode's link to the other primaries (`[cluster] nats`); absent when embedded. */
@@ -202,9 +204,15 @@ export class Primary {
       this.clock,
       opts.log.child({ component: "audit" }),
     );
+    // Scale-out: a node held by another primary is asked through it.
+    const nodeLinks: LiveSessions = {
+      get: (id) => this.sessions.get(id) ?? this.cluster?.requesterFor(id),
+      has: (id) => this.sessions.has(id) || (this.cluster?.heldElsewhere(id) ?? false),
+    };
+    this.nodeLinks = nodeLinks;
     this.tasks = new TaskService({
       registry: this.registry,
-      sessions: this.sessions,
+      sessions: nodeLinks,
       events: this.events,
       store: this.store,
       clock: this.clock,
@@ -435,6 +443,7 @@ export class Primary {
       registry: this.registry,
       events: this.events,
       holds: (nodeId) => this.sessions.has(nodeId),
+      sessions: this.sessions,
       store: this.store,
       rawRetentionMs: config.store.raw_retention,
       deadAfterMs: config.primary.dead_after,
@@ -445,6 +454,7 @@ export class Primary {
     });
     this.cluster = cluster;
     this.sessions.onBind = (nodeId) => cluster.nodeBound(nodeId);
+    this.sessions.onUnbind = (nodeId) => cluster.nodeUnbound(nodeId);
     if (this.alertGate !== undefined) this.alertGate.self = name;
     cluster.start();
   }
@@ -480,7 +490,7 @@ export class Primary {
     this.jobsDb = db;
     this.jobService = new JobService({
       registry: this.registry,
-      sessions: this.sessions,
+      sessions: this.nodeLinks,
       events: this.events,
       jobs: new JobStore(db),
       queue: new SqliteJobQueue({ db, clock: this.clock, log }),

@@ -5,12 +5,22 @@
  * here. The rest of the primary reads it (`get`, `has`) and never changes
  * a node's session by hand.
  */
-import type { Clock } from "@picluster/common";
-import type { Session } from "./session.js";
+import type { Clock, MessageMap, RequestType, ResponseMap } from "@picluster/common";
+import type { RequestOptions, Session } from "./session.js";
 
-/** What readers need: the live session of a node, if it has one. */
+/** What asks a node something: its session here, or (scale-out) the primary that holds it. */
+export interface NodeRequester {
+  request<T extends RequestType>(
+    type: T,
+    payload: MessageMap[T],
+    timeoutMs?: number,
+    opts?: RequestOptions,
+  ): Promise<ResponseMap[T]>;
+}
+
+/** What readers need: a way to ask a node, if it is connected (here or, scale-out, elsewhere). */
 export interface LiveSessions {
-  get(nodeId: string): Session | undefined;
+  get(nodeId: string): NodeRequester | undefined;
   has(nodeId: string): boolean;
 }
 
@@ -22,6 +32,8 @@ export class SessionRegistry implements LiveSessions {
   private nextId: number;
   /** Told after hello binds a node here (the scale-out mode publishes who holds it). */
   onBind: ((nodeId: string) => void) | undefined;
+  /** Told when a node's live session here ends. */
+  onUnbind: ((nodeId: string) => void) | undefined;
 
   constructor(clock: Clock) {
     // Request ids start from the clock, so that across restarts a node
@@ -41,6 +53,11 @@ export class SessionRegistry implements LiveSessions {
 
   has(nodeId: string): boolean {
     return this.byNode.has(nodeId);
+  }
+
+  /** The nodes with a live session here. */
+  ids(): IterableIterator<string> {
+    return this.byNode.keys();
   }
 
   /** Nodes with a live session. */
@@ -80,12 +97,13 @@ export class SessionRegistry implements LiveSessions {
     const id = session.nodeId;
     if (id === undefined || this.byNode.get(id) !== session) return false;
     this.byNode.delete(id);
+    this.onUnbind?.(id);
     return true;
   }
 
   /** End every connection of a node being removed (it is told why); how many were cut. */
   cutNode(nodeId: string): number {
-    this.byNode.delete(nodeId);
+    if (this.byNode.delete(nodeId)) this.onUnbind?.(nodeId);
     let cut = 0;
     for (const session of this.all) {
       if (session.nodeId !== nodeId) continue;

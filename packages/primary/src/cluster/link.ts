@@ -29,11 +29,13 @@ import {
 import type { CredentialStore } from "../credentials.js";
 import type { EventBus } from "../events.js";
 import type { MemoryRegistry } from "../registry.js";
+import type { NodeRequester, SessionRegistry } from "../sessions.js";
 import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
 import type { AlertGate } from "./alert-gate.js";
 import { CredentialSync } from "./credential-sync.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
+import { NodeRequests } from "./node-requests.js";
 import { NodeSync } from "./node-sync.js";
 import { VitalsStream } from "./vitals-stream.js";
 
@@ -48,6 +50,8 @@ export interface ClusterLinkOptions {
   events: EventBus;
   /** Whether this primary holds a session of the node now. */
   holds(nodeId: string): boolean;
+  /** This primary's sessions (requests from the other primaries are relayed through them). */
+  sessions: SessionRegistry;
   store: Store;
   /** `[store] raw_retention`: how long the vitals stream keeps a sample for a primary that was away. */
   rawRetentionMs: number;
@@ -88,6 +92,7 @@ export class ClusterLink {
   private sync: CredentialSync | undefined;
   private nodes: NodeSync | undefined;
   private vitals: VitalsStream | undefined;
+  private requests: NodeRequests | undefined;
   /** Primaries heard from (their last presence and when, by this clock). */
   private readonly seen = new Map<string, { presence: PrimaryPresence; heardAt: number }>();
   private leaderName: string | null = null;
@@ -175,6 +180,14 @@ export class ClusterLink {
           });
           await this.sync.start();
         }
+        this.requests = new NodeRequests({
+          nc,
+          local: this.opts.sessions,
+          clock: this.opts.clock,
+          log: log.child({ component: "cluster-requests" }),
+        });
+        // Nodes that connected before the join.
+        for (const id of this.opts.sessions.ids()) this.requests.serve(id);
         const nodesKv = await bucket(nc, BUCKETS.nodes, { history: 1, replicas });
         this.nodes = new NodeSync({
           kv: nodesKv,
@@ -251,6 +264,28 @@ export class ClusterLink {
   /** Hello bound a node's session to this primary. */
   nodeBound(nodeId: string): void {
     this.nodes?.bound(nodeId);
+    this.requests?.serve(nodeId);
+  }
+
+  /** A node's session here ended. */
+  nodeUnbound(nodeId: string): void {
+    this.requests?.unserve(nodeId);
+  }
+
+  /** Whether another live primary holds the node's session (asked through it). */
+  heldElsewhere(nodeId: string): boolean {
+    const holder = this.nodes?.holder(nodeId);
+    if (holder === undefined || holder === null || holder === this.opts.name) return false;
+    return (
+      this.livePrimaries(this.opts.config.lease).has(holder) &&
+      this.opts.registry.get(nodeId)?.state === "alive"
+    );
+  }
+
+  /** How to ask a node held by another primary; undefined when none does. */
+  requesterFor(nodeId: string): NodeRequester | undefined {
+    if (this.requests === undefined || !this.heldElsewhere(nodeId)) return undefined;
+    return this.requests.requester(nodeId);
   }
 
   /**
@@ -309,6 +344,7 @@ export class ClusterLink {
     this.sync?.stop();
     this.nodes?.stop();
     this.vitals?.stop();
+    this.requests?.stop();
     this.opts.alertGate?.stop();
     const nc = this.nc;
     if (nc === undefined) return;
