@@ -6,6 +6,7 @@
  * (EventSource); the page shows when it is down, and after a few seconds
  * stops showing the last states as if they were current.
  */
+import type { ClusterStatus } from "@picluster/common/shared";
 import {
   eventStream,
   type Figures,
@@ -57,6 +58,10 @@ export type TaskEventKind = "task.started" | "task.node" | "task.finished";
 type TaskListener = (kind: TaskEventKind, event: Record<string, unknown>) => void;
 const TASK_KINDS: TaskEventKind[] = ["task.started", "task.node", "task.finished"];
 
+type ScaleOut = NonNullable<ClusterStatus["scaleOut"]>;
+/** How often the page asks again who the primaries are (scale-out mode only). */
+const SCALE_OUT_POLL_MS = 5_000;
+
 class LiveCluster {
   nodes = new Map<string, LiveNode>();
   status: StreamStatus = "connecting";
@@ -77,6 +82,9 @@ class LiveCluster {
   alerts = new Map<string, FiringAlert[]>();
   /** From /api/cluster, then the stream's primary.store_failed / primary.store_ok. */
   store: StoreStatus = { ok: true };
+  /** The scale-out mode's primaries, leader and NATS health (from /api/cluster); undefined when embedded. */
+  scaleOut: ScaleOut | undefined;
+  private scaleOutTimer: ReturnType<typeof setInterval> | undefined;
   private taskListeners = new Set<TaskListener>();
   private alertsTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -151,14 +159,19 @@ class LiveCluster {
 
   async reloadStore(): Promise<void> {
     try {
-      const { primary } = await getJson<{
+      const { primary, scaleOut } = await getJson<{
         primary?: { store?: { ok: boolean; cause?: string; since?: number } };
+        scaleOut?: ScaleOut;
       }>("/api/cluster");
       const s = primary?.store;
       this.store =
         s === undefined || s.ok
           ? { ok: true }
           : { ok: false, cause: String(s.cause), since: Number(s.since) };
+      this.scaleOut = scaleOut;
+      // The primaries come and go without a stream event: asked again now and then.
+      if (scaleOut !== undefined)
+        this.scaleOutTimer ??= setInterval(() => void this.reloadStore(), SCALE_OUT_POLL_MS);
     } catch {
       // A moment without the API: the stream's events, or the next reload, say it.
     }

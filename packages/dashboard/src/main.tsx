@@ -36,6 +36,37 @@ function StreamBadge() {
   );
 }
 
+/**
+ * The scale-out mode: how many primaries, which one leads, and this one's
+ * link to NATS; each primary, its agents and address in the tooltip.
+ * Nothing when embedded.
+ */
+function PrimariesBadge() {
+  const { scaleOut } = useLive();
+  if (scaleOut === undefined) return null;
+  const n = scaleOut.primaries.length;
+  const ok = scaleOut.nats.connected && scaleOut.leader !== null;
+  const text = scaleOut.nats.connected
+    ? `${n} primar${n === 1 ? "y" : "ies"} · leader ${scaleOut.leader ?? "none yet"}`
+    : `${scaleOut.self}: NATS unreachable`;
+  const title = [
+    `This page: ${scaleOut.self}${scaleOut.nats.server === null ? "" : ` (NATS ${scaleOut.nats.server})`}`,
+    ...scaleOut.primaries.map(
+      (p) =>
+        `${p.name}${p.leader ? " (leader)" : ""}: ${p.sessions} agent${p.sessions === 1 ? "" : "s"}, ${p.agentAddress}`,
+    ),
+  ].join("\n");
+  return (
+    <span
+      class={`primaries ${ok ? "primaries-ok" : "primaries-trouble"}`}
+      title={title}
+      data-testid="primaries"
+    >
+      {text}
+    </span>
+  );
+}
+
 /** Why the primary cannot store, in the words of its alert (wording.ts). */
 const STORE_WORDS: Record<string, string> = {
   disk_full: "The primary's disk is full",
@@ -109,6 +140,7 @@ function App() {
             Alerts
           </a>
         </nav>
+        <PrimariesBadge />
         <StreamBadge />
       </header>
       <StoreBanner />

@@ -4,13 +4,14 @@
  * chosen free on loopback), real agents over TLS-PSK.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
 import Database from "better-sqlite3";
+import { launch, NO_BROWSER } from "./support/browser.js";
 import {
   httpPort,
   killed,
@@ -436,6 +437,13 @@ test("scale-out - the leader killed while a node goes down: exactly one message 
     "pi-falling alive everywhere",
     15_000,
   );
+  // Killed once settled on its own credential (after the join's first connection ended).
+  await waitFor(
+    () => existsSync(join(agent.dataDir, "credential.json")),
+    "pi-falling's credential saved",
+    5_000,
+  );
+  await new Promise((r) => setTimeout(r, 500));
   agent.kill("SIGKILL");
   const falling = () => p1.primary.registry.list().find((n) => n.name === "pi-falling");
   try {
@@ -625,4 +633,35 @@ test("scale-out - any primary runs a task, a ping or a job on nodes held by the 
     10_000,
   );
   assert.equal((await hello("pi-a"))?.nodes[0]?.status, "skipped");
+});
+
+test("scale-out - the dashboard's header shows how many primaries there are and which one leads, each with its agents in the tooltip", {
+  skip: NO_NATS ?? NO_BROWSER,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 1);
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"])) as [TestPrimary, TestPrimary];
+  const leader = await agreed([p1, p2], ["p1", "p2"]);
+  startAgent(t, p1, "pi-a", {}, "x86-server");
+  await waitFor(
+    () => p1.primary.clusterStatus()?.primaries.find((p) => p.name === "p1")?.sessions === 1,
+    "p1 says it holds one agent",
+    10_000,
+  );
+  const browser = await launch();
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${httpPort(p2)}/`);
+  await page.waitForSelector('[data-testid="primaries"]');
+  assert.equal(
+    await page.textContent('[data-testid="primaries"]'),
+    `2 primaries · leader ${leader}`,
+  );
+  const title = (await page.getAttribute('[data-testid="primaries"]', "title")) ?? "";
+  assert.match(title, /^This page: p2 \(NATS 127\.0\.0\.1:\d+\)$/m);
+  assert.match(title, /^p1( \(leader\))?: 1 agent, \S+:\d+$/m);
+  // Embedded: no badge at all.
+  const solo = await startPrimary(t);
+  await page.goto(`http://127.0.0.1:${httpPort(solo)}/`);
+  await page.waitForSelector('[data-testid="stream-status"]');
+  assert.equal(await page.$('[data-testid="primaries"]'), null);
 });
