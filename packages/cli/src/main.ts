@@ -6,6 +6,7 @@ import { Command, CommanderError } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerDemoCommands } from "./commands/demo.js";
 import { registerJobCommands } from "./commands/jobs.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerReadCommands } from "./commands/read.js";
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerAlertCommands(program, io, setExit);
   registerClusterCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
+  registerDemoCommands(program, io, setExit);
   program.addHelpText(
     "after",
     "\nEvery configuration key can also be set with --<section>-<key> VALUE (see docs/configuration.md).\n",

@@ -23,6 +23,7 @@ export * from "./log/logger.js";
 export * from "./log/rotating-file.js";
 export * from "./log/setup.js";
 export * from "./metrics.js";
+export * from "./nats-servers.js";
 export * from "./nodes.js";
 export * from "./paths.js";
 export * from "./protocol/codec.js";

@@ -4,12 +4,13 @@
  * chosen free on loopback), real agents over TLS-PSK.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
+import { NO_NATS, processAlive, startNatsCluster, waitFor } from "@picluster/common/testing";
 import Database from "better-sqlite3";
 import { launch, NO_BROWSER } from "./support/browser.js";
 import {
@@ -26,6 +27,8 @@ import {
 import { startReceiver } from "./support/http-receiver.js";
 
 type Ctx = Parameters<typeof startPrimary>[0];
+
+const CLI = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
 
 async function startPrimaries(
   t: Ctx,
@@ -664,4 +667,47 @@ test("scale-out - the dashboard's header shows how many primaries there are and 
   await page.goto(`http://127.0.0.1:${httpPort(solo)}/`);
   await page.waitForSelector('[data-testid="stream-status"]');
   assert.equal(await page.$('[data-testid="primaries"]'), null);
+});
+
+test("scale-out - `picluster demo cluster` starts three NATS servers, three primaries and its agents, prints the dashboards, and Ctrl-C ends everything it started", {
+  skip: NO_NATS,
+}, async (t) => {
+  const child = spawn(process.execPath, [CLI, "demo", "cluster", "--agents", "2"], {
+    env: Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
+    ),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  await waitFor(() => out.includes("Ctrl-C ends everything."), `the demo is up:\n${out}`, 60_000);
+  const lines = [...out.matchAll(/^ {2}(p\d) {2}dashboard (http:\/\/\S+) .* pid (\d+)$/gm)];
+  assert.equal(lines.length, 3, out);
+  const dir = /\((\/\S+picluster-demo-\S+)\)/.exec(out)?.[1] as string;
+  assert.ok(existsSync(dir));
+  for (const [, , url] of lines)
+    await waitFor(
+      async () => {
+        const c = (await (await fetch(`${url}api/cluster`)).json()) as {
+          states: { alive: number };
+          scaleOut?: { primaries: unknown[]; leader: string | null };
+        };
+        return (
+          c.states.alive === 2 && c.scaleOut?.primaries.length === 3 && c.scaleOut.leader !== null
+        );
+      },
+      `${url}: two agents alive and three primaries with a leader`,
+      20_000,
+    );
+  child.kill("SIGINT");
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, out);
+  assert.match(out, /stopping…/);
+  assert.equal(existsSync(dir), false, "its directory is removed");
+  for (const [, , , pid] of lines)
+    assert.equal(processAlive(Number(pid)), false, `primary ${pid} ended`);
 });
