@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -29,6 +30,7 @@ import { startReceiver } from "./support/http-receiver.js";
 type Ctx = Parameters<typeof startPrimary>[0];
 
 const CLI = new URL("../../../cli/bin/picluster.js", import.meta.url).pathname;
+const BUNDLE = new URL("../../../cli/dist/agent-bundle.cjs", import.meta.url).pathname;
 
 async function startPrimaries(
   t: Ctx,
@@ -36,6 +38,7 @@ async function startPrimaries(
   names: string[],
   flags: Record<string, string> = {},
   ini?: string,
+  bundle?: string,
 ): Promise<TestPrimary[]> {
   const out: TestPrimary[] = [];
   for (const name of names) {
@@ -48,7 +51,7 @@ async function startPrimaries(
         ...flags,
       },
       undefined,
-      undefined,
+      bundle,
       ini,
     );
     await p.primary.clusterReady();
@@ -710,4 +713,40 @@ test("scale-out - `picluster demo cluster` starts three NATS servers, three prim
   assert.equal(existsSync(dir), false, "its directory is removed");
   for (const [, , , pid] of lines)
     assert.equal(processAlive(Number(pid)), false, `primary ${pid} ended`);
+});
+
+test("scale-out - the join lines name every primary: this one first, then the others with their ports", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 1);
+  const ps = (await startPrimaries(
+    t,
+    nats.urls,
+    ["p1", "p2", "p3"],
+    { "http.token": "join-test-token" },
+    undefined,
+    BUNDLE,
+  )) as [TestPrimary, TestPrimary, TestPrimary];
+  await agreed(ps, ["p1", "p2", "p3"]);
+  const [p1] = ps;
+  const others = status(p1)
+    .primaries.filter((p) => p.name !== "p1")
+    .map((p) => p.agentAddress);
+  assert.equal(others.length, 2);
+  const res = await fetch(`http://127.0.0.1:${httpPort(p1)}/api/nodes/pi-new/join-token`, {
+    method: "POST",
+    headers: { authorization: "Bearer join-test-token" },
+  });
+  assert.equal(res.status, 201);
+  const body = (await res.json()) as { manual: string; command: string; primaries: number };
+  assert.equal(body.primaries, 3);
+  const own = status(p1).primaries.find((p) => p.name === "p1")?.agentAddress as string;
+  assert.ok(
+    body.manual.includes(`--agent-primary-host '${[own, ...others].join(",")}'`),
+    body.manual,
+  );
+  // The script the one-line command fetches, and its hash in that line, agree and name all three.
+  const script = await (await fetch(`http://127.0.0.1:${httpPort(p1)}/join.sh`)).text();
+  assert.ok(script.includes(`PRIMARY_HOST='${[own, ...others].join(",")}'`), script.slice(0, 400));
+  assert.ok(body.command.includes(createHash("sha256").update(script).digest("hex")));
 });

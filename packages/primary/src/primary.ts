@@ -564,6 +564,11 @@ export class Primary {
         port: agentPort,
       },
       scaleOut: () => this.cluster?.status(),
+      otherPrimaries: () => {
+        const status = this.cluster?.status();
+        if (status === undefined) return [];
+        return status.primaries.filter((p) => p.name !== status.self).map((p) => p.agentAddress);
+      },
       stats: () => ({
         rssBytes: process.memoryUsage.rss(),
         cpuSecondsTotal: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,

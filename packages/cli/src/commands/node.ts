@@ -158,10 +158,12 @@ export function registerNodeCommands(
       }
       try {
         // Through the running primary when it answers, else the store directly (one SQLite transaction).
-        const viaPrimary = await postJson<{ token: string }>(
-          ctx.loaded.config,
-          `/api/nodes/${encodeURIComponent(name)}/join-token?ttl=${ttl.value}`,
-        );
+        const viaPrimary = await postJson<{
+          token: string;
+          command?: string | null;
+          manual?: string | null;
+          primaries?: number;
+        }>(ctx.loaded.config, `/api/nodes/${encodeURIComponent(name)}/join-token?ttl=${ttl.value}`);
         if (viaPrimary === undefined) {
           const refusal = await otherPrimary(ctx.loaded.config, ctx.file);
           if (refusal !== undefined) {
@@ -174,15 +176,23 @@ export function registerNodeCommands(
         const { joinCommand, joinSettings, sha256 } = await import("@picluster/primary");
         const host = config.primary.advertise_host || hostname();
         // The token on standard input (printf is a shell builtin): never in a process's arguments.
-        const manual = `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token-file -`;
+        // Scale-out: the primary's own lines, which name every primary.
+        const several = (viaPrimary?.primaries ?? 1) > 1;
+        const manual =
+          several && typeof viaPrimary?.manual === "string"
+            ? viaPrimary.manual
+            : `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${host} --agent-primary-port ${config.primary.port} --agent-join-token-file -`;
         const bundle = agentBundlePath();
-        const oneLine = existsSync(bundle)
-          ? joinCommand(
-              joinSettings(config, config.primary.port, sha256(readFileSync(bundle))),
-              token,
-              name,
-            )
-          : undefined;
+        const oneLine =
+          several && typeof viaPrimary?.command === "string"
+            ? viaPrimary.command
+            : existsSync(bundle)
+              ? joinCommand(
+                  joinSettings(config, config.primary.port, sha256(readFileSync(bundle))),
+                  token,
+                  name,
+                )
+              : undefined;
         const loopbackHttp = ["127.0.0.1", "::1", "localhost"].includes(config.http.host);
         if (opts.json) {
           io.out(

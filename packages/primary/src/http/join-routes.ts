@@ -13,6 +13,8 @@ export interface JoinRoutesDeps {
   credentials?: CredentialStore;
   /** What joining nodes download; absent when the agent bundle was not built. */
   join?: { settings: JoinSettings; bundle: Buffer };
+  /** Scale-out: the other primaries' agent addresses, named in the join lines after this one. */
+  otherPrimaries?: () => string[];
   /** Where nodes reach the agent listener, for the lines a join token is handed out with. */
   agentAddress?: { host: string; port: number };
 }
@@ -27,7 +29,7 @@ export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): 
   const joinFiles: Array<
     [string, string, (j: NonNullable<JoinRoutesDeps["join"]>) => string | Buffer]
   > = [
-    ["/join.sh", "text/x-shellscript; charset=utf-8", (j) => installScript(j.settings)],
+    ["/join.sh", "text/x-shellscript; charset=utf-8", (j) => installScript(settingsNow(j))],
     ["/join/agent.cjs", "text/javascript; charset=utf-8", (j) => j.bundle],
   ];
   for (const [path, type, body] of joinFiles) {
@@ -39,6 +41,12 @@ export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): 
       return body(opts.join);
     });
   }
+
+  /** The join settings with the other primaries as they are now (the script's hash follows). */
+  const settingsNow = (j: NonNullable<JoinRoutesDeps["join"]>): JoinSettings => {
+    const also = opts.otherPrimaries?.() ?? [];
+    return also.length === 0 ? j.settings : { ...j.settings, alsoPrimaries: also };
+  };
 
   const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
   const authFailure = (err: unknown, reply: FastifyReply) => {
@@ -75,8 +83,14 @@ export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): 
           name,
           token,
           validForMs,
-          command: opts.join === undefined ? null : joinCommand(opts.join.settings, token, name),
-          manual: at === undefined ? null : manualJoinCommand(at.host, at.port, token),
+          command:
+            opts.join === undefined ? null : joinCommand(settingsNow(opts.join), token, name),
+          manual:
+            at === undefined
+              ? null
+              : manualJoinCommand(at.host, at.port, token, opts.otherPrimaries?.() ?? []),
+          // How many primaries the lines name (more than one: the scale-out mode).
+          primaries: 1 + (opts.otherPrimaries?.().length ?? 0),
         });
       } catch (err) {
         return authFailure(err, reply);

@@ -19,6 +19,14 @@ export interface JoinSettings {
   agentPort: number;
   /** SHA-256 (hex) of the agent bundle served at /join/agent.cjs. */
   bundleSha256: string;
+  /** Scale-out: the other primaries' agent addresses (`host:port`), tried after this one. */
+  alsoPrimaries?: readonly string[];
+}
+
+/** `[agent] primary_host` for a joining node: this primary, then (scale-out) the others with their ports. */
+export function primaryHosts(host: string, port: number, also: readonly string[] = []): string {
+  if (also.length === 0) return host;
+  return [host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`, ...also].join(",");
 }
 
 export function sha256(data: string | Buffer): string {
@@ -37,7 +45,7 @@ export function installScript(s: JoinSettings): string {
 # (--token TOKEN works too, but puts the token where \`ps\` shows it; - reads it from standard input)
 set -eu
 HTTP=${shq(s.httpUrl)}
-PRIMARY_HOST=${shq(s.primaryHost)}
+PRIMARY_HOST=${shq(primaryHosts(s.primaryHost, s.agentPort, s.alsoPrimaries))}
 AGENT_PORT=${s.agentPort}
 BUNDLE_SHA256=${s.bundleSha256}
 TOKEN=""; TOKEN_FILE=""; NAME=""; PREFIX=/opt/picluster; CONFIG=/etc/picluster/picluster.ini; DATA=/var/lib/picluster; DRY_RUN=""
@@ -110,6 +118,13 @@ export function joinCommand(s: JoinSettings, token: string, name: string): strin
  * The line `picluster node add` prints for a node where picluster is
  * already installed: the agent started by hand, the token on standard input.
  */
-export function manualJoinCommand(primaryHost: string, agentPort: number, token: string): string {
-  return `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${primaryHost} --agent-primary-port ${agentPort} --agent-join-token-file -`;
+export function manualJoinCommand(
+  primaryHost: string,
+  agentPort: number,
+  token: string,
+  also: readonly string[] = [],
+): string {
+  const hosts = primaryHosts(primaryHost, agentPort, also);
+  // Quoted only when it is a list (the embedded line stays as it always was).
+  return `printf '%s\\n' ${token} | picluster agent --agent-primary-host ${also.length === 0 ? hosts : shq(hosts)} --agent-primary-port ${agentPort} --agent-join-token-file -`;
 }

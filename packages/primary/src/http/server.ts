@@ -98,6 +98,8 @@ export interface HttpOptions {
   agentAddress?: { host: string; port: number };
   /** The scale-out mode's primaries, leader and NATS health; absent when embedded. */
   scaleOut?: () => ClusterStatus["scaleOut"];
+  /** Scale-out: the other primaries' agent addresses, for join lines. */
+  otherPrimaries?: () => string[];
 }
 
 export function buildHttp(opts: HttpOptions): FastifyInstance {
