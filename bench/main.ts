@@ -21,6 +21,7 @@ import { runFanout } from "./suites/fanout.js";
 import { runHttp } from "./suites/http.js";
 import { runJobs } from "./suites/jobs.js";
 import { runJobsAgents } from "./suites/jobs-agents.js";
+import { runScaleout } from "./suites/scaleout.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -72,6 +73,14 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
       description:
         "a 20 ms task over 50 real agents (CLI processes, own mount namespaces; needs root): items/s vs ideal",
       run: runJobsAgents,
+    },
+  ],
+  [
+    "scaleout",
+    {
+      description:
+        "3 000 simulated agents over three primaries on three nats-servers vs one embedded primary: CPU per sample, lag, fan-out",
+      run: runScaleout,
     },
   ],
   [

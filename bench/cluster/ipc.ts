@@ -104,6 +104,8 @@ export interface ServerStartArgs {
   /** The primary's data directory (holds picluster.db with the credentials, and the log). */
   dataDir: string;
   maxHandshakesPerAddress: number;
+  /** More `section.key` settings (the scale-out suite's `cluster.*`). */
+  flags?: Record<string, string>;
 }
 
 export interface ServerStatus {
@@ -139,6 +141,8 @@ export type ServerCommands = {
   status: { args: Record<string, never>; result: ServerStatus };
   "window-start": { args: Record<string, never>; result: Record<string, never> };
   "window-end": { args: Record<string, never>; result: ServerWindow };
+  /** Primary: ping every node (through the other primaries for theirs); how long, how many answered. */
+  "ping-all": { args: { timeoutMs: number }; result: { ms: number; ok: number; total: number } };
   close: { args: Record<string, never>; result: Record<string, never> };
 };
 

@@ -49,6 +49,7 @@ const NOOP_HANDSHAKE_TIMEOUT_MS = 5_000;
 interface Host {
   port: number;
   status(): ServerStatus;
+  pingAll?(timeoutMs: number): Promise<{ ms: number; ok: number; total: number }>;
   close(): Promise<void>;
 }
 
@@ -171,6 +172,7 @@ async function startPrimary(args: ServerStartArgs): Promise<Host> {
       "http.host": "127.0.0.1",
       "http.port": "0",
       "primary.max_handshakes_per_address": String(args.maxHandshakesPerAddress),
+      ...args.flags,
     },
     paths: { cwd: args.dataDir, home: args.dataDir, uid: process.getuid?.() },
     configPath: undefined,
@@ -214,8 +216,18 @@ async function startPrimary(args: ServerStartArgs): Promise<Host> {
   });
 
   const { agentPort } = await primary.start();
+  await primary.clusterReady();
   return {
     port: agentPort,
+    async pingAll(timeoutMs: number) {
+      const t0 = performance.now();
+      const results = await primary.tasks.ping("all", timeoutMs);
+      return {
+        ms: performance.now() - t0,
+        ok: results.filter((r) => r.ok).length,
+        total: results.length,
+      };
+    },
     status() {
       const states: Record<string, number> = {};
       for (const node of registry.list()) states[node.state] = (states[node.state] ?? 0) + 1;
@@ -318,6 +330,10 @@ serve<ServerCommands>({
     return {};
   },
   "window-end": () => recorder.end(),
+  "ping-all": async ({ timeoutMs }) => {
+    if (host?.pingAll === undefined) throw new Error("not a primary");
+    return host.pingAll(timeoutMs);
+  },
   close: async () => {
     recorder.stop();
     await host?.close();

@@ -67,6 +67,8 @@ export class VitalsStream {
   private readonly chains = new Map<string, Promise<void>>();
   private stopConsumer: (() => void) | undefined;
   private stopped = false;
+  /** The newest sample's time per node, as taken from the stream. */
+  private readonly newest = new Map<string, number>();
   /** Samples from other primaries stored here (for tests and /metrics). */
   taken = 0;
 
@@ -178,9 +180,12 @@ export class VitalsStream {
       return;
     }
     const { registry, store } = this.opts;
-    const node = registry.get(sample.node);
-    if (node !== undefined && (node.vitalsAt ?? 0) <= sample.ts)
-      registry.setVitals(sample.node, sample.vitals, sample.seq, sample.ts);
+    // The newest sample is the node's current figures (at the time this primary learned them);
+    // an older one caught up from the stream is only stored.
+    if (sample.ts >= (this.newest.get(sample.node) ?? 0)) {
+      this.newest.set(sample.node, sample.ts);
+      registry.setVitals(sample.node, sample.vitals, sample.seq, this.opts.clock.now());
+    }
     store.addVitals({ id: sample.node }, sample.ts, sample.seq, sample.vitals).then(
       () => {
         registry.markStored(sample.node, sample.seq);
