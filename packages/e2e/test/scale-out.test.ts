@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { Agent, nodeOsFacts } from "@picluster/agent";
+import { silentLogger } from "@picluster/common";
 import { NO_NATS, processAlive, startNatsCluster, waitFor } from "@picluster/common/testing";
 import Database from "better-sqlite3";
 import { launch, NO_BROWSER } from "./support/browser.js";
@@ -24,6 +26,7 @@ import {
   startAgent,
   startPrimary,
   type TestPrimary,
+  testConfig,
 } from "./support/cluster.js";
 import { startReceiver } from "./support/http-receiver.js";
 
@@ -749,4 +752,57 @@ test("scale-out - the join lines name every primary: this one first, then the ot
   const script = await (await fetch(`http://127.0.0.1:${httpPort(p1)}/join.sh`)).text();
   assert.ok(script.includes(`PRIMARY_HOST='${[own, ...others].join(",")}'`), script.slice(0, 400));
   assert.ok(body.command.includes(createHash("sha256").update(script).digest("hex")));
+});
+
+test("scale-out - an embedded primary turned into one of several brings its nodes' credentials and records: its agent joins another primary without a new token", {
+  skip: NO_NATS,
+}, async (t) => {
+  // An embedded install with a joined node.
+  const embedded = await startPrimary(t);
+  const agent = startAgent(t, embedded, "pi-old", { "agent.reconnect_max": "1s" }, "x86-server");
+  await waitFor(
+    () => embedded.primary.registry.get(agent.agent.id)?.state === "alive",
+    "pi-old alive on the embedded primary",
+    10_000,
+  );
+  await agent.stop();
+  await embedded.close();
+  // The same data directory, now with [cluster] nats; a second primary beside it.
+  const nats = await startNatsCluster(t, 1);
+  const moved = await startPrimary(
+    t,
+    { "cluster.nats": nats.urls.join(","), "cluster.name": "moved", "cluster.lease": "1s" },
+    embedded.dataDir,
+  );
+  await moved.primary.clusterReady();
+  const [other] = (await startPrimaries(t, nats.urls, ["other"])) as [TestPrimary];
+  await agreed([moved, other], ["moved", "other"]);
+  await waitFor(
+    () => other.primary.registry.get(agent.agent.id)?.name === "pi-old",
+    "the node's record reached the other primary",
+    10_000,
+  );
+  // The agent, restarted on its data directory (its credential, no token), reaches only the other.
+  const again = new Agent({
+    config: testConfig({
+      "agent.primary_host": `127.0.0.1:${other.port}`,
+      "node.name": "pi-old",
+      "log.liveness_interval": "1h",
+    }),
+    dataDir: agent.dataDir,
+    log: silentLogger(),
+    version: "0.1.0-test",
+    collectors: {
+      root: join(agent.dataDir, "root"),
+      os: { ...nodeOsFacts(), hostname: () => "pi-old" },
+    },
+  });
+  again.start();
+  t.after(() => again.stop("test over"));
+  await waitFor(
+    () => other.primary.sessions.has(agent.agent.id),
+    "pi-old connected to the other primary with the credential it got from the embedded one",
+    15_000,
+  );
+  assert.equal(again.id, agent.agent.id);
 });
