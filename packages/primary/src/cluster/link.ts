@@ -182,10 +182,12 @@ export class ClusterLink {
         }
         this.requests = new NodeRequests({
           nc,
+          self: this.opts.name,
           local: this.opts.sessions,
           clock: this.opts.clock,
           log: log.child({ component: "cluster-requests" }),
         });
+        this.requests.start();
         // Nodes that connected before the join.
         for (const id of this.opts.sessions.ids()) this.requests.serve(id);
         const nodesKv = await bucket(nc, BUCKETS.nodes, { history: 1, replicas });
@@ -284,8 +286,10 @@ export class ClusterLink {
 
   /** How to ask a node held by another primary; undefined when none does. */
   requesterFor(nodeId: string): NodeRequester | undefined {
-    if (this.requests === undefined || !this.heldElsewhere(nodeId)) return undefined;
-    return this.requests.requester(nodeId);
+    const holder = this.nodes?.holder(nodeId);
+    if (this.requests === undefined || !this.heldElsewhere(nodeId) || typeof holder !== "string")
+      return undefined;
+    return this.requests.requester(nodeId, holder);
   }
 
   /**

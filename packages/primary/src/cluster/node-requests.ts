@@ -36,12 +36,30 @@ type Answer = { ok: unknown } | { error: { code: string; message: string; path?:
 /** Past the node's own timeout, how long the asker waits for the holder's answer. */
 const RELAY_GRACE_MS = 2_000;
 
+interface Batched {
+  asked: Asked & { node: string };
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/** A relayed request that got no answer from NATS, as the error a session would give. */
+function relayError(type: string, err: unknown, timeoutMs: number): RequestError {
+  const text = describeError(err);
+  if (/no responders/i.test(text))
+    return new RequestError("E_DISCONNECTED", `${type}: the node is not connected to any primary`);
+  if (/timeout/i.test(text))
+    return new RequestError("E_TIMEOUT", `${type} got no answer within ${timeoutMs} ms`);
+  return new RequestError("E_DISCONNECTED", `${type}: its primary cannot be reached (${text})`);
+}
+
 function subject(nodeId: string, what: "req" | "cancel"): string {
   return `picluster.node.${nodeId}.${what}`;
 }
 
 export interface NodeRequestsOptions {
   nc: NatsConnection;
+  /** This primary's name: batches for it arrive on `picluster.primary.<name>.batch`. */
+  self: string;
   /** This primary's own sessions. */
   local: LiveSessions;
   clock: Clock;
@@ -54,8 +72,29 @@ export class NodeRequests {
   /** Requests relayed here, by the asker's id, to stop on a cancel. */
   private readonly relayed = new Map<string, AbortController>();
   private seq = 0;
+  /** Requests of this turn waiting to go out together, per holding primary. */
+  private readonly batches = new Map<string, Batched[]>();
+  private batchSub: Subscription | undefined;
 
   constructor(private readonly opts: NodeRequestsOptions) {}
+
+  /**
+   * Answer batches: a fan-out (a ping of every node, say) sends one message
+   * per holding primary rather than one per node (measured: 3 000 nodes
+   * over three primaries, one NATS request each, took 1.6 s).
+   */
+  start(): void {
+    this.batchSub = this.opts.nc.subscribe(`picluster.primary.${this.opts.self}.batch`, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const asked = msg.json<Array<Asked & { node: string }>>();
+        void Promise.all(asked.map((a) => this.relay(a.node, a))).then(
+          (answers) => msg.respond(JSON.stringify(answers)),
+          () => {},
+        );
+      },
+    });
+  }
 
   /** This primary holds `nodeId`'s session now: answer its subject. */
   serve(nodeId: string): void {
@@ -87,20 +126,89 @@ export class NodeRequests {
   }
 
   stop(): void {
+    this.batchSub?.unsubscribe();
     for (const id of [...this.served.keys()]) this.unserve(id);
     for (const abort of this.relayed.values()) abort.abort();
   }
 
-  /** Ask the node through the primary holding it. */
-  requester(nodeId: string): NodeRequester {
+  /** Ask the node through `holder`, the primary holding it. */
+  requester(nodeId: string, holder: string): NodeRequester {
     return {
       request: <T extends RequestType>(
         type: T,
         payload: MessageMap[T],
         timeoutMs = 10_000,
         opts: RequestOptions = {},
-      ) => this.ask(nodeId, type, payload, timeoutMs, opts),
+      ) =>
+        // Nothing streamed and nothing to cancel: it may travel with the others of this turn.
+        opts.onOutput === undefined && opts.signal === undefined && opts.onSent === undefined
+          ? this.batched(holder, nodeId, type, payload, timeoutMs)
+          : this.ask(nodeId, type, payload, timeoutMs, opts),
     };
+  }
+
+  private batched<T extends RequestType>(
+    holder: string,
+    nodeId: string,
+    type: T,
+    payload: MessageMap[T],
+    timeoutMs: number,
+  ): Promise<ResponseMap[T]> {
+    return new Promise<ResponseMap[T]>((resolve, reject) => {
+      let list = this.batches.get(holder);
+      if (list === undefined) {
+        list = [];
+        this.batches.set(holder, list);
+        setImmediate(() => this.flushBatch(holder));
+      }
+      list.push({
+        // Unique across askers: the holder keys what it relays by it.
+        asked: {
+          id: `${this.opts.nc.info?.client_id ?? 0}-${++this.seq}`,
+          node: nodeId,
+          type,
+          payload,
+          timeoutMs,
+        },
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+    });
+  }
+
+  private flushBatch(holder: string): void {
+    const list = this.batches.get(holder) ?? [];
+    this.batches.delete(holder);
+    if (list.length === 0) return;
+    const timeout = Math.max(...list.map((b) => b.asked.timeoutMs)) + RELAY_GRACE_MS;
+    this.opts.nc
+      .request(`picluster.primary.${holder}.batch`, JSON.stringify(list.map((b) => b.asked)), {
+        timeout,
+      })
+      .then(
+        (reply) => {
+          const answers = reply.json<Answer[]>();
+          list.forEach((b, i) => {
+            const answer = answers[i];
+            if (answer === undefined)
+              b.reject(
+                new RequestError("E_DISCONNECTED", `${b.asked.type}: no answer in the batch`),
+              );
+            else if ("error" in answer)
+              b.reject(
+                new RequestError(
+                  foreignCode(answer.error.code),
+                  answer.error.message,
+                  answer.error.path,
+                ),
+              );
+            else b.resolve(answer.ok);
+          });
+        },
+        (err: unknown) => {
+          for (const b of list) b.reject(relayError(b.asked.type, err, b.asked.timeoutMs));
+        },
+      );
   }
 
   private async relay(nodeId: string, asked: Asked): Promise<Answer> {
@@ -179,17 +287,9 @@ export class NodeRequests {
       return answer.ok as ResponseMap[T];
     } catch (err) {
       if (err instanceof RequestError) throw err;
-      const text = describeError(err);
-      if (/no responders/i.test(text))
-        throw new RequestError(
-          "E_DISCONNECTED",
-          `${type}: the node is not connected to any primary`,
-        );
-      if (/timeout/i.test(text)) {
-        cancel();
-        throw new RequestError("E_TIMEOUT", `${type} got no answer within ${timeoutMs} ms`);
-      }
-      throw new RequestError("E_DISCONNECTED", `${type}: its primary cannot be reached (${text})`);
+      const mapped = relayError(type, err, timeoutMs);
+      if (mapped.code === "E_TIMEOUT") cancel();
+      throw mapped;
     } finally {
       done = true;
       opts.signal?.removeEventListener("abort", onAbort);
