@@ -166,16 +166,7 @@ export class MemoryRegistry implements Registry {
         dropped: 0,
       });
       this.nodes.set(hello.id, node);
-      this.events.emit({ kind: "node.joined", at, nodeId: node.id, name: node.name });
-      this.events.emit({
-        kind: "node.state",
-        at,
-        nodeId: node.id,
-        name: node.name,
-        from: undefined,
-        to: "alive",
-        reason: "connected",
-      });
+      this.announce(node, at);
       return node;
     }
     Object.assign(node, {
@@ -284,16 +275,7 @@ export class MemoryRegistry implements Registry {
       // Details through setDetails below, so that the page's first-details event is told.
       node = makeRecord({ ...shared, details: undefined, lastSeq: 0, dropped: 0 });
       this.nodes.set(shared.id, node);
-      this.events.emit({ kind: "node.joined", at, nodeId: node.id, name: node.name });
-      this.events.emit({
-        kind: "node.state",
-        at,
-        nodeId: node.id,
-        name: node.name,
-        from: undefined,
-        to: shared.state,
-        reason: shared.stateReason,
-      });
+      this.announce(node, at);
       if (shared.details !== undefined) this.setDetails(node.id, shared.details, at);
       return;
     }
@@ -315,6 +297,20 @@ export class MemoryRegistry implements Registry {
       this.setState(node.id, shared.state, shared.stateReason, shared.stateSince);
       node.stateSince = shared.stateSince;
     }
+  }
+
+  /** A node new to this registry: it joined, in the state it has. */
+  private announce(node: NodeRecord, at: number): void {
+    this.events.emit({ kind: "node.joined", at, nodeId: node.id, name: node.name });
+    this.events.emit({
+      kind: "node.state",
+      at,
+      nodeId: node.id,
+      name: node.name,
+      from: undefined,
+      to: node.state,
+      reason: node.stateReason,
+    });
   }
 
   remove(id: string): NodeRecord | undefined {

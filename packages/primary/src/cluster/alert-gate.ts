@@ -64,6 +64,11 @@ export class AlertGate {
 
   constructor(private readonly opts: AlertGateOptions) {}
 
+  /** The last status told for `msg`'s rule and nodes, as this primary has seen it. */
+  lastTold(msg: Pick<AlertMessage, "rule" | "nodes">): AlertMessage["status"] | undefined {
+    return this.told.get(alertKey(msg))?.status;
+  }
+
   /** The shared state is reachable: follow it. */
   async attach(kv: KV): Promise<void> {
     this.kv = kv;

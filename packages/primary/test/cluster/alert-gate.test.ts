@@ -60,12 +60,19 @@ test("alert gate - only the leader tells; a follower's message is dropped once t
   await waitFor(() => a.told.length === 1, "the leader told pi-1 down", 5_000);
   // pi-2 goes down as the leader dies: only the follower's engine got to it.
   b.gate.deliver(["hook"], message("firing", "pi-2", clock.now()));
-  // Give the follower time to see the leader's put for pi-1.
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(
+    () => b.gate.lastTold(message("firing", "pi-1", 0)) === "firing",
+    "the follower saw the leader tell pi-1 down",
+    5_000,
+  );
   a.gate.setLeader(false);
   b.gate.setLeader(true);
   await waitFor(() => b.told.length === 1, "the new leader told pi-2 down", 5_000);
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(
+    () => a.gate.lastTold(message("firing", "pi-2", 0)) === "firing",
+    "the old leader saw the new one tell pi-2 down",
+    5_000,
+  );
   assert.deepEqual(
     a.told.map((m) => m.title),
     ["pi-1 is down"],
