@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
 import type { Socket } from "node:net";
 import { hostname } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { TLSSocket } from "node:tls";
 import {
   assertNever,
@@ -30,6 +30,7 @@ import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
 import { AuditLog } from "./audit.js";
 import { AlertGate } from "./cluster/alert-gate.js";
+import { JobLog } from "./cluster/job-log.js";
 import { ClusterLink, notJoined } from "./cluster/link.js";
 import { CredentialStore, type PskLookup } from "./credentials.js";
 import { Dispatcher, type HandlerContext } from "./dispatcher.js";
@@ -38,6 +39,7 @@ import { HANDLERS } from "./handlers/index.js";
 import { Heartbeat, type HeartbeatBody } from "./heartbeat.js";
 import { type JoinSettings, sha256 } from "./http/join.js";
 import { buildHttp } from "./http/server.js";
+import type { JobQueue } from "./jobs/queue.js";
 import { JobService } from "./jobs/service.js";
 import { LegacyListener } from "./legacy/listener.js";
 import { AgentListener } from "./listener.js";
@@ -47,7 +49,7 @@ import { NodeRemoval, type RemovedNode, type RemoveRequest } from "./removal.js"
 import { Session } from "./session.js";
 import { type LiveSessions, SessionRegistry } from "./sessions.js";
 import { SqliteJobQueue } from "./store/job-queue.js";
-import { JobStore } from "./store/jobs.js";
+import { type JobRecords, JobStore } from "./store/jobs.js";
 import { openDatabase, Store, type StoreHealth, type StoreOutage } from "./store/store.js";
 import { TaskService } from "./tasks/service.js";
 
@@ -137,6 +139,8 @@ export class Primary {
   private jobService: JobService | undefined;
   /** The job queue's own connection to the store's file. */
   private jobsDb: Database.Database | undefined;
+  /** The scale-out mode's shared job log (its replica is this primary's view of every job). */
+  private jobLog: JobLog | undefined;
   /** Who asked for what; `audit.flushed()` resolves once what was written is on disk. */
   readonly audit: AuditLog;
   private readonly removal: NodeRemoval;
@@ -449,6 +453,7 @@ export class Primary {
       deadAfterMs: config.primary.dead_after,
       onCredentialsChanged: () => this.checkCredentials(),
       ...(this.alertGate === undefined ? {} : { alertGate: this.alertGate }),
+      ...(this.jobLog === undefined ? {} : { jobs: this.jobLog }),
       clock: this.clock,
       log: this.opts.log.child({ component: "cluster" }),
     });
@@ -457,6 +462,15 @@ export class Primary {
     this.sessions.onUnbind = (nodeId) => cluster.nodeUnbound(nodeId);
     if (this.alertGate !== undefined) this.alertGate.self = name;
     cluster.start();
+    // Shared jobs resume once the job log is replayed (this primary's own, and those it takes over).
+    void cluster.ready.then(async () => {
+      if (this.jobLog?.attached !== true) return;
+      try {
+        await this.jobService?.start();
+      } catch (err) {
+        this.log.error("cannot start the jobs", { err: describeError(err) });
+      }
+    });
   }
 
   /** Resolves once this primary has joined the scale-out cluster (at once when embedded). */
@@ -483,22 +497,52 @@ export class Primary {
     };
   }
 
-  /** The jobs, on a connection of their own to the store's file; unfinished ones resume. */
+  /**
+   * The jobs, on a connection of their own to the store's file; unfinished
+   * ones resume. In the scale-out mode they are shared through the job log
+   * (cluster/job-log.ts) instead, and start once this primary has joined.
+   */
   private async startJobs(): Promise<void> {
     const log = this.opts.log.child({ component: "jobs" });
-    const db = openDatabase(storeFile(this.opts.config, this.opts.dataDir), log);
-    this.jobsDb = db;
+    const shared = this.opts.config.cluster.nats.length > 0;
+    let jobs: JobRecords;
+    let queue: JobQueue;
+    if (shared) {
+      const jobLog = new JobLog({
+        replicaFile: resolve(
+          dirname(storeFile(this.opts.config, this.opts.dataDir)),
+          "jobs-replica.db",
+        ),
+        clock: this.clock,
+        log: log.child({ component: "job-log" }),
+        onOwner: (jobId, owner) => {
+          if (owner === this.cluster?.name) this.jobService?.adopt(jobId);
+          else this.jobService?.release(jobId);
+        },
+        onCancelled: (jobId, _from, running) => this.jobService?.cancelledElsewhere(jobId, running),
+      });
+      this.jobLog = jobLog;
+      jobs = jobLog.records;
+      queue = jobLog.queue;
+    } else {
+      const db = openDatabase(storeFile(this.opts.config, this.opts.dataDir), log);
+      this.jobsDb = db;
+      jobs = new JobStore(db);
+      queue = new SqliteJobQueue({ db, clock: this.clock, log });
+    }
+    const jobLog = this.jobLog;
     this.jobService = new JobService({
       registry: this.registry,
       sessions: this.nodeLinks,
       events: this.events,
-      jobs: new JobStore(db),
-      queue: new SqliteJobQueue({ db, clock: this.clock, log }),
+      jobs,
+      queue,
+      ...(jobLog === undefined ? {} : { owns: (id: number) => jobLog.owns(id) }),
       clock: this.clock,
       log,
       audit: this.audit,
     });
-    await this.jobService.start();
+    if (!shared) await this.jobService.start();
   }
 
   /** Jobs: one task once per item on whichever selected nodes are free (after start()). */
@@ -650,6 +694,7 @@ export class Primary {
     ]);
     // The last lines (a cancel at shutdown) are on disk before the process may exit.
     await this.audit.flushed();
+    await this.jobLog?.stop();
     this.jobsDb?.close();
     this.store.close();
     this.credentials?.close();

@@ -34,6 +34,7 @@ import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
 import type { AlertGate } from "./alert-gate.js";
 import { CredentialSync } from "./credential-sync.js";
+import type { JobLog } from "./job-log.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { NodeRequests } from "./node-requests.js";
 import { NodeSync } from "./node-sync.js";
@@ -61,6 +62,8 @@ export interface ClusterLinkOptions {
   onCredentialsChanged: () => void;
   /** Only the leader tells: it gets the shared alert state and each change of leadership. */
   alertGate?: AlertGate;
+  /** Shared jobs: replayed when joining; the leader takes over those of primaries that are gone. */
+  jobs?: JobLog;
   clock: Clock;
   log: Logger;
 }
@@ -108,6 +111,11 @@ export class ClusterLink {
   private closed = false;
 
   constructor(private readonly opts: ClusterLinkOptions) {}
+
+  /** This primary's name among the others. */
+  get name(): string {
+    return this.opts.name;
+  }
 
   get isLeader(): boolean {
     return this.leaseRevision !== undefined;
@@ -217,6 +225,8 @@ export class ClusterLink {
           await this.opts.alertGate.attach(
             await bucket(nc, BUCKETS.alerts, { history: 1, replicas, ttl: 7 * 86_400_000 }),
           );
+        if (this.opts.jobs !== undefined && !this.opts.jobs.attached)
+          await this.opts.jobs.attach(nc, this.opts.name, replicas);
         break;
       } catch (err) {
         await retry("JetStream does not answer", err);
@@ -430,8 +440,11 @@ export class ClusterLink {
     try {
       await this.renewPresence();
       await this.renewLease();
-      if (this.isLeader && this.hearsItself())
-        this.nodes?.sweepOrphans(this.livePrimaries(), this.opts.deadAfterMs);
+      if (this.isLeader && this.hearsItself()) {
+        const live = this.livePrimaries();
+        this.nodes?.sweepOrphans(live, this.opts.deadAfterMs);
+        this.opts.jobs?.adoptOrphans(live);
+      }
     } finally {
       this.ticking = false;
     }

@@ -36,7 +36,7 @@ import type { EventBus, JobEndStatus } from "../events.js";
 import type { NodeRecord, Registry } from "../registry.js";
 import { RequestError } from "../session.js";
 import type { LiveSessions } from "../sessions.js";
-import type { JobRecord, JobStore, NewJob } from "../store/jobs.js";
+import type { JobRecord, JobRecords, NewJob } from "../store/jobs.js";
 import {
   checkItemShape,
   checkItemsAgainst,
@@ -80,8 +80,13 @@ export interface JobServiceOptions {
   registry: Registry;
   sessions: LiveSessions;
   events: EventBus;
-  jobs: JobStore;
+  jobs: JobRecords;
   queue: JobQueue;
+  /**
+   * The scale-out mode: jobs are shared, and this primary drives only those
+   * it owns (it accepted them, or took them over from a primary that is gone).
+   */
+  owns?: (jobId: number) => boolean;
   clock: Clock;
   log: Logger;
   /** One line when a job starts, one per cancel, one when it ends. */
@@ -190,26 +195,10 @@ export class JobService {
 
   /** Resume the jobs a stopped primary left unfinished; then follow the nodes. */
   async start(): Promise<void> {
-    const { clock, log } = this.opts;
+    const { clock } = this.opts;
     for (const record of this.opts.jobs.unfinished()) {
-      if (record.status === "queuing") {
-        await this.abandon(record);
-        continue;
-      }
-      const requeued = await this.opts.queue.recover(record.id);
-      const job = this.track(record);
-      if (record.status === "cancelling") {
-        job.cancelled = true;
-        await this.opts.queue.cancel(record.id);
-      }
-      job.counts = await this.opts.queue.counts(record.id);
-      // What the nodes did before the restart still shows in their shares.
-      for (const share of await this.opts.queue.shares(record.id))
-        job.doneOnNode.set(share.nodeId, { ok: share.ok, failed: share.failed });
-      job.queuedHint = job.counts.queued;
-      job.lastProgress = { at: clock.now(), done: done(job.counts) };
-      log.info("job resumed", { job: record.id, task: record.task, requeued, ...job.counts });
-      this.check(job);
+      if (this.opts.owns !== undefined && !this.opts.owns(record.id)) continue;
+      await this.resume(record);
     }
     const off = this.opts.events.on((e) => {
       if (e.kind === "node.details")
@@ -234,6 +223,62 @@ export class JobService {
     );
     this.started = true;
     this.schedulePump();
+  }
+
+  /** Take up an unfinished job where a stopped primary (this one, or another that is gone) left it. */
+  private async resume(record: JobRecord): Promise<void> {
+    const { clock, log } = this.opts;
+    if (record.status === "queuing") {
+      await this.abandon(record);
+      return;
+    }
+    const requeued = await this.opts.queue.recover(record.id);
+    const job = this.track(record);
+    if (record.status === "cancelling") {
+      job.cancelled = true;
+      await this.opts.queue.cancel(record.id);
+    }
+    job.counts = await this.opts.queue.counts(record.id);
+    // What the nodes did before the restart still shows in their shares.
+    for (const share of await this.opts.queue.shares(record.id))
+      job.doneOnNode.set(share.nodeId, { ok: share.ok, failed: share.failed });
+    job.queuedHint = job.counts.queued;
+    job.lastProgress = { at: clock.now(), done: done(job.counts) };
+    log.info("job resumed", { job: record.id, task: record.task, requeued, ...job.counts });
+    this.check(job);
+    this.schedulePump();
+  }
+
+  /** The scale-out mode: this primary took the job over (its owner is gone); drive it from here. */
+  adopt(id: number): void {
+    if (!this.started || this.closing || this.live.has(id)) return;
+    const record = this.opts.jobs.get(id);
+    if (record === undefined || !["queuing", "running", "cancelling"].includes(record.status))
+      return;
+    this.follow(this.resume(record));
+  }
+
+  /** The scale-out mode: another primary took the job over; stop driving it. */
+  release(id: number): void {
+    const job = this.live.get(id);
+    if (job === undefined) return;
+    this.live.delete(id);
+    this.opts.log.warn("job taken over by another primary", { job: id });
+    for (const entry of this.inflight.values())
+      if (entry.job === job) this.stop(entry.lease, "superseded");
+    job.resolveFinished();
+  }
+
+  /** The scale-out mode: another primary cancelled a job this one drives; stop what runs. */
+  cancelledElsewhere(id: number, running: readonly Lease[]): void {
+    const job = this.live.get(id);
+    if (job === undefined || job.cancelled) return;
+    job.cancelled = true;
+    job.record.status = "cancelling";
+    for (const lease of running) this.stop(lease, "cancelled");
+    this.opts.log.info("job cancelled on another primary", { job: id, stopping: running.length });
+    job.changed = true;
+    this.check(job);
   }
 
   /**
@@ -297,7 +342,7 @@ export class JobService {
       createdAt: now,
       status: "queuing",
     };
-    const id = this.opts.jobs.insert(fields);
+    const id = await this.opts.jobs.insert(fields);
     const record: JobRecord = { id, ...fields };
     const job = this.track(record);
     job.enqueuing = true;
@@ -403,7 +448,21 @@ export class JobService {
    */
   async cancel(id: number, by: string): Promise<StoredJob | undefined> {
     const job = this.live.get(id);
-    if (job === undefined) return this.get(id);
+    if (job === undefined) {
+      const record = this.opts.jobs.get(id);
+      if (
+        this.opts.owns !== undefined &&
+        record !== undefined &&
+        (record.status === "running" || record.status === "queuing")
+      ) {
+        // Driven by another primary: the cancel goes through the shared log, and its owner stops what runs.
+        this.opts.jobs.setStatus(id, "cancelling");
+        this.audit({ event: "job.cancel", job: id, task: record.task, by });
+        await this.opts.queue.cancel(id);
+        this.opts.log.info("job cancelled (driven by another primary)", { job: id, by });
+      }
+      return this.get(id);
+    }
     if (job.cancelled) return this.view(job);
     job.cancelled = true;
     job.record.status = "cancelling";

@@ -8,6 +8,9 @@
  * and results a few hundred at a time, and a result is counted or announced
  * only once it is stored. A claim takes many items in one statement; the
  * per-job counts are counters kept in the same transaction, never a scan.
+ * The time a call uses is read when it is made, not when it commits: the
+ * scale-out mode's replicas (cluster/job-log.ts) replay calls with the time
+ * they were first made at.
  */
 import {
   type Clock,
@@ -263,10 +266,10 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   claim(jobId: number, nodeId: string, max: number, leaseMs: number): Promise<ClaimedItem[]> {
+    const now = this.opts.clock.now();
     return this.schedule(() => {
       const meta = this.requireMeta(jobId);
       if (meta.cancelled || max <= 0) return [];
-      const now = this.opts.clock.now();
       const until = now + leaseMs;
       const queued = this.queued(jobId);
       const claimed: ClaimedItem[] = [];
@@ -295,8 +298,8 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   complete(lease: Lease, result: ItemResult): Promise<Settled> {
+    const now = this.opts.clock.now();
     return this.schedule((): Settled => {
-      const now = this.opts.clock.now();
       const { changes } = this.st.completeCurrent.run({
         now,
         ...this.resultParams(result),
@@ -329,10 +332,10 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   fail(lease: Lease, result: ItemResult, opts: { retry: boolean }): Promise<Settled> {
+    const now = this.opts.clock.now();
     return this.schedule((): Settled => {
       const row = this.currentRow(lease);
       if (row === undefined) return { applied: false, state: this.row(lease)?.state };
-      const now = this.opts.clock.now();
       const tries = row.tries + 1;
       const error = result.error ?? describeExit(result);
       if (row.state === "cancelling") {
@@ -358,19 +361,19 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   requeue(lease: Lease, reason: string, opts: { counts: boolean }): Promise<Settled> {
+    const now = this.opts.clock.now();
     return this.schedule((): Settled => {
       const row = this.currentRow(lease);
       if (row === undefined) return { applied: false, state: this.row(lease)?.state };
-      return this.takeBack(lease, row, reason, opts.counts);
+      return this.takeBack(lease, row, reason, opts.counts, now);
     });
   }
 
   expire(jobId: number): Promise<TakenBack[]> {
+    const now = this.opts.clock.now();
     return this.schedule(() => {
       this.requireMeta(jobId);
-      const rows = this.st.expired.all(jobId, this.opts.clock.now()) as Array<
-        ItemRow & { idx: number }
-      >;
+      const rows = this.st.expired.all(jobId, now) as Array<ItemRow & { idx: number }>;
       return rows.map((r): TakenBack => {
         const lease: Lease = {
           jobId,
@@ -383,6 +386,7 @@ export class SqliteJobQueue implements JobQueue {
           r,
           `no answer from ${lease.nodeId} before its lease ran out`,
           true,
+          now,
         );
         return { lease, state: settled.state ?? r.state };
       });
@@ -390,13 +394,14 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   recover(jobId: number): Promise<number> {
+    const now = this.opts.clock.now();
     return this.schedule(() => {
       this.requireMeta(jobId);
       const requeued = this.st.recoverRunning.run(
         "the primary restarted while it ran: its outcome is unknown",
         jobId,
       ).changes;
-      const cancelled = this.st.recoverCancelling.run(this.opts.clock.now(), jobId).changes;
+      const cancelled = this.st.recoverCancelling.run(now, jobId).changes;
       this.cursors.delete(jobId);
       const d = this.delta(jobId);
       d.running -= requeued + cancelled;
@@ -407,9 +412,10 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   cancel(jobId: number): Promise<{ cancelled: number; running: Lease[] }> {
+    const now = this.opts.clock.now();
     return this.schedule(() => {
       const meta = this.requireMeta(jobId);
-      const cancelled = this.st.cancelQueued.run(this.opts.clock.now(), jobId).changes;
+      const cancelled = this.st.cancelQueued.run(now, jobId).changes;
       this.cursors.delete(jobId);
       const d = this.delta(jobId);
       d.queued -= cancelled;
@@ -600,8 +606,13 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   /** A current lease ends without an answer: queue the item again, or fail it past its retries. */
-  private takeBack(lease: Lease, row: ItemRow, reason: string, counts: boolean): Settled {
-    const now = this.opts.clock.now();
+  private takeBack(
+    lease: Lease,
+    row: ItemRow,
+    reason: string,
+    counts: boolean,
+    now: number,
+  ): Settled {
     if (row.state === "cancelling") {
       this.setDone(
         lease,

@@ -53,14 +53,28 @@ function fromRow(r: JobRow): JobRecord {
   };
 }
 
-export class JobStore {
+/**
+ * Where the job service keeps its jobs' records: this store's table when
+ * embedded; in the scale-out mode, a replica every primary keeps of the
+ * shared job log (cluster/job-log.ts), where an insert waits for a
+ * cluster-wide id.
+ */
+export interface JobRecords {
+  insert(job: NewJob): number | Promise<number>;
+  setStatus(id: number, status: JobStatus, finishedAt?: number, reason?: string): void;
+  get(id: number): JobRecord | undefined;
+  list(limit: number): JobRecord[];
+  unfinished(): JobRecord[];
+}
+
+export class JobStore implements JobRecords {
   private readonly st;
 
   constructor(db: Database.Database) {
     this.st = {
       insert: db.prepare(
-        `INSERT INTO jobs (task, selector, items, args, options, requested_by, created_at, status)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, task, selector, items, args, options, requested_by, created_at, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       setStatus: db.prepare(
         "UPDATE jobs SET status = ?, finished_at = ?, reason = coalesce(?, reason) WHERE id = ?",
@@ -73,7 +87,8 @@ export class JobStore {
     };
   }
 
-  insert(job: NewJob): number {
+  /** Store a new job; its id is the next free one, or `id` when given (a replica's copy). */
+  insert(job: NewJob, id?: number): number {
     const options: Options = {
       ...(job.perNode === undefined ? {} : { perNode: job.perNode }),
       retries: job.retries,
@@ -81,6 +96,7 @@ export class JobStore {
       ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),
     };
     const { lastInsertRowid } = this.st.insert.run(
+      id ?? null,
       job.task,
       job.selector,
       JSON.stringify(job.items),
