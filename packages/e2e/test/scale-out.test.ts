@@ -803,3 +803,94 @@ test("scale-out - an embedded primary turned into one of several brings its node
   );
   assert.equal(again.id, agent.agent.id);
 });
+
+test("scale-out - a job keeps going across the death of its primary: the leader takes it over, what was out runs again, and every item ends ok on every survivor", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 3);
+  const token = "job-across-primaries-token";
+  const doomed = await spawnClusterPrimary(t, nats.urls, "doomed", {
+    PICLUSTER_HTTP_TOKEN: token,
+  });
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"])) as [TestPrimary, TestPrimary];
+  await agreed([p1, p2], ["doomed", "p1", "p2"]);
+  const tasks = ["[task.work]", "command = /usr/bin/sleep 0.3", ""].join("\n");
+  const agents = [
+    startAgent(t, p1, "pi-a", {}, "x86-server", tasks),
+    startAgent(t, p2, "pi-b", {}, "x86-server", tasks),
+    // Held by the doomed primary; moves to p2 when it dies.
+    startAgent(
+      t,
+      { port: doomed.port, addNode: (n) => p1.addNode(n) },
+      "pi-c",
+      {
+        "agent.primary_host": `127.0.0.1:${doomed.port}, 127.0.0.1:${p2.port}`,
+        "agent.reconnect_max": "1s",
+      },
+      "x86-server",
+      tasks,
+    ),
+  ];
+  await waitFor(
+    () =>
+      agents.every(
+        (a) =>
+          p1.primary.registry.get(a.agent.id)?.state === "alive" &&
+          p1.primary.registry.get(a.agent.id)?.details?.tasks !== undefined,
+      ),
+    "the three nodes alive with their tasks",
+    15_000,
+  );
+  const httpUrl = status(p1).primaries.find((x) => x.name === "doomed")?.httpUrl;
+  assert.ok(httpUrl, "the doomed primary's address is in its presence");
+  // Accepted by the doomed primary: it owns and drives the job.
+  const total = 36;
+  const res = await fetch(new URL("/api/jobs", httpUrl), {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      task: "work",
+      on: "all",
+      items: { kind: "range", from: 1, to: total },
+      perNode: 1,
+    }),
+  });
+  assert.equal(res.status, 202, await res.clone().text());
+  const { id } = (await res.json()) as { id: number };
+  const okOn = async (p: TestPrimary) => (await p.primary.jobs.get(id))?.counts.ok ?? 0;
+  await waitFor(async () => (await okOn(p1)) >= 6, "a few items done, as p1 sees them", 15_000);
+  const before = await okOn(p1);
+  const killedAt = Date.now();
+  await killed(doomed.child);
+  await waitFor(
+    async () =>
+      (await p1.primary.jobs.get(id))?.status === "ok" &&
+      (await p2.primary.jobs.get(id))?.status === "ok",
+    "the job finished ok on p1 and p2",
+    40_000,
+  );
+  const finishedMs = Date.now() - killedAt;
+  for (const p of [p1, p2]) {
+    const job = await p.primary.jobs.get(id);
+    assert.deepEqual(job?.counts, {
+      total,
+      queued: 0,
+      running: 0,
+      ok: total,
+      failed: 0,
+      cancelled: 0,
+    });
+  }
+  const items = await p1.primary.jobs.items(id, { limit: 100 });
+  assert.deepEqual(
+    items.map((i) => [i.index, i.state]),
+    Array.from({ length: total }, (_, i) => [i, "ok"]),
+  );
+  assert.deepEqual(items, await p2.primary.jobs.items(id, { limit: 100 }), "the replicas agree");
+  const after = items.filter((i) => (i.finishedAt ?? 0) > killedAt);
+  assert.ok(after.length > 0, "items finished after the owner died");
+  assert.ok(before < total, "the kill came before the end");
+  t.diagnostic(
+    `${before}/${total} items done when the owner was killed; the rest done ${finishedMs} ms later through the new owner (lease 1 s); ${items.filter((i) => i.attempts > 1).length} items ran again`,
+  );
+});
