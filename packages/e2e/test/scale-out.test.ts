@@ -894,3 +894,98 @@ test("scale-out - a job keeps going across the death of its primary: the leader 
     `${before}/${total} items done when the owner was killed; the rest done ${finishedMs} ms later through the new owner (lease 1 s); ${items.filter((i) => i.attempts > 1).length} items ran again`,
   );
 });
+
+test("scale-out - `picluster cluster import` copies an embedded store's credentials, nodes and vitals history into the cluster: every primary stores it, and a second run adds nothing", {
+  skip: NO_NATS,
+}, async (t) => {
+  const embedded = await startPrimary(t, { "primary.vitals_interval": "1s" });
+  const agent = startAgent(t, embedded, "pi-old", {}, "x86-server");
+  const storeOf = (dir: string) => join(dir, "picluster.db");
+  const count = (dir: string, sql: string, ...params: unknown[]) => {
+    const db = new Database(storeOf(dir), { readonly: true });
+    try {
+      return (db.prepare(sql).get(...params) as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+  const rawOf = (dir: string) =>
+    count(dir, "SELECT count(*) AS n FROM vitals_raw WHERE node_id = ?", agent.agent.id);
+  await waitFor(() => rawOf(embedded.dataDir) >= 4, "a few samples stored", 15_000);
+  await agent.stop();
+  await embedded.close();
+  // An hour of a month ago, as a store that ran then keeps it (its raw samples long pruned).
+  const monthAgo = Math.floor((Date.now() - 30 * 86_400_000) / 3_600_000) * 3_600_000;
+  {
+    const db = new Database(storeOf(embedded.dataDir));
+    const cols = (db.prepare("PRAGMA table_info(vitals_1h)").all() as Array<{ name: string }>)
+      .map((c) => c.name)
+      .filter((c) => !["node_id", "bucket", "samples"].includes(c));
+    db.prepare(
+      `INSERT INTO vitals_1h (node_id, bucket, samples, ${cols.join(", ")}) VALUES (?, ?, 360, ${cols.map((c) => (c.endsWith("_n") ? "360" : "42")).join(", ")})`,
+    ).run(agent.agent.id, monthAgo);
+    db.close();
+  }
+  const samples = rawOf(embedded.dataDir);
+  const nats = await startNatsCluster(t, 1);
+  const ps = await startPrimaries(t, nats.urls, ["p1", "p2"]);
+  await agreed(ps, ["p1", "p2"]);
+  const importOnce = async () => {
+    const run = await runCli(t, ["cluster", "import", "--json"], {
+      port: ps[0]?.port ?? 0,
+      token: null,
+      env: {
+        PICLUSTER_NODE_DATA_DIR: embedded.dataDir,
+        PICLUSTER_CLUSTER_NATS: nats.urls.join(","),
+      },
+      timeoutMs: 30_000,
+    });
+    assert.equal(run.status, 0, run.err);
+    return {
+      summary: JSON.parse(run.out) as {
+        credentials: { added: number; present: number };
+        nodes: { added: number; present: number };
+        rows: { raw: number; minute: number; hour: number };
+      },
+      progress: run.err,
+    };
+  };
+  const first = await importOnce();
+  assert.ok(first.summary.credentials.added >= 1, JSON.stringify(first.summary));
+  assert.deepEqual(first.summary.nodes, { added: 1, present: 0 });
+  assert.equal(first.summary.rows.raw, samples);
+  assert.ok(first.summary.rows.hour >= 1);
+  assert.match(first.progress, new RegExp(`raw: ${samples}/${samples}`), "progress is shown");
+  for (const p of ps) {
+    await waitFor(
+      () =>
+        rawOf(p.dataDir) === samples &&
+        count(
+          p.dataDir,
+          "SELECT count(*) AS n FROM vitals_1h WHERE node_id = ? AND bucket = ? AND cpu_max = 42",
+          agent.agent.id,
+          monthAgo,
+        ) === 1,
+      `every sample and the old hour in ${status(p).self}'s store`,
+      15_000,
+    );
+    assert.equal(p.primary.registry.get(agent.agent.id)?.name, "pi-old", "the node is known");
+  }
+  const second = await importOnce();
+  assert.equal(second.summary.credentials.added, 0);
+  assert.equal(second.summary.credentials.present, first.summary.credentials.added);
+  assert.deepEqual(second.summary.nodes, { added: 0, present: 1 });
+  // Once p1's consumer has taken (stored and acknowledged) the second run's rows: still once each.
+  const nc = await connect({ servers: nats.urls });
+  t.after(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await waitFor(
+    async () => {
+      const c = await jsm.consumers.info("picluster-vitals", "vitals-p1");
+      return c.num_pending === 0 && c.num_ack_pending === 0;
+    },
+    "p1's consumer took everything",
+    15_000,
+  );
+  assert.equal(rawOf((ps[0] as TestPrimary).dataDir), samples, "a second run stores nothing twice");
+});

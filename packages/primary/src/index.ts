@@ -11,6 +11,11 @@ export {
 export * from "./alerts/delivery.js";
 export * from "./alerts/engine.js";
 export * from "./alerts/message.js";
+export {
+  type ImportProgress,
+  type ImportSummary,
+  importIntoCluster,
+} from "./cluster/import.js";
 export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";

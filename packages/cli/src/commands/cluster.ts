@@ -77,4 +77,55 @@ export function registerClusterCommands(
         return healthy ? EXIT_OK : EXIT_FAILED;
       }),
     );
+  cluster
+    .command("import")
+    .description(
+      "copy this machine's embedded store (credentials, nodes, vitals history) into the cluster named by [cluster] nats",
+    )
+    .option("--json", "print the summary as JSON")
+    .addHelpText(
+      "after",
+      "\nRun it where the embedded primary's store is, with [cluster] nats set (in its config or\n" +
+        "--set cluster.nats=…); a primary of the cluster must have started once. What the cluster\n" +
+        "already has is left as it is, so running it twice adds nothing.\n\n" +
+        "Examples:\n  picluster cluster import\n  picluster cluster import --set cluster.nats=nats://10.0.0.2:4222 --json\n",
+    )
+    .action((opts: { json?: boolean }, cmd: Command) =>
+      run(cmd, async (config) => {
+        const { importIntoCluster, storeFile } = await import("@picluster/primary");
+        const { processPathContext, resolveDataDir, silentLogger, systemClock } = await import(
+          "@picluster/common"
+        );
+        const dataDir = resolveDataDir(config.node.data_dir, {
+          ...processPathContext(),
+          cwd: io.cwd,
+        });
+        let said = 0;
+        const summary = await importIntoCluster({
+          config,
+          storeFile: storeFile(config, dataDir),
+          clock: systemClock,
+          log: silentLogger(),
+          onProgress: (p) => {
+            // A line a second at most, and the last of each phase.
+            const now = Date.now();
+            if (p.done < p.total && now - said < 1_000) return;
+            said = now;
+            io.err(`${p.phase}: ${p.done}/${p.total}\n`);
+          },
+        });
+        if (opts.json) {
+          io.out(`${safeJson(summary)}\n`);
+          return EXIT_OK;
+        }
+        const { credentials, nodes, rows } = summary;
+        io.out(
+          `imported ${safeLine(summary.store)} in ${(summary.durationMs / 1_000).toFixed(1)} s:\n` +
+            `  credentials and join tokens: ${credentials.added} added, ${credentials.present} already in the cluster\n` +
+            `  nodes: ${nodes.added} added, ${nodes.present} already in the cluster\n` +
+            `  vitals: ${rows.raw} samples, ${rows.minute} minute and ${rows.hour} hour rollups (${summary.messages} messages; every primary stores them)\n`,
+        );
+        return EXIT_OK;
+      }),
+    );
 }

@@ -28,7 +28,13 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Clock, describeError, type Logger, type MessageMap } from "@picluster/common";
+import {
+  type Clock,
+  describeError,
+  type Logger,
+  METRIC_NAMES,
+  type MessageMap,
+} from "@picluster/common";
 import type { MemoryRegistry } from "../registry.js";
 import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
@@ -44,6 +50,21 @@ interface SharedSample {
   ts: number;
   seq: number;
   vitals: MessageMap["vitals"];
+}
+
+/**
+ * History copied from an embedded store by `picluster cluster import`
+ * (cluster/import.ts), on the node's subject: raw samples as
+ * `[seq, ts, ...values]`, rollups as `[bucket, samples, ...min, max, sum, n
+ * per metric]`, the metrics named in `metrics` (the store's columns when
+ * it was written; matched by name here).
+ */
+export interface ImportedHistory {
+  origin: "import";
+  node: string;
+  kind: "raw" | "1m" | "1h";
+  metrics: string[];
+  rows: Array<Array<number | null>>;
 }
 
 export interface VitalsStreamOptions {
@@ -162,17 +183,62 @@ export class VitalsStream {
     }
   }
 
+  /** History from `picluster cluster import`: stored by every primary (a row it has is kept once). */
+  private takeImported(m: JsMsg, h: ImportedHistory): void {
+    const { store, log } = this.opts;
+    const fixed = 2;
+    const perMetric = h.kind === "raw" ? 1 : 4;
+    // Each of this store's metrics: where its value(s) are in a row, if the importing store had it.
+    const at = METRIC_NAMES.map((name) => {
+      const i = h.metrics.indexOf(name);
+      return i < 0 ? -1 : fixed + i * perMetric;
+    });
+    const reorder = (row: Array<number | null>) => [
+      ...row.slice(0, fixed),
+      ...at.flatMap((i) =>
+        i < 0 ? Array<null>(perMetric).fill(null) : row.slice(i, i + perMetric),
+      ),
+    ];
+    try {
+      if (h.kind !== "raw") {
+        store.importRollups(h.kind, h.node, h.rows.map(reorder));
+        m.ack();
+        return;
+      }
+    } catch (err) {
+      log.debug("imported rollups not stored yet", { err: describeError(err) });
+      m.nak(5_000);
+      return;
+    }
+    Promise.all(
+      h.rows.map((row) => {
+        const [seq, ts, ...values] = reorder(row);
+        return store.addValues(h.node, ts ?? 0, seq ?? 0, values);
+      }),
+    ).then(
+      () => m.ack(),
+      (err: unknown) => {
+        log.debug("imported samples not stored yet", { err: describeError(err) });
+        m.nak(5_000);
+      },
+    );
+  }
+
   /** A sample from the stream: stored here unless this primary published it; acknowledged after commit. */
   private take(m: JsMsg): void {
-    let sample: SharedSample;
+    let sample: SharedSample | ImportedHistory;
     try {
-      sample = m.json<SharedSample>();
+      sample = m.json<SharedSample | ImportedHistory>();
     } catch (err) {
       this.opts.log.warn("unreadable sample in the vitals stream, dropped", {
         seq: m.seq,
         err: describeError(err),
       });
       m.term();
+      return;
+    }
+    if ("kind" in sample) {
+      this.takeImported(m, sample);
       return;
     }
     if (sample.origin === this.opts.self) {

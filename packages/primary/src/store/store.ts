@@ -205,6 +205,15 @@ export class Store {
     seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
+    return this.addValues(node.id, ts, seq, metricValues(vitals));
+  }
+
+  /**
+   * Queue a sample's figures (in METRIC_NAMES order, null where none):
+   * what addVitals stores, and what `picluster cluster import` carries
+   * from another store. Resolves once committed.
+   */
+  addValues(nodeId: string, ts: number, seq: number, values: Array<number | null>): Promise<void> {
     if (this.opened === undefined)
       return Promise.reject(
         new StoreError("E_STORE_CLOSED", "the store is closed; the sample stays with its agent"),
@@ -222,10 +231,25 @@ export class Store {
     }
     // Only the sample: the node's row is rewritten on events (state, details),
     // and its last seq moves with a one-column update at commit.
-    this.samples.push({ nodeId: node.id, ts, seq, values: metricValues(vitals) });
+    this.samples.push({ nodeId, ts, seq, values });
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.scheduleFlush();
     return done;
+  }
+
+  /**
+   * Rollup rows copied from another store (`picluster cluster import`):
+   * `[bucket, samples, then min, max, sum, n of each metric in
+   * METRIC_NAMES order]`. A bucket this store already has is kept as it is.
+   * Written at once, in one transaction; returns how many were new.
+   */
+  importRollups(table: "1m" | "1h", nodeId: string, rows: Array<Array<number | null>>): number {
+    const st = table === "1m" ? this.st.importMinute : this.st.importHour;
+    let added = 0;
+    this.parts.db.transaction(() => {
+      for (const row of rows) added += st.run(nodeId, ...row).changes;
+    })();
+    return added;
   }
 
   /** Queue an event (and the node it concerns) for the next batch. */
@@ -637,6 +661,12 @@ function prepareIngest(db: Database.Database) {
         last_seq = max(nodes.last_seq, excluded.last_seq), dropped = excluded.dropped`),
     touchNode: db.prepare(
       "UPDATE nodes SET last_seq = max(last_seq, ?), last_seen = max(last_seen, ?) WHERE id = ?",
+    ),
+    importMinute: db.prepare(
+      `INSERT OR IGNORE INTO vitals_1m (node_id, bucket, samples, ${rollupCols}) VALUES (?, ?, ?, ${rollup(() => "?, ?, ?, ?")})`,
+    ),
+    importHour: db.prepare(
+      `INSERT OR IGNORE INTO vitals_1h (node_id, bucket, samples, ${rollupCols}) VALUES (?, ?, ?, ${rollup(() => "?, ?, ?, ?")})`,
     ),
     rollupMinute:
       db.prepare(`INSERT OR REPLACE INTO vitals_1m (node_id, bucket, samples, ${rollupCols})
