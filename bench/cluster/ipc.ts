@@ -40,6 +40,20 @@ export interface ConnectArgs {
   deadlineMs: number;
   /** Vitals phases are spread evenly over this many agents (the whole simulated cluster). */
   spreadOver: number;
+  /**
+   * Other primaries: an agent whose link drops goes to the next one in
+   * [host:port, ...failover] after a jittered wait, as the agent's
+   * `[agent] primary_host` list does. Without it a dropped agent stays down.
+   */
+  failover?: Array<{ host: string; port: number }>;
+}
+
+export interface FailoverStatus {
+  /** Agents whose link dropped and that are not welcomed anywhere yet. */
+  away: number;
+  /** Welcomes after a drop, and when the last came (epoch ms, precise). */
+  reconnected: number;
+  lastWelcomeAt: number | null;
 }
 
 export interface ConnectResult {
@@ -93,6 +107,7 @@ export type SimCommands = {
    */
   "offer-task": { args: { task: string; slots: number }; result: { sent: number } };
   "task-count": { args: Record<string, never>; result: { answered: number } };
+  failover: { args: Record<string, never>; result: FailoverStatus };
   close: { args: Record<string, never>; result: Record<string, never> };
 };
 

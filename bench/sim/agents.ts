@@ -21,6 +21,7 @@ import type {
   ConnectArgs,
   ConnectResult,
   CredentialsFile,
+  FailoverStatus,
   SimCommands,
   SimCredential,
   SimWindow,
@@ -292,9 +293,39 @@ function credentials(file: string): SimCredential[] {
   return creds;
 }
 
+/** Where each agent may go, in order (its first primary, then the others), when it has a list. */
+const targets = new Map<number, { list: Array<{ host: string; port: number }>; at: number }>();
+const failover: FailoverStatus = { away: 0, reconnected: 0, lastWelcomeAt: null };
+/** Set by `close`: links dropped from here on are not followed. */
+let closing = false;
+/** The agent's first wait (link.ts RECONNECT_BASE_MS): a uniform 0–500 ms, then doubling. */
+const RECONNECT_BASE_MS = 500;
+
 function onClosed(agent: SimAgent): void {
   if (window !== undefined) closedSinceWindow++;
   agent.socket = undefined;
+  const route = targets.get(agent.index);
+  if (route === undefined || closing || agent.silenced) return;
+  failover.away++;
+  void (async () => {
+    for (let attempt = 0; !closing; attempt++) {
+      route.at = (route.at + 1) % route.list.length;
+      const step = Math.min(5_000, RECONNECT_BASE_MS * 2 ** attempt);
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * step)));
+      const target = route.list[route.at] as { host: string; port: number };
+      try {
+        agent.closed = false;
+        agent.ready = false;
+        await agent.connect(target.host, target.port, 10_000, onClosed);
+        failover.away--;
+        failover.reconnected++;
+        failover.lastWelcomeAt = preciseNow();
+        return;
+      } catch {
+        // The next primary in the list, after a longer wait.
+      }
+    }
+  })();
 }
 
 async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
@@ -333,6 +364,11 @@ async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
           );
           scheduler ??= new Scheduler(welcome.heartbeatMs, welcome.vitalsMs);
           scheduler.add(agent, args.spreadOver);
+          if (args.failover !== undefined && args.failover.length > 0)
+            targets.set(index, {
+              list: [{ host: args.host, port: args.port }, ...args.failover],
+              at: 0,
+            });
           connected++;
           break;
         } catch (err) {
@@ -425,6 +461,7 @@ serve<SimCommands>({
     return { sent };
   },
   "task-count": () => ({ answered: taskRunsAnswered }),
+  failover: () => ({ ...failover }),
   status: () => {
     let ready = 0;
     let closed = 0;
@@ -435,6 +472,7 @@ serve<SimCommands>({
     return { ready, closed };
   },
   close: () => {
+    closing = true;
     scheduler?.stop();
     window?.delay.disable();
     for (const a of agents.values()) {

@@ -8,14 +8,23 @@
  * stream), and a ping of every node from one primary (through the others
  * for theirs) against the embedded primary's.
  *
- * Not measured yet: failover (the simulator's agents know one primary).
+ * Then, in the scale-out mode, failover: the primary holding a third of
+ * the agents is killed (SIGKILL); its agents go to the next primary of
+ * their list after a jittered wait, as real agents do; measured until every
+ * agent has a session on a surviving primary and every survivor's registry
+ * has them all alive.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServers } from "@picluster/common";
 import { issueCredentials } from "../cluster/credentials.js";
-import type { ServerCommands, ServerWindow, SimCommands } from "../cluster/ipc.js";
+import {
+  preciseNow,
+  type ServerCommands,
+  type ServerWindow,
+  type SimCommands,
+} from "../cluster/ipc.js";
 import { SERVER_SCRIPT, SIM_SCRIPT } from "../cluster/load.js";
 import { Child } from "../cluster/rpc.js";
 import { sleep, spread } from "../cluster/stats.js";
@@ -26,6 +35,7 @@ const CALL_MS = 60_000;
 const CPU_RATIO_GOAL = 1.5;
 const LAG_P99_GOAL_MS = 1_000;
 const FANOUT_GOAL_MS = 250;
+const FAILOVER_GOAL_MS = 10_000;
 
 interface Run {
   label: string;
@@ -34,6 +44,18 @@ interface Run {
   lags: number[];
   unmatched: number;
   ping: { ms: number; ok: number; total: number };
+  failover?: Failover;
+}
+
+interface Failover {
+  /** Agents the killed primary held. */
+  moved: number;
+  /** From the kill until every agent had a session on a surviving primary. */
+  sessionsMs: number;
+  /** From the kill until every survivor's registry had every node alive with a session somewhere. */
+  aliveMs: number;
+  /** The last agent's welcome after the kill, as the simulator saw it. */
+  lastWelcomeMs: number | null;
 }
 
 async function measure(
@@ -42,6 +64,7 @@ async function measure(
   flags: Array<Record<string, string> | undefined>,
   ctx: SuiteContext,
   windowMs: number,
+  withFailover = false,
 ): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), `picluster-bench-scaleout-${label}-`));
   const creds = issueCredentials(dir, agents, ctx.progress);
@@ -87,6 +110,13 @@ async function measure(
           attempts: 3,
           deadlineMs: 120_000,
           spreadOver: count,
+          ...(withFailover
+            ? {
+                failover: ports
+                  .filter((_, j) => j !== i)
+                  .map((p) => ({ host: "127.0.0.1", port: p })),
+              }
+            : {}),
         },
         180_000,
       );
@@ -120,12 +150,62 @@ async function measure(
       { timeoutMs: 5_000 },
       CALL_MS,
     );
-    return { label, windows, sent: simWindow.sent.vitals, lags, unmatched, ping };
+    const failover = withFailover ? await killOne(servers, sim, agents, ctx) : undefined;
+    return {
+      label,
+      windows,
+      sent: simWindow.sent.vitals,
+      lags,
+      unmatched,
+      ping,
+      ...(failover === undefined ? {} : { failover }),
+    };
   } finally {
     await sim.close("close", {}).catch(() => {});
     for (const s of servers) await s.close("close", {}).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** SIGKILL the last primary (a third of the agents) and time its agents' return through the others. */
+async function killOne(
+  servers: Array<Child<ServerCommands>>,
+  sim: Child<SimCommands>,
+  agents: number,
+  ctx: SuiteContext,
+): Promise<Failover> {
+  const doomed = servers[servers.length - 1] as Child<ServerCommands>;
+  const survivors = servers.slice(0, -1);
+  const moved = (await doomed.call("status", {}, CALL_MS)).connections;
+  ctx.progress(`scale-out: killing a primary with ${moved} agents (SIGKILL)`);
+  const killedAt = preciseNow();
+  doomed.process.kill("SIGKILL");
+  let sessionsMs: number | undefined;
+  let aliveMs: number | undefined;
+  while (preciseNow() - killedAt < 60_000 && (sessionsMs === undefined || aliveMs === undefined)) {
+    await sleep(50);
+    const statuses = await Promise.all(survivors.map((s) => s.call("status", {}, CALL_MS)));
+    const now = preciseNow() - killedAt;
+    const sessions = statuses.reduce((n, st) => n + st.connections, 0);
+    if (sessionsMs === undefined && sessions >= agents) sessionsMs = now;
+    if (
+      sessionsMs !== undefined &&
+      aliveMs === undefined &&
+      statuses.every((st) => (st.states.alive ?? 0) >= agents)
+    )
+      aliveMs = now;
+  }
+  const f = await sim.call("failover", {}, CALL_MS);
+  if (sessionsMs === undefined || aliveMs === undefined)
+    throw new Error(
+      `failover: after 60 s, ${f.away} agents still away (${f.reconnected} reconnected)`,
+    );
+  return {
+    moved,
+    sessionsMs,
+    aliveMs,
+    lastWelcomeMs: f.lastWelcomeAt === null ? null : f.lastWelcomeAt - killedAt,
+  };
 }
 
 export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
@@ -141,7 +221,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
       "cluster.nats": nats.urls.join(","),
       "cluster.name": name,
     }));
-    scaled = await measure("scale-out", agents, flags, ctx, windowMs);
+    scaled = await measure("scale-out", agents, flags, ctx, windowMs, true);
   } finally {
     await nats.stop();
   }
@@ -187,6 +267,14 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
         "ms",
       ),
       budget(
+        "scaleout-failover",
+        `failover: a primary with a third of the agents killed, until all have a session again`,
+        "<=",
+        FAILOVER_GOAL_MS,
+        scaled.failover?.sessionsMs ?? Number.NaN,
+        "ms",
+      ),
+      budget(
         "scaleout-fanout",
         `ping of all ${agents} nodes from one primary`,
         "<=",
@@ -199,7 +287,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
       `every sample is stored by all three primaries (its own and two through the stream); CPU per sample: embedded ${embeddedUs.toFixed(1)} µs, scale-out ${scaledUs.toFixed(1)} µs for the three together (${(scaledUs / embeddedUs).toFixed(2)}×), ${perPrimaryUs.toFixed(1)} µs per primary (${(perPrimaryUs / embeddedUs).toFixed(2)}×)`,
       `lag counts each primary's registry update, own agents' and the others' through the stream; unmatched events: embedded ${embedded.unmatched}, scale-out ${scaled.unmatched}`,
       "the fan-out goal is 250 ms per 1 000 nodes (embedded mode's); the nats-servers' own CPU is not counted",
-      "failover is not measured yet: the simulator's agents know one primary each",
+      `failover: ${scaled.failover?.moved ?? 0} agents of the killed primary; every agent with a session on a survivor after ${scaled.failover?.sessionsMs.toFixed(0)} ms (last welcome ${scaled.failover?.lastWelcomeMs?.toFixed(0)} ms), every survivor's registry all alive after ${scaled.failover?.aliveMs.toFixed(0)} ms; agents wait a jittered 0–500 ms before their first retry, as the real agent does`,
     ],
     tables: [
       {
@@ -221,7 +309,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
     ],
     data: {
       embedded: { lag: lagE, ping: embedded.ping },
-      scaled: { lag: lagS, ping: scaled.ping },
+      scaled: { lag: lagS, ping: scaled.ping, failover: scaled.failover },
     },
   };
 }
