@@ -35,6 +35,8 @@ const CALL_MS = 60_000;
 const CPU_RATIO_GOAL = 1.5;
 const LAG_P99_GOAL_MS = 1_000;
 const FANOUT_GOAL_MS = 250;
+/** Pings of every node per mode; the median is reported. */
+const PINGS = 5;
 const FAILOVER_GOAL_MS = 10_000;
 
 interface Run {
@@ -43,7 +45,8 @@ interface Run {
   sent: number;
   lags: number[];
   unmatched: number;
-  ping: { ms: number; ok: number; total: number };
+  /** The median ping of all nodes, and every one's ms. */
+  ping: { ms: number; ok: number; total: number; msAll?: number[] };
   failover?: Failover;
 }
 
@@ -145,11 +148,17 @@ async function measure(
         else lags.push((ev[i + 2] as number) - sent);
       }
     }
-    const ping = await (servers[0] as Child<ServerCommands>).call(
-      "ping-all",
-      { timeoutMs: 5_000 },
-      CALL_MS,
-    );
+    // One ping is noisy on this shared machine: the median of PINGS, one after another.
+    const pings: Run["ping"][] = [];
+    for (let k = 0; k < PINGS; k++)
+      pings.push(
+        await (servers[0] as Child<ServerCommands>).call("ping-all", { timeoutMs: 5_000 }, CALL_MS),
+      );
+    pings.sort((a, b) => a.ms - b.ms);
+    const ping = {
+      ...(pings[Math.floor(PINGS / 2)] as Run["ping"]),
+      msAll: pings.map((p) => Math.round(p.ms)),
+    };
     const failover = withFailover ? await killOne(servers, sim, agents, ctx) : undefined;
     return {
       label,
@@ -241,7 +250,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
     r.windows.map((w) => w.cpuPct.toFixed(0)).join(" / "),
     lag.p50.toFixed(1),
     lag.p99.toFixed(1),
-    `${r.ping.ok}/${r.ping.total} in ${r.ping.ms.toFixed(0)}`,
+    `${r.ping.ok}/${r.ping.total} in ${r.ping.ms.toFixed(0)} (${(r.ping.msAll ?? []).join(", ")})`,
   ];
   return {
     suite: "scaleout",
@@ -276,7 +285,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
       ),
       budget(
         "scaleout-fanout",
-        `ping of all ${agents} nodes from one primary`,
+        `ping of all ${agents} nodes from one primary (median of ${PINGS})`,
         "<=",
         FANOUT_GOAL_MS * Math.max(1, agents / 1_000),
         scaled.ping.ms,
@@ -286,7 +295,7 @@ export async function runScaleout(ctx: SuiteContext): Promise<SuiteReport> {
     notes: [
       `every sample is stored by all three primaries (its own and two through the stream); CPU per sample: embedded ${embeddedUs.toFixed(1)} µs, scale-out ${scaledUs.toFixed(1)} µs for the three together (${(scaledUs / embeddedUs).toFixed(2)}×), ${perPrimaryUs.toFixed(1)} µs per primary (${(perPrimaryUs / embeddedUs).toFixed(2)}×)`,
       `lag counts each primary's registry update, own agents' and the others' through the stream; unmatched events: embedded ${embedded.unmatched}, scale-out ${scaled.unmatched}`,
-      "the fan-out goal is 250 ms per 1 000 nodes (embedded mode's); the nats-servers' own CPU is not counted",
+      `the fan-out goal is 250 ms per 1 000 nodes (embedded mode's); ping all is the median of ${PINGS} one after another; the nats-servers' own CPU is not counted`,
       `failover: ${scaled.failover?.moved ?? 0} agents of the killed primary; every agent with a session on a survivor after ${scaled.failover?.sessionsMs.toFixed(0)} ms (last welcome ${scaled.failover?.lastWelcomeMs?.toFixed(0)} ms), every survivor's registry all alive after ${scaled.failover?.aliveMs.toFixed(0)} ms; agents wait a jittered 0–500 ms before their first retry, as the real agent does`,
     ],
     tables: [

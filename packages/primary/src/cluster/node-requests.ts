@@ -88,7 +88,7 @@ export class NodeRequests {
       callback: (err, msg) => {
         if (err !== null) return;
         const asked = msg.json<Array<Asked & { node: string }>>();
-        void Promise.all(asked.map((a) => this.relay(a.node, a))).then(
+        void Promise.all(asked.map((a) => this.relay(a.node, a, false))).then(
           (answers) => msg.respond(JSON.stringify(answers)),
           () => {},
         );
@@ -211,18 +211,19 @@ export class NodeRequests {
       );
   }
 
-  private async relay(nodeId: string, asked: Asked): Promise<Answer> {
+  /** Ask a node this primary holds; `cancellable`: a cancel may come for it (a batch's never does). */
+  private async relay(nodeId: string, asked: Asked, cancellable = true): Promise<Answer> {
     const session = this.opts.local.get(nodeId);
     if (session === undefined)
       return {
         error: { code: "E_DISCONNECTED", message: `${asked.type}: the node is not connected` },
       };
-    const abort = new AbortController();
-    this.relayed.set(asked.id, abort);
+    const abort = cancellable ? new AbortController() : undefined;
+    if (abort !== undefined) this.relayed.set(asked.id, abort);
     const output = asked.output;
     try {
       const ok = await session.request(asked.type, asked.payload as never, asked.timeoutMs, {
-        signal: abort.signal,
+        ...(abort === undefined ? {} : { signal: abort.signal }),
         ...(output === undefined
           ? {}
           : {
@@ -242,7 +243,7 @@ export class NodeRequests {
         };
       return { error: { code: "E_INTERNAL", message: describeError(err) } };
     } finally {
-      this.relayed.delete(asked.id);
+      if (abort !== undefined) this.relayed.delete(asked.id);
     }
   }
 

@@ -163,8 +163,28 @@ export class VitalsStream {
     return next;
   }
 
+  /**
+   * Resolves at the end of this turn of the event loop, once for every
+   * sample received in it: their publishes then leave in one socket write
+   * (the NATS client flushes what a microtask run queued together; one
+   * write per sample cost 6 % of a primary's CPU in the scaleout bench).
+   */
+  private turn(): Promise<void> {
+    this.nextTurn ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.nextTurn = undefined;
+        resolve();
+      }),
+    );
+    return this.nextTurn;
+  }
+
+  private nextTurn: Promise<void> | undefined;
+  private ownAcks: JsMsg[] = [];
+
   private async send(sample: SharedSample): Promise<void> {
     const body = JSON.stringify(sample);
+    await this.turn();
     const until = this.opts.clock.now() + PUBLISH_TRY_MS;
     for (let wait = 100; ; wait = Math.min(2_000, wait * 2)) {
       try {
@@ -242,7 +262,15 @@ export class VitalsStream {
       return;
     }
     if (sample.origin === this.opts.self) {
-      m.ack();
+      // Its own samples (stored before they were published): acknowledged together at the
+      // end of the turn, in one write (one each cost a write per sample).
+      this.ownAcks.push(m);
+      if (this.ownAcks.length === 1)
+        setImmediate(() => {
+          const acks = this.ownAcks;
+          this.ownAcks = [];
+          for (const a of acks) a.ack();
+        });
       return;
     }
     const { registry, store } = this.opts;
