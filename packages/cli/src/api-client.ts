@@ -56,7 +56,7 @@ function authHeader(config: Config): Record<string, string> {
 }
 
 /** Who runs this command, as the audit log records it next to the token. */
-function whoAmI(): string {
+export function whoAmI(): string {
   let user = process.env.USER ?? process.env.LOGNAME ?? "";
   try {
     user ||= userInfo().username;

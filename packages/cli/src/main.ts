@@ -13,6 +13,7 @@ import { registerReadCommands } from "./commands/read.js";
 import { registerAgentCommand, registerPrimaryCommand } from "./commands/roles.js";
 import { registerServiceCommand } from "./commands/service.js";
 import { registerTaskCommands } from "./commands/tasks.js";
+import { registerTokenCommands } from "./commands/tokens.js";
 import { registerUpCommand } from "./commands/up.js";
 import { addConfigOptions } from "./config-options.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE, processIo } from "./io.js";
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerJobCommands(program, io, setExit);
   registerAlertCommands(program, io, setExit);
   registerClusterCommands(program, io, setExit);
+  registerTokenCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);
   registerDemoCommands(program, io, setExit);
   program.addHelpText(

@@ -63,6 +63,24 @@ export const ERRORS = {
     status: 401,
     message: "a valid bearer token is needed for this call",
   },
+  E_FORBIDDEN: {
+    scope: "api",
+    status: 403,
+    message: "the token %s may not do this: %s",
+  },
+  E_OUT_OF_SCOPE: {
+    scope: "api",
+    status: 403,
+    message: "the token %s may act only on %s: %s",
+  },
+  E_RATE_LIMITED: {
+    scope: "api",
+    status: 429,
+    message: "too many requests with the token %s: try again in %s s",
+  },
+  E_TOKEN_EXISTS: { scope: "cli", status: 409, message: "a token named %s exists" },
+  E_BAD_TOKEN_NAME: { scope: "cli", status: 400, message: "%s is not a token name" },
+  E_BAD_ROLE: { scope: "cli", status: 400, message: "%s: expected viewer, operator or admin" },
   E_NO_TOKEN_CONFIGURED: {
     scope: "api",
     status: 403,

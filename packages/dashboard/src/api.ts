@@ -89,9 +89,31 @@ export interface Figures {
   load1: number | null;
 }
 
-/** The cluster's live event stream (state changes, stored events, a vitals batch a second). */
-export function eventStream(): EventSource {
-  return new EventSource("/api/stream");
+/**
+ * The cluster's live event stream (state changes, stored events, a vitals
+ * batch a second). EventSource cannot send a token: with one, the page first
+ * trades it for a ticket that opens the stream for a minute.
+ */
+export function eventStream(ticket?: string): EventSource {
+  return new EventSource(
+    ticket === undefined ? "/api/stream" : `/api/stream?ticket=${encodeURIComponent(ticket)}`,
+  );
+}
+
+/** A stream ticket for the page's token (POST /api/stream/ticket). */
+export async function streamTicket(): Promise<string> {
+  const res = await fetch("/api/stream/ticket", { method: "POST", headers: headers() });
+  if (!res.ok) throw await failure(res, "/api/stream/ticket");
+  return ((await res.json()) as { ticket: string }).ticket;
+}
+
+/** Who the page's token is (GET /api/whoami); `anonymous` without one. */
+export interface Who {
+  name: string;
+  role: "anonymous" | "viewer" | "operator" | "admin";
+  scope?: string;
+  /** The page's token was refused (reads are open, so the page reads as nobody). */
+  refused?: string;
 }
 
 /**
@@ -117,7 +139,12 @@ export function setApiToken(token: string): void {
   } catch {
     // Storage off: the token lasts until the page is closed.
   }
+  // Who the page is changed: the header, the controls shown and the stream follow.
+  dispatchEvent(new Event(TOKEN_EVENT));
 }
+
+/** Told on window whenever the page's token changes. */
+export const TOKEN_EVENT = "picluster-token";
 
 /** Take a `#token=…` fragment into storage and drop it from the address bar. */
 export function adoptTokenFromHash(): void {

@@ -9,6 +9,7 @@ import { firstSort, SORT_KEYS, type Sort, type SortKey, sorter } from "./sort.js
 import { NodeTable } from "./table.js";
 import { Tile } from "./tiles.js";
 import { Totals } from "./totals.js";
+import { may, useWho } from "./who.js";
 
 /** What fires now, across the cluster, above the tiles. */
 function AlertBanner() {
@@ -54,6 +55,7 @@ function selectorFor(
 }
 
 export function ClusterPage() {
+  const who = useWho();
   const cluster = useLive();
   const [state, setState] = useState<NodeState | "">("");
   const [label, setLabel] = useState("");
@@ -159,7 +161,7 @@ export function ClusterPage() {
             </button>
           ))}
         </fieldset>
-        <AddNode />
+        {may(who, "admin") && <AddNode />}
       </div>
       {shown.length > 0 && (
         <p class="selection">

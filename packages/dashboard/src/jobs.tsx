@@ -9,6 +9,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, type CatalogTask, sendJson } from "./api.js";
 import { useJson, useLive } from "./hooks.js";
 import { TokenForm } from "./tasks.js";
+import { may, useWho } from "./who.js";
 
 const ENDED = new Set(["ok", "failed", "cancelled"]);
 
@@ -207,10 +208,11 @@ function SubmitForm() {
 
 export function JobsPage() {
   const { data, error } = useJson<{ jobs: StoredJob[] }>("/api/jobs?limit=30", 2_000);
+  const who = useWho();
   return (
     <section class="jobs">
       <h1>Jobs</h1>
-      <SubmitForm />
+      {may(who, "operate") && <SubmitForm />}
       <h2>Recent jobs</h2>
       {error !== undefined && <p class="error">Cannot read the jobs: {error}</p>}
       {data !== undefined && data.jobs.length === 0 && <p class="empty">No job yet.</p>}

@@ -8,13 +8,16 @@
  */
 import type { ClusterStatus } from "@picluster/common/shared";
 import {
+  apiToken,
   eventStream,
   type Figures,
   getJson,
   type NodeState,
   type NodeSummary,
   type StoredEvent,
+  streamTicket,
   type Throttling,
+  TOKEN_EVENT,
 } from "./api.js";
 import { ClusterHistory, clusterTotals } from "./history.js";
 import type { LiveNode } from "./live-node.js";
@@ -122,13 +125,13 @@ class LiveCluster {
    */
   onTask(fn: TaskListener): () => void {
     this.taskListeners.add(fn);
-    if (this.source === undefined) this.start();
+    if (!this.started) this.start();
     return () => this.taskListeners.delete(fn);
   }
 
   subscribe(fn: Listener): () => void {
     this.listeners.add(fn);
-    if (this.source === undefined) this.start();
+    if (!this.started) this.start();
     return () => this.listeners.delete(fn);
   }
 
@@ -150,11 +153,25 @@ class LiveCluster {
     }, 50);
   }
 
+  private started = false;
+  /** Counts stream openings: a ticket that comes back after a newer opening is dropped. */
+  private openings = 0;
+
   private start(): void {
+    this.started = true;
     void this.reload();
     void this.reloadAlerts();
     void this.reloadStore();
     this.connect();
+    // Signed in or out: another token sees other nodes, so everything is read again.
+    addEventListener(TOKEN_EVENT, () => {
+      this.source?.close();
+      this.source = undefined;
+      void this.reload();
+      void this.reloadAlerts();
+      void this.reloadStore();
+      this.connect();
+    });
   }
 
   async reloadStore(): Promise<void> {
@@ -183,8 +200,26 @@ class LiveCluster {
     this.history.add(Date.now(), clusterTotals(this.nodes.values()));
   }
 
+  /** Open the stream: with a token, through a ticket (EventSource cannot send the token). */
   private connect(): void {
-    const source = eventStream();
+    const opening = ++this.openings;
+    if (apiToken() === "") {
+      this.open(undefined);
+      return;
+    }
+    streamTicket().then(
+      (ticket) => {
+        if (opening === this.openings) this.open(ticket);
+      },
+      () => {
+        // Refused or unreachable: the stream's error path retries.
+        if (opening === this.openings) this.open(undefined);
+      },
+    );
+  }
+
+  private open(ticket: string | undefined): void {
+    const source = eventStream(ticket);
     this.source = source;
     source.onopen = () => {
       // After a gap, fetch everything again: events may have been missed.

@@ -10,6 +10,7 @@ import { NodePage } from "./node.js";
 import "./style.css";
 import { JobPage, JobsPage } from "./jobs.js";
 import { RunPage, TasksPage } from "./tasks.js";
+import { SignIn, useWho, WhoBadge } from "./who.js";
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -101,6 +102,7 @@ function Unreachable() {
 
 function App() {
   const hash = useHash();
+  const who = useWho();
   const node = /^#\/node\/(.+)$/.exec(hash)?.[1];
   const run = /^#\/tasks\/(\d+)$/.exec(hash)?.[1];
   const tasks = /^#\/tasks(?:\?(.*))?$/.exec(hash);
@@ -142,11 +144,16 @@ function App() {
         </nav>
         <PrimariesBadge />
         <StreamBadge />
+        <WhoBadge />
       </header>
       <StoreBanner />
       <main>
         <Unreachable />
-        {node !== undefined ? (
+        {who.state === "signin" ? (
+          <SignIn reason={who.reason} />
+        ) : hash === "#/signin" ? (
+          <SignIn />
+        ) : node !== undefined ? (
           <NodePage id={decodeURIComponent(node)} />
         ) : run !== undefined ? (
           <RunPage key={run} id={Number(run)} />

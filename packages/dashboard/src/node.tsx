@@ -22,6 +22,7 @@ import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
 import { Modal } from "./modal.js";
 import { RunList, TokenForm } from "./tasks.js";
+import { may, useWho } from "./who.js";
 
 const RANGES = [
   { id: "1h", ms: 3_600_000 },
@@ -195,6 +196,7 @@ function RemoveNode({ node }: { node: NodeView }) {
 }
 
 export function NodePage({ id }: { id: string }) {
+  const who = useWho();
   const cluster = useLive();
   const [range, setRange] = useState<(typeof RANGES)[number]>(RANGES[0]);
   const { data: node, error } = useJson<NodeDetail>(`/api/nodes/${encodeURIComponent(id)}`, 10_000);
@@ -328,8 +330,12 @@ export function NodePage({ id }: { id: string }) {
           </li>
         ))}
       </ol>
-      <h2>Remove</h2>
-      <RemoveNode node={node} />
+      {may(who, "admin") && (
+        <>
+          <h2>Remove</h2>
+          <RemoveNode node={node} />
+        </>
+      )}
     </section>
   );
 }

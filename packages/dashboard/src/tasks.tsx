@@ -3,6 +3,7 @@
  * confirmation before anything disruptive), the recent runs, and one run's
  * per-node progress and output, live from the event stream.
  */
+
 import {
   ago,
   duration,
@@ -25,6 +26,7 @@ import {
 import { useJson, useLive } from "./hooks.js";
 import { type LiveNode, live } from "./live.js";
 import { Modal } from "./modal.js";
+import { may, useWho } from "./who.js";
 
 /**
  * The nodes a selector picks, read by the primary's own parser: `all`, a
@@ -405,10 +407,17 @@ function exitText(n: NodeResult): string {
 }
 
 export function TasksPage({ query }: { query: URLSearchParams }) {
+  const who = useWho();
   return (
     <section class="tasks-page">
-      <h1>Run a task</h1>
-      <RunForm initialOn={query.get("on") ?? "all"} initialTask={query.get("task") ?? ""} />
+      {may(who, "operate") ? (
+        <>
+          <h1>Run a task</h1>
+          <RunForm initialOn={query.get("on") ?? "all"} initialTask={query.get("task") ?? ""} />
+        </>
+      ) : (
+        <h1>Tasks</h1>
+      )}
       <h2>Recent runs</h2>
       <RunList limit={50} />
     </section>

@@ -11,6 +11,7 @@ export {
 export * from "./alerts/delivery.js";
 export * from "./alerts/engine.js";
 export * from "./alerts/message.js";
+export * from "./api-tokens.js";
 export {
   type ImportProgress,
   type ImportSummary,
@@ -20,6 +21,7 @@ export * from "./credentials.js";
 export * from "./dispatcher.js";
 export * from "./events.js";
 export * from "./heartbeat.js";
+export { type Need, ROUTE_ACCESS } from "./http/access.js";
 export type { AlertsView, TestResult } from "./http/alerts.js";
 export * from "./http/join.js";
 export * from "./http/nodes.js";

@@ -28,6 +28,7 @@ import { createChannel, testMessage } from "./alerts/channels.js";
 import { Deliverer } from "./alerts/delivery.js";
 import { AlertEngine, parseQuietHours } from "./alerts/engine.js";
 import type { AlertMessage } from "./alerts/message.js";
+import { ApiTokens } from "./api-tokens.js";
 import { AuditLog } from "./audit.js";
 import { AlertGate } from "./cluster/alert-gate.js";
 import { JobLog } from "./cluster/job-log.js";
@@ -105,6 +106,11 @@ export function joinSettings(
   };
 }
 
+/** Whether the HTTP API binds only to this machine: reads are then open without a token. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(::ffff:)?127\./.test(host) || host === "::1" || host === "localhost";
+}
+
 export function storeFile(config: Config, dataDir: string): string {
   return config.store.file === "" ? dataFiles(dataDir).store : config.store.file;
 }
@@ -139,6 +145,8 @@ export class Primary {
   private jobService: JobService | undefined;
   /** The job queue's own connection to the store's file. */
   private jobsDb: Database.Database | undefined;
+  /** Named API tokens with roles (`picluster token add`), in the store's file. */
+  private readonly apiTokens: ApiTokens;
   /** The scale-out mode's shared job log (its replica is this primary's view of every job). */
   private jobLog: JobLog | undefined;
   /** Who asked for what; `audit.flushed()` resolves once what was written is on disk. */
@@ -185,6 +193,11 @@ export class Primary {
       suspectAfterMs: config.primary.suspect_after,
       deadAfterMs: config.primary.dead_after,
     });
+    this.apiTokens = new ApiTokens(
+      storeFile(config, opts.dataDir),
+      this.clock,
+      opts.log.child({ component: "api-tokens" }),
+    );
     this.credentials = config.primary.tls
       ? credentialStore(
           config,
@@ -389,6 +402,7 @@ export class Primary {
         runs: abandoned,
       });
     this.credentials?.load();
+    this.apiTokens.load();
     this.registry.restore(this.store.loadNodes(), RESTART_REASON, this.clock.now());
     this.store.start();
     this.events.on((e) => {
@@ -563,6 +577,10 @@ export class Primary {
       log: this.opts.log.child({ component: "http" }),
       version: this.opts.version,
       token: http.token,
+      apiTokens: this.apiTokens,
+      readsOpen: isLoopbackHost(http.host) || http.public_read,
+      tokenRate: http.token_rate,
+      audit: (record) => this.audit.write(record),
       storeId: storeFingerprint(storeFile(this.opts.config, this.opts.dataDir)),
       limits: {
         // The names this primary is known by: what it binds, what it tells
@@ -632,15 +650,11 @@ export class Primary {
     await app.listen({ host: http.host === "" ? undefined : http.host, port: http.port });
     const address = app.server.address();
     const port = typeof address === "object" && address !== null ? address.port : http.port;
-    const loopback = /^127\./.test(http.host) || http.host === "::1" || http.host === "localhost";
-    if (!loopback && http.token === "") {
+    if (!isLoopbackHost(http.host) && http.public_read)
       this.log.warn(
-        "HTTP API bound beyond loopback without a token: anyone who can reach it can read the cluster; set [http] token",
-        {
-          host: http.host,
-        },
+        "HTTP API bound beyond loopback with [http] public_read = on: anyone who can reach it can read the cluster",
+        { host: http.host },
       );
-    }
     const shown =
       http.host === "" || http.host === "0.0.0.0" || http.host === "::"
         ? this.opts.config.primary.advertise_host || "127.0.0.1"
@@ -696,6 +710,7 @@ export class Primary {
     await this.audit.flushed();
     await this.jobLog?.stop();
     this.jobsDb?.close();
+    this.apiTokens.close();
     this.store.close();
     this.credentials?.close();
     this.log.info("stopped");

@@ -68,6 +68,8 @@ export const StoredJobSchema = Type.Object({
   args: Type.Record(Type.String(), Type.String()),
   /** Most items one node runs at once for this job (its own `max_running` caps it too). */
   perNode: Type.Optional(Type.Integer()),
+  /** The scope of the token that started it: nodes outside it take no item. */
+  scope: Type.Optional(Type.String()),
   /** Times an item is tried again after its node went down, timed out, or (retryFailed) it failed. */
   retries: Type.Integer(),
   retryFailed: Type.Boolean(),

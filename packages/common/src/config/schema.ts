@@ -292,10 +292,20 @@ export const SCHEMA = {
     token: key(
       stringType(),
       "",
-      "Bearer token required by API calls that change state. Empty means such calls are refused.",
+      "The admin token: bearer token for every API call, reads and changes alike (named tokens with roles: `picluster token add`, docs/security.md). Empty, with no named token either, means calls that change state are refused.",
       {
         secret: true,
       },
+    ),
+    public_read: key(
+      booleanType,
+      false,
+      "Let API reads (nodes, vitals, events, alerts, task and job summaries, /metrics, the dashboard's data) through without a token when `host` is not loopback. On loopback reads are open anyway; state changes always need a token.",
+    ),
+    token_rate: key(
+      integerType(1, 100_000),
+      20,
+      "Requests per second each named API token may make (bursts up to 5× this); past it a request gets 429 with Retry-After. The admin `token` is not limited.",
     ),
     allowed_hosts: key(
       listType(

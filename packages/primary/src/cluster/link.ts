@@ -219,7 +219,12 @@ export class ClusterLink {
           clock: this.opts.clock,
           log: log.child({ component: "cluster-vitals" }),
         });
-        await vitals.start();
+        try {
+          await vitals.start();
+        } catch (err) {
+          vitals.stop();
+          throw err;
+        }
         this.vitals = vitals;
         if (this.opts.alertGate !== undefined)
           await this.opts.alertGate.attach(
@@ -229,6 +234,9 @@ export class ClusterLink {
           await this.opts.jobs.attach(nc, this.opts.name, replicas);
         break;
       } catch (err) {
+        // What this attempt started goes before the next: two of a part (two node
+        // syncs with their own revisions, two consumers) would fight each other.
+        this.dropParts();
         await retry("JetStream does not answer", err);
       }
     }
@@ -244,6 +252,19 @@ export class ClusterLink {
       leaseMs: ttl,
       leader: this.leaderName,
     });
+  }
+
+  /** Stop the parts a failed join attempt started. */
+  private dropParts(): void {
+    this.sync?.stop();
+    this.sync = undefined;
+    this.requests?.stop();
+    this.requests = undefined;
+    this.nodes?.stop();
+    this.nodes = undefined;
+    this.vitals?.stop();
+    this.vitals = undefined;
+    this.opts.alertGate?.stop();
   }
 
   private pause(ms: number): Promise<void> {

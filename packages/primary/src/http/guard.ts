@@ -96,40 +96,6 @@ export function bearerOf(req: FastifyRequest): string {
   return header.startsWith("Bearer ") ? header.slice(7) : "";
 }
 
-export type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-
-/**
- * An onRequest hook for routes that change state or show secrets: it runs
- * before the body is read, so nobody without the token can make the server
- * buffer one, and a refused connection is closed rather than drained.
- */
-export function tokenGuard(token: string): {
-  guard: Guard;
-  valid: (req: FastifyRequest) => boolean;
-} {
-  const valid = (req: FastifyRequest) => token !== "" && sameSecret(bearerOf(req), token);
-  const guard: Guard = async (req, reply) => {
-    if (token === "") {
-      return reply
-        .code(403)
-        .header("connection", "close")
-        .send(
-          errorBody(
-            "E_NO_TOKEN_CONFIGURED",
-            "calls that change state are off until [http] token is set",
-          ),
-        );
-    }
-    if (!valid(req)) {
-      return reply
-        .code(401)
-        .header("connection", "close")
-        .send(errorBody("E_UNAUTHORIZED", "a valid bearer token is needed for this call"));
-    }
-  };
-  return { guard, valid };
-}
-
 /** Fastify's own codes for a client's mistakes, as ours. */
 const CLIENT_ERRORS: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: "E_BODY_TOO_LARGE",

@@ -4,7 +4,7 @@
  * task run's, an item's output and error are what a node printed: without
  * the token they are left out.
  */
-import type { StoredJob, StoredJobItem } from "@picluster/common";
+import type { Selectable, StoredJob, StoredJobItem } from "@picluster/common";
 import { errorMessage } from "@picluster/common";
 import {
   ErrorBodySchema,
@@ -16,8 +16,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
 import { JobRequestError } from "../jobs/items.js";
 import type { JobRequest, JobService } from "../jobs/service.js";
-import { type Guard, sendError } from "./guard.js";
-import { requester } from "./tasks.js";
+import { askedBySelf, mayOperate, refuseOutOfScope, requesterOf as requester } from "./access.js";
+import { sendError } from "./guard.js";
 
 /** A list of a hundred thousand small items is a few MB; larger jobs are ranges. */
 export const JOB_BODY_LIMIT = 16 * 1024 * 1024;
@@ -70,11 +70,15 @@ export function registerJobRoutes(
   app: FastifyInstance,
   deps: {
     jobs: () => JobService;
-    requireToken: Guard;
-    hasToken: (req: FastifyRequest) => boolean;
+    /** The nodes a selector picks; undefined when it does not parse (the service says why). */
+    nodesFor: (on: string) => Array<Selectable & { name: string }> | undefined;
   },
 ): void {
-  const { requireToken, hasToken } = deps;
+  /** A scoped token sees (and stops) the jobs it started; others' are as if absent. */
+  const visible = (req: FastifyRequest, job: StoredJob | undefined) =>
+    job !== undefined && (req.principal?.scope === undefined || askedBySelf(req, job.requestedBy))
+      ? job
+      : undefined;
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof JobRequestError)) throw err;
     const field = Object.hasOwn(FIELD_OF, err.code) ? FIELD_OF[err.code] : "on";
@@ -87,12 +91,19 @@ export function registerJobRoutes(
     "/api/jobs",
     {
       schema: { body: JobBody, response: { 202: StoredJobSchema, "4xx": ErrorBodySchema } },
-      onRequest: requireToken,
       bodyLimit: JOB_BODY_LIMIT,
     },
     async (req, reply) => {
       try {
-        const job = await deps.jobs().submit({ ...req.body, requestedBy: requester(req) });
+        const refused = refuseOutOfScope(req, reply, deps.nodesFor(req.body.on) ?? []);
+        if (refused !== undefined) return refused;
+        const scope = req.principal?.scopeText;
+        const job = await deps.jobs().submit({
+          ...req.body,
+          requestedBy: requester(req),
+          // Nodes that join the selection later are held to the token's scope too.
+          ...(scope === undefined ? {} : { scope }),
+        });
         return reply.code(202).send(job);
       } catch (err) {
         return failure(err, reply);
@@ -112,14 +123,17 @@ export function registerJobRoutes(
       },
     },
     async (req): Promise<{ jobs: StoredJob[] }> => ({
-      jobs: await deps.jobs().list(req.query.limit ?? 50),
+      jobs: (await deps.jobs().list(req.query.limit ?? 50)).filter(
+        (j) => visible(req, j) !== undefined,
+      ),
     }),
   );
 
   app.get<{ Params: { id: number } }>(
     "/api/jobs/:id",
     { schema: { params: IdParams, response: { 200: StoredJobSchema, "4xx": ErrorBodySchema } } },
-    async (req, reply) => (await deps.jobs().get(req.params.id)) ?? notFound(reply, req.params.id),
+    async (req, reply) =>
+      visible(req, await deps.jobs().get(req.params.id)) ?? notFound(reply, req.params.id),
   );
 
   app.get<{
@@ -144,13 +158,14 @@ export function registerJobRoutes(
     },
     async (req, reply) => {
       const jobs = deps.jobs();
-      if ((await jobs.get(req.params.id)) === undefined) return notFound(reply, req.params.id);
+      if (visible(req, await jobs.get(req.params.id)) === undefined)
+        return notFound(reply, req.params.id);
       const items = await jobs.items(req.params.id, {
         ...(req.query.after === undefined ? {} : { after: req.query.after }),
         ...(req.query.state === undefined ? {} : { state: req.query.state }),
         limit: req.query.limit ?? 1_000,
       });
-      return { items: hasToken(req) ? items : items.map(publicItem), redacted: !hasToken(req) };
+      return { items: mayOperate(req) ? items : items.map(publicItem), redacted: !mayOperate(req) };
     },
   );
 
@@ -158,9 +173,10 @@ export function registerJobRoutes(
     "/api/jobs/:id",
     {
       schema: { params: IdParams, response: { 200: StoredJobSchema, "4xx": ErrorBodySchema } },
-      onRequest: requireToken,
     },
     async (req, reply) => {
+      if (visible(req, await deps.jobs().get(req.params.id)) === undefined)
+        return notFound(reply, req.params.id);
       const job = await deps.jobs().cancel(req.params.id, requester(req));
       if (job === undefined) return notFound(reply, req.params.id);
       if (job.status === "ok" || job.status === "failed" || job.status === "cancelled")

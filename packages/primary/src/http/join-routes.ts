@@ -3,12 +3,11 @@ import { AuthError, errorMessage } from "@picluster/common";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import Type from "typebox";
 import { type CredentialStore, DEFAULT_TOKEN_TTL_MS } from "../credentials.js";
-import { type Guard, sendError } from "./guard.js";
+import { sendError } from "./guard.js";
 import { installScript, type JoinSettings, joinCommand, manualJoinCommand } from "./join.js";
 
 /** What the join routes need. */
 export interface JoinRoutesDeps {
-  requireToken: Guard;
   /** Who may join; absent when the listener runs without TLS. */
   credentials?: CredentialStore;
   /** What joining nodes download; absent when the agent bundle was not built. */
@@ -24,7 +23,6 @@ export interface JoinRoutesDeps {
  * join token for a name (token), and revoking a node's credential (token).
  */
 export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): void {
-  const { requireToken } = opts;
   // What joining nodes download: the install script and the agent bundle.
   const joinFiles: Array<
     [string, string, (j: NonNullable<JoinRoutesDeps["join"]>) => string | Buffer]
@@ -64,7 +62,6 @@ export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): 
           { additionalProperties: false },
         ),
       },
-      onRequest: requireToken,
     },
     async (req, reply) => {
       if (opts.credentials === undefined)
@@ -100,7 +97,7 @@ export function registerJoinRoutes(app: FastifyInstance, opts: JoinRoutesDeps): 
 
   app.post<{ Params: { name: string } }>(
     "/api/nodes/:name/revoke",
-    { schema: { params: NameParams }, onRequest: requireToken },
+    { schema: { params: NameParams } },
     async (req, reply) => {
       if (opts.credentials === undefined)
         return sendError(

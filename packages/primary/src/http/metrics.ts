@@ -6,10 +6,11 @@
  * registered once, updated in place) does not fit series that come and go
  * with nodes.
  */
-import { NODE_STATES } from "@picluster/common";
+import { errorMessage, NODE_STATES } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
 import type { AlertState } from "../alerts/engine.js";
 import type { NodeRecord, Registry } from "../registry.js";
+import { sendError } from "./guard.js";
 
 export interface ProcessStats {
   rssBytes: number;
@@ -356,7 +357,19 @@ export function registerMetricsRoute(
     alertStates(): readonly AlertState[];
   },
 ): void {
-  app.get("/metrics", async (_req, reply) => {
+  app.get("/metrics", async (req, reply) => {
+    const p = req.principal;
+    // A scoped token (a share link) sees its nodes only; /metrics is the whole cluster.
+    if (p?.scope !== undefined)
+      return sendError(
+        reply,
+        "E_FORBIDDEN",
+        errorMessage(
+          "E_FORBIDDEN",
+          `"${p.name}"`,
+          `it is limited to ${p.scopeText ?? "some nodes"}, and /metrics covers every node (give Prometheus an unscoped viewer token)`,
+        ),
+      );
     reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return renderMetrics(deps.registry.list(), deps.stats(), deps.version, deps.alertStates());
   });

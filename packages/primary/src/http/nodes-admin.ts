@@ -9,23 +9,19 @@ import { ErrorBodySchema, RemovedNodeSchema } from "@picluster/common/schema";
 import type { FastifyInstance } from "fastify";
 import Type from "typebox";
 import type { RemovedNode, RemoveRequest } from "../removal.js";
-import { type Guard, sendError } from "./guard.js";
-import { requester } from "./tasks.js";
+import { requesterOf as requester } from "./access.js";
+import { sendError } from "./guard.js";
 
 /** What the routes need of the primary. */
 export interface NodeAdmin {
   remove(req: RemoveRequest): RemovedNode;
 }
 
-export function registerNodeAdminRoutes(
-  app: FastifyInstance,
-  deps: { nodes: NodeAdmin; requireToken: Guard },
-): void {
-  const { nodes, requireToken } = deps;
+export function registerNodeAdminRoutes(app: FastifyInstance, deps: { nodes: NodeAdmin }): void {
+  const { nodes } = deps;
   app.delete<{ Params: { name: string }; Querystring: { keepHistory?: boolean } }>(
     "/api/nodes/:name",
     {
-      onRequest: requireToken,
       schema: {
         // A name (what people type) or an id (when several nodes share a name).
         params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }),

@@ -27,13 +27,14 @@ import {
   NodeSummaryListSchema,
   SeriesSchema,
 } from "@picluster/common/schema";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
 import { clusterTotals } from "../cluster-totals.js";
 import type { NodeState } from "../events.js";
 import { lookupNode, type NodeRecord, type Registry } from "../registry.js";
 import { METRIC_NAMES, METRICS } from "../store/metrics.js";
 import type { Store } from "../store/store.js";
+import { inScope } from "./access.js";
 import { sendError } from "./guard.js";
 
 const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
@@ -108,9 +109,9 @@ export interface NodeRoutesDeps {
 const SUMMARY_LIST = NodeSummaryListSchema as unknown as Record<string, unknown>;
 
 export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): void {
-  /** The nodes a `?on=` selector picks (every node without one), or the 400 it earns. */
-  const pick = (on: string | undefined) => {
-    const all = opts.registry.list();
+  /** The nodes a `?on=` selector picks (every node without one) within the token's scope, or the 400 it earns. */
+  const pick = (on: string | undefined, req: FastifyRequest) => {
+    const all = opts.registry.list().filter((n) => inScope(req, n));
     if (on === undefined) return { nodes: all, unknownNames: [] as string[] };
     try {
       return selectNodes(all, parseSelector(on));
@@ -130,7 +131,7 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       },
     },
     async (req, reply): Promise<ClusterStatus | FastifyReply> => {
-      const picked = pick(req.query.on);
+      const picked = pick(req.query.on, req);
       if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
       const counts = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<
         NodeState,
@@ -171,7 +172,7 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       },
     },
     async (req, reply) => {
-      const picked = pick(req.query.on);
+      const picked = pick(req.query.on, req);
       if ("error" in picked) return sendError(reply, "E_BAD_REQUEST", `on: ${picked.error}`, "on");
       const nodes = picked.nodes.sort((a, b) => a.name.localeCompare(b.name));
       const unknown = req.query.on === undefined ? {} : { unknownNames: picked.unknownNames };
@@ -198,7 +199,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
     },
     async (req, reply): Promise<NodeDetail | FastifyReply> => {
       const node = findNode(opts.registry, req.params.id);
-      if (node === undefined)
+      // Outside a scoped token's nodes: as if there were no such node.
+      if (node === undefined || !inScope(req, node))
         return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
       return { ...nodeView(node), details: node.details ?? null };
     },
@@ -218,7 +220,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
     },
     async (req, reply): Promise<SeriesView | FastifyReply> => {
       const node = findNode(opts.registry, req.params.id);
-      if (node === undefined)
+      // Outside a scoped token's nodes: as if there were no such node.
+      if (node === undefined || !inScope(req, node))
         return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
       const to = req.query.to ?? opts.clock.now();
       const from = req.query.from ?? to - 3_600_000;
@@ -241,13 +244,20 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
         req.query.node === undefined
           ? undefined
           : (findNode(opts.registry, req.query.node)?.id ?? req.query.node);
+      const limit = req.query.limit ?? 100;
+      const query = { node, kind: req.query.kind, since: req.query.since };
+      if (req.principal?.scope === undefined)
+        return { events: opts.store.events({ ...query, limit }) };
+      // A scoped token sees its nodes' events only (and none about the cluster as a whole).
+      const visible = (id: string | null | undefined) => {
+        const n = id === null || id === undefined ? undefined : opts.registry.get(id);
+        return n !== undefined && inScope(req, n);
+      };
       return {
-        events: opts.store.events({
-          node,
-          kind: req.query.kind,
-          since: req.query.since,
-          limit: req.query.limit ?? 100,
-        }),
+        events: opts.store
+          .events({ ...query, limit: Math.min(10_000, limit * 10) })
+          .filter((e) => visible(e.nodeId))
+          .slice(0, limit),
       };
     },
   );

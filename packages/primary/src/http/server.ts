@@ -10,6 +10,9 @@ import {
   errorMessage,
   type Logger,
   PiclusterError,
+  parseSelector,
+  SelectorError,
+  selectNodes,
 } from "@picluster/common";
 import Fastify, {
   type FastifyError,
@@ -17,22 +20,17 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from "fastify";
+import type { ApiTokens } from "../api-tokens.js";
 import type { CredentialStore } from "../credentials.js";
 import type { ClusterEvent, EventBus } from "../events.js";
 import type { JobService } from "../jobs/service.js";
-import type { Registry } from "../registry.js";
+import type { NodeRecord, Registry } from "../registry.js";
 import type { Store } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
+import { accessControl, ROUTE_ACCESS, TICKET_MS } from "./access.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
 import { registerDashboard } from "./dashboard.js";
-import {
-  clientErrorCode,
-  errorBody,
-  HostCheck,
-  SECURITY_HEADERS,
-  sendError,
-  tokenGuard,
-} from "./guard.js";
+import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, sendError } from "./guard.js";
 import { registerJobRoutes } from "./jobs.js";
 import type { JoinSettings } from "./join.js";
 import { registerJoinRoutes } from "./join-routes.js";
@@ -41,6 +39,7 @@ import { findNode, registerNodeRoutes } from "./nodes.js";
 import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
 import { registerStreamRoute, type StreamLimits, StreamSlots } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
+import { registerTokenRoutes } from "./tokens.js";
 
 /** What the HTTP server allows a client: see the `[http]` keys of the same names. */
 export interface HttpLimits {
@@ -75,8 +74,16 @@ export interface HttpOptions {
   clock: Clock;
   log: Logger;
   version: string;
-  /** Bearer token for routes that change state; empty means such routes answer 403. */
+  /** `[http] token`: the admin token; empty (and no named token) means changes answer 403. */
   token: string;
+  /** Named tokens with roles (`picluster token add`); absent in tests of the read-only routes. */
+  apiTokens?: ApiTokens;
+  /** Reads without a token: bound to loopback, or `[http] public_read` (default true). */
+  readsOpen?: boolean;
+  /** `[http] token_rate`. */
+  tokenRate?: number;
+  /** A line in the audit log (tokens made and revoked). */
+  audit?: (record: Record<string, unknown>) => void;
   limits: HttpLimits;
   /** storeFingerprint() of the store file, shown by /healthz. */
   storeId?: string;
@@ -124,6 +131,14 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
   });
   app.server.maxConnections = limits.maxConnections;
+  // Every route must have an access rule (http/access.ts): checked as each is added.
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === "HEAD" || method === "OPTIONS") continue;
+      if (ROUTE_ACCESS[`${method} ${route.url}`] === undefined)
+        throw new Error(`${method} ${route.url} has no access rule in http/access.ts`);
+    }
+  });
 
   const hosts = new HostCheck(limits.allowedHosts);
   app.addHook("onRequest", async (req, reply) => {
@@ -192,34 +207,59 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   registerDashboard(app, opts.dashboardDir);
 
   /**
-   * Routes that change state, or show what nodes print, need
-   * `Authorization: Bearer <[http] token>`, checked before the body is read.
-   * With no token configured they are refused: the API never changes
-   * anything for whoever can merely reach it.
+   * Every route's need (http/access.ts: public, read, operate, admin) is
+   * checked before its body is read. With no token at all, changes are
+   * refused: the API never changes anything for whoever can merely reach it.
    */
-  const { guard: requireToken, valid: hasToken } = tokenGuard(opts.token);
+  const access = accessControl({
+    token: opts.token,
+    ...(opts.apiTokens === undefined ? {} : { apiTokens: opts.apiTokens }),
+    readsOpen: opts.readsOpen ?? true,
+    ratePerSecond: opts.tokenRate ?? 20,
+    clock: opts.clock,
+    log: opts.log,
+  });
+  app.addHook("onRequest", access.hook);
   const slots = new StreamSlots(limits.streams);
 
-  registerJoinRoutes(app, { ...opts, requireToken });
+  app.get("/api/whoami", async (req) => {
+    const p = req.principal;
+    return {
+      name: p?.name ?? "anonymous",
+      role: p?.role ?? "anonymous",
+      ...(p?.scopeText === undefined ? {} : { scope: p.scopeText }),
+      ...(p?.refused === undefined ? {} : { refused: p.refused }),
+    };
+  });
+
+  app.post("/api/stream/ticket", async (req) => ({
+    ticket: access.ticket(req),
+    expiresInMs: TICKET_MS,
+  }));
+
+  registerJoinRoutes(app, opts);
 
   if (opts.tasks !== undefined)
     registerTaskRoutes(app, {
       tasks: opts.tasks,
-      requireToken,
-      hasToken,
       errorBody,
       events: opts.events,
       slots,
       clock: opts.clock,
       log: opts.log,
       findNode: (idOrName) => findNode(opts.registry, idOrName)?.id,
+      nodeOf: (idOrName) => findNode(opts.registry, idOrName),
+      nodesFor: (on) => nodesFor(opts.registry, on),
     });
 
-  if (opts.jobs !== undefined) registerJobRoutes(app, { jobs: opts.jobs, requireToken, hasToken });
+  if (opts.jobs !== undefined)
+    registerJobRoutes(app, { jobs: opts.jobs, nodesFor: (on) => nodesFor(opts.registry, on) });
 
-  if (opts.alerts !== undefined) registerAlertRoutes(app, { alerts: opts.alerts, requireToken });
+  if (opts.alerts !== undefined) registerAlertRoutes(app, { alerts: opts.alerts });
 
-  if (opts.nodes !== undefined) registerNodeAdminRoutes(app, { nodes: opts.nodes, requireToken });
+  if (opts.nodes !== undefined) registerNodeAdminRoutes(app, { nodes: opts.nodes });
+
+  if (opts.apiTokens !== undefined) registerTokenRoutes(app, opts.apiTokens, opts.audit);
 
   registerNodeRoutes(app, opts);
   registerStreamRoute(app, { ...opts, slots });
@@ -231,6 +271,16 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** The nodes a selector picks; undefined when it does not parse (the service then says why). */
+function nodesFor(registry: Registry, on: string): NodeRecord[] | undefined {
+  try {
+    return selectNodes(registry.list(), parseSelector(on)).nodes;
+  } catch (err) {
+    if (err instanceof SelectorError) return undefined;
+    throw err;
+  }
 }
 
 export type { ClusterEvent };

@@ -20,6 +20,7 @@ import type { EventBus } from "../events.js";
 import type { Registry } from "../registry.js";
 import { METRICS } from "../store/metrics.js";
 import type { LiveEvent, Store } from "../store/store.js";
+import { inScope } from "./access.js";
 import { errorBody } from "./guard.js";
 
 const VITALS_EVERY_MS = 1_000;
@@ -188,6 +189,13 @@ export interface StreamDeps {
 export function openStream(req: FastifyRequest, reply: FastifyReply, deps: StreamDeps): void {
   const sse = openSse(req, reply, deps);
   if (sse === undefined) return;
+  // A scoped token (a share link) hears its nodes only: events without a node are left out too.
+  const scoped = req.principal?.scope !== undefined;
+  const visible = (nodeId: string | null | undefined) => {
+    if (!scoped) return true;
+    const node = nodeId === null || nodeId === undefined ? undefined : deps.registry.get(nodeId);
+    return node !== undefined && inScope(req, node);
+  };
   // An event the store could not write yet has no id: the browser's
   // Last-Event-ID stays at the last stored one, so a resume replays from there.
   const sendEvent = (e: LiveEvent) =>
@@ -207,6 +215,8 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
     replay: for (let sent = 0; sent < RESUME_LIMIT; ) {
       const page = deps.store.eventsAfter(after, RESUME_PAGE);
       for (const e of page) {
+        after = e.id;
+        if (scoped && !visible((JSON.parse(e.json) as { nodeId?: string }).nodeId)) continue;
         const text = `id: ${e.id}\nevent: ${e.kind}\ndata: ${e.json}\n\n`;
         budget -= Buffer.byteLength(text);
         if (budget < 0 || ++sent > RESUME_LIMIT) {
@@ -214,20 +224,21 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, deps: Strea
           break replay;
         }
         if (!sse.write(text)) return;
-        after = e.id;
       }
       if (page.length < RESUME_PAGE) break;
     }
   }
 
   const offStored = deps.store.onEvents((events) => {
-    for (const e of events) sendEvent(e);
+    for (const e of events) if (visible(e.nodeId)) sendEvent(e);
   });
   const updated = new Set<string>();
   const offVitals = deps.events.on((e) => {
-    if (e.kind === "node.vitals") updated.add(e.nodeId);
+    if (e.kind === "node.vitals") {
+      if (visible(e.nodeId)) updated.add(e.nodeId);
+    }
     // Stream-only, not stored: told as it happens (at most once a second per job).
-    else if (e.kind === "job.progress")
+    else if (e.kind === "job.progress" && !scoped)
       sse.write(`event: job.progress\ndata: ${JSON.stringify(e)}\n\n`);
   });
   const stopVitals = deps.clock.every(VITALS_EVERY_MS, () => {

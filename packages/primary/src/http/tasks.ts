@@ -4,7 +4,13 @@
  * GET /api/ping pings a selection. Progress and output go out on
  * /api/stream (task.started, task.node, task.output, task.finished).
  */
-import { type Clock, errorMessage, httpStatus, type Logger } from "@picluster/common";
+import {
+  type Clock,
+  errorMessage,
+  httpStatus,
+  type Logger,
+  type Selectable,
+} from "@picluster/common";
 import { ErrorBodySchema, StoredTaskRunSchema, TaskRunListSchema } from "@picluster/common/schema";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import Type from "typebox";
@@ -12,7 +18,15 @@ import type { EventBus } from "../events.js";
 import { RequestError } from "../session.js";
 import type { StoredTaskRun } from "../store/store.js";
 import { TaskRequestError, type TaskService } from "../tasks/service.js";
-import { type ErrorBody, type Guard, sendError } from "./guard.js";
+import {
+  askedBySelf,
+  inScope,
+  mayOperate,
+  outOfScope,
+  refuseOutOfScope,
+  requesterOf as requester,
+} from "./access.js";
+import { type ErrorBody, sendError } from "./guard.js";
 import { openSse, type StreamSlots } from "./stream.js";
 
 const TaskBody = Type.Object(
@@ -56,20 +70,10 @@ export function publicRun(run: StoredTaskRun): StoredTaskRun & { redacted: true 
   };
 }
 
-/** Who asked: the API token, and the user the client says it runs as (not verified). */
-export function requester(req: FastifyRequest): string {
-  const claimed = req.headers["x-picluster-user"];
-  const who = typeof claimed === "string" ? claimed.replace(/[^\w.@-]/g, "").slice(0, 64) : "";
-  return who === "" ? "api-token" : `api-token (${who})`;
-}
-
 export function registerTaskRoutes(
   app: FastifyInstance,
   deps: {
     tasks: TaskService;
-    requireToken: Guard;
-    /** Whether a request carries the valid token (reads that show more with it). */
-    hasToken: (req: FastifyRequest) => boolean;
     errorBody: ErrorBody;
     events: EventBus;
     slots: StreamSlots;
@@ -77,9 +81,27 @@ export function registerTaskRoutes(
     log: Logger;
     /** A node's id from its id or name. */
     findNode: (idOrName: string) => string | undefined;
+    /** A node by id or name (a scoped token's checks read its labels). */
+    nodeOf: (idOrName: string) => (Selectable & { id: string; name: string }) | undefined;
+    /** The nodes a selector picks; undefined when it does not parse (the service says why). */
+    nodesFor: (on: string) => Array<Selectable & { id: string; name: string }> | undefined;
   },
 ): void {
-  const { tasks, requireToken, hasToken, errorBody, findNode } = deps;
+  const { tasks, errorBody, findNode } = deps;
+  /** A run as a scoped token sees it: its nodes' results only; undefined when it has none of them. */
+  const scopedRun = (req: FastifyRequest, run: StoredTaskRun): StoredTaskRun | undefined => {
+    if (req.principal?.scope === undefined) return run;
+    const nodes = run.nodes.filter((n) => {
+      const node = deps.nodeOf(n.nodeId);
+      return node !== undefined && inScope(req, node);
+    });
+    return nodes.length === 0 ? undefined : { ...run, nodes };
+  };
+  /** A node-level request (processes, logs) on a node outside the token's scope: refused. */
+  const nodeOutOfScope = (req: FastifyRequest, reply: FastifyReply, idOrName: string) => {
+    const node = deps.nodeOf(idOrName);
+    return node === undefined ? undefined : refuseOutOfScope(req, reply, [node]);
+  };
   const failure = (err: unknown, reply: FastifyReply) => {
     if (!(err instanceof TaskRequestError)) throw err;
     return sendError(
@@ -95,12 +117,13 @@ export function registerTaskRoutes(
     // A task request is a few hundred bytes; 16 KiB leaves room for long arguments.
     {
       schema: { body: TaskBody, response: { 202: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
-      onRequest: requireToken,
       bodyLimit: 16 * 1024,
     },
     async (req, reply) => {
       try {
         const { args, ...rest } = req.body;
+        const refused = refuseOutOfScope(req, reply, deps.nodesFor(req.body.on) ?? []);
+        if (refused !== undefined) return refused;
         const run = tasks.start({ ...rest, args: args ?? {}, requestedBy: requester(req) });
         return reply.code(202).send(run);
       } catch (err) {
@@ -125,12 +148,18 @@ export function registerTaskRoutes(
     },
     async (req, reply) => {
       const { node, limit = 50 } = req.query;
-      const shown = hasToken(req) ? (r: StoredTaskRun) => r : publicRun;
-      if (node === undefined) return { runs: tasks.list(limit).map(shown) };
+      const shown = mayOperate(req) ? (r: StoredTaskRun) => r : publicRun;
+      const visible = (runs: StoredTaskRun[]) =>
+        runs.flatMap((r) => {
+          const v = scopedRun(req, r);
+          return v === undefined ? [] : [shown(v)];
+        });
+      if (node === undefined) return { runs: visible(tasks.list(limit)) };
       const id = findNode(node);
-      if (id === undefined)
+      const found = id === undefined ? undefined : deps.nodeOf(id);
+      if (id === undefined || found === undefined || !inScope(req, found))
         return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", node), "node");
-      return { runs: tasks.list(limit, id).map(shown) };
+      return { runs: visible(tasks.list(limit, id)) };
     },
   );
 
@@ -141,10 +170,10 @@ export function registerTaskRoutes(
     "/api/tasks/:id",
     {
       schema: { params: RunParams, response: { 200: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
-      onRequest: requireToken,
     },
     async (req, reply) => {
-      const run = tasks.get(req.params.id);
+      const found = tasks.get(req.params.id);
+      const run = found === undefined ? undefined : scopedRun(req, found);
       return run ?? sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
     },
   );
@@ -156,10 +185,12 @@ export function registerTaskRoutes(
    */
   app.get<{ Params: { id: number } }>(
     "/api/tasks/:id/output",
-    { schema: { params: RunParams }, onRequest: requireToken },
+    { schema: { params: RunParams } },
     async (req, reply) => {
-      const run = tasks.get(req.params.id);
+      const found = tasks.get(req.params.id);
+      const run = found === undefined ? undefined : scopedRun(req, found);
       if (run === undefined) return sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
+      const shownNodes = new Set(run.nodes.map((n) => n.nodeId));
       const sse = openSse(req, reply, deps);
       if (sse === undefined) return;
       const id = run.id;
@@ -171,9 +202,11 @@ export function registerTaskRoutes(
         return;
       }
       const off = deps.events.on((e) => {
-        if (e.kind === "task.output" && e.runId === id) send("task.output", e);
-        else if (e.kind === "task.node" && e.runId === id) send("task.node", e);
-        else if (e.kind === "task.finished" && e.runId === id) {
+        if (e.kind === "task.output" && e.runId === id) {
+          if (shownNodes.has(e.nodeId)) send("task.output", e);
+        } else if (e.kind === "task.node" && e.runId === id) {
+          if (shownNodes.has(e.nodeId)) send("task.node", e);
+        } else if (e.kind === "task.finished" && e.runId === id) {
           send("end", { runId: id, status: e.status });
           sse.end();
         }
@@ -190,11 +223,14 @@ export function registerTaskRoutes(
     "/api/tasks/:id",
     {
       schema: { params: RunParams, response: { 200: StoredTaskRunSchema, "4xx": ErrorBodySchema } },
-      onRequest: requireToken,
     },
     async (req, reply) => {
-      const run = tasks.get(req.params.id);
+      const found = tasks.get(req.params.id);
+      const run = found === undefined ? undefined : scopedRun(req, found);
       if (run === undefined) return sendError(reply, "E_NOT_FOUND", `no task run ${req.params.id}`);
+      // A scoped operator stops what it started, not a run others asked for on its nodes too.
+      if (req.principal?.scope !== undefined && !askedBySelf(req, run.requestedBy))
+        return outOfScope(reply, req, `task run ${run.id} was started by ${run.requestedBy}`);
       if (run.status !== "running")
         return sendError(
           reply,
@@ -218,7 +254,6 @@ export function registerTaskRoutes(
     "/api/nodes/:id/processes",
     {
       // A node's command lines and logs are not for whoever can reach the API.
-      onRequest: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(
@@ -231,6 +266,8 @@ export function registerTaskRoutes(
       },
     },
     async (req, reply) => {
+      const refused = nodeOutOfScope(req, reply, req.params.id);
+      if (refused !== undefined) return refused;
       try {
         return await tasks.ask(req.params.id, "processes.top", {
           n: req.query.n ?? 10,
@@ -245,7 +282,6 @@ export function registerTaskRoutes(
   app.get<{ Params: { id: string }; Querystring: { lines?: number; follow?: boolean } }>(
     "/api/nodes/:id/logs",
     {
-      onRequest: requireToken,
       schema: {
         params: NodeParams,
         querystring: Type.Object(
@@ -258,6 +294,8 @@ export function registerTaskRoutes(
       },
     },
     async (req, reply) => {
+      const refused = nodeOutOfScope(req, reply, req.params.id);
+      if (refused !== undefined) return refused;
       const lines = req.query.lines ?? 100;
       if (req.query.follow !== true) {
         try {
@@ -336,7 +374,14 @@ export function registerTaskRoutes(
     },
     async (req, reply) => {
       try {
-        return { results: await tasks.ping(req.query.on ?? "all", req.query.timeout) };
+        const results = await tasks.ping(req.query.on ?? "all", req.query.timeout);
+        // A scoped token hears its own nodes only.
+        return {
+          results: results.filter((r) => {
+            const node = deps.nodeOf(r.nodeId);
+            return node !== undefined && inScope(req, node);
+          }),
+        };
       } catch (err) {
         return failure(err, reply);
       }

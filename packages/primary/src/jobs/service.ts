@@ -74,6 +74,8 @@ export interface JobRequest {
   /** Passed to the agent for each item, which caps it by the task's own timeout. */
   timeoutMs?: number;
   requestedBy: string;
+  /** The asking token's scope (a selector): nodes outside it never take an item, even later. */
+  scope?: string;
 }
 
 export interface JobServiceOptions {
@@ -121,6 +123,8 @@ const TASK_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 interface LiveJob {
   record: JobRecord;
   terms: SelectorTerm[];
+  /** The asking token's scope, when it had one. */
+  scopeTerms?: SelectorTerm[];
   counts: JobCounts;
   /** Queued items not yet asked for; claims stop at 0 until an item is queued again or counted. */
   queuedHint: number;
@@ -297,7 +301,10 @@ export class JobService {
     checkItemShape(req.items);
     const template = req.args ?? {};
     const terms = this.parse(req.on);
-    const { nodes, unknownNames } = selectNodes(this.opts.registry.list(), terms);
+    const scopeTerms = req.scope === undefined ? undefined : this.parse(req.scope);
+    const { nodes: picked, unknownNames } = selectNodes(this.opts.registry.list(), terms);
+    const nodes =
+      scopeTerms === undefined ? picked : picked.filter((n) => nodeMatches(n, scopeTerms));
     if (unknownNames.length > 0)
       throw new JobRequestError(
         "E_NO_SUCH_NODE",
@@ -338,6 +345,7 @@ export class JobService {
       retries,
       retryFailed: req.retryFailed ?? false,
       ...(req.timeoutMs === undefined ? {} : { timeoutMs: req.timeoutMs }),
+      ...(req.scope === undefined ? {} : { scope: req.scope }),
       requestedBy: req.requestedBy,
       createdAt: now,
       status: "queuing",
@@ -526,6 +534,7 @@ export class JobService {
     const job: LiveJob = {
       record,
       terms: this.parse(record.selector),
+      ...(record.scope === undefined ? {} : { scopeTerms: this.parse(record.scope) }),
       counts: { total: 0, queued: 0, running: 0, ok: 0, failed: 0, cancelled: 0 },
       queuedHint: 0,
       claiming: 0,
@@ -594,6 +603,7 @@ export class JobService {
   /** Whether `node` takes items of `job` now; a selected node that never will is skipped, said once. */
   private takes(job: LiveJob, node: NodeRecord): boolean {
     if (!nodeMatches(node, job.terms) || job.skipped.has(node.id)) return false;
+    if (job.scopeTerms !== undefined && !nodeMatches(node, job.scopeTerms)) return false;
     let reason: string | undefined;
     if (node.legacy) reason = "a tutorial (legacy) node: never sent tasks";
     else if (node.details === undefined)

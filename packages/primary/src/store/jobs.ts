@@ -28,6 +28,8 @@ interface JobRow {
 
 interface Options {
   perNode?: number;
+  /** The asking token's scope (a selector), when it had one. */
+  scope?: string;
   retries: number;
   retryFailed: boolean;
   timeoutMs?: number;
@@ -42,6 +44,7 @@ function fromRow(r: JobRow): JobRecord {
     items: JSON.parse(r.items) as JobItemsSummary,
     args: JSON.parse(r.args) as Record<string, string>,
     ...(o.perNode === undefined ? {} : { perNode: o.perNode }),
+    ...(o.scope === undefined ? {} : { scope: o.scope }),
     retries: o.retries,
     retryFailed: o.retryFailed,
     ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
@@ -91,6 +94,7 @@ export class JobStore implements JobRecords {
   insert(job: NewJob, id?: number): number {
     const options: Options = {
       ...(job.perNode === undefined ? {} : { perNode: job.perNode }),
+      ...(job.scope === undefined ? {} : { scope: job.scope }),
       retries: job.retries,
       retryFailed: job.retryFailed,
       ...(job.timeoutMs === undefined ? {} : { timeoutMs: job.timeoutMs }),

@@ -191,6 +191,24 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX job_items_leased ON job_items (job_id, lease_until)
     WHERE state IN ('running', 'cancelling');
   `,
+  // 7: named API tokens with roles (api-tokens.ts): only each secret's
+  // SHA-256 is kept; the generation row tells the primary that
+  // `picluster token add|revoke` changed the table.
+  `
+  CREATE TABLE api_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    scope TEXT,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at INTEGER,
+    last_used INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE TABLE api_token_generation (n INTEGER NOT NULL);
+  INSERT INTO api_token_generation (n) VALUES (0);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
