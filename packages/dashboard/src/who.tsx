@@ -143,6 +143,7 @@ export function SignIn({ reason }: { reason?: string }) {
           Token{" "}
           <input
             type="password"
+            class="signin-token"
             autoComplete="off"
             value={token}
             onInput={(e) => setToken((e.target as HTMLInputElement).value)}

@@ -209,7 +209,7 @@ test("access - on loopback reads stay open without a token; changes still need o
 
 test("access - an operator scoped to rack=a runs on rack=a and is refused on rack=b by name; a scoped viewer sees its nodes only", async (t) => {
   const p = await startPrimary(t, { "http.token": ADMIN });
-  const [a, b] = await twoRacks(t, p);
+  const [, b] = await twoRacks(t, p);
   const base = `http://127.0.0.1:${httpPort(p)}`;
   const store = tokensOf(p);
   const operator = store.add({
@@ -386,7 +386,7 @@ test("access - the dashboard off loopback: a sign-in page first; a viewer sees n
     "http.host": address,
     "primary.vitals_interval": "1s",
   });
-  const [a, b] = await twoRacks(t, p);
+  const [, b] = await twoRacks(t, p);
   const store = tokensOf(p);
   const viewer = store.add({ name: "class", role: "viewer", createdBy: "test" });
   const share = store.add({ name: "family", role: "viewer", scope: "rack=b", createdBy: "test" });
