@@ -989,3 +989,46 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
   );
   assert.equal(rawOf((ps[0] as TestPrimary).dataDir), samples, "a second run stores nothing twice");
 });
+
+test("scale-out - an API token made on one primary works on the others; revoked on another, it is refused everywhere", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 1);
+  const admin = "scale-out-admin-token";
+  const [p1, p2, p3] = (await startPrimaries(t, nats.urls, ["p1", "p2", "p3"], {
+    "http.token": admin,
+  })) as [TestPrimary, TestPrimary, TestPrimary];
+  await agreed([p1, p2, p3], ["p1", "p2", "p3"]);
+  // Made with the CLI on p1's machine (its store), as a user would.
+  const made = await runCli(t, ["token", "add", "grafana", "--role", "viewer", "--json"], {
+    port: httpPort(p1),
+    token: null,
+    env: { PICLUSTER_NODE_DATA_DIR: p1.dataDir },
+  });
+  assert.equal(made.status, 0, made.err);
+  const { token } = JSON.parse(made.out) as { token: string };
+  const whoOn = async (p: TestPrimary) =>
+    (await (
+      await fetch(`http://127.0.0.1:${httpPort(p)}/api/whoami`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json()) as { name: string; refused?: string };
+  await waitFor(
+    async () => (await whoOn(p2)).name === "grafana" && (await whoOn(p3)).name === "grafana",
+    "the token known on p2 and p3",
+    10_000,
+  );
+  // Revoked through p2's API: refused on p1 and p3 from then on.
+  const revoked = await fetch(`http://127.0.0.1:${httpPort(p2)}/api/tokens/grafana`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${admin}` },
+  });
+  assert.equal(revoked.status, 200);
+  await waitFor(
+    async () =>
+      /revoked/.test((await whoOn(p1)).refused ?? "") &&
+      /revoked/.test((await whoOn(p3)).refused ?? ""),
+    "the token refused on p1 and p3",
+    10_000,
+  );
+});

@@ -82,6 +82,20 @@ export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
 }
 
+/** A row as the primaries share it: everything but when this primary saw it last used. */
+function sharedJson(r: Row): string {
+  return JSON.stringify({
+    name: r.name,
+    role: r.role,
+    scope: r.scope,
+    hash: r.hash,
+    created_at: r.created_at,
+    created_by: r.created_by,
+    expires_at: r.expires_at,
+    revoked_at: r.revoked_at,
+  });
+}
+
 function fromRow(r: Row): ApiToken {
   return {
     name: r.name,
@@ -142,6 +156,9 @@ export class ApiTokens {
     return this.db;
   }
 
+  /** Told after every change this store makes or reads from its file (the scale-out mode publishes it). */
+  onChange: (() => void) | undefined;
+
   /** Re-read the table if another connection changed it. */
   reloadIfChanged(): boolean {
     const { n } = this.conn.prepare("SELECT n FROM api_token_generation").get() as { n: number };
@@ -149,6 +166,36 @@ export class ApiTokens {
     const rows = this.conn.prepare("SELECT * FROM api_tokens").all() as Row[];
     this.byHash = new Map(rows.map((r) => [r.hash, r]));
     this.seen = n;
+    this.onChange?.();
+    return true;
+  }
+
+  /**
+   * Every token as the scale-out mode shares it (`a.<name>` → JSON): its
+   * hash, never a secret; not when it was last used (each primary's own).
+   */
+  entries(): Map<string, string> {
+    this.reloadIfChanged();
+    const out = new Map<string, string>();
+    for (const r of this.byHash.values()) out.set(`a.${r.name}`, sharedJson(r));
+    return out;
+  }
+
+  /** Take in a token another primary published (undefined: gone); true when something changed. */
+  applyRemote(key: string, json: string | undefined): boolean {
+    if (!key.startsWith("a.")) return false;
+    const name = key.slice(2);
+    const mine = [...this.byHash.values()].find((r) => r.name === name);
+    if ((mine === undefined ? undefined : sharedJson(mine)) === json) return false;
+    const row = json === undefined ? undefined : (JSON.parse(json) as Omit<Row, "last_used">);
+    this.write((db) => {
+      db.prepare("DELETE FROM api_tokens WHERE name = ?").run(name);
+      if (row !== undefined)
+        db.prepare(
+          `INSERT INTO api_tokens (name, role, scope, hash, created_at, created_by, expires_at, revoked_at)
+           VALUES (@name, @role, @scope, @hash, @created_at, @created_by, @expires_at, @revoked_at)`,
+        ).run(row);
+    });
     return true;
   }
 

@@ -429,6 +429,16 @@ export class Primary {
       const stop = this.clock.every(CREDENTIAL_POLL_MS, () => this.checkCredentials());
       this.abort.signal.addEventListener("abort", stop, { once: true });
     }
+    // A token made or revoked by the CLI is seen at the next request anyway; this also tells
+    // the other primaries (scale-out) within a second when nobody calls the API meanwhile.
+    const stopTokens = this.clock.every(CREDENTIAL_POLL_MS, () => {
+      try {
+        this.apiTokens.reloadIfChanged();
+      } catch (err) {
+        this.log.warn("cannot read the API tokens", { err: describeError(err) });
+      }
+    });
+    this.abort.signal.addEventListener("abort", stopTokens, { once: true });
     const { port, host } = await this.listener.start();
     this.log.info("listening for agents", { host, port, tls: this.credentials !== undefined });
     const legacyPort = await this.legacy?.start();
@@ -458,6 +468,7 @@ export class Primary {
         sessions: this.sessions.size,
       }),
       credentials: this.credentials,
+      apiTokens: this.apiTokens,
       registry: this.registry,
       events: this.events,
       holds: (nodeId) => this.sessions.has(nodeId),

@@ -9,7 +9,7 @@
  *   kept with `update` on its revision (compare-and-set); the bucket's TTL
  *   frees it a lease after its holder stops renewing, and the holder steps
  *   down by itself once it could not renew for a lease;
- * - credentials and join tokens (CredentialSync): any primary admits any
+ * - credentials and join tokens (KvMirror): any primary admits any
  *   node, and a revocation anywhere cuts the node wherever it is connected.
  *
  * nats-server 2.9 (Debian 12) has no per-key TTL: the buckets' max age is
@@ -33,8 +33,8 @@ import type { NodeRequester, SessionRegistry } from "../sessions.js";
 import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
 import type { AlertGate } from "./alert-gate.js";
-import { CredentialSync } from "./credential-sync.js";
 import type { JobLog } from "./job-log.js";
+import { credentialRecords, KvMirror, type MirroredStore } from "./kv-mirror.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { NodeRequests } from "./node-requests.js";
 import { NodeSync } from "./node-sync.js";
@@ -62,6 +62,8 @@ export interface ClusterLinkOptions {
   onCredentialsChanged: () => void;
   /** Only the leader tells: it gets the shared alert state and each change of leadership. */
   alertGate?: AlertGate;
+  /** Named API tokens, shared through their own bucket. */
+  apiTokens?: MirroredStore;
   /** Shared jobs: replayed when joining; the leader takes over those of primaries that are gone. */
   jobs?: JobLog;
   clock: Clock;
@@ -92,7 +94,8 @@ export class ClusterLink {
   private nc: NatsConnection | undefined;
   private presenceKv: KV | undefined;
   private leaderKv: KV | undefined;
-  private sync: CredentialSync | undefined;
+  private sync: KvMirror | undefined;
+  private tokenSync: KvMirror | undefined;
   private nodes: NodeSync | undefined;
   private vitals: VitalsStream | undefined;
   private requests: NodeRequests | undefined;
@@ -180,13 +183,25 @@ export class ClusterLink {
         this.leaderKv = await bucket(nc, BUCKETS.leader, { history: 1, ttl, replicas });
         if (this.opts.credentials !== undefined) {
           const kv = await bucket(nc, BUCKETS.credentials, { history: 1, replicas });
-          this.sync = new CredentialSync({
+          this.sync = new KvMirror({
             kv,
-            store: this.opts.credentials,
+            store: credentialRecords(this.opts.credentials),
+            what: "credentials",
             log: log.child({ component: "cluster-credentials" }),
             onRemoteChange: this.opts.onCredentialsChanged,
           });
           await this.sync.start();
+        }
+        if (this.opts.apiTokens !== undefined) {
+          this.tokenSync = new KvMirror({
+            kv: await bucket(nc, BUCKETS.tokens, { history: 1, replicas }),
+            store: this.opts.apiTokens,
+            what: "API tokens",
+            log: log.child({ component: "cluster-tokens" }),
+            // A token revoked elsewhere is refused here from the next request: lookups read the table.
+            onRemoteChange: () => {},
+          });
+          await this.tokenSync.start();
         }
         this.requests = new NodeRequests({
           nc,
@@ -258,6 +273,8 @@ export class ClusterLink {
   private dropParts(): void {
     this.sync?.stop();
     this.sync = undefined;
+    this.tokenSync?.stop();
+    this.tokenSync = undefined;
     this.requests?.stop();
     this.requests = undefined;
     this.nodes?.stop();
@@ -377,6 +394,7 @@ export class ClusterLink {
     this.stopTimer?.();
     for (const stop of this.stopWatches) stop();
     this.sync?.stop();
+    this.tokenSync?.stop();
     this.nodes?.stop();
     this.vitals?.stop();
     this.requests?.stop();

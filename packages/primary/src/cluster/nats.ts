@@ -3,7 +3,7 @@
  * JetStream key-value buckets picluster keeps its shared state in.
  */
 import { readFileSync } from "node:fs";
-import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
+import { type KV, Kvm, type KvOptions, type KvWatchEntry } from "@nats-io/kv";
 import {
   type ConnectionOptions,
   connect,
@@ -19,6 +19,7 @@ export const BUCKETS = {
   presence: "picluster-presence",
   leader: "picluster-leader",
   credentials: "picluster-credentials",
+  tokens: "picluster-tokens",
   nodes: "picluster-nodes",
   alerts: "picluster-alerts",
 } as const;
@@ -87,4 +88,31 @@ export async function bucket(
 ): Promise<KV> {
   const kvm = new Kvm(nc);
   return kvm.create(name, opts);
+}
+
+/**
+ * Watch `key` in a bucket: `take` gets every entry it holds now, then every
+ * change as it is made. Resolves once the entries it held are taken in,
+ * with the function that stops the watch.
+ */
+export async function watchAll(
+  kv: KV,
+  key: string,
+  take: (e: KvWatchEntry) => void,
+): Promise<() => void> {
+  const iter = await kv.watch({ key });
+  let caughtUp: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    caughtUp = resolve;
+  });
+  void (async () => {
+    for await (const e of iter) {
+      take(e);
+      if (e.delta === 0) caughtUp();
+    }
+  })();
+  // An empty bucket sends nothing: no initial entries to wait for.
+  if ((await kv.status()).values === 0) caughtUp();
+  await ready;
+  return () => iter.stop();
 }

@@ -22,6 +22,7 @@ import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { type Clock, describeError, type Logger } from "@picluster/common";
 import type { ClusterEvent, EventBus } from "../events.js";
 import { type MemoryRegistry, type SharedNode, sharedPart } from "../registry.js";
+import { watchAll } from "./nats.js";
 
 interface SharedValue {
   holder: string | null;
@@ -61,20 +62,7 @@ export class NodeSync {
 
   async start(): Promise<void> {
     const { kv, events } = this.opts;
-    const iter = await kv.watch({ key: "n.>" });
-    this.stopWatch = () => iter.stop();
-    let caughtUp: () => void = () => {};
-    const ready = new Promise<void>((resolve) => {
-      caughtUp = resolve;
-    });
-    void (async () => {
-      for await (const e of iter) {
-        this.take(e);
-        if (e.delta === 0) caughtUp();
-      }
-    })();
-    if ((await kv.status()).values === 0) caughtUp();
-    await ready;
+    this.stopWatch = await watchAll(kv, "n.>", (e) => this.take(e));
     this.offEvents = events.on((e) => {
       if (this.applying || !NODE_EVENTS.has(e.kind) || !("nodeId" in e)) return;
       this.publish(e.nodeId, e.kind === "node.removed");

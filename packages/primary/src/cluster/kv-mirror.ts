@@ -1,14 +1,17 @@
 /**
- * Credentials and join tokens shared through a JetStream key-value bucket:
- * `t.<token id>` and `c.<identity>`, each the record as JSON.
+ * A store's records mirrored both ways through a JetStream key-value
+ * bucket, each record one key with its JSON: credentials and join tokens
+ * (`t.<token id>`, `c.<identity>`) and named API tokens (`a.<name>`, their
+ * hash, never a secret).
  *
  * Each primary keeps its own copy in its SQLite store (lookups on the TLS
- * handshake stay local and in memory). A change made here (`node add` on
- * this machine, a redemption, a revocation) is put to the bucket; a change
- * another primary put is written here, and the primary is told (so that a
- * revoked node is cut wherever it is connected). The bucket is the truth
- * once connected: at start, what it holds is taken in first, then what only
- * this store has (made before the scale-out mode, or while NATS was out) is
+ * handshake and on every API request stay local and in memory). A change
+ * made here (`node add` or `token add` on this machine, a redemption, a
+ * revocation) is put to the bucket; a change another primary put is written
+ * here, and the primary is told (so that a revoked node is cut, or a revoked
+ * token refused, wherever it is used). The bucket is the truth once
+ * connected: at start, what it holds is taken in first, then what only this
+ * store has (made before the scale-out mode, or while NATS was out) is
  * published.
  */
 
@@ -21,16 +24,59 @@ import {
   type TokenRecord,
   tokenJson,
 } from "../credentials.js";
+import { watchAll } from "./nats.js";
 
-export interface CredentialSyncOptions {
+/** What a mirrored store offers: its records by key, and a way to take in others'. */
+export interface MirroredStore {
+  /** What this store has now: key → JSON. */
+  entries(): Map<string, string>;
+  /** Take in what another primary put (undefined: deleted); true when something changed here. */
+  applyRemote(key: string, json: string | undefined): boolean;
+  /** Told after every change this store makes or reads from its file. */
+  onChange: (() => void) | undefined;
+}
+
+/** The credential store as a mirrored store. */
+export function credentialRecords(store: CredentialStore): MirroredStore {
+  return {
+    entries() {
+      const { tokens, credentials } = store.records();
+      const mine = new Map<string, string>();
+      for (const t of tokens) mine.set(`t.${t.id}`, tokenJson(t) as string);
+      for (const c of credentials) mine.set(`c.${c.identity}`, credentialJson(c) as string);
+      return mine;
+    },
+    applyRemote(key, json) {
+      if (key.startsWith("t.")) {
+        const record = json === undefined ? undefined : (JSON.parse(json) as TokenRecord);
+        return store.applyRemote({ kind: "token", id: key.slice(2), record });
+      }
+      if (key.startsWith("c.")) {
+        const record = json === undefined ? undefined : (JSON.parse(json) as CredentialRecord);
+        return store.applyRemote({ kind: "credential", id: key.slice(2), record });
+      }
+      return false;
+    },
+    get onChange() {
+      return store.onChange;
+    },
+    set onChange(fn) {
+      store.onChange = fn;
+    },
+  };
+}
+
+export interface KvMirrorOptions {
   kv: KV;
-  store: CredentialStore;
+  store: MirroredStore;
+  /** What the records are, for the logs ("credentials", "API tokens"). */
+  what: string;
   log: Logger;
   /** Something another primary changed was written here. */
   onRemoteChange: () => void;
 }
 
-export class CredentialSync {
+export class KvMirror {
   /** What the bucket holds, as far as this primary knows: key → JSON. */
   private readonly known = new Map<string, string>();
   /** What this store held at the last publish. */
@@ -40,31 +86,12 @@ export class CredentialSync {
   private again = false;
   private stopped = false;
 
-  constructor(private readonly opts: CredentialSyncOptions) {}
+  constructor(private readonly opts: KvMirrorOptions) {}
 
   async start(): Promise<void> {
     const { kv, store } = this.opts;
     // Everything the bucket holds now, then every change as it is made.
-    const iter = await kv.watch({ key: ">" });
-    this.stopWatch = () => iter.stop();
-    let initial = true;
-    let caughtUp: () => void = () => {};
-    const ready = new Promise<void>((resolve) => {
-      caughtUp = resolve;
-    });
-    void (async () => {
-      for await (const e of iter) {
-        this.take(e);
-        if (initial && e.delta === 0) {
-          initial = false;
-          caughtUp();
-        }
-      }
-    })();
-    // An empty bucket sends nothing: no initial entries to wait for.
-    const status = await kv.status();
-    if (status.values === 0) caughtUp();
-    await ready;
+    this.stopWatch = await watchAll(kv, ">", (e) => this.take(e));
     store.onChange = () => {
       void this.publish();
     };
@@ -85,15 +112,9 @@ export class CredentialSync {
     else this.known.set(e.key, json);
     let changed = false;
     try {
-      if (e.key.startsWith("t.")) {
-        const record = json === undefined ? undefined : (JSON.parse(json) as TokenRecord);
-        changed = this.opts.store.applyRemote({ kind: "token", id: e.key.slice(2), record });
-      } else if (e.key.startsWith("c.")) {
-        const record = json === undefined ? undefined : (JSON.parse(json) as CredentialRecord);
-        changed = this.opts.store.applyRemote({ kind: "credential", id: e.key.slice(2), record });
-      }
+      changed = this.opts.store.applyRemote(e.key, json);
     } catch (err) {
-      this.opts.log.error("cannot take in a credential from the cluster", {
+      this.opts.log.error(`cannot take in ${this.opts.what} from the cluster`, {
         key: e.key,
         err: describeError(err),
       });
@@ -120,10 +141,7 @@ export class CredentialSync {
   }
 
   private async publishOnce(): Promise<void> {
-    const { tokens, credentials } = this.opts.store.records();
-    const mine = new Map<string, string>();
-    for (const t of tokens) mine.set(`t.${t.id}`, tokenJson(t) as string);
-    for (const c of credentials) mine.set(`c.${c.identity}`, credentialJson(c) as string);
+    const mine = this.opts.store.entries();
     // Deleted here means: this store had it at the last publish and has it no more. (Not
     // "the bucket has it and this store not": a key put meanwhile by another primary
     // would be deleted before this store took it in.)
@@ -144,7 +162,7 @@ export class CredentialSync {
       }
     } catch (err) {
       // Published at the next change or start; the local store is unaffected.
-      log.warn("cannot publish credentials to the cluster", { err: describeError(err) });
+      log.warn(`cannot publish ${this.opts.what} to the cluster`, { err: describeError(err) });
     }
   }
 }
