@@ -371,9 +371,31 @@ test("access - a revoked or expired token is refused at once; secrets appear in 
   await p.primary.close();
   const audit = readFileSync(join(p.dataDir, "audit.log"), "utf8");
   assert.match(audit, /"event":"token.added","token":"api-made"/, "the audit log names the token");
+  const audited = await runCli(t, ["audit", "--since", "1h", "--json"], {
+    port: httpPort(p),
+    token: null,
+    env: { PICLUSTER_NODE_DATA_DIR: p.dataDir },
+  });
+  assert.equal(audited.status, 0, audited.err);
+  const events = audited.out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { event: string; token?: string; by?: string });
+  assert.ok(
+    events.some((e) => e.event === "token.revoked" || e.event === "token.added"),
+    "picluster audit reads the lines back",
+  );
+  assert.ok(events.some((e) => e.event === "token.added" && e.by === "api-token"));
   const logs = JSON.stringify(p.records);
   for (const secret of [ci.token, old.token, apiMade.token, ADMIN])
-    for (const [where, text] of Object.entries({ logs, audit, metrics, listed, list: list.out }))
+    for (const [where, text] of Object.entries({
+      logs,
+      audit,
+      metrics,
+      listed,
+      list: list.out,
+      auditCli: audited.out,
+    }))
       assert.equal(text.includes(secret), false, `a secret in ${where}`);
 });
 
@@ -468,4 +490,35 @@ test("access - the dashboard off loopback: a sign-in page first; a viewer sees n
     `document.querySelector('[data-node="pi-b"]')?.textContent.includes("left") === true`,
   );
   assert.deepEqual(errors, []);
+});
+
+test("access - a named token past its rate gets 429 with Retry-After; the admin token is not limited", async (t) => {
+  const p = await startPrimary(t, { "http.token": ADMIN, "http.token_rate": "2" });
+  const base = `http://127.0.0.1:${httpPort(p)}`;
+  const store = tokensOf(p);
+  const busy = store.add({ name: "busy", role: "viewer", createdBy: "test" });
+  store.close();
+  const statuses: number[] = [];
+  let retryAfter: string | null = null;
+  // A burst of five times the rate, then refused.
+  for (let i = 0; i < 12; i++) {
+    const res = await fetch(`${base}/api/nodes`, {
+      headers: { authorization: `Bearer ${busy.token}` },
+    });
+    statuses.push(res.status);
+    if (res.status === 429) {
+      retryAfter = res.headers.get("retry-after");
+      assert.match(await res.text(), /E_RATE_LIMITED/);
+    }
+  }
+  assert.ok(
+    statuses.slice(0, 10).every((s) => s === 200),
+    `the burst passes: ${statuses}`,
+  );
+  assert.equal(statuses.at(-1), 429, `then refused: ${statuses}`);
+  assert.ok(Number(retryAfter) >= 1, "Retry-After in seconds");
+  for (let i = 0; i < 30; i++) {
+    const res = await fetch(`${base}/api/nodes`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(res.status, 200);
+  }
 });
