@@ -18,6 +18,7 @@ import { runCluster } from "./suites/cluster.js";
 import { runCodec } from "./suites/codec.js";
 import { runDashboard } from "./suites/dashboard.js";
 import { runFanout } from "./suites/fanout.js";
+import { runFootprintSuite } from "./suites/footprint.js";
 import { runHttp } from "./suites/http.js";
 import { runJobs } from "./suites/jobs.js";
 import { runJobsAgents } from "./suites/jobs-agents.js";
@@ -42,6 +43,13 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
     {
       description: "cluster page with 1 000 nodes in headless Chromium: time to render, heap",
       run: runDashboard,
+    },
+  ],
+  [
+    "footprint",
+    {
+      description: "one real agent (CLI and installed bundle) beside a bare node: RSS and CPU",
+      run: runFootprintSuite,
     },
   ],
   [

@@ -251,7 +251,7 @@ function detectionTable(d: DetectionResult): ReportTable {
   };
 }
 
-function footprintTable(f: FootprintResult): ReportTable {
+export function footprintTable(f: FootprintResult): ReportTable {
   const row = (label: string, p: ProcessFootprint) => [
     label,
     mib(p.rssMedianBytes),
@@ -364,7 +364,7 @@ function detectionBudgets(d: DetectionResult | undefined): Budget[] {
   ];
 }
 
-function footprintBudgets(f: FootprintResult | undefined): Budget[] {
+export function footprintBudgets(f: FootprintResult | undefined): Budget[] {
   // The CLI agent is the budget's subject; the installed bundle, when built, gets its own lines.
   const agents = f?.agents ?? [];
   const out: Budget[] = [];

@@ -32,11 +32,9 @@ import {
   nodeOsFacts,
   VitalsCollector,
 } from "./collectors/index.js";
-import { topProcesses } from "./collectors/processes.js";
 import { type DialTarget, dial, isRefusal, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
-import { followLines, tailLines } from "./log-tail.js";
 import { Outbox } from "./outbox.js";
 import { type CatalogTask, countUpgradable, taskCatalog } from "./tasks/catalog.js";
 import { TaskExecutor } from "./tasks/executor.js";
@@ -175,11 +173,18 @@ export class Agent {
         ...(this.updates === undefined ? {} : { updates: this.updates }),
       }),
       tasks: this.tasks,
-      processesTop: (r) => topProcesses(this.collectors, r.n, r.sampleMs ?? 500),
+      // Loaded when first asked (the agent's memory budget counts what loads at start).
+      processesTop: async (r) =>
+        (await import("./collectors/processes.js")).topProcesses(
+          this.collectors,
+          r.n,
+          r.sampleMs ?? 500,
+        ),
       ...(opts.logFile === undefined
         ? {}
         : {
             logsTail: async (r, follow) => {
+              const { followLines, tailLines } = await import("./log-tail.js");
               const file = opts.logFile as string;
               const lines = tailLines(file, r.lines);
               if (r.follow !== true) return { lines };

@@ -9,7 +9,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger, MessageMap, ResponseMap } from "@picluster/common";
 import { type CatalogTask, resolveTask, type TaskEffect } from "./catalog.js";
-import { type OutputStream, type RunResult, runProcess } from "./runner.js";
+import type { OutputStream, RunResult } from "./runner.js";
+
+/**
+ * The process runner, loaded when the first task runs: most agents run a
+ * task now and then, and the memory budget (1.15× a bare node) counts what
+ * is loaded at start.
+ */
+const runProcess: typeof import("./runner.js")["runProcess"] = async (...args) =>
+  (await import("./runner.js")).runProcess(...args);
 
 type TaskResultPayload = ResponseMap["task.run"];
 

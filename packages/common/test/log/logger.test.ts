@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { pino } from "pino";
 import { startLiveness } from "../../src/log/liveness.js";
 import { createLogger, type LineSink, LogOutput } from "../../src/log/logger.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
@@ -34,6 +35,54 @@ test("logger - writes one JSON line per call with level word, time, message, bin
   assert.equal(rec?.capacity, 100);
   assert.equal(rec?.pid, process.pid);
   assert.ok(!Number.isNaN(Date.parse(String(rec?.time))), "time is an ISO timestamp");
+});
+
+test("logger - its lines are pino's, key for key and in the same order (the format every log reader expects)", () => {
+  const ours: string[] = [];
+  const theirs: string[] = [];
+  const log = createLogger(
+    { write: (l) => ours.push(l) },
+    { level: "debug", bindings: { role: "agent" } },
+  );
+  const p = pino(
+    {
+      level: "debug",
+      base: { pid: process.pid, role: "agent" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    { write: (l: string) => theirs.push(l) },
+  );
+  const calls: Array<[string, Record<string, unknown> | undefined]> = [
+    ["plain", undefined],
+    ["with fields", { n: 1, text: 'a "quoted" line\nand a newline', nested: { a: [1, null] } }],
+    ["unicode ✓ and nothing", {}],
+    ["undefined left out", { gone: undefined, kept: false }],
+  ];
+  for (const [msg, fields] of calls) {
+    log.child({ component: "outbox" }).info(msg, fields);
+    p.child({ component: "outbox" }).info(fields ?? {}, msg);
+  }
+  log.trace("below the level");
+  assert.equal(ours.length, theirs.length);
+  const withoutTime = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
+  assert.deepEqual(ours.map(withoutTime), theirs.map(withoutTime));
+});
+
+test("logger - a field it cannot write as JSON does not throw: errors, bigints and cycles", () => {
+  const sink = capture();
+  const log = createLogger(sink, { level: "info" });
+  const cycle: Record<string, unknown> = { name: "loop" };
+  cycle.self = cycle;
+  log.error("odd fields", { err: new TypeError("bad"), big: 10n ** 20n, cycle });
+  const [rec] = sink.records();
+  assert.ok(rec !== undefined);
+  const err = rec.err as { type: string; message: string; stack: string };
+  assert.equal(err.type, "TypeError");
+  assert.equal(err.message, "bad");
+  assert.match(err.stack, /TypeError: bad/);
+  assert.equal(rec?.big, "100000000000000000000");
+  assert.deepEqual(rec?.cycle, { name: "loop", self: "[Circular]" });
 });
 
 test("liveness - one alive record per interval with a rising counter, stopped by the signal", () => {
