@@ -4,8 +4,9 @@
  * `nats-server`, `n` servers routed to each other on loopback ports chosen
  * free, each with its own store directory under one temporary directory.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,8 +34,19 @@ export interface NatsCluster {
 }
 
 /** Whether `nats-server` is on the PATH. */
+/**
+ * node:child_process, loaded when first used: this module is in common's
+ * index, which the agent loads, and child_process costs the agent ~1 MiB of
+ * its memory budget for nothing (bench/README.md, suite footprint).
+ */
+function childProcess(): typeof import("node:child_process") {
+  return createRequire(import.meta.url)(
+    "node:child_process",
+  ) as typeof import("node:child_process");
+}
+
 export function natsServerInstalled(): boolean {
-  return spawnSync("nats-server", ["--version"]).status === 0;
+  return childProcess().spawnSync("nats-server", ["--version"]).status === 0;
 }
 
 /** A loopback port nothing listens on now (for servers a test or the demo starts). */
@@ -101,7 +113,7 @@ export async function startNatsServers(n = 3): Promise<NatsCluster> {
           .map((o) => `nats://127.0.0.1:${o.route}`)
           .join(","),
       );
-    const child = spawn("nats-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = childProcess().spawn("nats-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const keep = (b: Buffer) => {
       out = (out + b.toString()).slice(-20_000);
