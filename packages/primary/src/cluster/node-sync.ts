@@ -140,8 +140,10 @@ export class NodeSync {
     }
     this.known.set(nodeId, { revision: e.revision, holder: value.holder });
     // Our own live session says more about the node than anyone's record: one that says
-    // otherwise (the leader took us for gone a moment) is answered with ours.
-    if (this.opts.holds(nodeId)) {
+    // otherwise (the leader took us for gone a moment) is answered with ours. So does our
+    // own judgment of a node we held and lost (a crash seen here is down here), as long as
+    // the record still names us: a record from elsewhere must not set it back to alive.
+    if (this.opts.holds(nodeId) || value.holder === this.opts.self) {
       const mine = this.opts.registry.get(nodeId);
       if (value.holder !== this.opts.self || value.node.state !== mine?.state)
         this.publish(nodeId, false);
@@ -206,14 +208,16 @@ export class NodeSync {
         this.known.set(nodeId, { revision, holder });
         return;
       } catch (err) {
-        // Someone wrote first: take in what they wrote; then write again only if we hold the node.
+        // Someone wrote first: take in what they wrote; then write again only if it is ours.
         try {
           const entry = await kv.get(key);
           if (entry !== null && entry.operation === "PUT") this.take(entry as KvWatchEntry);
         } catch (readErr) {
           this.opts.log.debug("cannot read a node record", { nodeId, err: describeError(readErr) });
         }
-        if (!this.opts.holds(nodeId) && !removed) {
+        // Written again on the newer revision while the node is ours to judge: held here,
+        // or last held here and not taken by another primary since (its down after a crash).
+        if (!this.opts.holds(nodeId) && this.known.get(nodeId)?.holder !== self && !removed) {
           this.opts.log.debug("node record written by another primary first", {
             nodeId,
             err: describeError(err),
