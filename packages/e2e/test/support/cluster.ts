@@ -45,7 +45,9 @@ export function captureLog(): { log: Logger; records: Array<Record<string, unkno
 
 export function scratchDir(t: TestContext, prefix = "picluster-e2e-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Retried: a process the test started may still be finishing a file in it as the
+  // test ends (ENOTEMPTY when a file appears between the unlinks and the rmdir).
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   return dir;
 }
 
