@@ -67,6 +67,11 @@ export interface FootprintResult {
   /** The CLI agent first (the budget's subject), then the installed bundle when it is built. */
   agents: AgentFootprint[];
   bareNode: ProcessFootprint;
+  /**
+   * A bare node run with the installed agent's flags (AGENT_NODE_FLAGS, as its
+   * systemd unit runs it): the like-for-like reference for the bundle.
+   */
+  bareNodeAgentFlags: ProcessFootprint;
   notes: string[];
 }
 
@@ -189,11 +194,13 @@ export async function runFootprint(
   const notes: string[] = [];
   const agents: RunningAgent[] = [];
   let bare: ChildProcess | undefined;
+  let bareFlags: ChildProcess | undefined;
   let counting = false;
   // Spawned, not forked: these would outlive a bench that exits early, so they die with it.
   const killOnExit = () => {
     for (const a of agents) a.child.kill("SIGKILL");
     bare?.kill("SIGKILL");
+    bareFlags?.kill("SIGKILL");
   };
   process.once("exit", killOnExit);
   try {
@@ -254,10 +261,13 @@ export async function runFootprint(
       });
       agents.push(agent);
     }
-    bare = spawn(process.execPath, ["-e", "setInterval(()=>{},1000)"], {
+    const bareArgs = ["-e", "setInterval(()=>{},1000)"];
+    const bareOpts = {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
       stdio: "ignore",
-    });
+    } as const;
+    bare = spawn(process.execPath, bareArgs, bareOpts);
+    bareFlags = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...bareArgs], bareOpts);
     for (const agent of agents) {
       const joinedAt = await agent.local
         .waitState(agent.name, "alive", since, JOIN_WITHIN_MS)
@@ -274,6 +284,8 @@ export async function runFootprint(
     const barePid = bare.pid;
     if (barePid === undefined) throw new Error("no pid for the bare node process");
     const bareSampler = new Sampler(barePid);
+    if (bareFlags.pid === undefined) throw new Error("no pid for the bare node process with flags");
+    const bareFlagsSampler = new Sampler(bareFlags.pid);
     for (const agent of agents) {
       const pid = agent.child.pid;
       if (pid === undefined) throw withStderr(agent, new Error("no pid"));
@@ -290,6 +302,7 @@ export async function runFootprint(
         }
       }
       bareSampler.sample();
+      bareFlagsSampler.sample();
       const elapsed = performance.now() - started;
       if (elapsed >= opts.windowMs) break;
       const rss = agents
@@ -314,6 +327,7 @@ export async function runFootprint(
         joinMs: a.joinMs,
       })),
       bareNode: bareSampler.result(hz),
+      bareNodeAgentFlags: bareFlagsSampler.result(hz),
       notes,
     };
   } finally {
@@ -321,6 +335,7 @@ export async function runFootprint(
     for (const a of agents) a.stopCounting();
     await Promise.all(agents.map((a) => stop(a.child)));
     if (bare) await stop(bare);
+    if (bareFlags) await stop(bareFlags);
     for (const a of agents) {
       closeSync(a.stderrFd);
       rmSync(a.dir, { recursive: true, force: true });

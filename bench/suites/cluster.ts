@@ -18,6 +18,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AGENT_NODE_FLAGS } from "@picluster/common";
 import { type IssuedCredentials, issueCredentials } from "../cluster/credentials.js";
 import { type DetectionResult, runDetection } from "../cluster/detection.js";
 import { type FootprintResult, type ProcessFootprint, runFootprint } from "../cluster/footprint.js";
@@ -280,6 +281,7 @@ export function footprintTable(f: FootprintResult): ReportTable {
     rows: [
       ...f.agents.map((a) => row(a.label, a.footprint)),
       row('node -e "setInterval(()=>{},1000)"', f.bareNode),
+      row(`node ${AGENT_NODE_FLAGS.join(" ")} -e "setInterval(()=>{},1000)"`, f.bareNodeAgentFlags),
     ],
     numeric: [1, 2, 3, 4, 5, 6, 7, 8],
   };

@@ -5,23 +5,17 @@
 
 import {
   type Config,
-  ConfigError,
   type ConfigNotice,
   describeError,
   flagName,
-  type LoadedConfig,
-  loadConfig,
-  processPathContext,
   schemaKeys,
 } from "@picluster/common";
 import { type Command, Option } from "commander";
+import { loadCliConfig } from "./config-load.js";
 import { type CliIo, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./io.js";
 import { safeLine } from "./safe.js";
 
-/** Commander's camelCase attribute for a flag: `--primary-port` → `primaryPort`. */
-function attributeName(flag: string): string {
-  return flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
+export { configFlags, loadCliConfig } from "./config-load.js";
 
 export function addConfigOptions(program: Command): void {
   program.option(
@@ -35,39 +29,9 @@ export function addConfigOptions(program: Command): void {
   }
 }
 
-/** The `section.key` values given as flags. */
-export function configFlags(opts: Record<string, unknown>): Record<string, string> {
-  const flags: Record<string, string> = {};
-  for (const { section, key } of schemaKeys()) {
-    const value = opts[attributeName(flagName(section, key))];
-    if (typeof value === "string") flags[`${section}.${key}`] = value;
-  }
-  return flags;
-}
-
 export function formatNotice(n: ConfigNotice): string {
   const label = n.kind === "deprecated" || n.kind === "obsolete" ? "deprecated" : "warning";
   return `${label}: ${n.where}: ${n.message}`;
-}
-
-/**
- * Load the configuration for a command. On failure prints every problem as
- * one line each and returns undefined; the caller exits 2.
- */
-export function loadCliConfig(opts: Record<string, unknown>, io: CliIo): LoadedConfig | undefined {
-  try {
-    return loadConfig({
-      configPath: typeof opts.config === "string" ? opts.config : undefined,
-      env: io.env,
-      flags: configFlags(opts),
-      paths: { ...processPathContext(), cwd: io.cwd },
-    });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const w of err.warnings) io.err(`warning: ${w.where}: ${w.message}\n`);
-    for (const p of err.problems) io.err(`error: ${p.where}: ${p.message}\n`);
-    return undefined;
-  }
 }
 
 /**

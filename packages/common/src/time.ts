@@ -53,3 +53,18 @@ export function localTime(ms: number, timeZone?: string): string {
   const p = parts(ms, timeZone);
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/**
+ * `new Date(ms).toISOString()`, written by hand for the agent's log lines:
+ * V8's toISOString asks ICU for the local zone's display name on first use
+ * (ToDateString), which maps ICU's zone data and builds its name tables,
+ * about 1 MiB of a process's RSS that nothing else in the agent needs
+ * (bench/README.md, suite `footprint`). Years 0 to 9999 (a log line's).
+ */
+export function isoTime(ms: number = Date.now()): string {
+  const d = new Date(ms);
+  const milli = d.getUTCMilliseconds();
+  return `${String(d.getUTCFullYear()).padStart(4, "0")}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+}

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { durationWords, localTime, utcOffset, zoneLabel } from "../src/time.js";
+import fc from "fast-check";
+import { durationWords, isoTime, localTime, utcOffset, zoneLabel } from "../src/time.js";
 
 test("time - durations in words, two units at most", () => {
   assert.equal(durationWords(850), "850 ms");
@@ -22,4 +23,19 @@ test("time - local times and the zone they are in, summer and winter", () => {
   assert.equal(zoneLabel(winter, "Europe/Paris"), "UTC+01:00 (Europe/Paris)");
   assert.equal(zoneLabel(winter, "UTC"), "UTC");
   assert.equal(localTime(winter, "UTC"), "2026-01-15 12:30:05");
+});
+
+test("time - isoTime writes what toISOString writes, for any time of years 0 to 9999", () => {
+  assert.equal(isoTime(0), "1970-01-01T00:00:00.000Z");
+  assert.equal(isoTime(Date.UTC(2026, 11, 7, 1, 2, 3, 45)), "2026-12-07T01:02:03.045Z");
+  assert.match(isoTime(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  const from = new Date(0).setUTCFullYear(0, 0, 1);
+  const to = new Date(0).setUTCFullYear(9999, 11, 31);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: from, max: to }),
+      (ms) => isoTime(ms) === new Date(ms).toISOString(),
+    ),
+    { numRuns: 2_000 },
+  );
 });

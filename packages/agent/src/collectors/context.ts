@@ -2,9 +2,10 @@
  * What the collectors read, injected so tests can point them at fixture trees
  * and fake the parts of Node's os module that differ between machines.
  */
-import { statfs } from "node:fs/promises";
+import { statfs as statfsCb } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { Logger } from "@picluster/common";
 
 /** The parts of Node's os module the collectors use. */
@@ -61,6 +62,9 @@ export function nodeOsFacts(): OsFacts {
     networkInterfaces: () => os.networkInterfaces(),
   };
 }
+
+/** Not node:fs/promises: see read.ts. */
+const statfs = promisify(statfsCb);
 
 /** fs.statfs of `root` + mount; "used" counts blocks not free, as df does. */
 export function rootStatFs(root: string): StatFs {

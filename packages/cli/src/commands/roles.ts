@@ -1,6 +1,5 @@
 /** `picluster agent` and `picluster primary`: the long-running roles, imported lazily. */
 
-import { describeError, PiclusterError } from "@picluster/common";
 import type { Command } from "commander";
 import { buildPrimary } from "../build-primary.js";
 import { loadCliConfig } from "../config-options.js";
@@ -8,7 +7,7 @@ import { roleContext, untilSignal, writableDataDir } from "../daemon.js";
 import { type CliIo, EXIT_FAILED, EXIT_USAGE } from "../io.js";
 import { describeStartError } from "../port-holder.js";
 import { safeLine } from "../safe.js";
-import { version } from "../version.js";
+import { runAgent } from "./agent-run.js";
 
 export function registerAgentCommand(
   program: Command,
@@ -23,31 +22,7 @@ export function registerAgentCommand(
       "\nExamples:\n  picluster agent --agent-primary-host 192.168.1.10 --agent-join-token pcj1.…   # first start\n  picluster agent                                                               # afterwards\n",
     )
     .action(async (_opts: unknown, cmd: Command) => {
-      const loaded = loadCliConfig(cmd.optsWithGlobals(), io);
-      if (loaded === undefined) return setExit(EXIT_USAGE);
-      const ctx = await roleContext(loaded, "agent", io);
-      // Imported here so `picluster primary` never loads the agent, and the reverse.
-      const { Agent } = await import("@picluster/agent");
-      let agent: InstanceType<typeof Agent>;
-      try {
-        agent = new Agent({
-          config: ctx.config,
-          dataDir: ctx.dataDir,
-          log: ctx.log,
-          livenessLog: ctx.routineLog,
-          version: version(),
-          ...(ctx.logFile === undefined ? {} : { logFile: ctx.logFile }),
-          // A reboot or shutdown task whose command failed: exit, and let the service restart us.
-          onFatal: () => process.exit(EXIT_FAILED),
-        });
-      } catch (err) {
-        io.err(`error: ${describeError(err)}\n`);
-        ctx.closeLog();
-        return setExit(err instanceof PiclusterError ? EXIT_USAGE : EXIT_FAILED);
-      }
-      agent.start();
-      setExit(await untilSignal(ctx.log, (reason) => agent.stop(reason)));
-      ctx.closeLog();
+      setExit(await runAgent(cmd.optsWithGlobals(), io));
     });
 }
 

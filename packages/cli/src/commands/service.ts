@@ -3,7 +3,6 @@
  * step, as a systemd unit with restart on failure and a dedicated user.
  * Every external command is spawned with an argument array, never a shell.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AGENT_NODE_FLAGS, describeError } from "@picluster/common";
@@ -114,7 +113,7 @@ export function registerServiceCommand(
       "\nExample:\n  sudo picluster service install agent --config /etc/picluster/picluster.ini\n",
     )
     .action(
-      (
+      async (
         role: string,
         opts: { dryRun?: boolean; unitDir: string; user: string; json?: boolean },
         cmd: Command,
@@ -189,6 +188,8 @@ export function registerServiceCommand(
           return setExit(EXIT_FAILED);
         }
         try {
+          // Loaded here, not at start: the agent's process never needs it otherwise (RSS).
+          const { spawnSync } = await import("node:child_process");
           mkdirSync(resolve(unitFile, ".."), { recursive: true });
           writeFileSync(unitFile, text, { mode: 0o644 });
           for (const s of steps) {

@@ -4,11 +4,11 @@
  * Slack webhook, SMTP server or command), with every problem reported as
  * `file:line`. Secrets (URLs, tokens, passwords) are never echoed in a problem.
  */
-import { closest, distance } from "fastest-levenshtein";
 import { join as shellJoin, quote as shellQuote, split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
 import { applySectionKeys, nonEmpty, type Read, type SectionKey, typed } from "./sections.js";
+import { suggestion } from "./suggest.js";
 import { durationType, enumType, formatDuration, integerType, type ValueSource } from "./types.js";
 
 export const CHANNEL_TYPES = ["webhook", "ntfy", "discord", "slack", "email", "command"] as const;
@@ -540,15 +540,6 @@ export function readChannelSections(doc: IniDocument): {
     if (ok) channels[name] = def;
   }
   return { channels, sections, problems, sources };
-}
-
-/** ` (did you mean X?)` when a candidate is close enough to be a typo of `name`. */
-function suggestion(name: string, candidates: readonly string[]): string {
-  if (candidates.length === 0) return "";
-  const best = closest(name, [...candidates]);
-  return distance(name, best) <= Math.max(2, Math.floor(name.length / 3))
-    ? ` (did you mean ${best}?)`
-    : "";
 }
 
 /** A channel's keys as a file would hold them (defaults included), for `config show`. */

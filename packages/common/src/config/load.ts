@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { closest, distance } from "fastest-levenshtein";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
 import { readAlertSections, unknownAlertChannels } from "./alerts.js";
@@ -21,6 +20,7 @@ import {
   SCHEMA,
   schemaKeys,
 } from "./schema.js";
+import { suggestion } from "./suggest.js";
 import { readTaskSections, type TaskDef } from "./tasks.js";
 
 import type { ValueSource } from "./types.js";
@@ -88,20 +88,6 @@ function aliasOrKey(id: string): string {
   const alias = ALIAS_IDS.get(id);
   if (alias === undefined || "obsolete" in alias) return bracketed(id);
   return `${bracketed(id)}, read as ${bracketed(alias.to)}`;
-}
-
-/** ` (did you mean X?)` when a candidate is close enough to be a typo of `name`. */
-function suggestion(
-  name: string,
-  candidates: Iterable<string>,
-  show: (c: string) => string = (c) => c,
-): string {
-  const list = [...candidates];
-  if (list.length === 0) return "";
-  const best = closest(name, list);
-  return distance(name, best) <= Math.max(2, Math.floor(name.length / 3))
-    ? ` (did you mean ${show(best)}?)`
-    : "";
 }
 
 /** Which file to read: --config, then $PICLUSTER_CONFIG, then the search path. */

@@ -7,6 +7,7 @@
 import { writeSync } from "node:fs";
 import type { MessagePort } from "node:worker_threads";
 import type { Clock } from "../clock.js";
+import { isoTime } from "../time.js";
 import { RotatingFile, type RotatingFileOptions } from "./rotating-file.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
@@ -53,7 +54,7 @@ class JsonLogger implements Logger {
     if (LOG_LEVELS.indexOf(level) < this.min) return;
     const body = fields === undefined ? "" : stringify(fields).slice(1, -1);
     this.sink.write(
-      `{"level":"${level}","time":"${new Date().toISOString()}",${this.prefix}${body === "" ? "" : `${body},`}"msg":${JSON.stringify(msg)}}\n`,
+      `{"level":"${level}","time":"${isoTime()}",${this.prefix}${body === "" ? "" : `${body},`}"msg":${JSON.stringify(msg)}}\n`,
     );
   }
 
@@ -160,7 +161,7 @@ function unwritableCode(err: unknown): string | undefined {
 
 /** A line about the log itself, shaped as the logger's own (JSON, `msg` last). */
 function noteLine(level: LogLevel, at: number, msg: string, fields: LogFields): string {
-  const time = new Date(at).toISOString();
+  const time = isoTime(at);
   return `${JSON.stringify({ level, time, pid: process.pid, component: "log", ...fields, msg })}\n`;
 }
 
@@ -316,7 +317,7 @@ export class LogOutput implements LineSink {
         file: file.path,
         dropped: out.dropped,
         code: out.code,
-        from: new Date(out.since).toISOString(),
+        from: isoTime(out.since),
       };
       try {
         // First what the file missed, so that a reader of the file knows there is a gap.
