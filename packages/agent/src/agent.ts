@@ -32,6 +32,7 @@ import {
   nodeOsFacts,
   VitalsCollector,
 } from "./collectors/index.js";
+import { CustomMetrics } from "./custom-metrics.js";
 import { type DialTarget, dial, isRefusal, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
 import { AgentLink } from "./link.js";
@@ -104,6 +105,8 @@ export class Agent {
   private readonly log: Logger;
   private readonly collectors: CollectorContext;
   private readonly vitals: VitalsCollector;
+  /** The `[metrics.NAME]` sections' series, sent with each vitals sample. */
+  readonly custom: CustomMetrics;
   private readonly abort = new AbortController();
   private vitalsMs: number;
   private stopVitals: () => void = () => {};
@@ -130,6 +133,13 @@ export class Agent {
     this.credential = config.agent.tls ? this.loadCredential() : undefined;
     this.outbox = new Outbox(config.agent.outbox_size);
     this.vitals = new VitalsCollector(this.collectors);
+    this.custom = new CustomMetrics({
+      defs: Object.values(config.metrics),
+      maxSeries: config.agent.max_custom_series,
+      clock: this.clock,
+      log: this.log.child({ component: "custom-metrics" }),
+      cwd: opts.dataDir,
+    });
     this.vitalsMs = config.primary.vitals_interval;
     const catalog = taskCatalog(config, opts.version, this.collectors.root);
     this.catalog = catalog;
@@ -300,6 +310,7 @@ export class Agent {
       signal: this.abort.signal,
     });
     this.setVitalsInterval(this.vitalsMs);
+    this.custom.start();
     const stopDetails = this.clock.every(DETAILS_CHECK_MS, () => this.link.refreshDetails());
     this.abort.signal.addEventListener("abort", stopDetails, { once: true });
     this.scheduleUpdatesCheck();
@@ -345,7 +356,10 @@ export class Agent {
 
   private sampleVitals(): void {
     this.vitals.sample(this.clock.now()).then(
-      (sample) => this.link.enqueueVitals(sample),
+      (sample) => {
+        const custom = this.custom.size > 0 ? this.custom.current() : [];
+        this.link.enqueueVitals(custom.length > 0 ? { ...sample, custom } : sample);
+      },
       (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
     );
   }
@@ -382,6 +396,7 @@ export class Agent {
   async stop(reason = "agent stopping"): Promise<void> {
     this.abort.abort();
     this.stopVitals();
+    this.custom.stop();
     this.tasks.cancelAll();
     await this.link.stop(reason);
     this.log.info("agent stopped", { reason });

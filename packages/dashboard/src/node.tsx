@@ -11,6 +11,7 @@ import {
 import { useEffect, useState } from "preact/hooks";
 import {
   ApiError,
+  type CustomSeriesList,
   type NodeDetail,
   type NodeView,
   type SeriesPoint,
@@ -40,6 +41,51 @@ const METRICS = [
   { name: "net_tx", title: "Network out", unit: "B/s", format: (v: number | null) => rate(v) },
 ] as const;
 
+interface ChartMetric {
+  /** The API's `metric=`: a stored figure, or `custom.` and one of the node's own series. */
+  name: string;
+  title: string;
+  unit: string;
+  format: (v: number | null) => string;
+}
+
+/** A custom series' value: integers as sent, others to six significant digits. */
+function plain(v: number | null): string {
+  if (v === null) return "–";
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
+}
+
+/** Charts past this many are listed, not drawn (a node may send up to 1 000 series). */
+const MAX_CUSTOM_CHARTS = 12;
+
+function CustomMetrics({ id, rangeMs, rangeId }: { id: string; rangeMs: number; rangeId: string }) {
+  const { data } = useJson<CustomSeriesList>(`/api/nodes/${encodeURIComponent(id)}/custom`, 10_000);
+  const series = data?.series ?? [];
+  if (series.length === 0) return null;
+  const rest = series.slice(MAX_CUSTOM_CHARTS);
+  return (
+    <>
+      <h2>Custom metrics</h2>
+      <div class="charts custom-charts">
+        {series.slice(0, MAX_CUSTOM_CHARTS).map((s) => (
+          <MetricChart
+            key={`${s.series}-${rangeId}`}
+            id={id}
+            metric={{ name: `custom.${s.series}`, title: s.series, unit: "", format: plain }}
+            rangeMs={rangeMs}
+            noSensor={false}
+          />
+        ))}
+      </div>
+      {rest.length > 0 && (
+        <p class="empty">
+          Not charted: {rest.map((s) => `${s.series} ${plain(s.value)}`).join(", ")}
+        </p>
+      )}
+    </>
+  );
+}
+
 function MetricChart({
   id,
   metric,
@@ -47,7 +93,7 @@ function MetricChart({
   noSensor,
 }: {
   id: string;
-  metric: (typeof METRICS)[number];
+  metric: ChartMetric;
   rangeMs: number;
   /** The node reports no thermal zone: a temperature chart says so. */
   noSensor: boolean;
@@ -62,7 +108,7 @@ function MetricChart({
   }, [refreshMs]);
   const from = now - rangeMs;
   const { data } = useJson<{ points: SeriesPoint[] }>(
-    `/api/nodes/${encodeURIComponent(id)}/vitals?metric=${metric.name}&from=${from}&to=${now}`,
+    `/api/nodes/${encodeURIComponent(id)}/vitals?metric=${encodeURIComponent(metric.name)}&from=${from}&to=${now}`,
   );
   return (
     <Chart
@@ -315,6 +361,7 @@ export function NodePage({ id }: { id: string }) {
           />
         ))}
       </div>
+      <CustomMetrics id={node.id} rangeMs={range.ms} rangeId={range.id} />
       <h2>
         Recent tasks{" "}
         <a class="small-link" href={`#/tasks?on=${encodeURIComponent(node.name)}`}>

@@ -193,6 +193,24 @@ export const SeriesSchema = Type.Object({
 });
 export type SeriesView = Static<typeof SeriesSchema>;
 
+/**
+ * `GET /api/nodes/:id/custom`: the node's own series (`[metrics.NAME]`),
+ * each with its current value (from the last vitals sample, null when it
+ * sent none) and when that sample was taken; series stored in the last
+ * day but no longer sent are listed with a null value.
+ */
+export const CustomSeriesListSchema = Type.Object({
+  node: Type.String(),
+  series: Type.Array(
+    Type.Object({
+      series: Type.String(),
+      value: Nullable(Type.Number()),
+      at: Nullable(Ms),
+    }),
+  ),
+});
+export type CustomSeriesList = Static<typeof CustomSeriesListSchema>;
+
 export const StoredEventSchema = Type.Object({
   id: Count,
   ts: Ms,

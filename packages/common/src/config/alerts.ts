@@ -10,7 +10,14 @@ import { isNodeState, parseSelector } from "../nodes.js";
 import { CHANNEL_NAME, CHANNEL_NAME_DOC } from "./channels.js";
 import type { IniDocument } from "./ini.js";
 import { sectionValues } from "./ini.js";
-import { applySectionKeys, type Read, type SectionKey, text, typed } from "./sections.js";
+import {
+  applySectionKeys,
+  type Read,
+  type SectionKey,
+  sectionProblems,
+  text,
+  typed,
+} from "./sections.js";
 import { durationType, formatDuration } from "./types.js";
 
 export type AlertOp = ">" | ">=" | "<" | "<=" | "==" | "!=";
@@ -37,6 +44,10 @@ export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
   { name: "freq_capped", doc: "1 while a Pi's ARM frequency is capped now" },
   { name: "soft_temp_limit", doc: "1 while a Pi's soft temperature limit is active now" },
   { name: "version_mismatch", doc: "1 while the node's agent version differs from the primary's" },
+  {
+    name: "custom.SERIES",
+    doc: 'a series of the node\'s own `[metrics.NAME]` sections, e.g. `custom.queue_depth` (a series with labels: `custom.NAME{label="v"}` as `picluster metrics` names it); no value while the node sends none',
+  },
   {
     name: "store_failing",
     doc: "1 while the primary cannot write its database (a full or read-only disk); about the primary itself, not a node, so `on` does not apply",
@@ -246,11 +257,14 @@ const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /** `metric op number` into its parts, or why not. */
 export function parseWhen(raw: string): Pick<AlertRuleDef, "metric" | "op" | "threshold"> | string {
-  const m = /^\s*([a-z_0-9]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*(?:%|°C|C)?\s*$/.exec(raw);
+  const m =
+    /^\s*([a-z_0-9]+|custom\.[A-Za-z_:][A-Za-z0-9_:]*(?:\{[^}]*\})?)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:%|°C|C)?\s*$/.exec(
+      raw,
+    );
   if (m === null)
     return `expected METRIC OP NUMBER, e.g. "temp > 80" (OP is one of ${OPS.join(" ")}); got "${raw}"`;
   const [, metric = "", op = "", number = ""] = m;
-  if (!METRIC_NAMES.has(metric))
+  if (!METRIC_NAMES.has(metric) && !metric.startsWith("custom."))
     return `unknown metric "${metric}" (one of ${[...METRIC_NAMES].join(", ")})`;
   return { metric, op: op as AlertOp, threshold: Number(number) };
 }
@@ -319,11 +333,8 @@ export function readAlertSections(doc: IniDocument | undefined): {
           stock: false,
           where: at(section.line),
         };
-    let ok = true;
-    const bad = (line: number, message: string) => {
-      problems.push({ where: at(line), message: `[${sectionName}] ${message}` });
-      ok = false;
-    };
+    const report = sectionProblems(doc.file, sectionName, problems);
+    const { bad } = report;
     applySectionKeys(
       ALERT_KEYS,
       sectionValues(doc, section, bad),
@@ -336,8 +347,8 @@ export function readAlertSections(doc: IniDocument | undefined): {
           `unknown key "${keyName}" (an alert has ${ALERT_KEYS.map((k) => k.key).join(", ")})`,
         ),
     );
-    if (rule.metric === "" && ok) bad(section.line, 'has no "when" (e.g. when = temp > 80)');
-    if (ok) rules[name] = rule;
+    if (rule.metric === "" && report.ok) bad(section.line, 'has no "when" (e.g. when = temp > 80)');
+    if (report.ok) rules[name] = rule;
   }
   return { rules, problems };
 }

@@ -9,6 +9,7 @@ import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
 import { readAlertSections, unknownAlertChannels } from "./alerts.js";
 import { type ChannelDef, readChannelSections } from "./channels.js";
+import { type CustomMetricDef, readCustomMetricSections } from "./custom-metrics.js";
 import { type IniDocument, IniInterpolationError, interpolate, parseIni } from "./ini.js";
 import {
   ALIASES,
@@ -130,9 +131,10 @@ function readFileCandidates(
   >();
 
   for (const [sectionName, section] of doc.sections) {
-    // [task.NAME], [alert.NAME] and [channel.NAME] sections are read by their own readers.
+    // [task.NAME], [alert.NAME], [channel.NAME] and [metrics.NAME] sections are read by their own readers.
     if (
       sectionName.startsWith("task.") ||
+      sectionName.startsWith("metrics.") ||
       sectionName.startsWith("alert.") ||
       sectionName.startsWith("channel.")
     )
@@ -237,6 +239,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const notices: ConfigNotice[] = [];
   const candidates = new Map<string, Candidate>();
   let tasks: Record<string, TaskDef> = {};
+  let metrics: Record<string, CustomMetricDef> = {};
   let alerts = readAlertSections(undefined).rules;
   let channels: Record<string, ChannelDef> = {};
   let channelSources: Record<string, ValueSource> = {};
@@ -262,6 +265,9 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     const read = readTaskSections(doc);
     problems.push(...read.problems);
     tasks = read.tasks;
+    const metricsRead = readCustomMetricSections(doc);
+    problems.push(...metricsRead.problems);
+    metrics = metricsRead.metrics;
     const readAlerts = readAlertSections(doc);
     problems.push(...readAlerts.problems);
     alerts = readAlerts.rules;
@@ -300,6 +306,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
 
   const config: Record<string, Record<string, unknown>> = {
     task: tasks,
+    metrics,
     alert: alerts,
     channel: channels,
   };

@@ -2,6 +2,7 @@
 
 import { ALERT_KEYS, ALERT_METRICS, STOCK_ALERTS } from "./alerts.js";
 import { CHANNEL_KEYS, channelValues } from "./channels.js";
+import { CUSTOM_METRIC_KEYS } from "./custom-metrics.js";
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
 import { TASK_ARG_KEY_DOC, TASK_KEYS } from "./tasks.js";
@@ -114,6 +115,29 @@ export function renderConfigDocs(): string {
     ...[...TASK_KEYS, TASK_ARG_KEY_DOC].map(
       (k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`,
     ),
+    "",
+  );
+  out.push(
+    "## [metrics.NAME]",
+    "",
+    "Numbers of your own, collected by this node's agent and sent with its vitals: stored with",
+    "rollups, charted on the node page, usable in alert rules (`when = custom.queue_depth > 100`)",
+    "and exported on `/metrics`. Read from the file only. See [custom-metrics.md](custom-metrics.md).",
+    "Example:",
+    "",
+    "```ini",
+    "[metrics.queue]",
+    "command = /usr/local/bin/queue-depth",
+    "interval = 30s",
+    "",
+    "[metrics.textfile]",
+    "file = /var/lib/node_exporter/textfile/backup.prom",
+    "interval = 1m",
+    "```",
+    "",
+    "| key | meaning |",
+    "|---|---|",
+    ...CUSTOM_METRIC_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
     "",
   );
   out.push(

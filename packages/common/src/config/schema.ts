@@ -7,6 +7,7 @@
 import { parseHostPort } from "./addresses.js";
 import type { AlertRuleDef } from "./alerts.js";
 import type { ChannelDef } from "./channels.js";
+import type { CustomMetricDef } from "./custom-metrics.js";
 import type { TaskDef } from "./tasks.js";
 import {
   booleanType,
@@ -132,6 +133,11 @@ export const SCHEMA = {
       integerType(10, 1_000_000),
       8_640,
       "Vitals samples kept while the primary is unreachable (8 640 is a day at 10 s); past it the oldest are dropped and counted.",
+    ),
+    max_custom_series: key(
+      integerType(1, 1_000),
+      100,
+      "The most series of the `[metrics.NAME]` sections this node sends with each vitals sample; past it the rest are dropped (in section order, then in the order the output gives them) and the agent logs which, once.",
     ),
   },
   tasks: {
@@ -515,6 +521,8 @@ export type Config = {
 } & {
   /** The `[task.NAME]` sections: tasks this node allows (see tasks.ts). */
   readonly task: Readonly<Record<string, TaskDef>>;
+  /** The `[metrics.NAME]` sections: this node's own numbers (see custom-metrics.ts). */
+  readonly metrics: Readonly<Record<string, CustomMetricDef>>;
   /** Alert rules in force: the stock ones as `[alert.NAME]` sections changed them, and your own (see alerts.ts). */
   readonly alert: Readonly<Record<string, AlertRuleDef>>;
   /** The `[channel.NAME]` sections: where alerts are sent (see channels.ts). */

@@ -67,3 +67,23 @@ export function applySectionKeys<Def>(
     if (result.value !== undefined) row.apply(def, result.value, { file, line });
   }
 }
+
+/**
+ * Problems of one named section: `bad(line, message)` records one at the
+ * file's line, prefixed with the section (`[alert.x] when: …`), and clears
+ * `ok`, which says whether the section can be used.
+ */
+export function sectionProblems(
+  file: string,
+  sectionName: string,
+  problems: Array<{ where: string; message: string }>,
+): { ok: boolean; bad: (line: number, message: string) => void } {
+  const r = {
+    ok: true,
+    bad: (line: number, message: string) => {
+      problems.push({ where: `${file}:${line}`, message: `[${sectionName}] ${message}` });
+      r.ok = false;
+    },
+  };
+  return r;
+}

@@ -156,6 +156,24 @@ export const Vitals = Type.Object({
   net: Type.Array(Type.Object({ iface: Text(64), rxBps: Num, txBps: Num }), { maxItems: 256 }),
   uptimeS: Type.Optional(Uint),
   procs: Type.Optional(Uint),
+  /**
+   * The node's own numbers (`[metrics.NAME]` sections), their current values:
+   * `series` is a Prometheus series in canonical form, `name` or
+   * `name{a="x",b="y"}` with labels sorted by name (custom-series.ts).
+   */
+  custom: Type.Optional(
+    Type.Array(
+      Type.Object({
+        series: Type.String({
+          minLength: 1,
+          maxLength: 256,
+          pattern: "^[A-Za-z_:][A-Za-z0-9_:]*(\\{[^\\n]*\\})?$",
+        }),
+        value: Num,
+      }),
+      { maxItems: 1_000 },
+    ),
+  ),
 });
 
 export const LogRecord = Type.Object({

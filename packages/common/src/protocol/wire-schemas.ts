@@ -551,6 +551,25 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           type: "integer",
           minimum: 0,
         },
+        custom: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["series", "value"],
+            properties: {
+              series: {
+                type: "string",
+                minLength: 1,
+                maxLength: 256,
+                pattern: "^[A-Za-z_:][A-Za-z0-9_:]*(\\{[^\\n]*\\})?$",
+              },
+              value: {
+                type: "number",
+              },
+            },
+          },
+          maxItems: 1000,
+        },
       },
     },
   },

@@ -163,6 +163,10 @@ export function alertValue(
       return load === undefined || !(cores > 0) ? undefined : load / cores;
     }
   }
+  if (metric.startsWith("custom.")) {
+    const key = metric.slice("custom.".length);
+    return v.custom?.find((c) => c.series === key)?.value;
+  }
   return VITALS_METRICS.get(metric)?.(v);
 }
 

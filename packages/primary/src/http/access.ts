@@ -39,6 +39,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Need>> = {
   "GET /api/nodes": "read",
   "GET /api/nodes/:id": "read",
   "GET /api/nodes/:id/vitals": "read",
+  "GET /api/nodes/:id/custom": "read",
   "GET /api/events": "read",
   "GET /api/stream": "read",
   "GET /metrics": "read",

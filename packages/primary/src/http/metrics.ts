@@ -6,7 +6,7 @@
  * registered once, updated in place) does not fit series that come and go
  * with nodes.
  */
-import { errorMessage, NODE_STATES } from "@picluster/common";
+import { errorMessage, NODE_STATES, splitSeriesKey } from "@picluster/common";
 import type { FastifyInstance } from "fastify";
 import type { AlertState } from "../alerts/engine.js";
 import type { NodeRecord, Registry } from "../registry.js";
@@ -87,6 +87,41 @@ function perNode(
     if (v !== undefined && Number.isFinite(v)) out.push([labels.get(n) ?? "", v]);
   }
   return out;
+}
+
+/**
+ * The nodes' own series (`[metrics.NAME]`), as `picluster_custom_<name>`
+ * gauges with the node's labels and the series' own; a series label that
+ * clashes with a node label is renamed `exported_<label>`, as Prometheus
+ * renames clashing target labels.
+ */
+function customFamilies(
+  e: Exposition,
+  nodes: readonly NodeRecord[],
+  labels: Map<NodeRecord, string>,
+): void {
+  const families = new Map<string, Array<[string, number]>>();
+  for (const n of nodes) {
+    if (n.vitals?.custom === undefined || n.state === "down" || n.state === "left") continue;
+    const own = labels.get(n) ?? "";
+    const taken = new Set(["node_id", "name", ...Object.keys(n.labels).map(labelName)]);
+    for (const { series, value } of n.vitals.custom) {
+      if (!Number.isFinite(value)) continue;
+      const { name, labels: seriesLabels } = splitSeriesKey(series);
+      const extra = seriesLabels.map(
+        ([k, v]) => `${taken.has(k) ? `exported_${k}` : k}="${escapeLabel(v)}"`,
+      );
+      const family = `picluster_custom_${name}`;
+      let samples = families.get(family);
+      if (samples === undefined) {
+        samples = [];
+        families.set(family, samples);
+      }
+      samples.push([[own, ...extra].filter((x) => x !== "").join(","), value]);
+    }
+  }
+  for (const [family, samples] of [...families].sort(([a], [b]) => (a < b ? -1 : 1)))
+    e.family(family, "gauge", "A node's own series, from its [metrics.NAME] sections.", samples);
 }
 
 export function renderMetrics(
@@ -298,6 +333,8 @@ export function renderMetrics(
     "Samples the agent dropped from a full outbox since it started.",
     perNode(nodes, labels, (n) => n.dropped),
   );
+
+  customFamilies(e, nodes, labels);
 
   e.family("process_resident_memory_bytes", "gauge", "Resident memory of the primary.", [
     ["", stats.rssBytes],

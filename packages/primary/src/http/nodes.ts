@@ -6,6 +6,7 @@
 import {
   type Clock,
   type ClusterStatus,
+  type CustomSeriesList,
   errorMessage,
   NODE_STATES,
   type NodeDetail,
@@ -20,6 +21,7 @@ import {
 } from "@picluster/common";
 import {
   ClusterSchema,
+  CustomSeriesListSchema,
   ErrorBodySchema,
   EventListSchema,
   NodeDetailSchema,
@@ -40,7 +42,11 @@ import { sendError } from "./guard.js";
 const NodeParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 const VitalsQuery = Type.Object(
   {
-    metric: Type.Union(METRIC_NAMES.map((m) => Type.Literal(m))),
+    metric: Type.Union([
+      ...METRIC_NAMES.map((m) => Type.Literal(m)),
+      // A node's own series: `custom.` and its key (`name` or `name{label="v",…}`).
+      Type.String({ pattern: "^custom\\.[A-Za-z_:][A-Za-z0-9_:]*(\\{.*\\})?$", maxLength: 263 }),
+    ]),
     from: Type.Optional(Type.Integer({ minimum: 0 })),
     to: Type.Optional(Type.Integer({ minimum: 0 })),
     step: Type.Optional(Type.Integer({ minimum: 1_000 })),
@@ -232,6 +238,33 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
         from,
         to,
         ...opts.store.series(node.id, req.query.metric, from, to, step),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/api/nodes/:id/custom",
+    {
+      schema: {
+        params: NodeParams,
+        response: { 200: CustomSeriesListSchema, "4xx": ErrorBodySchema },
+      },
+    },
+    async (req, reply): Promise<CustomSeriesList | FastifyReply> => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined || !inScope(req, node))
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const current = new Map((node.vitals?.custom ?? []).map((c) => [c.series, c.value]));
+      const stored = opts.store.customSeries(node.id, opts.clock.now() - 86_400_000);
+      const names = [...new Set([...current.keys(), ...stored])].sort();
+      return {
+        node: node.id,
+        series: names.map((series) => {
+          const value = current.get(series);
+          return value === undefined
+            ? { series, value: null, at: null }
+            : { series, value, at: node.vitalsAt ?? null };
+        }),
       };
     },
   );

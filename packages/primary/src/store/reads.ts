@@ -16,6 +16,8 @@ export type { SeriesPoint, StoredEvent } from "@picluster/common";
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 export const MAX_POINTS = 1_000;
+/** A metric name for one of a node's own series: `custom.` and the series' key. */
+export const CUSTOM_PREFIX = "custom.";
 
 /** How long each resolution is kept (`[store]` retention keys). */
 export interface Retention {
@@ -60,6 +62,10 @@ export class StoreReads {
            AND ts >= @since AND id > @afterId
          ORDER BY id DESC LIMIT @limit`,
       ),
+      customSeries: db.prepare(
+        `SELECT series FROM custom_raw WHERE node_id = @node AND ts >= @since
+         UNION SELECT series FROM custom_1m WHERE node_id = @node AND bucket >= @since ORDER BY series`,
+      ),
       eventsAfter: db.prepare(
         "SELECT id, ts, kind, node_id, data FROM events WHERE id > ? ORDER BY id ASC LIMIT ?",
       ),
@@ -97,10 +103,13 @@ export class StoreReads {
    * else the 1-minute rollup, else the 1-hour one. At most MAX_POINTS points.
    */
   series(nodeId: string, metric: string, from: number, to: number, stepMs: number): Series {
-    if (!isMetric(metric))
+    const custom = metric.startsWith(CUSTOM_PREFIX)
+      ? metric.slice(CUSTOM_PREFIX.length)
+      : undefined;
+    if (custom === undefined && !isMetric(metric))
       throw new StoreError(
         "E_BAD_METRIC",
-        `unknown metric "${metric}"; one of ${METRIC_NAMES.join(", ")}`,
+        `unknown metric "${metric}"; one of ${METRIC_NAMES.join(", ")}, or custom.SERIES`,
       );
     const span = Math.max(1, to - from);
     let step = Math.max(1_000, stepMs, Math.ceil(span / MAX_POINTS));
@@ -110,20 +119,39 @@ export class StoreReads {
     else if (step >= MINUTE_MS || from < now - this.retention.rawMs) resolution = "1m";
     if (resolution === "1m") step = Math.ceil(step / MINUTE_MS) * MINUTE_MS;
     if (resolution === "1h") step = Math.ceil(step / HOUR_MS) * HOUR_MS;
-    const sql =
-      resolution === "raw"
-        ? `SELECT ts - ts % @step AS b, avg(${metric}) AS avg, min(${metric}) AS min, max(${metric}) AS max
+    let sql: string;
+    if (custom !== undefined) {
+      // One statement per table for every custom series: the series is a parameter.
+      sql =
+        resolution === "raw"
+          ? `SELECT ts - ts % @step AS b, avg(value) AS avg, min(value) AS min, max(value) AS max
+             FROM custom_raw WHERE node_id = @node AND series = @series AND ts >= @from AND ts < @to
+             GROUP BY b ORDER BY b`
+          : `SELECT bucket - bucket % @step AS b, total(sum) / nullif(sum(n), 0) AS avg,
+               min(min) AS min, max(max) AS max
+             FROM custom_${resolution} WHERE node_id = @node AND series = @series
+               AND bucket >= @from AND bucket < @to GROUP BY b ORDER BY b`;
+    } else {
+      sql =
+        resolution === "raw"
+          ? `SELECT ts - ts % @step AS b, avg(${metric}) AS avg, min(${metric}) AS min, max(${metric}) AS max
            FROM vitals_raw WHERE node_id = @node AND ts >= @from AND ts < @to GROUP BY b ORDER BY b`
-        : `SELECT bucket - bucket % @step AS b, total(${metric}_sum) / nullif(sum(${metric}_n), 0) AS avg,
+          : `SELECT bucket - bucket % @step AS b, total(${metric}_sum) / nullif(sum(${metric}_n), 0) AS avg,
              min(${metric}_min) AS min, max(${metric}_max) AS max
            FROM vitals_${resolution} WHERE node_id = @node AND bucket >= @from AND bucket < @to GROUP BY b ORDER BY b`;
+    }
     // `metric` is checked against METRICS above, so it is safe in the SQL text.
     // `x - x % step` rounds down in integers even though numbers bind as REAL.
-    const rows = this.seriesStatement(metric, resolution, sql).all({
+    const rows = this.seriesStatement(
+      custom === undefined ? metric : CUSTOM_PREFIX,
+      resolution,
+      sql,
+    ).all({
       step,
       node: nodeId,
       from,
       to,
+      ...(custom === undefined ? {} : { series: custom }),
     }) as Array<{
       b: number;
       avg: number | null;
@@ -136,6 +164,12 @@ export class StoreReads {
       stepMs: step,
       points: rows.map((r) => ({ ts: r.b, avg: r.avg, min: r.min, max: r.max })),
     };
+  }
+
+  /** The custom series a node has stored since `since` (newest raw or 1-minute rows), sorted. */
+  customSeries(nodeId: string, since: number): string[] {
+    const rows = this.st.customSeries.all({ node: nodeId, since }) as Array<{ series: string }>;
+    return rows.map((r) => r.series);
   }
 
   events(q: EventQuery): StoredEvent[] {

@@ -10,6 +10,21 @@ const rollupColumns = METRICS.map(
   (m) => `${m.name}_min REAL, ${m.name}_max REAL, ${m.name}_sum REAL, ${m.name}_n INTEGER`,
 ).join(", ");
 
+/** A rollup table of the custom series (migration 8): min, max, sum and count per series and bucket. */
+function customRollupTable(name: string): string {
+  return `CREATE TABLE ${name} (
+    node_id TEXT NOT NULL,
+    series TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    min REAL,
+    max REAL,
+    sum REAL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (node_id, series, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX ${name}_bucket ON ${name} (bucket);`;
+}
+
 export const MIGRATIONS: readonly string[] = [
   // 1: nodes, events, raw vitals, 1-minute and 1-hour rollups, task runs.
   `
@@ -208,6 +223,20 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE TABLE api_token_generation (n INTEGER NOT NULL);
   INSERT INTO api_token_generation (n) VALUES (0);
+  `,
+  // 8: the nodes' own series ([metrics.NAME] sections), one row per series and
+  // sample, with the same 1-minute and 1-hour rollups as the vitals.
+  `
+  CREATE TABLE custom_raw (
+    node_id TEXT NOT NULL,
+    series TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (node_id, series, ts)
+  ) WITHOUT ROWID;
+  CREATE INDEX custom_raw_ts ON custom_raw (ts);
+  ${customRollupTable("custom_1m")}
+  ${customRollupTable("custom_1h")}
   `,
 ];
 

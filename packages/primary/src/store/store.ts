@@ -96,6 +96,8 @@ interface PendingSample {
   ts: number;
   seq: number;
   values: Array<number | null>;
+  /** The node's own series at this sample (`[metrics.NAME]`). */
+  custom?: ReadonlyArray<{ series: string; value: number }>;
 }
 
 // The shapes the API answers with live in common, for the CLI and the dashboard too.
@@ -205,7 +207,7 @@ export class Store {
     seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
-    return this.addValues(node.id, ts, seq, metricValues(vitals));
+    return this.addValues(node.id, ts, seq, metricValues(vitals), vitals.custom);
   }
 
   /**
@@ -213,7 +215,13 @@ export class Store {
    * what addVitals stores, and what `picluster cluster import` carries
    * from another store. Resolves once committed.
    */
-  addValues(nodeId: string, ts: number, seq: number, values: Array<number | null>): Promise<void> {
+  addValues(
+    nodeId: string,
+    ts: number,
+    seq: number,
+    values: Array<number | null>,
+    custom?: ReadonlyArray<{ series: string; value: number }>,
+  ): Promise<void> {
     if (this.opened === undefined)
       return Promise.reject(
         new StoreError("E_STORE_CLOSED", "the store is closed; the sample stays with its agent"),
@@ -231,7 +239,11 @@ export class Store {
     }
     // Only the sample: the node's row is rewritten on events (state, details),
     // and its last seq moves with a one-column update at commit.
-    this.samples.push({ nodeId, ts, seq, values });
+    this.samples.push(
+      custom === undefined || custom.length === 0
+        ? { nodeId, ts, seq, values }
+        : { nodeId, ts, seq, values, custom },
+    );
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.scheduleFlush();
     return done;
@@ -346,7 +358,14 @@ export class Store {
     const committed: LiveEvent[] = [];
     try {
       db.transaction(() => {
-        for (const s of samples) st.insertSample.run(s.nodeId, s.seq, s.ts, ...s.values);
+        for (const s of samples) {
+          // A replayed sample (its seq already stored) brings no second copy of its series either.
+          const { changes } = st.insertSample.run(s.nodeId, s.seq, s.ts, ...s.values);
+          if (changes > 0 && s.custom !== undefined)
+            for (const c of s.custom) {
+              if (Number.isFinite(c.value)) st.insertCustom.run(s.nodeId, c.series, s.ts, c.value);
+            }
+        }
         for (const { event, told } of events) {
           const fields = eventFields(event);
           const { lastInsertRowid } = st.insertEvent.run(
@@ -490,9 +509,13 @@ export class Store {
       db.transaction(() => {
         for (const bucket of minutes) {
           st.rollupMinute.run({ bucket });
+          st.rollupCustomMinute.run({ bucket });
           hours.add(Math.floor(bucket / HOUR_MS) * HOUR_MS);
         }
-        for (const bucket of hours) st.rollupHour.run({ bucket });
+        for (const bucket of hours) {
+          st.rollupHour.run({ bucket });
+          st.rollupCustomHour.run({ bucket });
+        }
       })();
     } catch (err) {
       this.opts.log.error("rollup failed; will retry", {
@@ -514,6 +537,9 @@ export class Store {
       [st.pruneRaw, now - rawMs],
       [st.pruneMinute, now - minuteMs],
       [st.pruneHour, now - hourMs],
+      [st.pruneCustomRaw, now - rawMs],
+      [st.pruneCustomMinute, now - minuteMs],
+      [st.pruneCustomHour, now - hourMs],
       [st.pruneEvents, now - hourMs],
     ];
     const step = (i: number): void => {
@@ -614,6 +640,10 @@ export class Store {
     return this.parts.reads.series(nodeId, metric, from, to, stepMs);
   }
 
+  customSeries(nodeId: string, since: number): string[] {
+    return this.parts.reads.customSeries(nodeId, since);
+  }
+
   events(q: EventQuery): StoredEvent[] {
     return this.parts.reads.events(q);
   }
@@ -676,6 +706,26 @@ function prepareIngest(db: Database.Database) {
       db.prepare(`INSERT OR REPLACE INTO vitals_1h (node_id, bucket, samples, ${rollupCols})
       SELECT node_id, @bucket, sum(samples), ${rollup((m) => `min(${m}_min), max(${m}_max), total(${m}_sum), sum(${m}_n)`)}
       FROM vitals_1m WHERE bucket >= @bucket AND bucket < @bucket + 3600000 GROUP BY node_id`),
+    insertCustom: db.prepare(
+      "INSERT OR IGNORE INTO custom_raw (node_id, series, ts, value) VALUES (?, ?, ?, ?)",
+    ),
+    rollupCustomMinute:
+      db.prepare(`INSERT OR REPLACE INTO custom_1m (node_id, series, bucket, min, max, sum, n)
+      SELECT node_id, series, @bucket, min(value), max(value), total(value), count(value)
+      FROM custom_raw WHERE ts >= @bucket AND ts < @bucket + 60000 GROUP BY node_id, series`),
+    rollupCustomHour:
+      db.prepare(`INSERT OR REPLACE INTO custom_1h (node_id, series, bucket, min, max, sum, n)
+      SELECT node_id, series, @bucket, min(min), max(max), total(sum), sum(n)
+      FROM custom_1m WHERE bucket >= @bucket AND bucket < @bucket + 3600000 GROUP BY node_id, series`),
+    pruneCustomRaw: db.prepare(
+      "DELETE FROM custom_raw WHERE (node_id, series, ts) IN (SELECT node_id, series, ts FROM custom_raw WHERE ts < ? LIMIT ?)",
+    ),
+    pruneCustomMinute: db.prepare(
+      "DELETE FROM custom_1m WHERE (node_id, series, bucket) IN (SELECT node_id, series, bucket FROM custom_1m WHERE bucket < ? LIMIT ?)",
+    ),
+    pruneCustomHour: db.prepare(
+      "DELETE FROM custom_1h WHERE (node_id, series, bucket) IN (SELECT node_id, series, bucket FROM custom_1h WHERE bucket < ? LIMIT ?)",
+    ),
     pruneRaw: db.prepare(
       "DELETE FROM vitals_raw WHERE (node_id, seq) IN (SELECT node_id, seq FROM vitals_raw WHERE ts < ? LIMIT ?)",
     ),
@@ -686,9 +736,14 @@ function prepareIngest(db: Database.Database) {
       "DELETE FROM vitals_1h WHERE (node_id, bucket) IN (SELECT node_id, bucket FROM vitals_1h WHERE bucket < ? LIMIT ?)",
     ),
     deleteNode: db.prepare("DELETE FROM nodes WHERE id = ?"),
-    deleteVitals: ["vitals_raw", "vitals_1m", "vitals_1h"].map((table) =>
-      db.prepare(`DELETE FROM ${table} WHERE node_id = ?`),
-    ),
+    deleteVitals: [
+      "vitals_raw",
+      "vitals_1m",
+      "vitals_1h",
+      "custom_raw",
+      "custom_1m",
+      "custom_1h",
+    ].map((table) => db.prepare(`DELETE FROM ${table} WHERE node_id = ?`)),
     deleteEvents: db.prepare("DELETE FROM events WHERE node_id = ?"),
     pruneEvents: db.prepare(
       "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)",

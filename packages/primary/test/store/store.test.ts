@@ -339,3 +339,54 @@ test("store - a closed store refuses every read and write with E_STORE_CLOSED in
   assert.throws(() => store.removeNode("n1", { keepHistory: false }), closed, "removeNode");
   await assert.rejects(store.addVitals(node("n1"), T0, 1, vitals(10)), closed, "addVitals");
 });
+
+test("store - a node's own series: stored once per sample, rolled up like the vitals, listed, pruned and forgotten with the node", async (t) => {
+  const { store, clock, file } = open(t);
+  const n = node("n1");
+  const withCustom = (cpu: number, depth: number, wear?: number) => ({
+    ...vitals(cpu),
+    custom: [
+      { series: "queue_depth", value: depth },
+      ...(wear === undefined ? [] : [{ series: 'disk_wear{disk="sda"}', value: wear }]),
+    ],
+  });
+  const writes = [
+    store.addVitals(n, T0 + 1_000, 1, withCustom(10, 4, 7)),
+    store.addVitals(n, T0 + 21_000, 2, withCustom(10, 8)),
+    store.addVitals(n, T0 + 61_000, 3, withCustom(10, 30, 8)),
+    // A replay of seq 2 (its ack was lost): no second copy of its series.
+    store.addVitals(n, T0 + 21_000, 2, withCustom(10, 999)),
+  ];
+  clock.advance(100);
+  await Promise.all(writes);
+  assert.deepEqual(
+    store.series("n1", "custom.queue_depth", T0, T0 + 120_000, 1_000).points.map((p) => p.max),
+    [4, 8, 30],
+  );
+  clock.advance(120_000);
+  store.rollUp();
+  const minute = store.series("n1", "custom.queue_depth", T0, T0 + 120_000, 60_000);
+  assert.equal(minute.resolution, "1m");
+  assert.deepEqual(minute.points, [
+    { ts: T0, avg: 6, min: 4, max: 8 },
+    { ts: T0 + 60_000, avg: 30, min: 30, max: 30 },
+  ]);
+  const hour = store.series("n1", 'custom.disk_wear{disk="sda"}', T0, T0 + 3_600_000, 3_600_000);
+  assert.deepEqual(hour.points, [{ ts: T0, avg: 7.5, min: 7, max: 8 }]);
+  assert.deepEqual(store.customSeries("n1", T0), ['disk_wear{disk="sda"}', "queue_depth"]);
+  assert.deepEqual(store.series("n1", "custom.nothing_here", T0, T0 + 60_000, 1_000).points, []);
+
+  const reader = new Database(file, { readonly: true });
+  t.after(() => reader.close());
+  const rows = (table: string) =>
+    (reader.prepare(`SELECT count(*) AS c FROM ${table}`).get() as { c: number }).c;
+  assert.equal(rows("custom_raw"), 5);
+  // Past raw retention (2 days here): the raw rows go, the rollups stay.
+  clock.advance(3 * DAY);
+  store.prune();
+  for (let i = 0; i < 10 && rows("custom_raw") > 0; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(rows("custom_raw"), 0);
+  assert.equal(rows("custom_1m"), 4, "two series, two minutes");
+  store.removeNode("n1", { keepHistory: false });
+  assert.equal(rows("custom_1m") + rows("custom_1h"), 0);
+});
