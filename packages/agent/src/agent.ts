@@ -26,6 +26,7 @@ import {
   systemClock,
   writeCredentialFile,
 } from "@picluster/common";
+import { Checks } from "./checks.js";
 import {
   type CollectorContext,
   collectDetails,
@@ -52,6 +53,12 @@ export interface AgentOptions {
   clock?: Clock;
   /** Filesystem root for the collectors ("/" on a node; a fixture tree in tests). */
   collectors?: CollectorContext;
+  /**
+   * The programs unit and ping checks run (default `systemctl`, `ping` from
+   * PATH). Tests where no systemd runs point `systemctl` at a program that
+   * answers as `systemctl show` does.
+   */
+  checkPrograms?: { systemctl?: string; ping?: string };
   /** Override the transport (tests); defaults to TLS/TCP dialing. */
   dial?: (target: DialTarget, signal: AbortSignal) => Promise<Duplex>;
   /** The agent's own log file, for `logs.tail`; absent when it logs to the console only. */
@@ -107,6 +114,8 @@ export class Agent {
   private readonly vitals: VitalsCollector;
   /** The `[metrics.NAME]` sections' series, sent with each vitals sample. */
   readonly custom: CustomMetrics;
+  /** The `[check.NAME]` sections' latest results, sent with each vitals sample. */
+  readonly checks: Checks;
   private readonly abort = new AbortController();
   private vitalsMs: number;
   private stopVitals: () => void = () => {};
@@ -139,6 +148,12 @@ export class Agent {
       clock: this.clock,
       log: this.log.child({ component: "custom-metrics" }),
       cwd: opts.dataDir,
+    });
+    this.checks = new Checks({
+      defs: Object.values(config.check),
+      clock: this.clock,
+      log: this.log.child({ component: "checks" }),
+      ...opts.checkPrograms,
     });
     this.vitalsMs = config.primary.vitals_interval;
     const catalog = taskCatalog(config, opts.version, this.collectors.root);
@@ -311,6 +326,7 @@ export class Agent {
     });
     this.setVitalsInterval(this.vitalsMs);
     this.custom.start();
+    this.checks.start();
     const stopDetails = this.clock.every(DETAILS_CHECK_MS, () => this.link.refreshDetails());
     this.abort.signal.addEventListener("abort", stopDetails, { once: true });
     this.scheduleUpdatesCheck();
@@ -358,7 +374,12 @@ export class Agent {
     this.vitals.sample(this.clock.now()).then(
       (sample) => {
         const custom = this.custom.size > 0 ? this.custom.current() : [];
-        this.link.enqueueVitals(custom.length > 0 ? { ...sample, custom } : sample);
+        const checks = this.checks.size > 0 ? this.checks.current() : [];
+        this.link.enqueueVitals({
+          ...sample,
+          ...(custom.length > 0 ? { custom } : {}),
+          ...(checks.length > 0 ? { checks } : {}),
+        });
       },
       (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),
     );
@@ -397,6 +418,7 @@ export class Agent {
     this.abort.abort();
     this.stopVitals();
     this.custom.stop();
+    this.checks.stop();
     this.tasks.cancelAll();
     await this.link.stop(reason);
     this.log.info("agent stopped", { reason });

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { registerAlertCommands } from "./commands/alerts.js";
+import { registerCheckCommands } from "./commands/checks.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
 import { registerDemoCommands } from "./commands/demo.js";
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerTaskCommands(program, io, setExit);
   registerJobCommands(program, io, setExit);
   registerAlertCommands(program, io, setExit);
+  registerCheckCommands(program, io, setExit);
   registerClusterCommands(program, io, setExit);
   registerTokenCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);

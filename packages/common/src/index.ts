@@ -1,4 +1,5 @@
 export type * from "./api/alerts.js";
+export type * from "./api/checks.js";
 export type * from "./api/jobs.js";
 export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";
@@ -7,6 +8,7 @@ export * from "./clock.js";
 export * from "./config/addresses.js";
 export * from "./config/alerts.js";
 export * from "./config/channels.js";
+export * from "./config/checks.js";
 export * from "./config/custom-metrics.js";
 export * from "./config/ini.js";
 export * from "./config/load.js";

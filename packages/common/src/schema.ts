@@ -5,6 +5,7 @@
  */
 
 export * from "./api/alerts.js";
+export * from "./api/checks.js";
 export * from "./api/jobs.js";
 export * from "./api/nodes.js";
 export * from "./api/tasks.js";

@@ -4,6 +4,7 @@
  * API's types come from the same place.
  */
 export type * from "./api/alerts.js";
+export type * from "./api/checks.js";
 export type * from "./api/jobs.js";
 export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";

@@ -3,6 +3,8 @@ import type { AlertState, MessageMap, TestResult } from "@picluster/common/share
 
 // The API's shapes are declared once, in common (schemas the primary answers by).
 export type {
+  CheckList,
+  CheckView,
   CustomSeriesList,
   NodeDetail,
   NodeState,

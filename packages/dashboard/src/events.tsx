@@ -10,6 +10,8 @@ const KINDS = [
   "node.joined",
   "node.throttling",
   "node.details",
+  "check.down",
+  "check.up",
   "task.started",
   "task.node",
   "task.finished",

@@ -3,6 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { AlertsPage } from "./alerts.js";
 import { adoptTokenFromHash } from "./api.js";
+import { ChecksPage } from "./checks.js";
 import { ClusterPage } from "./cluster.js";
 import { EventsPage } from "./events.js";
 import { useLive } from "./hooks.js";
@@ -118,7 +119,9 @@ function App() {
             ? "events"
             : hash === "#/alerts"
               ? "alerts"
-              : "cluster";
+              : hash === "#/checks"
+                ? "checks"
+                : "cluster";
   return (
     <>
       <header class="top">
@@ -137,6 +140,9 @@ function App() {
           </a>
           <a href="#/events" aria-current={page === "events" ? "page" : undefined}>
             Events
+          </a>
+          <a href="#/checks" aria-current={page === "checks" ? "page" : undefined}>
+            Checks
           </a>
           <a href="#/alerts" aria-current={page === "alerts" ? "page" : undefined}>
             Alerts
@@ -167,6 +173,8 @@ function App() {
           <EventsPage />
         ) : page === "alerts" ? (
           <AlertsPage />
+        ) : page === "checks" ? (
+          <ChecksPage />
         ) : (
           <ClusterPage />
         )}

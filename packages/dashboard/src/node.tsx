@@ -19,6 +19,7 @@ import {
   sendJson,
 } from "./api.js";
 import { Chart } from "./chart.js";
+import { NodeChecks } from "./checks.js";
 import { useJson, useLive } from "./hooks.js";
 import { live } from "./live.js";
 import { Modal } from "./modal.js";
@@ -361,6 +362,7 @@ export function NodePage({ id }: { id: string }) {
           />
         ))}
       </div>
+      <NodeChecks nodeId={node.id} />
       <CustomMetrics id={node.id} rangeMs={range.ms} rangeId={range.id} />
       <h2>
         Recent tasks{" "}
@@ -394,6 +396,9 @@ export function describe(e: StoredEvent): string {
       return `${String(d.from ?? "new")} → ${String(d.to)} (${String(d.reason ?? "")})`;
     case "node.throttling":
       return `${String(d.flag)} ${d.on ? "on" : "off"}`;
+    case "check.down":
+    case "check.up":
+      return `${String(d.check)} (${String(d.checkKind)} ${String(d.target)}): ${String(d.reason)}`;
     case "task.node":
       return `${String(d.task)}: ${String(d.status)}${d.error ? ` (${String(d.error)})` : ""}`;
     case "task.finished":

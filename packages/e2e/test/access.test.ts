@@ -37,6 +37,10 @@ const CALLS: Array<{ route: string; path: string; body?: unknown }> = [
   { route: "GET /api/nodes", path: "/api/nodes" },
   { route: "GET /api/nodes/:id", path: "/api/nodes/pi-a" },
   { route: "GET /api/nodes/:id/vitals", path: "/api/nodes/pi-a/vitals?metric=cpu" },
+  { route: "GET /api/nodes/:id/custom", path: "/api/nodes/pi-a/custom" },
+  { route: "GET /api/checks", path: "/api/checks" },
+  { route: "GET /status", path: "/status" },
+  { route: "GET /status.json", path: "/status.json" },
   { route: "GET /api/events", path: "/api/events" },
   { route: "GET /api/stream", path: "/api/stream" },
   { route: "GET /metrics", path: "/metrics" },
@@ -127,7 +131,8 @@ async function twoRacks(t: Parameters<typeof startAgent>[0], p: TestPrimary) {
 }
 
 test("access - the table covers every route the primary registers, and nothing else", async (t) => {
-  const p = await startPrimary(t, { "http.token": ADMIN });
+  // The status page on, so that its routes exist.
+  const p = await startPrimary(t, { "http.token": ADMIN, "http.status_page": "on" });
   const base = `http://127.0.0.1:${httpPort(p)}`;
   assert.deepEqual(
     CALLS.map((c) => c.route).sort(),

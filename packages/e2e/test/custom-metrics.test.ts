@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
-import { httpPort, scratchDir, startAgent, startPrimary } from "./support/cluster.js";
+import { alertFiring, httpPort, scratchDir, startAgent, startPrimary } from "./support/cluster.js";
 
 /** A node_exporter textfile, as a backup script would leave it. */
 const TEXTFILE = [
@@ -99,18 +99,7 @@ test("custom metrics - a node's own series from a program and a file: current va
   // The queue grows: the rule on custom.queue_depth fires.
   writeFileSync(queueFile, "queue_depth 150\n");
   await waitFor(
-    async () => {
-      const a = (await (await fetch(`${base}/api/alerts`)).json()) as {
-        states: Array<{ rule: string; name: string; state: string; value: number }>;
-      };
-      return a.states.some(
-        (s) =>
-          s.rule === "queue_high" &&
-          s.name === "pi-custom" &&
-          s.state === "firing" &&
-          s.value === 150,
-      );
-    },
+    () => alertFiring(base, "queue_high", "pi-custom", 150),
     "queue_high firing on pi-custom",
     10_000,
     200,

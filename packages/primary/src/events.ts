@@ -29,6 +29,17 @@ export type ClusterEvent =
       flag: ThrottleFlag;
       on: boolean;
     }
+  /** One of the node's checks (`[check.NAME]`) changed state, or was first seen down. */
+  | {
+      kind: "check.down" | "check.up";
+      at: number;
+      nodeId: string;
+      name: string;
+      check: string;
+      checkKind: string;
+      target: string;
+      reason: string;
+    }
   /**
    * Its details changed in a way a person cares about (not a boot-time
    * jitter or an update count): `changes` says what, in words

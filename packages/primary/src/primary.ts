@@ -590,6 +590,7 @@ export class Primary {
       token: http.token,
       apiTokens: this.apiTokens,
       readsOpen: isLoopbackHost(http.host) || http.public_read,
+      ...(http.status_page ? { statusChecks: http.status_checks } : {}),
       tokenRate: http.token_rate,
       audit: (record) => this.audit.write(record),
       storeId: storeFingerprint(storeFile(this.opts.config, this.opts.dataDir)),
@@ -895,6 +896,14 @@ export class Primary {
         return;
       case "node.joined":
         log.info("new node", { node: e.name, nodeId: e.nodeId });
+        return;
+      case "check.down":
+      case "check.up":
+        (e.kind === "check.down" ? log.warn : log.info).call(
+          log,
+          e.kind === "check.down" ? "check down" : "check up",
+          { node: e.name, nodeId: e.nodeId, check: e.check, reason: e.reason },
+        );
         return;
       case "node.details":
         log.info(e.first === true ? "node details" : "node details changed", {

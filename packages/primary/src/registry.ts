@@ -233,6 +233,7 @@ export class MemoryRegistry implements Registry {
     const node = this.nodes.get(id);
     if (node === undefined) return;
     const before = node.vitals?.throttling;
+    const checksBefore = new Map((node.vitals?.checks ?? []).map((c) => [c.name, c.up]));
     node.vitals = vitals;
     node.vitalsAt = at;
 
@@ -250,6 +251,21 @@ export class MemoryRegistry implements Registry {
           flag,
           on: is,
         });
+    }
+    for (const c of vitals.checks ?? []) {
+      const was = checksBefore.get(c.name);
+      // A check seen for the first time is news only when it is down.
+      if (was === undefined ? c.up : was === c.up) continue;
+      this.events.emit({
+        kind: c.up ? "check.up" : "check.down",
+        at,
+        nodeId: id,
+        name: node.name,
+        check: c.name,
+        checkKind: c.kind,
+        target: c.target,
+        reason: c.reason,
+      });
     }
   }
 

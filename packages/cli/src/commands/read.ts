@@ -359,6 +359,9 @@ export function eventWhat(e: StreamedEvent, colour: boolean): string {
       return `${text(d.from ?? "new")} → ${stateText(text(d.to), colour)} (${text(d.reason)})`;
     case "node.throttling":
       return `${text(d.flag)} ${d.on ? "ON" : "off"}`;
+    case "check.down":
+    case "check.up":
+      return `${text(d.check)} ${e.kind === "check.down" ? "DOWN" : "up"}: ${text(d.reason)}`;
     case "node.details":
       return Array.isArray(d.changes) && d.changes.length > 0
         ? d.changes.map(text).join("; ")

@@ -36,6 +36,10 @@ export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
   { name: "load_per_core", doc: "1-minute load average divided by the node's cores" },
   { name: "updates", doc: "packages that can be upgraded (from updates.check)" },
   {
+    name: "check_down",
+    doc: "how many of the node's checks (`[check.NAME]`) are down now",
+  },
+  {
     name: "down",
     doc: "1 while the node is down (not `left`: a node that said bye is never down)",
   },
@@ -121,6 +125,8 @@ export const STOCK_ALERTS: readonly AlertRuleDef[] = [
   stock("memory_full", "mem > 90", 300_000, "warning"),
   stock("overloaded", "load_per_core > 2", 300_000, "warning"),
   stock("agent_version", "version_mismatch == 1", 3_600_000, "info"),
+  // A check is its own debounce (its interval); one more sample confirms it.
+  stock("check_down", "check_down > 0", 0, "warning", 0),
   // Not a node's: the primary's own disk. A lock held a few seconds by the CLI is no news.
   stock("primary_store", "store_failing == 1", 60_000, "critical", 0),
 ];

@@ -12,8 +12,7 @@
  */
 import { split as shellSplit } from "shlex";
 import type { IniDocument } from "./ini.js";
-import { sectionValues } from "./ini.js";
-import { applySectionKeys, type SectionKey, sectionProblems, typed } from "./sections.js";
+import { boundTimeout, readNamedSections, type SectionKey, typed } from "./sections.js";
 import { durationType, formatDuration } from "./types.js";
 
 export interface CustomMetricDef {
@@ -87,58 +86,35 @@ export function readCustomMetricSections(doc: IniDocument): {
   metrics: Record<string, CustomMetricDef>;
   problems: Array<{ where: string; message: string }>;
 } {
-  const metrics: Record<string, CustomMetricDef> = {};
-  const problems: Array<{ where: string; message: string }> = [];
-  for (const [sectionName, section] of doc.sections) {
-    if (!sectionName.startsWith("metrics.")) continue;
-    const name = sectionName.slice("metrics.".length);
-    const at = (line: number) => `${doc.file}:${line}`;
-    if (!CUSTOM_METRIC_NAME.test(name)) {
-      problems.push({
-        where: at(section.line),
-        message: `[${sectionName}]: a metric name is lowercase letters, digits or '_', starting with a letter (64 at most)`,
-      });
-      continue;
-    }
-    const def: CustomMetricDef = {
-      name,
-      command: [],
-      file: "",
-      intervalMs: DEFAULT_CUSTOM_INTERVAL_MS,
-      timeoutMs: DEFAULT_CUSTOM_TIMEOUT_MS,
-      where: at(section.line),
-    };
-    const report = sectionProblems(doc.file, sectionName, problems);
-    const { bad } = report;
-    applySectionKeys(
-      CUSTOM_METRIC_KEYS,
-      sectionValues(doc, section, bad),
-      { def },
-      doc.file,
-      bad,
-      (keyName, line) =>
+  const { defs, problems } = readNamedSections<Draft, CustomMetricDef>(doc, {
+    prefix: "metrics",
+    name: CUSTOM_METRIC_NAME,
+    nameRule:
+      "a metric name is lowercase letters, digits or '_', starting with a letter (64 at most)",
+    what: "a metric",
+    keys: CUSTOM_METRIC_KEYS,
+    start: (name, where) => ({
+      def: {
+        name,
+        command: [],
+        file: "",
+        intervalMs: DEFAULT_CUSTOM_INTERVAL_MS,
+        timeoutMs: DEFAULT_CUSTOM_TIMEOUT_MS,
+        where,
+      },
+    }),
+    finish: ({ def }, section, bad) => {
+      const hasCommand = section.entries.has("command");
+      if (hasCommand === section.entries.has("file"))
         bad(
-          line,
-          `unknown key "${keyName}" (a metric has ${CUSTOM_METRIC_KEYS.map((k) => k.key).join(", ")})`,
-        ),
-    );
-    const hasCommand = section.entries.has("command");
-    const hasFile = section.entries.has("file");
-    if (hasCommand === hasFile)
-      bad(
-        section.line,
-        hasCommand
-          ? "sets both command and file: one or the other"
-          : "has neither command nor file",
-      );
-    // Unset, the timeout is the default or the interval, whichever is shorter.
-    if (!section.entries.has("timeout")) def.timeoutMs = Math.min(def.timeoutMs, def.intervalMs);
-    else if (def.timeoutMs > def.intervalMs)
-      bad(
-        section.entries.get("timeout")?.line ?? section.line,
-        `timeout: ${formatDuration(def.timeoutMs)} is longer than the interval (${formatDuration(def.intervalMs)})`,
-      );
-    if (report.ok) metrics[name] = def;
-  }
-  return { metrics, problems };
+          section.line,
+          hasCommand
+            ? "sets both command and file: one or the other"
+            : "has neither command nor file",
+        );
+      boundTimeout(def, section, bad);
+      return def;
+    },
+  });
+  return { metrics: defs, problems };
 }

@@ -9,6 +9,7 @@ import { ConfigError, type ConfigProblem } from "../errors.js";
 import { configSearchPaths, type PathContext } from "../paths.js";
 import { readAlertSections, unknownAlertChannels } from "./alerts.js";
 import { type ChannelDef, readChannelSections } from "./channels.js";
+import { type CheckDef, readCheckSections } from "./checks.js";
 import { type CustomMetricDef, readCustomMetricSections } from "./custom-metrics.js";
 import { type IniDocument, IniInterpolationError, interpolate, parseIni } from "./ini.js";
 import {
@@ -131,10 +132,11 @@ function readFileCandidates(
   >();
 
   for (const [sectionName, section] of doc.sections) {
-    // [task.NAME], [alert.NAME], [channel.NAME] and [metrics.NAME] sections are read by their own readers.
+    // [task.NAME], [alert.NAME], [channel.NAME], [metrics.NAME] and [check.NAME] sections are read by their own readers.
     if (
       sectionName.startsWith("task.") ||
       sectionName.startsWith("metrics.") ||
+      sectionName.startsWith("check.") ||
       sectionName.startsWith("alert.") ||
       sectionName.startsWith("channel.")
     )
@@ -240,6 +242,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const candidates = new Map<string, Candidate>();
   let tasks: Record<string, TaskDef> = {};
   let metrics: Record<string, CustomMetricDef> = {};
+  let checks: Record<string, CheckDef> = {};
   let alerts = readAlertSections(undefined).rules;
   let channels: Record<string, ChannelDef> = {};
   let channelSources: Record<string, ValueSource> = {};
@@ -268,6 +271,9 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     const metricsRead = readCustomMetricSections(doc);
     problems.push(...metricsRead.problems);
     metrics = metricsRead.metrics;
+    const checksRead = readCheckSections(doc);
+    problems.push(...checksRead.problems);
+    checks = checksRead.checks;
     const readAlerts = readAlertSections(doc);
     problems.push(...readAlerts.problems);
     alerts = readAlerts.rules;
@@ -307,6 +313,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const config: Record<string, Record<string, unknown>> = {
     task: tasks,
     metrics,
+    check: checks,
     alert: alerts,
     channel: channels,
   };

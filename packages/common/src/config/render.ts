@@ -2,6 +2,7 @@
 
 import { ALERT_KEYS, ALERT_METRICS, STOCK_ALERTS } from "./alerts.js";
 import { CHANNEL_KEYS, channelValues } from "./channels.js";
+import { CHECK_KEYS } from "./checks.js";
 import { CUSTOM_METRIC_KEYS } from "./custom-metrics.js";
 import { describeSource, type LoadedConfig } from "./load.js";
 import { ALIASES, type AnyKeyDef, envName, flagName, SCHEMA, schemaKeys } from "./schema.js";
@@ -138,6 +139,29 @@ export function renderConfigDocs(): string {
     "| key | meaning |",
     "|---|---|",
     ...CUSTOM_METRIC_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
+    "",
+  );
+  out.push(
+    "## [check.NAME]",
+    "",
+    "A check this node runs: a systemd unit, an HTTP(S) endpoint, a TCP port or a host to ping,",
+    "each at its own interval. Its state travels with the vitals; the primary tells each change as an",
+    "event (`check.down`, `check.up`), alerts with the stock rule `check_down` and lists every check",
+    "at `GET /api/checks`. Read from the file only. See [checks.md](checks.md). Example:",
+    "",
+    "```ini",
+    "[check.web]",
+    "http = https://127.0.0.1/healthz",
+    "body = ok",
+    "",
+    "[check.nginx]",
+    "unit = nginx.service",
+    "interval = 10s",
+    "```",
+    "",
+    "| key | meaning |",
+    "|---|---|",
+    ...CHECK_KEYS.map((k) => `| \`${k.key}\` | ${k.doc.replaceAll("|", "\\|")} |`),
     "",
   );
   out.push(

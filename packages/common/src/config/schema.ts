@@ -7,6 +7,7 @@
 import { parseHostPort } from "./addresses.js";
 import type { AlertRuleDef } from "./alerts.js";
 import type { ChannelDef } from "./channels.js";
+import type { CheckDef } from "./checks.js";
 import type { CustomMetricDef } from "./custom-metrics.js";
 import type { TaskDef } from "./tasks.js";
 import {
@@ -308,6 +309,21 @@ export const SCHEMA = {
       false,
       "Let API reads (nodes, vitals, events, alerts, task and job summaries, /metrics, the dashboard's data) through without a token when `host` is not loopback. On loopback reads are open anyway; state changes always need a token.",
     ),
+    status_page: key(
+      booleanType,
+      false,
+      "Serve a public status page at `/status` (and `/status.json`): the checks named in `status_checks`, each with its node, up or down and since when. Read-only, no token, even beyond loopback; it shows no targets, reasons or figures. For a club or a class.",
+    ),
+    status_checks: key(
+      listType(
+        stringType({
+          pattern: /^([A-Za-z0-9._-]+\/)?[a-z][a-z0-9_-]{0,63}$/,
+          patternDoc: "a check name (`web`: that check on every node) or NODE/CHECK (`pi-1/web`)",
+        }),
+      ),
+      [],
+      "The checks the status page shows, separated by commas: `web` (that check on every node) or `pi-1/web`. Empty: every check.",
+    ),
     token_rate: key(
       integerType(1, 100_000),
       20,
@@ -523,6 +539,8 @@ export type Config = {
   readonly task: Readonly<Record<string, TaskDef>>;
   /** The `[metrics.NAME]` sections: this node's own numbers (see custom-metrics.ts). */
   readonly metrics: Readonly<Record<string, CustomMetricDef>>;
+  /** The `[check.NAME]` sections: this node's service and endpoint checks (see checks.ts). */
+  readonly check: Readonly<Record<string, CheckDef>>;
   /** Alert rules in force: the stock ones as `[alert.NAME]` sections changed them, and your own (see alerts.ts). */
   readonly alert: Readonly<Record<string, AlertRuleDef>>;
   /** The `[channel.NAME]` sections: where alerts are sent (see channels.ts). */

@@ -5,6 +5,9 @@
  * key is a new row (docs/configuration.md is rendered from the same rows).
  */
 
+import { type IniDocument, type IniSection, sectionValues } from "./ini.js";
+import { formatDuration } from "./types.js";
+
 /** What reading one value gave: the value (absent: leave the default) and what was wrong with it. */
 export interface Read {
   value?: unknown;
@@ -86,4 +89,73 @@ export function sectionProblems(
     },
   };
   return r;
+}
+
+export interface NamedSectionsSpec<Draft, Def> {
+  /** `metrics` for `[metrics.NAME]`. */
+  prefix: string;
+  name: RegExp;
+  /** What a name must be, e.g. "a check name is lowercase letters, …". */
+  nameRule: string;
+  /** "a check", for `unknown key "x" (a check has …)`. */
+  what: string;
+  keys: ReadonlyArray<SectionKey<Draft>>;
+  start(name: string, where: string): Draft;
+  /** Rules across keys (report with `bad`); the definition to keep if no problem was found. */
+  finish(draft: Draft, section: IniSection, bad: (line: number, message: string) => void): Def;
+}
+
+/**
+ * Every `[PREFIX.NAME]` section read by its key rows: a bad name is one
+ * problem, each bad value another, all with file and line; a section with
+ * any problem is left out of `defs`.
+ */
+export function readNamedSections<Draft, Def>(
+  doc: IniDocument,
+  spec: NamedSectionsSpec<Draft, Def>,
+): { defs: Record<string, Def>; problems: Array<{ where: string; message: string }> } {
+  const defs: Record<string, Def> = {};
+  const problems: Array<{ where: string; message: string }> = [];
+  const known = spec.keys.map((k) => k.key).join(", ");
+  for (const [sectionName, section] of doc.sections) {
+    if (!sectionName.startsWith(`${spec.prefix}.`)) continue;
+    const name = sectionName.slice(spec.prefix.length + 1);
+    const where = `${doc.file}:${section.line}`;
+    if (!spec.name.test(name)) {
+      problems.push({ where, message: `[${sectionName}]: ${spec.nameRule}` });
+      continue;
+    }
+    const draft = spec.start(name, where);
+    const report = sectionProblems(doc.file, sectionName, problems);
+    const { bad } = report;
+    applySectionKeys(
+      spec.keys,
+      sectionValues(doc, section, bad),
+      draft,
+      doc.file,
+      bad,
+      (key, line) => bad(line, `unknown key "${key}" (${spec.what} has ${known})`),
+    );
+    const def = spec.finish(draft, section, bad);
+    if (report.ok) defs[name] = def;
+  }
+  return { defs, problems };
+}
+
+/**
+ * A timeout within its interval: unset, the default or the interval,
+ * whichever is shorter; set longer than the interval, a problem.
+ */
+export function boundTimeout(
+  def: { intervalMs: number; timeoutMs: number },
+  section: IniSection,
+  bad: (line: number, message: string) => void,
+): void {
+  const set = section.entries.get("timeout");
+  if (set === undefined) def.timeoutMs = Math.min(def.timeoutMs, def.intervalMs);
+  else if (def.timeoutMs > def.intervalMs)
+    bad(
+      set.line,
+      `timeout: ${formatDuration(def.timeoutMs)} is longer than the interval (${formatDuration(def.intervalMs)})`,
+    );
 }

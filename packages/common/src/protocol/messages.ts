@@ -174,6 +174,31 @@ export const Vitals = Type.Object({
       { maxItems: 1_000 },
     ),
   ),
+  /** The node's checks (`[check.NAME]` sections), each check's latest result. */
+  checks: Type.Optional(
+    Type.Array(
+      Type.Object({
+        name: Type.String({ minLength: 1, maxLength: 64 }),
+        kind: Type.Union([
+          Type.Literal("unit"),
+          Type.Literal("http"),
+          Type.Literal("tcp"),
+          Type.Literal("ping"),
+        ]),
+        target: Text(1024),
+        up: Type.Boolean(),
+        reason: Text(256),
+        /** When the current state (up or down) began, Unix ms. */
+        since: Uint,
+        /** When it was last checked, Unix ms. */
+        at: Uint,
+        latencyMs: Type.Optional(Num),
+        /** https: when the certificate expires, Unix ms. */
+        certExpiresAt: Type.Optional(Uint),
+      }),
+      { maxItems: 256 },
+    ),
+  ),
 });
 
 export const LogRecord = Type.Object({

@@ -570,6 +570,67 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           },
           maxItems: 1000,
         },
+        checks: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["name", "kind", "target", "up", "reason", "since", "at"],
+            properties: {
+              name: {
+                type: "string",
+                minLength: 1,
+                maxLength: 64,
+              },
+              kind: {
+                anyOf: [
+                  {
+                    type: "string",
+                    const: "unit",
+                  },
+                  {
+                    type: "string",
+                    const: "http",
+                  },
+                  {
+                    type: "string",
+                    const: "tcp",
+                  },
+                  {
+                    type: "string",
+                    const: "ping",
+                  },
+                ],
+              },
+              target: {
+                type: "string",
+                maxLength: 1024,
+              },
+              up: {
+                type: "boolean",
+              },
+              reason: {
+                type: "string",
+                maxLength: 256,
+              },
+              since: {
+                type: "integer",
+                minimum: 0,
+              },
+              at: {
+                type: "integer",
+                minimum: 0,
+              },
+              latencyMs: {
+                type: "number",
+              },
+              certExpiresAt: {
+                type: "integer",
+                minimum: 0,
+              },
+            },
+          },
+          maxItems: 256,
+        },
       },
     },
   },

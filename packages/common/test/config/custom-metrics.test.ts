@@ -1,25 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { loadConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
-
-function load(t: { after(fn: () => void): void }, text: string) {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-custom-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, "picluster.ini");
-  writeFileSync(file, text);
-  return {
-    file,
-    load: () =>
-      loadConfig({ env: {}, configPath: file, paths: { cwd: dir, home: dir, uid: 1000 } }),
-  };
-}
+import { iniFile } from "../support/ini-file.js";
 
 test("config custom metrics - [metrics.NAME] sections: a program's words or a file, an interval and a timeout", (t) => {
-  const { load: read, file } = load(
+  const { load: read, file } = iniFile(
     t,
     [
       "[agent]",
@@ -49,7 +34,7 @@ test("config custom metrics - [metrics.NAME] sections: a program's words or a fi
 });
 
 test("config custom metrics - every mistake named with its file and line", (t) => {
-  const { load: read, file } = load(
+  const { load: read, file } = iniFile(
     t,
     [
       "[metrics.Bad-Name]",

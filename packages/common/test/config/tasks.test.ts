@@ -1,26 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { loadConfig } from "../../src/config/load.js";
 import { checkTaskArg, patternNames } from "../../src/config/tasks.js";
 import { ConfigError } from "../../src/errors.js";
-
-function loadText(t: { after(fn: () => void): void }, text: string) {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-tasks-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, "picluster.ini");
-  writeFileSync(file, text);
-  return {
-    file,
-    load: () =>
-      loadConfig({ env: {}, configPath: file, paths: { cwd: dir, home: dir, uid: 1000 } }),
-  };
-}
+import { iniFile } from "../support/ini-file.js";
 
 test("config tasks - a [task.NAME] section becomes an argument vector with declared arguments", (t) => {
-  const { load } = loadText(
+  const { load } = iniFile(
     t,
     [
       "[tasks]",
@@ -52,7 +37,7 @@ test("config tasks - a [task.NAME] section becomes an argument vector with decla
 });
 
 test("config tasks - mistakes in a task section are reported with file and line", (t) => {
-  const { file, load } = loadText(
+  const { file, load } = iniFile(
     t,
     [
       "[task.a]",

@@ -254,6 +254,8 @@ export function startAgent(
   ini?: string,
   /** The file `logs.tail` reads as the agent's own log. */
   logFile?: string,
+  /** The programs unit and ping checks run (see AgentOptions.checkPrograms). */
+  checkPrograms?: { systemctl?: string; ping?: string },
 ): TestAgent {
   const dataDir = scratchDir(t, "picluster-agent-");
   const root = join(dataDir, "root");
@@ -283,6 +285,7 @@ export function startAgent(
     version: "0.1.0-test",
     collectors: { root, os: { ...nodeOsFacts(), hostname: () => name } },
     ...(logFile === undefined ? {} : { logFile }),
+    ...(checkPrograms === undefined ? {} : { checkPrograms }),
   });
   agent.start();
   let stopped = false;
@@ -472,5 +475,24 @@ export function runCli(
     new Promise((resolve) => child.on("close", (status) => resolve({ status, out, err }))),
     opts.timeoutMs ?? 15_000,
     `picluster ${args.join(" ")}`,
+  );
+}
+
+/** Whether GET /api/alerts shows `rule` firing on `node` (with `value`, when given). */
+export async function alertFiring(
+  base: string,
+  rule: string,
+  node: string,
+  value?: number,
+): Promise<boolean> {
+  const a = (await (await fetch(`${base}/api/alerts`)).json()) as {
+    states: Array<{ rule: string; name: string; state: string; value: number }>;
+  };
+  return a.states.some(
+    (s) =>
+      s.rule === rule &&
+      s.name === node &&
+      s.state === "firing" &&
+      (value === undefined || s.value === value),
   );
 }

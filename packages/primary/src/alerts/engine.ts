@@ -157,6 +157,8 @@ export function alertValue(
       return throttleFlag(v, "freqCapped");
     case "soft_temp_limit":
       return throttleFlag(v, "softTempLimit");
+    case "check_down":
+      return v.checks === undefined ? undefined : v.checks.filter((c) => !c.up).length;
     case "load_per_core": {
       const cores = node.details?.cpu.cores ?? v.cpu.perCore.length;
       const load = v.load?.[0];

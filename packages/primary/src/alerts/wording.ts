@@ -166,6 +166,13 @@ Object.assign(WORDINGS, {
   net_tx: rate("network traffic", "sends"),
   disk_read: rate("disk traffic", "reads"),
   disk_write: rate("disk traffic", "writes"),
+  check_down: {
+    unit: "",
+    one: (n: string, v: string) => `${n}: ${v} ${v === "1" ? "check is" : "checks are"} down`,
+    many: (c: number) => `Checks down on ${c} nodes`,
+    back: (n: string) => `${n}: every check is up again`,
+    hint: "The Checks page (or GET /api/checks, `picluster checks`) says which check and why; the node's events say when it changed.",
+  },
   freq: {
     unit: "MHz",
     one: (n: string, v: string) => `${n}'s CPU runs at ${v}`,

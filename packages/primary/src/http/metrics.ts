@@ -124,6 +124,44 @@ function customFamilies(
     e.family(family, "gauge", "A node's own series, from its [metrics.NAME] sections.", samples);
 }
 
+/** The nodes' checks: up, latency and certificate expiry per check, with the node's labels. */
+function checkFamilies(
+  e: Exposition,
+  nodes: readonly NodeRecord[],
+  labels: Map<NodeRecord, string>,
+): void {
+  const up: Array<[string, number]> = [];
+  const latency: Array<[string, number]> = [];
+  const expiry: Array<[string, number]> = [];
+  for (const n of nodes) {
+    if (n.state !== "alive" && n.state !== "suspect") continue;
+    for (const c of n.vitals?.checks ?? []) {
+      const l = `${labels.get(n) ?? ""},check="${escapeLabel(c.name)}",kind="${c.kind}"`;
+      up.push([l, c.up ? 1 : 0]);
+      if (c.latencyMs !== undefined) latency.push([l, c.latencyMs / 1000]);
+      if (c.certExpiresAt !== undefined) expiry.push([l, c.certExpiresAt / 1000]);
+    }
+  }
+  e.family(
+    "picluster_check_up",
+    "gauge",
+    "1 while a node's check ([check.NAME]) is up, 0 while it is down.",
+    up,
+  );
+  e.family(
+    "picluster_check_latency_seconds",
+    "gauge",
+    "How long a check's last run took to answer (http, tcp, ping).",
+    latency,
+  );
+  e.family(
+    "picluster_check_certificate_expiry_timestamp_seconds",
+    "gauge",
+    "When the certificate an https check saw expires, Unix seconds.",
+    expiry,
+  );
+}
+
 export function renderMetrics(
   nodes: readonly NodeRecord[],
   stats: ProcessStats,
@@ -335,6 +373,7 @@ export function renderMetrics(
   );
 
   customFamilies(e, nodes, labels);
+  checkFamilies(e, nodes, labels);
 
   e.family("process_resident_memory_bytes", "gauge", "Resident memory of the primary.", [
     ["", stats.rssBytes],

@@ -29,6 +29,7 @@ import type { Store } from "../store/store.js";
 import type { TaskService } from "../tasks/service.js";
 import { accessControl, ROUTE_ACCESS, TICKET_MS } from "./access.js";
 import { type AlertsView, registerAlertRoutes } from "./alerts.js";
+import { registerCheckRoutes } from "./checks.js";
 import { registerDashboard } from "./dashboard.js";
 import { clientErrorCode, errorBody, HostCheck, SECURITY_HEADERS, sendError } from "./guard.js";
 import { registerJobRoutes } from "./jobs.js";
@@ -78,6 +79,8 @@ export interface HttpOptions {
   token: string;
   /** Named tokens with roles (`picluster token add`); absent in tests of the read-only routes. */
   apiTokens?: ApiTokens;
+  /** `[http] status_page = on`: the checks `/status` shows (`[http] status_checks`); absent when off. */
+  statusChecks?: readonly string[];
   /** Reads without a token: bound to loopback, or `[http] public_read` (default true). */
   readsOpen?: boolean;
   /** `[http] token_rate`. */
@@ -262,6 +265,11 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
   if (opts.apiTokens !== undefined) registerTokenRoutes(app, opts.apiTokens, opts.audit);
 
   registerNodeRoutes(app, opts);
+  registerCheckRoutes(app, {
+    registry: opts.registry,
+    clock: opts.clock,
+    ...(opts.statusChecks === undefined ? {} : { statusChecks: opts.statusChecks }),
+  });
   registerStreamRoute(app, { ...opts, slots });
   registerMetricsRoute(app, {
     registry: opts.registry,
