@@ -5,13 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "@picluster/common/testing";
-import {
-  alertFiring,
-  httpPort,
-  scratchDir,
-  startAgent,
-  startPrimary,
-} from "./support/cluster.js";
+import { alertFiring, httpPort, scratchDir, startAgent, startPrimary } from "./support/cluster.js";
 
 interface Check {
   node: string;
