@@ -10,7 +10,17 @@
  * "setInterval(()=>{},1000)"` is sampled alongside for comparison.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AGENT_NODE_FLAGS } from "@picluster/common";
@@ -76,6 +86,33 @@ export interface FootprintResult {
 }
 
 const JOIN_WITHIN_MS = 20_000;
+
+/**
+ * The loaded agent's config: five metrics from programs (/bin/echo, as a
+ * small script would print), five from files, two tcp checks, two http
+ * checks (a server in the bench process) and a ping of loopback.
+ */
+function loadedIni(webPort: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 5; i++)
+    lines.push(`[metrics.cmd${i}]`, `command = /bin/echo queue_${i} ${i * 7}`);
+  for (let i = 0; i < 5; i++) lines.push(`[metrics.file${i}]`, "file = /proc/loadavg");
+  lines.push(
+    "[check.tcp0]",
+    `tcp = 127.0.0.1:${webPort}`,
+    "[check.tcp1]",
+    "tcp = 127.0.0.1:1",
+    "[check.http0]",
+    `http = http://127.0.0.1:${webPort}/`,
+    "[check.http1]",
+    `http = http://127.0.0.1:${webPort}/healthz`,
+    "body = ok",
+    "[check.ping0]",
+    "ping = 127.0.0.1",
+    "",
+  );
+  return lines.join("\n");
+}
 const STOP_WITHIN_MS = 3_000;
 
 function median(sorted: readonly number[]): number {
@@ -194,6 +231,7 @@ export async function runFootprint(
   const notes: string[] = [];
   const agents: RunningAgent[] = [];
   let bare: ChildProcess | undefined;
+  let web: Server | undefined;
   let bareFlags: ChildProcess | undefined;
   let counting = false;
   // Spawned, not forked: these would outlive a bench that exits early, so they die with it.
@@ -204,7 +242,7 @@ export async function runFootprint(
   };
   process.once("exit", killOnExit);
   try {
-    const kinds = [
+    const kinds: Array<{ label: string; script: string; name: string; ini?: string }> = [
       { label: "picluster agent (real CLI)", script: CLI_SCRIPT, name: "bench-agent" },
     ];
     if (existsSync(BUNDLE_SCRIPT)) {
@@ -212,6 +250,15 @@ export async function runFootprint(
         label: "agent-bundle.cjs agent (installed)",
         script: BUNDLE_SCRIPT,
         name: "bench-agent-bundle",
+      });
+      // Issue 18's load: 10 custom metrics and 5 checks at their default intervals.
+      web = createServer((_req, res) => res.writeHead(200).end("ok\n"));
+      await new Promise<void>((r) => web?.listen(0, "127.0.0.1", r));
+      kinds.push({
+        label: "agent-bundle.cjs with 10 custom metrics and 5 checks",
+        script: BUNDLE_SCRIPT,
+        name: "bench-agent-loaded",
+        ini: loadedIni((web.address() as AddressInfo).port),
       });
     } else {
       notes.push(
@@ -232,7 +279,12 @@ export async function runFootprint(
       // Only what the agent needs: its config through PICLUSTER_*, nothing of this shell's.
       // The bundle runs as its systemd unit runs it (AGENT_NODE_FLAGS); the CLI as typed.
       const flags = kind.script === BUNDLE_SCRIPT ? AGENT_NODE_FLAGS : [];
-      const child = spawn(process.execPath, [...flags, kind.script, "agent"], {
+      const configArgs: string[] = [];
+      if (kind.ini !== undefined) {
+        writeFileSync(join(dir, "agent.ini"), kind.ini);
+        configArgs.push("--config", join(dir, "agent.ini"));
+      }
+      const child = spawn(process.execPath, [...flags, kind.script, "agent", ...configArgs], {
         cwd: dir,
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -335,6 +387,7 @@ export async function runFootprint(
     for (const a of agents) a.stopCounting();
     await Promise.all(agents.map((a) => stop(a.child)));
     if (bare) await stop(bare);
+    web?.close();
     if (bareFlags) await stop(bareFlags);
     for (const a of agents) {
       closeSync(a.stderrFd);
