@@ -33,6 +33,7 @@ import {
   nodeOsFacts,
   VitalsCollector,
 } from "./collectors/index.js";
+import { Containers } from "./containers.js";
 import { CustomMetrics } from "./custom-metrics.js";
 import { type DialTarget, dial, isRefusal, type PskCredential } from "./dial.js";
 import { nodeId } from "./identity.js";
@@ -100,6 +101,9 @@ export function credentialPath(config: Config, dataDir: string): string {
   return config.agent.credential === "" ? dataFiles(dataDir).credential : config.agent.credential;
 }
 
+/** How long a vitals sample waits for the container API before going without it. */
+const CONTAINERS_WITHIN_MS = 3_000;
+
 export class Agent {
   /** `[agent] primary_host`: the primaries to try, in order; the one in use is `primaryAt`. */
   private readonly primaries: HostPort[];
@@ -116,6 +120,8 @@ export class Agent {
   readonly custom: CustomMetrics;
   /** The `[check.NAME]` sections' latest results, sent with each vitals sample. */
   readonly checks: Checks;
+  /** Containers from the node's Docker or Podman API, when it has one. */
+  readonly containers: Containers;
   private readonly abort = new AbortController();
   private vitalsMs: number;
   private stopVitals: () => void = () => {};
@@ -154,6 +160,12 @@ export class Agent {
       clock: this.clock,
       log: this.log.child({ component: "checks" }),
       ...opts.checkPrograms,
+    });
+    this.containers = new Containers({
+      socket: config.containers.socket,
+      max: config.containers.max,
+      clock: this.clock,
+      log: this.log.child({ component: "containers" }),
     });
     this.vitalsMs = config.primary.vitals_interval;
     const catalog = taskCatalog(config, opts.version, this.collectors.root);
@@ -371,14 +383,18 @@ export class Agent {
   }
 
   private sampleVitals(): void {
-    this.vitals.sample(this.clock.now()).then(
-      (sample) => {
+    Promise.all([
+      this.vitals.sample(this.clock.now()),
+      this.containers.sampleWithin(CONTAINERS_WITHIN_MS),
+    ]).then(
+      ([sample, containers]) => {
         const custom = this.custom.size > 0 ? this.custom.current() : [];
         const checks = this.checks.size > 0 ? this.checks.current() : [];
         this.link.enqueueVitals({
           ...sample,
           ...(custom.length > 0 ? { custom } : {}),
           ...(checks.length > 0 ? { checks } : {}),
+          ...(containers.length > 0 ? { containers } : {}),
         });
       },
       (err: unknown) => this.log.error("cannot collect vitals", { err: describeError(err) }),

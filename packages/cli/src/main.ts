@@ -7,6 +7,7 @@ import { registerAlertCommands } from "./commands/alerts.js";
 import { registerCheckCommands } from "./commands/checks.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerConfigCommands } from "./commands/config.js";
+import { registerContainerCommands } from "./commands/containers.js";
 import { registerDemoCommands } from "./commands/demo.js";
 import { registerJobCommands } from "./commands/jobs.js";
 import { registerNodeCommands } from "./commands/node.js";
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerJobCommands(program, io, setExit);
   registerAlertCommands(program, io, setExit);
   registerCheckCommands(program, io, setExit);
+  registerContainerCommands(program, io, setExit);
   registerClusterCommands(program, io, setExit);
   registerTokenCommands(program, io, setExit);
   registerServiceCommand(program, io, setExit);

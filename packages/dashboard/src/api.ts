@@ -5,6 +5,7 @@ import type { AlertState, MessageMap, TestResult } from "@picluster/common/share
 export type {
   CheckList,
   CheckView,
+  ContainerList,
   CustomSeriesList,
   NodeDetail,
   NodeState,

@@ -10,7 +10,7 @@ import { useColorScheme } from "./hooks.js";
  * (a disk at 9.81 %) gets a readable axis, not 9.8 %, 9.8 %, 9.8 %.
  */
 function minSpan(unit: string, mid: number): number {
-  if (unit === "B/s") return Math.max(1024, Math.abs(mid) * 0.2);
+  if (unit === "B/s" || unit === "B") return Math.max(1024, Math.abs(mid) * 0.2);
   if (unit === "%" || unit === "°C") return 2;
   return Math.max(1, Math.abs(mid) * 0.1);
 }
@@ -86,7 +86,7 @@ export function Chart({
             values: (_u, vals, _axis, _space, step) => {
               const places = decimalsFor(step);
               const labels = vals.map((v) =>
-                unit === "B/s" ? format(v) : `${v.toFixed(places)} ${unit}`,
+                unit === "B/s" || unit === "B" ? format(v) : `${v.toFixed(places)} ${unit}`,
               );
               // What the axis says, for the browser tests (it is drawn on a canvas).
               el.dataset.yTicks = JSON.stringify(labels);

@@ -11,6 +11,7 @@ import {
 import { useEffect, useState } from "preact/hooks";
 import {
   ApiError,
+  type ContainerList,
   type CustomSeriesList,
   type NodeDetail,
   type NodeView,
@@ -82,6 +83,92 @@ function CustomMetrics({ id, rangeMs, rangeId }: { id: string; rangeMs: number; 
         <p class="empty">
           Not charted: {rest.map((s) => `${s.series} ${plain(s.value)}`).join(", ")}
         </p>
+      )}
+    </>
+  );
+}
+
+/** Containers charted (CPU and memory each), running ones first; the rest are in the table. */
+const MAX_CONTAINER_CHARTS = 6;
+
+function Containers({ id, rangeMs, rangeId }: { id: string; rangeMs: number; rangeId: string }) {
+  const { data } = useJson<ContainerList>(
+    `/api/nodes/${encodeURIComponent(id)}/containers`,
+    10_000,
+  );
+  const list = data?.containers ?? [];
+  if (list.length === 0) return null;
+  const key = (name: string) => `{name="${name.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"}`;
+  const charted = list.filter((c) => c.state === "running").slice(0, MAX_CONTAINER_CHARTS);
+  return (
+    <>
+      <h2>Containers</h2>
+      <table class="checks containers">
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>State</th>
+            <th class="num">Restarts</th>
+            <th class="num">CPU</th>
+            <th class="num">Memory</th>
+            <th class="num">Net in / out</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((c) => (
+            <tr
+              key={c.id}
+              data-container={c.name}
+              class={`check-${c.state === "running" ? "up" : c.state === "exited" && (c.exitCode ?? 0) === 0 ? "unknown" : "down"}`}
+            >
+              <td>
+                <b>{c.name}</b> <small>{c.image}</small>
+              </td>
+              <td class="state">
+                {c.state === "exited" && c.exitCode !== undefined
+                  ? `exited (${c.exitCode})`
+                  : c.state}
+                {c.health === undefined ? "" : <small> · {c.health}</small>}
+              </td>
+              <td class="num">{c.restarts}</td>
+              <td class="num">{c.cpuPct === undefined ? "–" : pct(c.cpuPct)}</td>
+              <td class="num">{c.memBytes === undefined ? "–" : bytes(c.memBytes)}</td>
+              <td class="num">
+                {c.rxBps === undefined ? "–" : `${rate(c.rxBps)} / ${rate(c.txBps ?? 0)}`}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {charted.length > 0 && (
+        <div class="charts container-charts">
+          {charted.flatMap((c) => [
+            <MetricChart
+              key={`cpu-${c.id}-${rangeId}`}
+              id={id}
+              metric={{
+                name: `container.cpu${key(c.name)}`,
+                title: `${c.name} CPU`,
+                unit: "%",
+                format: (v) => pct(v),
+              }}
+              rangeMs={rangeMs}
+              noSensor={false}
+            />,
+            <MetricChart
+              key={`mem-${c.id}-${rangeId}`}
+              id={id}
+              metric={{
+                name: `container.mem${key(c.name)}`,
+                title: `${c.name} memory`,
+                unit: "B",
+                format: (v) => bytes(v),
+              }}
+              rangeMs={rangeMs}
+              noSensor={false}
+            />,
+          ])}
+        </div>
       )}
     </>
   );
@@ -363,6 +450,7 @@ export function NodePage({ id }: { id: string }) {
         ))}
       </div>
       <NodeChecks nodeId={node.id} />
+      <Containers id={node.id} rangeMs={range.ms} rangeId={range.id} />
       <CustomMetrics id={node.id} rangeMs={range.ms} rangeId={range.id} />
       <h2>
         Recent tasks{" "}

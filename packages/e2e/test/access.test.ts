@@ -38,6 +38,7 @@ const CALLS: Array<{ route: string; path: string; body?: unknown }> = [
   { route: "GET /api/nodes/:id", path: "/api/nodes/pi-a" },
   { route: "GET /api/nodes/:id/vitals", path: "/api/nodes/pi-a/vitals?metric=cpu" },
   { route: "GET /api/nodes/:id/custom", path: "/api/nodes/pi-a/custom" },
+  { route: "GET /api/nodes/:id/containers", path: "/api/nodes/pi-a/containers" },
   { route: "GET /api/checks", path: "/api/checks" },
   { route: "GET /status", path: "/status" },
   { route: "GET /status.json", path: "/status.json" },

@@ -211,6 +211,34 @@ export const CustomSeriesListSchema = Type.Object({
 });
 export type CustomSeriesList = Static<typeof CustomSeriesListSchema>;
 
+/**
+ * `GET /api/nodes/:id/containers`: the node's containers as its last
+ * vitals sample had them (`at`, null before any), from its Docker or
+ * Podman API. Figures are absent for a container not running.
+ */
+export const ContainerListSchema = Type.Object({
+  node: Type.String(),
+  at: Nullable(Ms),
+  containers: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      image: Type.String(),
+      state: Type.String(),
+      health: Type.Optional(Type.String()),
+      restarts: Type.Number(),
+      recentRestarts: Type.Optional(Type.Number()),
+      exitCode: Type.Optional(Type.Number()),
+      cpuPct: Type.Optional(Type.Number()),
+      memBytes: Type.Optional(Type.Number()),
+      memLimitBytes: Type.Optional(Type.Number()),
+      rxBps: Type.Optional(Type.Number()),
+      txBps: Type.Optional(Type.Number()),
+    }),
+  ),
+});
+export type ContainerList = Static<typeof ContainerListSchema>;
+
 export const StoredEventSchema = Type.Object({
   id: Count,
   ts: Ms,

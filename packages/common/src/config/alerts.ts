@@ -40,6 +40,14 @@ export const ALERT_METRICS: ReadonlyArray<{ name: string; doc: string }> = [
     doc: "how many of the node's checks (`[check.NAME]`) are down now",
   },
   {
+    name: "container_down",
+    doc: "how many of the node's containers have stopped with a failure (exited with a non-zero code, or dead)",
+  },
+  {
+    name: "container_restarting",
+    doc: "how many of the node's containers are restarting now or restarted twice or more in the last 10 minutes",
+  },
+  {
     name: "down",
     doc: "1 while the node is down (not `left`: a node that said bye is never down)",
   },
@@ -127,6 +135,9 @@ export const STOCK_ALERTS: readonly AlertRuleDef[] = [
   stock("agent_version", "version_mismatch == 1", 3_600_000, "info"),
   // A check is its own debounce (its interval); one more sample confirms it.
   stock("check_down", "check_down > 0", 0, "warning", 0),
+  stock("container_down", "container_down > 0", 60_000, "warning"),
+  // Its value already means a crash loop (two restarts in 10 minutes), not one restart.
+  stock("container_restarting", "container_restarting > 0", 0, "warning"),
   // Not a node's: the primary's own disk. A lock held a few seconds by the CLI is no news.
   stock("primary_store", "store_failing == 1", 60_000, "critical", 0),
 ];

@@ -442,6 +442,18 @@ export const SCHEMA = {
       "How long one heartbeat may take; one still unanswered when the next is due is cut then. A failure is logged and the next heartbeat goes at its time.",
     ),
   },
+  containers: {
+    socket: key(
+      stringType(),
+      "",
+      "The Docker-compatible API socket the agent lists containers from. Empty: the first that exists of /var/run/docker.sock, /run/podman/podman.sock and $XDG_RUNTIME_DIR/podman/podman.sock; `off`: never look.",
+    ),
+    max: key(
+      integerType(1, 200),
+      50,
+      "The most containers sent with each vitals sample (running ones first, then by name); the rest are counted in the agent's log.",
+    ),
+  },
   log: {
     dir: key(
       stringType(),

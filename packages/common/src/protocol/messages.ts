@@ -199,6 +199,33 @@ export const Vitals = Type.Object({
       { maxItems: 256 },
     ),
   ),
+  /**
+   * The node's containers, from its Docker or Podman API (`[containers]`):
+   * state, health and restarts, and for running ones CPU (% of one core),
+   * memory and network rates since the previous sample.
+   */
+  containers: Type.Optional(
+    Type.Array(
+      Type.Object({
+        id: Type.String({ minLength: 1, maxLength: 64 }),
+        name: Text(256),
+        image: Text(512),
+        /** created, running, paused, restarting, removing, exited, dead (as the API says). */
+        state: Text(32),
+        health: Type.Optional(Text(32)),
+        restarts: Uint,
+        /** Restarts in the last 10 minutes, as the agent saw the count grow. */
+        recentRestarts: Type.Optional(Uint),
+        exitCode: Type.Optional(Type.Integer()),
+        cpuPct: Type.Optional(Num),
+        memBytes: Type.Optional(Uint),
+        memLimitBytes: Type.Optional(Uint),
+        rxBps: Type.Optional(Num),
+        txBps: Type.Optional(Num),
+      }),
+      { maxItems: 200 },
+    ),
+  ),
 });
 
 export const LogRecord = Type.Object({

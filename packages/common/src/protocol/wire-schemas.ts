@@ -631,6 +631,65 @@ export const WIRE_SCHEMAS: Record<MessageType, WireSpec> = {
           },
           maxItems: 256,
         },
+        containers: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["id", "name", "image", "state", "restarts"],
+            properties: {
+              id: {
+                type: "string",
+                minLength: 1,
+                maxLength: 64,
+              },
+              name: {
+                type: "string",
+                maxLength: 256,
+              },
+              image: {
+                type: "string",
+                maxLength: 512,
+              },
+              state: {
+                type: "string",
+                maxLength: 32,
+              },
+              health: {
+                type: "string",
+                maxLength: 32,
+              },
+              restarts: {
+                type: "integer",
+                minimum: 0,
+              },
+              recentRestarts: {
+                type: "integer",
+                minimum: 0,
+              },
+              exitCode: {
+                type: "integer",
+              },
+              cpuPct: {
+                type: "number",
+              },
+              memBytes: {
+                type: "integer",
+                minimum: 0,
+              },
+              memLimitBytes: {
+                type: "integer",
+                minimum: 0,
+              },
+              rxBps: {
+                type: "number",
+              },
+              txBps: {
+                type: "number",
+              },
+            },
+          },
+          maxItems: 200,
+        },
       },
     },
   },

@@ -159,6 +159,14 @@ export function alertValue(
       return throttleFlag(v, "softTempLimit");
     case "check_down":
       return v.checks === undefined ? undefined : v.checks.filter((c) => !c.up).length;
+    case "container_down":
+      return v.containers?.filter(
+        (c) => c.state === "dead" || (c.state === "exited" && (c.exitCode ?? 0) !== 0),
+      ).length;
+    case "container_restarting":
+      // Restarting now, or twice in the last 10 minutes: a crash loop, not one restart.
+      return v.containers?.filter((c) => c.state === "restarting" || (c.recentRestarts ?? 0) >= 2)
+        .length;
     case "load_per_core": {
       const cores = node.details?.cpu.cores ?? v.cpu.perCore.length;
       const load = v.load?.[0];

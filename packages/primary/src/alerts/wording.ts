@@ -173,6 +173,22 @@ Object.assign(WORDINGS, {
     back: (n: string) => `${n}: every check is up again`,
     hint: "The Checks page (or GET /api/checks, `picluster checks`) says which check and why; the node's events say when it changed.",
   },
+  container_down: {
+    unit: "",
+    one: (n: string, v: string) =>
+      `${n}: ${v} ${v === "1" ? "container has" : "containers have"} stopped with a failure`,
+    many: (c: number) => `Failed containers on ${c} nodes`,
+    back: (n: string) => `${n}: no failed container any more`,
+    hint: "`picluster containers {node}` lists them with their exit codes; the container's own logs say why.",
+  },
+  container_restarting: {
+    unit: "",
+    one: (n: string, v: string) =>
+      `${n}: ${v} ${v === "1" ? "container keeps" : "containers keep"} restarting`,
+    many: (c: number) => `Containers restarting on ${c} nodes`,
+    back: (n: string) => `${n}: no container restarting any more`,
+    hint: "`picluster containers {node}` shows their restart counts; a crash loop shows in the container's logs.",
+  },
   freq: {
     unit: "MHz",
     one: (n: string, v: string) => `${n}'s CPU runs at ${v}`,

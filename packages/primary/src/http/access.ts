@@ -43,6 +43,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Need>> = {
   "GET /api/nodes/:id": "read",
   "GET /api/nodes/:id/vitals": "read",
   "GET /api/nodes/:id/custom": "read",
+  "GET /api/nodes/:id/containers": "read",
   "GET /api/checks": "read",
   "GET /api/events": "read",
   "GET /api/stream": "read",

@@ -162,6 +162,68 @@ function checkFamilies(
   );
 }
 
+/** The nodes' containers: running or not, restarts, CPU, memory and network, with the node's labels. */
+function containerFamilies(
+  e: Exposition,
+  nodes: readonly NodeRecord[],
+  labels: Map<NodeRecord, string>,
+): void {
+  const running: Array<[string, number]> = [];
+  const restarts: Array<[string, number]> = [];
+  const cpu: Array<[string, number]> = [];
+  const mem: Array<[string, number]> = [];
+  const rx: Array<[string, number]> = [];
+  const tx: Array<[string, number]> = [];
+  for (const n of nodes) {
+    if (n.state !== "alive" && n.state !== "suspect") continue;
+    for (const c of n.vitals?.containers ?? []) {
+      const l = `${labels.get(n) ?? ""},container="${escapeLabel(c.name)}",image="${escapeLabel(c.image)}"`;
+      running.push([l, c.state === "running" ? 1 : 0]);
+      restarts.push([l, c.restarts]);
+      if (c.cpuPct !== undefined) cpu.push([l, c.cpuPct / 100]);
+      if (c.memBytes !== undefined) mem.push([l, c.memBytes]);
+      if (c.rxBps !== undefined) rx.push([l, c.rxBps]);
+      if (c.txBps !== undefined) tx.push([l, c.txBps]);
+    }
+  }
+  e.family(
+    "picluster_container_running",
+    "gauge",
+    "1 while a node's container runs, else 0.",
+    running,
+  );
+  e.family(
+    "picluster_container_restarts",
+    "gauge",
+    "How many times the engine restarted a container.",
+    restarts,
+  );
+  e.family(
+    "picluster_container_cpu_cores",
+    "gauge",
+    "A container's CPU use over the last sample, in cores.",
+    cpu,
+  );
+  e.family(
+    "picluster_container_memory_bytes",
+    "gauge",
+    "A container's memory use, the page cache left out.",
+    mem,
+  );
+  e.family(
+    "picluster_container_network_receive_bytes_per_second",
+    "gauge",
+    "A container's network traffic in.",
+    rx,
+  );
+  e.family(
+    "picluster_container_network_transmit_bytes_per_second",
+    "gauge",
+    "A container's network traffic out.",
+    tx,
+  );
+}
+
 export function renderMetrics(
   nodes: readonly NodeRecord[],
   stats: ProcessStats,
@@ -374,6 +436,7 @@ export function renderMetrics(
 
   customFamilies(e, nodes, labels);
   checkFamilies(e, nodes, labels);
+  containerFamilies(e, nodes, labels);
 
   e.family("process_resident_memory_bytes", "gauge", "Resident memory of the primary.", [
     ["", stats.rssBytes],

@@ -6,6 +6,7 @@
 import {
   type Clock,
   type ClusterStatus,
+  type ContainerList,
   type CustomSeriesList,
   errorMessage,
   NODE_STATES,
@@ -21,6 +22,7 @@ import {
 } from "@picluster/common";
 import {
   ClusterSchema,
+  ContainerListSchema,
   CustomSeriesListSchema,
   ErrorBodySchema,
   EventListSchema,
@@ -46,6 +48,8 @@ const VitalsQuery = Type.Object(
       ...METRIC_NAMES.map((m) => Type.Literal(m)),
       // A node's own series: `custom.` and its key (`name` or `name{label="v",…}`).
       Type.String({ pattern: "^custom\\.[A-Za-z_:][A-Za-z0-9_:]*(\\{.*\\})?$", maxLength: 263 }),
+      // A container's figure: `container.cpu{name="web"}` (cpu, mem, rx, tx).
+      Type.String({ pattern: '^container\\.(cpu|mem|rx|tx)\\{name=".*"\\}$', maxLength: 300 }),
     ]),
     from: Type.Optional(Type.Integer({ minimum: 0 })),
     to: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -238,6 +242,26 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
         from,
         to,
         ...opts.store.series(node.id, req.query.metric, from, to, step),
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/api/nodes/:id/containers",
+    {
+      schema: {
+        params: NodeParams,
+        response: { 200: ContainerListSchema, "4xx": ErrorBodySchema },
+      },
+    },
+    async (req, reply): Promise<ContainerList | FastifyReply> => {
+      const node = findNode(opts.registry, req.params.id);
+      if (node === undefined || !inScope(req, node))
+        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      return {
+        node: node.id,
+        at: node.vitals === undefined ? null : (node.vitalsAt ?? null),
+        containers: node.vitals?.containers ?? [],
       };
     },
   );

@@ -18,6 +18,8 @@ const HOUR_MS = 3_600_000;
 export const MAX_POINTS = 1_000;
 /** A metric name for one of a node's own series: `custom.` and the series' key. */
 export const CUSTOM_PREFIX = "custom.";
+/** A container's figure: `container.cpu{name="web"}` (cpu, mem, rx, tx). */
+export const CONTAINER_PREFIX = "container.";
 
 /** How long each resolution is kept (`[store]` retention keys). */
 export interface Retention {
@@ -62,9 +64,11 @@ export class StoreReads {
            AND ts >= @since AND id > @afterId
          ORDER BY id DESC LIMIT @limit`,
       ),
+      // Containers' figures share the tables; their keys start with "container.".
       customSeries: db.prepare(
-        `SELECT series FROM custom_raw WHERE node_id = @node AND ts >= @since
-         UNION SELECT series FROM custom_1m WHERE node_id = @node AND bucket >= @since ORDER BY series`,
+        `SELECT series FROM custom_raw WHERE node_id = @node AND ts >= @since AND series NOT LIKE 'container.%'
+         UNION SELECT series FROM custom_1m WHERE node_id = @node AND bucket >= @since
+           AND series NOT LIKE 'container.%' ORDER BY series`,
       ),
       eventsAfter: db.prepare(
         "SELECT id, ts, kind, node_id, data FROM events WHERE id > ? ORDER BY id ASC LIMIT ?",
@@ -103,9 +107,12 @@ export class StoreReads {
    * else the 1-minute rollup, else the 1-hour one. At most MAX_POINTS points.
    */
   series(nodeId: string, metric: string, from: number, to: number, stepMs: number): Series {
+    // A node's own series (`custom.` and its key), or a container's figure (its key as stored).
     const custom = metric.startsWith(CUSTOM_PREFIX)
       ? metric.slice(CUSTOM_PREFIX.length)
-      : undefined;
+      : metric.startsWith(CONTAINER_PREFIX)
+        ? metric
+        : undefined;
     if (custom === undefined && !isMetric(metric))
       throw new StoreError(
         "E_BAD_METRIC",

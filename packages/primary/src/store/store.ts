@@ -138,6 +138,25 @@ function eventFields(e: ClusterEvent): Omit<StoredEvent, "id"> {
   return { ts: at, kind, nodeId: "nodeId" in e ? e.nodeId : null, data: rest };
 }
 
+/**
+ * A running container's figures as series of the custom tables, keyed
+ * `container.cpu{name="web"}` (a dot no series of a node's own can hold):
+ * charted and rolled up like the rest.
+ */
+export function containerSeries(
+  containers: MessageMap["vitals"]["containers"],
+): Array<{ series: string; value: number }> {
+  const out: Array<{ series: string; value: number }> = [];
+  for (const c of containers ?? []) {
+    const label = `{name="${c.name.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"}`;
+    if (c.cpuPct !== undefined) out.push({ series: `container.cpu${label}`, value: c.cpuPct });
+    if (c.memBytes !== undefined) out.push({ series: `container.mem${label}`, value: c.memBytes });
+    if (c.rxBps !== undefined) out.push({ series: `container.rx${label}`, value: c.rxBps });
+    if (c.txBps !== undefined) out.push({ series: `container.tx${label}`, value: c.txBps });
+  }
+  return out;
+}
+
 export class Store {
   private opened: Parts | undefined;
   private samples: PendingSample[] = [];
@@ -207,7 +226,10 @@ export class Store {
     seq: number,
     vitals: MessageMap["vitals"],
   ): Promise<void> {
-    return this.addValues(node.id, ts, seq, metricValues(vitals), vitals.custom);
+    return this.addValues(node.id, ts, seq, metricValues(vitals), [
+      ...(vitals.custom ?? []),
+      ...containerSeries(vitals.containers),
+    ]);
   }
 
   /**
