@@ -5,14 +5,15 @@
  *
  * - unit: `systemctl show UNIT --property=LoadState,ActiveState,SubState`
  *   (no shell, no D-Bus client in the agent); up while ActiveState=active.
- * - http: one GET with Node's http/https (loaded when first used: the
- *   agent's RSS budget), no redirects followed; status range, body text,
- *   latency, and for https the certificate's expiry.
+ * - http: one GET (http-get.ts, not node:http: the agent's RSS budget), no
+ *   redirects followed; status range, body text, latency, and for https the
+ *   certificate's expiry.
  * - tcp: a connection that opens within the timeout.
  * - ping: the system's `ping -c 1 -W SECONDS HOST`.
  */
 import { connect } from "node:net";
 import { type CheckDef, type Clock, describeError, type Logger } from "@picluster/common";
+import { type GetResult, type HttpGetError, httpGet } from "./http-get.js";
 import type { RunSpec } from "./tasks/runner.js";
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -99,82 +100,59 @@ function tcpCheck(target: string, timeoutMs: number): Promise<Outcome> {
 
 async function httpCheck(def: CheckDef, now: () => number): Promise<Outcome> {
   const url = new URL(def.target);
-  const mod = url.protocol === "https:" ? await import("node:https") : await import("node:http");
-  return new Promise((resolve) => {
-    const start = performance.now();
-    let settled = false;
-    const done = (o: Outcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(o);
+  const tls = url.protocol === "https:";
+  let got: GetResult;
+  try {
+    got = await httpGet({
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port === "" ? (tls ? 443 : 80) : Number(url.port),
+      tls,
+      path: `${url.pathname}${url.search}`,
+      timeoutMs: def.timeoutMs,
+      maxBody: MAX_BODY,
+      userAgent: "picluster-check",
+    });
+  } catch (err) {
+    const e = err as HttpGetError;
+    return {
+      up: false,
+      reason: (e.code === "E_TIMEOUT" || e.code === "E_HTTP"
+        ? e.message
+        : `${e.code}: ${e.message}`
+      ).slice(0, 200),
     };
-    const req = mod.request(
-      url,
-      { method: "GET", headers: { "user-agent": "picluster-check" } },
-      (res) => {
-        const latencyMs = ms(start);
-        const status = res.statusCode ?? 0;
-        let certExpiresAt: number | undefined;
-        const socket = res.socket as import("node:tls").TLSSocket;
-        if (typeof socket.getPeerCertificate === "function") {
-          const validTo = Date.parse(socket.getPeerCertificate().valid_to);
-          if (Number.isFinite(validTo)) certExpiresAt = validTo;
-        }
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          if (body.length < MAX_BODY) body += chunk;
-        });
-        res.on("end", () => {
-          const extra = {
-            latencyMs,
-            ...(certExpiresAt === undefined ? {} : { certExpiresAt }),
-          };
-          const [lo, hi] = def.status;
-          if (status < lo || status > hi)
-            return done({
-              up: false,
-              reason: `HTTP ${status} (expected ${lo === hi ? lo : `${lo}-${hi}`})`,
-              ...extra,
-            });
-          if (def.body !== "" && !body.slice(0, MAX_BODY).includes(def.body))
-            return done({
-              up: false,
-              reason: `HTTP ${status}, but the body lacks "${def.body.slice(0, 40)}"`,
-              ...extra,
-            });
-          if (certExpiresAt !== undefined && def.certDays > 0) {
-            const days = Math.floor((certExpiresAt - now()) / DAY_MS);
-            if (days < def.certDays)
-              return done({
-                up: false,
-                reason:
-                  days < 0
-                    ? "the certificate has expired"
-                    : `the certificate expires in ${days} day${days === 1 ? "" : "s"}`,
-                ...extra,
-              });
-          }
-          done({ up: true, reason: `HTTP ${status} in ${latencyMs} ms`, ...extra });
-        });
-        res.on("error", (err) => done({ up: false, reason: describeError(err) }));
-      },
-    );
-    const timer = setTimeout(
-      () => done({ up: false, reason: `no answer within ${def.timeoutMs} ms` }),
-      def.timeoutMs,
-    );
-    req.on("error", (err: NodeJS.ErrnoException) =>
-      done({
+  }
+  const { status, latencyMs } = got;
+  const extra = {
+    latencyMs,
+    ...(got.certValidTo === undefined ? {} : { certExpiresAt: got.certValidTo }),
+  };
+  const [lo, hi] = def.status;
+  if (status < lo || status > hi)
+    return {
+      up: false,
+      reason: `HTTP ${status} (expected ${lo === hi ? lo : `${lo}-${hi}`})`,
+      ...extra,
+    };
+  if (def.body !== "" && !got.body.includes(def.body))
+    return {
+      up: false,
+      reason: `HTTP ${status}, but the body lacks "${def.body.slice(0, 40)}"`,
+      ...extra,
+    };
+  if (got.certValidTo !== undefined && def.certDays > 0) {
+    const days = Math.floor((got.certValidTo - now()) / DAY_MS);
+    if (days < def.certDays)
+      return {
         up: false,
         reason:
-          err.code === undefined ? describeError(err) : `${err.code}: ${err.message}`.slice(0, 200),
-      }),
-    );
-    req.end();
-  });
+          days < 0
+            ? "the certificate has expired"
+            : `the certificate expires in ${days} day${days === 1 ? "" : "s"}`,
+        ...extra,
+      };
+  }
+  return { up: true, reason: `HTTP ${status} in ${latencyMs} ms`, ...extra };
 }
 
 async function unitCheck(def: CheckDef, systemctl: string): Promise<Outcome> {

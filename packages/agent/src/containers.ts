@@ -5,10 +5,11 @@
  * and, once a minute or when its state changes, its inspection (restart
  * count, health, exit code). CPU, memory and network rates are computed
  * from this agent's previous reading, so one-shot stats suffice. No CLI
- * subprocess; Node's http client is loaded only when a socket exists.
+ * subprocess, and not node:http (http-get.ts: the agent's RSS budget).
  */
 import { existsSync } from "node:fs";
 import { type Clock, describeError, type Logger } from "@picluster/common";
+import { httpGet } from "./http-get.js";
 
 export interface ContainerInfo {
   id: string;
@@ -38,6 +39,8 @@ const INSPECT_EVERY_MS = 60_000;
 /** How far back `recentRestarts` counts. */
 export const RESTART_WINDOW_MS = 600_000;
 const REQUEST_TIMEOUT_MS = 5_000;
+/** The longest answer read (a list of `max` containers, one's stats or inspection). */
+const MAX_ANSWER = 4 * 1024 * 1024;
 /** Stats requests in flight at once. */
 const PARALLEL = 4;
 
@@ -108,36 +111,21 @@ export class Containers {
   private async get<T>(path: string): Promise<T> {
     const socketPath = this.socketPath;
     if (socketPath === undefined) throw new Error("no container API socket");
-    const { request } = await import("node:http");
-    return new Promise((resolve, reject) => {
-      const req = request(
-        { socketPath, path, method: "GET", headers: { host: "docker" } },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (c: string) => {
-            body += c;
-          });
-          res.on("end", () => {
-            if ((res.statusCode ?? 0) >= 300) {
-              reject(new Error(`${path}: HTTP ${res.statusCode}: ${body.slice(0, 200).trim()}`));
-              return;
-            }
-            try {
-              resolve(JSON.parse(body) as T);
-            } catch {
-              reject(new Error(`${path}: not JSON`));
-            }
-          });
-          res.on("error", reject);
-        },
-      );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-        req.destroy(new Error(`${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
-      );
-      req.on("error", reject);
-      req.end();
+    const got = await httpGet({
+      socketPath,
+      host: "docker",
+      path,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      maxBody: MAX_ANSWER,
     });
+    if (got.status >= 300)
+      throw new Error(`${path}: HTTP ${got.status}: ${got.body.slice(0, 200).trim()}`);
+    if (got.truncated) throw new Error(`${path}: an answer longer than ${MAX_ANSWER} bytes`);
+    try {
+      return JSON.parse(got.body) as T;
+    } catch {
+      throw new Error(`${path}: not JSON`);
+    }
   }
 
   /**
