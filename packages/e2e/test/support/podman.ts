@@ -83,11 +83,28 @@ export async function startPodman(t: TestContext): Promise<Podman> {
     [...base, "system", "service", "--time=0", `unix://${socket}`],
     { env, stdio: "ignore" },
   );
-  t.after(() => {
-    // Containers first (their conmon processes), then the service.
+  t.after(async () => {
+    // Containers first (their conmon processes), then the service, then the
+    // files: podman's cleanup processes write under root/ for a moment after.
     spawnSync("/usr/bin/podman", [...base, "rm", "-f", "-a", "-t", "0"], { env, stdio: "ignore" });
-    service.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+    if (service.exitCode === null && service.signalCode === null) {
+      const exited = new Promise((r) => service.once("exit", r));
+      service.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3_000))]);
+      service.kill("SIGKILL");
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+        return;
+      } catch (err) {
+        if (attempt === 20) {
+          t.diagnostic(`scratch directory ${dir} not removed: ${String(err)}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   });
   await waitFor(() => existsSync(socket), "podman's API socket", 10_000, 50);
   return { socket, run };
