@@ -14,9 +14,8 @@
 import { connect } from "node:net";
 import { type CheckDef, type Clock, describeError, type Logger } from "@picluster/common";
 import { type GetResult, type HttpGetError, httpGet } from "./http-get.js";
-import type { RunSpec } from "./tasks/runner.js";
+import { TASK_PATH } from "./tasks/executor.js";
 
-const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const MAX_BODY = 64 * 1024;
 const DAY_MS = 86_400_000;
 
@@ -48,22 +47,18 @@ export interface ChecksOptions {
   ping?: string;
 }
 
-/** Run a program; its exit code and stdout (bounded). Loaded when first needed. */
+/** Run a program; its exit code and stdout (bounded). The runner loads when first needed (RSS). */
 async function run(
   argv: string[],
   timeoutMs: number,
 ): Promise<{ code: number | null; out: string; timedOut: boolean }> {
-  const { runProcess } = await import("./tasks/runner.js");
-  let out = "";
-  const spec: RunSpec = {
+  const { collectOutput } = await import("./tasks/runner.js");
+  const { result, out } = await collectOutput({
     argv,
     cwd: "/",
-    env: { PATH, LANG: "C.UTF-8" },
+    env: { PATH: TASK_PATH, LANG: "C.UTF-8" },
     timeoutMs,
     outputLimit: MAX_BODY,
-  };
-  const result = await runProcess(spec, (stream, data) => {
-    if (stream === "stdout") out += data;
   });
   return { code: result.exitCode, out, timedOut: result.stopped === "timeout" };
 }

@@ -19,11 +19,11 @@ import {
   type Logger,
   parseSeriesText,
 } from "@picluster/common";
+import { TASK_PATH } from "./tasks/executor.js";
 import type { RunSpec } from "./tasks/runner.js";
 
 /** Output read from a program or a file; the rest is ignored (a problem is logged). */
 export const MAX_CUSTOM_OUTPUT = 64 * 1024;
-const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface CustomSeriesValue {
   series: string;
@@ -41,13 +41,8 @@ interface SectionState {
 
 /** Run a program: its stdout (bounded), or why it failed. Loaded when first needed (RSS). */
 async function runForOutput(spec: RunSpec): Promise<string> {
-  const { runProcess } = await import("./tasks/runner.js");
-  let out = "";
-  let err = "";
-  const result = await runProcess(spec, (stream, data) => {
-    if (stream === "stdout") out += data;
-    else err += data;
-  });
+  const { collectOutput } = await import("./tasks/runner.js");
+  const { result, out, err } = await collectOutput(spec);
   if (result.stopped === "timeout") throw new Error(`timed out after ${spec.timeoutMs} ms`);
   if (result.exitCode !== 0) {
     const why =
@@ -158,7 +153,7 @@ export class CustomMetrics {
     return runForOutput({
       argv: def.command,
       cwd: this.opts.cwd,
-      env: { PATH, HOME: process.env.HOME ?? "/", LANG: "C.UTF-8" },
+      env: { PATH: TASK_PATH, HOME: process.env.HOME ?? "/", LANG: "C.UTF-8" },
       timeoutMs: def.timeoutMs,
       outputLimit: MAX_CUSTOM_OUTPUT,
     });

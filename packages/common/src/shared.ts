@@ -8,6 +8,7 @@ export type * from "./api/checks.js";
 export type * from "./api/jobs.js";
 export type * from "./api/nodes.js";
 export type * from "./api/tasks.js";
+export * from "./custom-series.js";
 export * from "./error-codes.js";
 export * from "./format.js";
 export * from "./metrics.js";

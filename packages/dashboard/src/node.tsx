@@ -7,6 +7,7 @@ import {
   nodeName,
   pct,
   rate,
+  seriesKey,
 } from "@picluster/common/shared";
 import { useEffect, useState } from "preact/hooks";
 import {
@@ -98,7 +99,6 @@ function Containers({ id, rangeMs, rangeId }: { id: string; rangeMs: number; ran
   );
   const list = data?.containers ?? [];
   if (list.length === 0) return null;
-  const key = (name: string) => `{name="${name.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"}`;
   const charted = list.filter((c) => c.state === "running").slice(0, MAX_CONTAINER_CHARTS);
   return (
     <>
@@ -147,7 +147,7 @@ function Containers({ id, rangeMs, rangeId }: { id: string; rangeMs: number; ran
               key={`cpu-${c.id}-${rangeId}`}
               id={id}
               metric={{
-                name: `container.cpu${key(c.name)}`,
+                name: seriesKey("container.cpu", [["name", c.name]]),
                 title: `${c.name} CPU`,
                 unit: "%",
                 format: (v) => pct(v),
@@ -159,7 +159,7 @@ function Containers({ id, rangeMs, rangeId }: { id: string; rangeMs: number; ran
               key={`mem-${c.id}-${rangeId}`}
               id={id}
               metric={{
-                name: `container.mem${key(c.name)}`,
+                name: seriesKey("container.mem", [["name", c.name]]),
                 title: `${c.name} memory`,
                 unit: "B",
                 format: (v) => bytes(v),

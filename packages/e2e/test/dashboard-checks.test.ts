@@ -94,7 +94,12 @@ test("dashboard checks - the Checks page lists every node's checks, the ones dow
     15_000,
   );
   if (TAKE_SHOTS) {
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Drawn, not only given points: uPlot makes its canvas in an effect after the render.
+    await until(
+      page,
+      `document.querySelectorAll(".custom-charts figure canvas").length === 2`,
+      5_000,
+    );
     await page.screenshot({ path: `${SHOTS}node-checks-custom.png`, fullPage: true });
   }
   assert.deepEqual(errors, [], "no script errors on the page");

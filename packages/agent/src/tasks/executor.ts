@@ -46,7 +46,8 @@ export interface ExecutorOptions {
   onPowerAction(effect: Exclude<TaskEffect, "none">, act: () => Promise<RunResult>): void;
 }
 
-const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** The PATH tasks, custom metrics and checks run with. */
+export const TASK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** uid, gid and home of `user` from `<root>/etc/passwd` (no subprocess, no native module). */
 function lookupUser(
@@ -136,7 +137,7 @@ export class TaskExecutor {
         argv: argvs[i] ?? [],
         cwd: step.cwd || this.opts.defaultCwd,
         env: {
-          PATH,
+          PATH: TASK_PATH,
           HOME: identity?.home ?? process.env.HOME ?? "/",
           LANG: "C.UTF-8",
           ...step.env,

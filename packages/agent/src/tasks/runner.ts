@@ -165,3 +165,20 @@ export function runProcess(
     child.once("close", finish);
   });
 }
+
+/**
+ * Run `spec` to its end and keep what it printed (each stream bounded by
+ * spec.outputLimit): for the custom metrics and checks, which read a
+ * program's answer rather than stream it. Rejects only when it cannot start.
+ */
+export async function collectOutput(
+  spec: RunSpec,
+): Promise<{ result: RunResult; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const result = await runProcess(spec, (stream, data) => {
+    if (stream === "stdout") out += data;
+    else err += data;
+  });
+  return { result, out, err };
+}

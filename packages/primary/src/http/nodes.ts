@@ -130,6 +130,13 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       throw err;
     }
   };
+  /** The node a route names, by id or name; outside a scoped token's nodes, as if there were none. */
+  const visibleNode = (req: FastifyRequest<{ Params: { id: string } }>) => {
+    const node = findNode(opts.registry, req.params.id);
+    return node !== undefined && inScope(req, node) ? node : undefined;
+  };
+  const noSuchNode = (reply: FastifyReply, id: string) =>
+    sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", id));
   const OnQuery = Type.Optional(Type.String({ maxLength: 4096 }));
 
   app.get<{ Querystring: { on?: string } }>(
@@ -208,10 +215,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       schema: { params: NodeParams, response: { 200: NodeDetailSchema, "4xx": ErrorBodySchema } },
     },
     async (req, reply): Promise<NodeDetail | FastifyReply> => {
-      const node = findNode(opts.registry, req.params.id);
-      // Outside a scoped token's nodes: as if there were no such node.
-      if (node === undefined || !inScope(req, node))
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const node = visibleNode(req);
+      if (node === undefined) return noSuchNode(reply, req.params.id);
       return { ...nodeView(node), details: node.details ?? null };
     },
   );
@@ -229,10 +234,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       },
     },
     async (req, reply): Promise<SeriesView | FastifyReply> => {
-      const node = findNode(opts.registry, req.params.id);
-      // Outside a scoped token's nodes: as if there were no such node.
-      if (node === undefined || !inScope(req, node))
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const node = visibleNode(req);
+      if (node === undefined) return noSuchNode(reply, req.params.id);
       const to = req.query.to ?? opts.clock.now();
       const from = req.query.from ?? to - 3_600_000;
       if (from >= to) return sendError(reply, "E_BAD_REQUEST", "from: must be before to", "from");
@@ -255,9 +258,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       },
     },
     async (req, reply): Promise<ContainerList | FastifyReply> => {
-      const node = findNode(opts.registry, req.params.id);
-      if (node === undefined || !inScope(req, node))
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const node = visibleNode(req);
+      if (node === undefined) return noSuchNode(reply, req.params.id);
       return {
         node: node.id,
         at: node.vitals === undefined ? null : (node.vitalsAt ?? null),
@@ -275,9 +277,8 @@ export function registerNodeRoutes(app: FastifyInstance, opts: NodeRoutesDeps): 
       },
     },
     async (req, reply): Promise<CustomSeriesList | FastifyReply> => {
-      const node = findNode(opts.registry, req.params.id);
-      if (node === undefined || !inScope(req, node))
-        return sendError(reply, "E_NO_SUCH_NODE", errorMessage("E_NO_SUCH_NODE", req.params.id));
+      const node = visibleNode(req);
+      if (node === undefined) return noSuchNode(reply, req.params.id);
       const current = new Map((node.vitals?.custom ?? []).map((c) => [c.series, c.value]));
       const stored = opts.store.customSeries(node.id, opts.clock.now() - 86_400_000);
       const names = [...new Set([...current.keys(), ...stored])].sort();

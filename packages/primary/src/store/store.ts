@@ -26,6 +26,7 @@ import {
   type ErrorCode,
   type Logger,
   type MessageMap,
+  seriesKey,
 } from "@picluster/common";
 import type Database from "better-sqlite3";
 import { type ClusterEvent, isStreamOnly, type StoreFailureCause } from "../events.js";
@@ -148,11 +149,14 @@ export function containerSeries(
 ): Array<{ series: string; value: number }> {
   const out: Array<{ series: string; value: number }> = [];
   for (const c of containers ?? []) {
-    const label = `{name="${c.name.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"}`;
-    if (c.cpuPct !== undefined) out.push({ series: `container.cpu${label}`, value: c.cpuPct });
-    if (c.memBytes !== undefined) out.push({ series: `container.mem${label}`, value: c.memBytes });
-    if (c.rxBps !== undefined) out.push({ series: `container.rx${label}`, value: c.rxBps });
-    if (c.txBps !== undefined) out.push({ series: `container.tx${label}`, value: c.txBps });
+    if (c.cpuPct !== undefined)
+      out.push({ series: seriesKey("container.cpu", [["name", c.name]]), value: c.cpuPct });
+    if (c.memBytes !== undefined)
+      out.push({ series: seriesKey("container.mem", [["name", c.name]]), value: c.memBytes });
+    if (c.rxBps !== undefined)
+      out.push({ series: seriesKey("container.rx", [["name", c.name]]), value: c.rxBps });
+    if (c.txBps !== undefined)
+      out.push({ series: seriesKey("container.tx", [["name", c.name]]), value: c.txBps });
   }
   return out;
 }
