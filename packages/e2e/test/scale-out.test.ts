@@ -687,7 +687,14 @@ test("scale-out - `picluster demo cluster` starts three NATS servers, three prim
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  await waitFor(() => out.includes("Ctrl-C ends everything."), `the demo is up:\n${out}`, 60_000);
+  // What it printed by then, in the failure (the message is built before the wait).
+  await waitFor(() => out.includes("Ctrl-C ends everything."), "the demo is up", 60_000).catch(
+    (err: unknown) => {
+      throw new Error(
+        `${String(err)}; it printed:\n${out}(exit ${child.exitCode}, ${child.signalCode})`,
+      );
+    },
+  );
   const lines = [...out.matchAll(/^ {2}(p\d) {2}dashboard (http:\/\/\S+) .* pid (\d+)$/gm)];
   assert.equal(lines.length, 3, out);
   const dir = /\((\/\S+picluster-demo-\S+)\)/.exec(out)?.[1] as string;
