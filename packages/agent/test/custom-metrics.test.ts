@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type CustomMetricDef, createLogger } from "@picluster/common";
-import { ManualClock } from "@picluster/common/testing";
+import { ManualClock, scratchDir } from "@picluster/common/testing";
 import { CustomMetrics } from "../src/custom-metrics.js";
 
 function def(name: string, over: Partial<CustomMetricDef>): CustomMetricDef {
@@ -20,8 +19,7 @@ function def(name: string, over: Partial<CustomMetricDef>): CustomMetricDef {
 }
 
 function setup(t: { after(fn: () => void): void }, defs: CustomMetricDef[], maxSeries = 100) {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-custom-agent-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-custom-agent-");
   const lines: Array<Record<string, unknown>> = [];
   const log = createLogger({ write: (l) => lines.push(JSON.parse(l)) }, { level: "debug" });
   const clock = new ManualClock();
@@ -30,8 +28,7 @@ function setup(t: { after(fn: () => void): void }, defs: CustomMetricDef[], maxS
 }
 
 test("custom metrics (agent) - real programs and files, each failure said once, stale values not sent", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-custom-src-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-custom-src-");
   const file = join(dir, "value.prom");
   writeFileSync(file, 'disk_wear{disk="mmcblk0"} 7\n');
   const { lines, clock, custom } = setup(t, [

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { scratchDir } from "@picluster/common/testing";
 
 const BIN = new URL("../../bin/picluster.js", import.meta.url).pathname;
 const TUTORIAL_CFG = new URL("../../../common/test/fixtures/rpicluster.cfg", import.meta.url)
@@ -24,8 +24,7 @@ function run(args: string[], cwd: string, env: Record<string, string> = {}) {
 }
 
 function scratch(t: { after(fn: () => void): void }, files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-cli-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-cli-");
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

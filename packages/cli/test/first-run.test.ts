@@ -5,12 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { deadline, waitFor } from "@picluster/common/testing";
+import { deadline, scratchDir, waitFor } from "@picluster/common/testing";
 
 const BIN = new URL("../../bin/picluster.js", import.meta.url).pathname;
 
@@ -26,8 +25,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function scratch(t: After): string {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-first-run-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-first-run-");
   return dir;
 }
 

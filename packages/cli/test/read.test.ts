@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { deadline } from "@picluster/common/testing";
+import { deadline, scratchDir } from "@picluster/common/testing";
 import type { CliIo } from "../src/io.js";
 import { main } from "../src/main.js";
 
@@ -32,8 +32,7 @@ function captureIo(): CliIo & { stdout(): string; stderr(): string } {
 }
 
 test("cli read - status, nodes, node show, events, vitals, run, tasks and ping work against a running primary", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-read-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-read-");
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith("PICLUSTER_")),
   );

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { deadline } from "@picluster/common/testing";
+import { deadline, scratchDir } from "@picluster/common/testing";
 
 const BIN = new URL("../../bin/picluster.js", import.meta.url).pathname;
 
@@ -79,8 +78,7 @@ function start(
 }
 
 test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes the agent say bye and exit 0 within 2 s", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-roles-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-roles-");
   const env = {
     PICLUSTER_NODE_DATA_DIR: join(dir, "primary"),
     PICLUSTER_LOG_FORMAT: "json",
@@ -195,8 +193,7 @@ test("cli roles - init, node add, a primary and a joined agent; SIGTERM makes th
 });
 
 test("cli roles - an agent with no credential and no token explains what to do and exits 2", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-roles-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-roles-");
   const r = spawnSync(process.execPath, [BIN, "agent"], {
     env: cleanEnv({ PICLUSTER_NODE_DATA_DIR: dir, PICLUSTER_LOG_FORMAT: "json" }),
     encoding: "utf8",
@@ -211,8 +208,7 @@ test("cli roles - an agent with no credential and no token explains what to do a
 });
 
 test("cli roles - a join token file that cannot be read, is empty or comes with a token too stops the agent with exit 2, naming the file", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-roles-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-roles-");
   const agent = (args: string[], extra: Record<string, string> = {}, input = "") =>
     spawnSync(process.execPath, [BIN, "agent", ...args], {
       env: cleanEnv({ PICLUSTER_NODE_DATA_DIR: dir, PICLUSTER_LOG_FORMAT: "json", ...extra }),
@@ -250,8 +246,7 @@ test("cli roles - a join token file that cannot be read, is empty or comes with 
 });
 
 test("cli up - a primary and this machine's agent with no config at all: ready line, the node alive over the API, Ctrl-C exits 0", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-up-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-up-");
   const up = start(t, ["up", "--json"], {
     PICLUSTER_NODE_DATA_DIR: dir,
     PICLUSTER_PRIMARY_PORT: "0",

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { scratchDir } from "@picluster/common/testing";
 import type { CliIo } from "../src/io.js";
 import { main } from "../src/main.js";
 
@@ -85,8 +86,7 @@ test("cli service - warns when the config the unit names is missing, or where it
       [BIN, "service", "install", "agent", "--dry-run", "--config", config],
       { encoding: "utf8" },
     );
-  const dir = mkdtempSync(join(tmpdir(), "picluster-service-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-service-");
   const inTmp = join(dir, "picluster.ini");
   writeFileSync(inTmp, "[agent]\nprimary_host = 10.0.0.1\n");
 

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
@@ -11,7 +10,7 @@ import {
   type EmailChannelDef,
   type Logger,
 } from "@picluster/common";
-import { deadline, processAlive, waitFor } from "@picluster/common/testing";
+import { deadline, processAlive, scratchDir, waitFor } from "@picluster/common/testing";
 import {
   type AlertMessage,
   backoffMs,
@@ -234,8 +233,7 @@ test("alert channels - an HTTP failure is one line with the status and a body ex
 });
 
 test("alert channels - command: a real process gets the message as JSON on stdin and in PICLUSTER_ALERT_* variables; exit 3 fails", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-cmd-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-cmd-");
   const out = join(dir, "out.json");
   const script = `
     const fs = require("node:fs");
@@ -285,8 +283,7 @@ test("alert channels - command: a real process gets the message as JSON on stdin
 });
 
 test("alert channels - a command cut by its timeout is killed with everything it started", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-cmd-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-cmd-");
   const pids = join(dir, "pids");
   // The program starts a grandchild, writes both pids, then hangs.
   const script = `

@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
 import type { CpuInfo } from "node:os";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { scratchDir } from "@picluster/common/testing";
 import { collectDetails, VitalsCollector } from "../../src/collectors/index.js";
 import { assertValid, fakeOs } from "../support/collectors.js";
 
 /** A root with no proc/ at all, as on macOS or Windows. */
 async function emptyRoot(t: TestContext): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), "picluster-nolinux-"));
-  t.after(() => rm(root, { recursive: true, force: true }));
+  const root = scratchDir(t, "picluster-nolinux-");
   return root;
 }
 

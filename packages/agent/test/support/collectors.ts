@@ -1,11 +1,11 @@
 /** Fixture trees and fakes for the collector tests. */
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp } from "node:fs/promises";
 import type { CpuInfo, NetworkInterfaceInfo } from "node:os";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type MessageMap, parseEnvelope } from "@picluster/common";
+import { scratchDir } from "@picluster/common/testing";
 import type { DiskSpace, OsFacts, StatFs } from "../../src/collectors/index.js";
 
 /** packages/agent/test/fixtures, from dist/test/support/. */
@@ -25,8 +25,7 @@ export type RealCaptureName =
 
 /** A private copy of a fixture tree, removed when the test ends. */
 export async function copyFixture(t: TestContext, name: FixtureName): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), `picluster-${name}-`));
-  t.after(() => rm(root, { recursive: true, force: true }));
+  const root = scratchDir(t, `picluster-${name}-`);
   await cp(join(FIXTURES, name), root, { recursive: true });
   return root;
 }

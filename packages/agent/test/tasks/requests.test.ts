@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { scratchDir } from "@picluster/common/testing";
 import { nodeOsFacts } from "../../src/collectors/index.js";
 import { topProcesses } from "../../src/collectors/processes.js";
 import { tailLines } from "../../src/log-tail.js";
@@ -11,8 +11,7 @@ import { tailLines } from "../../src/log-tail.js";
 type Ctx = { after(fn: () => void): void };
 
 function scratch(t: Ctx): string {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-req-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-req-");
   return dir;
 }
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type Config, loadConfig, silentLogger } from "@picluster/common";
-import { processAlive, waitFor } from "@picluster/common/testing";
+import { processAlive, scratchDir, waitFor } from "@picluster/common/testing";
 import { resolveTask, taskCatalog } from "../../src/tasks/catalog.js";
 import { TaskError, TaskExecutor } from "../../src/tasks/executor.js";
 import { runProcess } from "../../src/tasks/runner.js";
@@ -12,8 +12,7 @@ import { runProcess } from "../../src/tasks/runner.js";
 type Ctx = { after(fn: () => void): void };
 
 function scratch(t: Ctx): string {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-task-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-task-");
   return dir;
 }
 

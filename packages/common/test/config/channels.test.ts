@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
 import { effectiveValues, REDACTED } from "../../src/config/render.js";
 import { ConfigError } from "../../src/errors.js";
+import { scratchDir } from "../../src/testing/scratch.js";
 
 function loadText(t: { after(fn: () => void): void }, lines: readonly string[]) {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-channels-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-channels-");
   const file = join(dir, "picluster.ini");
   writeFileSync(file, `${lines.join("\n")}\n`);
   return {

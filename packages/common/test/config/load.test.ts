@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { formatHostPort, parseHostPort } from "../../src/config/addresses.js";
@@ -12,13 +11,13 @@ import {
 } from "../../src/config/load.js";
 import { effectiveValues, REDACTED } from "../../src/config/render.js";
 import { ConfigError } from "../../src/errors.js";
+import { scratchDir } from "../../src/testing/scratch.js";
 
 const TUTORIAL_CFG = new URL("../../../test/fixtures/rpicluster.cfg", import.meta.url).pathname;
 
 /** A scratch working directory, removed after the test. */
 function workdir(t: { after(fn: () => void): void }, files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-cfg-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-cfg-");
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

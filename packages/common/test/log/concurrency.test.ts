@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { createLogger, LogOutput, receivePortLines } from "../../src/log/logger.js";
+import { scratchDir } from "../../src/testing/scratch.js";
 
 const WORKERS = 8;
 const LINES = 10_000;
@@ -24,8 +24,7 @@ function readAllLines(dir: string, name: string): string[] {
 }
 
 test("log - 8 workers and async tasks logging at once never tear, lose or reorder a line, across rotations", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-log-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-log-");
   const output = new LogOutput({
     file: { dir, name: "test.log", maxBytes: 512 * 1024, keep: 100 },
   });

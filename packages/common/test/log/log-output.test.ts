@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { createLogger, LOG_FILE_RETRY_MS, LogOutput } from "../../src/log/logger.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
+import { scratchDir } from "../../src/testing/scratch.js";
 import { fillDisk, mountTmpfs, remount } from "../../src/testing/tmpfs.js";
 
 /** A file standing in for the console (stderr), read back as JSON records. */
@@ -148,16 +149,14 @@ test("log output - a read-only file system: nothing thrown, the file picks up ag
 });
 
 test("log output - an error that is not about the disk (a directory where the file should be) still throws", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-log-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-log-");
   mkdirSync(join(dir, "primary.log"));
   const output = new LogOutput({ file: { dir, name: "primary.log", maxBytes: 1024, keep: 1 } });
   assert.throws(() => output.write('{"msg":"x"}\n'), { code: "EISDIR" });
 });
 
 test("log output - a console that does not keep up (a full non-blocking pipe: EAGAIN) is waited for once, then its lines are dropped and counted, never thrown; it says how many when it takes lines again", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-pipe-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-pipe-");
   const fifo = join(dir, "console");
   execFileSync("mkfifo", [fifo]);
   // Read-write and non-blocking: stderr to a slow journal, as Node leaves it.

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pino } from "pino";
 import { startLiveness } from "../../src/log/liveness.js";
 import { createLogger, type LineSink, LogOutput } from "../../src/log/logger.js";
 import { ManualClock } from "../../src/testing/manual-clock.js";
+import { scratchDir } from "../../src/testing/scratch.js";
 
 function capture(): LineSink & { records(): Array<Record<string, unknown>> } {
   const lines: string[] = [];
@@ -120,8 +120,7 @@ test("liveness - one alive record per interval with a rising counter, stopped by
 });
 
 test("log output - the console takes lines from its level up and routine lines only when asked; the file takes all", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-log-output-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-log-output-");
   const consolePath = join(dir, "console");
   const read = (path: string) =>
     readFileSync(path, "utf8")

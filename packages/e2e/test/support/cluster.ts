@@ -4,7 +4,7 @@
  * peer that speaks the wire protocol by hand to misbehave on purpose.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -24,7 +24,7 @@ import {
   TLS_CIPHERS,
   TLS_MIN_VERSION,
 } from "@picluster/common";
-import { deadline } from "@picluster/common/testing";
+import { scratchDir as commonScratchDir, deadline, removeQuietly } from "@picluster/common/testing";
 import type { Primary } from "@picluster/primary";
 
 export interface TestContext {
@@ -43,12 +43,9 @@ export function captureLog(): { log: Logger; records: Array<Record<string, unkno
   };
 }
 
+/** A test's scratch directory (common's, prefixed for the end-to-end tests). */
 export function scratchDir(t: TestContext, prefix = "picluster-e2e-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  // Retried: a process the test started may still be finishing a file in it as the
-  // test ends (ENOTEMPTY when a file appears between the unlinks and the rmdir).
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
-  return dir;
+  return commonScratchDir(t, prefix);
 }
 
 /** A config from `section.key` flags over the defaults (and an INI file, if given), as the CLI would build it. */
@@ -79,7 +76,21 @@ export async function startPrimary(
   /** INI text for the primary's config file (alert rules and channels, say). */
   ini?: string,
 ): Promise<TestPrimary> {
-  const dir = dataDir ?? scratchDir(t, "picluster-primary-");
+  // Its own directory unless given one, removed only after the primary has closed.
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), "picluster-primary-"));
+  let built: Primary | undefined;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    try {
+      await built?.close();
+    } finally {
+      if (dataDir === undefined) removeQuietly(dir);
+    }
+  };
+  // Registered before anything can fail, so a primary that did not start still goes.
+  t.after(close);
   let configPath: string | undefined;
   if (ini !== undefined) {
     configPath = join(scratchDir(t, "picluster-primary-config-"), "picluster.ini");
@@ -105,14 +116,8 @@ export async function startPrimary(
     dashboardDir: DASHBOARD,
     agentBundle: agentBundle ?? null,
   });
+  built = primary;
   const { agentPort } = await primary.start();
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await primary.close();
-  };
-  t.after(close);
   return {
     primary,
     port: agentPort,

@@ -4,12 +4,11 @@
  * receives. The process ends when the test does.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { deadline } from "@picluster/common/testing";
+import { deadline, scratchDir } from "@picluster/common/testing";
 import { generate } from "selfsigned";
 
 export const SYSTEM_PYTHON = "/usr/bin/python3";
@@ -51,8 +50,7 @@ export async function startSmtpServers(
   t: { after(fn: () => Promise<void> | void): void },
   login: { user: string; password: string },
 ): Promise<SmtpServers> {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-smtp-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-smtp-");
   const pems = await generate([{ name: "commonName", value: "localhost" }], {
     keyType: "ec",
     algorithm: "sha256",

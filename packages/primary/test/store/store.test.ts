@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { type MessageMap, silentLogger } from "@picluster/common";
-import { ManualClock } from "@picluster/common/testing";
+import { ManualClock, scratchDir } from "@picluster/common/testing";
 import Database from "better-sqlite3";
 import type { NodeRecord } from "../../src/registry.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/schema.js";
@@ -48,8 +46,7 @@ function vitals(cpu: number, temp?: number): MessageMap["vitals"] {
 }
 
 function open(t: { after(fn: () => void): void }, clock = new ManualClock(T0)) {
-  const dir = mkdtempSync(join(tmpdir(), "picluster-store-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir(t, "picluster-store-");
   const file = join(dir, "picluster.db");
   const make = () =>
     new Store({
@@ -287,8 +284,7 @@ test("store - events and nodes are kept and read back", async (t) => {
 
 test("store - every earlier schema version migrates to the current one, keeping its rows", (t) => {
   for (let from = 1; from < SCHEMA_VERSION; from++) {
-    const dir = mkdtempSync(join(tmpdir(), "picluster-migrate-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = scratchDir(t, "picluster-migrate-");
     const file = join(dir, "picluster.db");
     // The file as version `from` left it, with a node and a sample in it.
     const old = new Database(file);
