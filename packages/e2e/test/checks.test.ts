@@ -157,13 +157,15 @@ test("checks - http, tcp, unit and ping run on the node: states and reasons at /
   // Back up: an event, and since moves.
   healthy = true;
   await waitFor(async () => (await byName()).web?.state === "up", "web up again", 10_000, 200);
-  const ups = (await (await fetch(`${base}/api/events?kind=check.up`)).json()) as {
-    events: Array<{ data: { check: string } }>;
-  };
-  assert.deepEqual(
-    ups.events.map((e) => e.data.check),
-    ["web"],
-  );
+  // The event is stored with the store's next flush, a moment after the state.
+  const upChecks = async () =>
+    (
+      (await (await fetch(`${base}/api/events?kind=check.up`)).json()) as {
+        events: Array<{ data: { check: string } }>;
+      }
+    ).events.map((e) => e.data.check);
+  await waitFor(async () => (await upChecks()).length > 0, "a check.up event stored", 5_000, 100);
+  assert.deepEqual(await upChecks(), ["web"]);
   assert.ok(((await byName()).web?.since ?? 0) > (first.web?.since ?? 0));
 
   // The public status page: the chosen checks only, state and since, no targets or reasons.

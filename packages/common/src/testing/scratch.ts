@@ -32,7 +32,15 @@ function removeNow(dir: string): boolean {
 
 /** Remove `dir` now if it can go, or else when this process exits; never throws. */
 export function removeQuietly(dir: string): void {
-  if (removeNow(dir)) return;
+  if (!removeNow(dir)) removeAtExit(dir);
+}
+
+/**
+ * Remove `dir` when this process exits, after every test and cleanup: for a
+ * directory a test may open again after closing what used it (a primary
+ * restarted on its data directory).
+ */
+export function removeAtExit(dir: string): void {
   leftOver.add(dir);
   if (exitHook) return;
   exitHook = true;

@@ -24,7 +24,7 @@ import {
   TLS_CIPHERS,
   TLS_MIN_VERSION,
 } from "@picluster/common";
-import { scratchDir as commonScratchDir, deadline, removeQuietly } from "@picluster/common/testing";
+import { scratchDir as commonScratchDir, deadline, removeAtExit } from "@picluster/common/testing";
 import type { Primary } from "@picluster/primary";
 
 export interface TestContext {
@@ -76,18 +76,16 @@ export async function startPrimary(
   /** INI text for the primary's config file (alert rules and channels, say). */
   ini?: string,
 ): Promise<TestPrimary> {
-  // Its own directory unless given one, removed only after the primary has closed.
+  // Its own directory unless given one, removed only when the test process exits:
+  // a test may start a primary on it again, and the hooks that close them run in order.
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "picluster-primary-"));
+  if (dataDir === undefined) removeAtExit(dir);
   let built: Primary | undefined;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
-    try {
-      await built?.close();
-    } finally {
-      if (dataDir === undefined) removeQuietly(dir);
-    }
+    await built?.close();
   };
   // Registered before anything can fail, so a primary that did not start still goes.
   t.after(close);
