@@ -24,6 +24,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AGENT_NODE_FLAGS } from "@picluster/common";
+import { IMAGE, NO_PODMAN, startPodman } from "@picluster/common/testing";
 import { preciseNow } from "./ipc.js";
 import { type LocalPrimary, startLocalPrimary } from "./local-primary.js";
 import { clockTicksPerSecond, readProcRss, readProcTicks, sleep } from "./stats.js";
@@ -90,10 +91,12 @@ const JOIN_WITHIN_MS = 20_000;
 /**
  * The loaded agent's config: five metrics from programs (/bin/echo, as a
  * small script would print), five from files, two tcp checks, two http
- * checks (a server in the bench process) and a ping of loopback.
+ * checks (a server in the bench process) and a ping of loopback; and,
+ * where podman can run, CONTAINERS sleeping containers on its API socket.
  */
-function loadedIni(webPort: number): string {
+function loadedIni(webPort: number, containerSocket: string | undefined): string {
   const lines: string[] = [];
+  if (containerSocket !== undefined) lines.push("[containers]", `socket = ${containerSocket}`);
   for (let i = 0; i < 5; i++)
     lines.push(`[metrics.cmd${i}]`, `command = /bin/echo queue_${i} ${i * 7}`);
   for (let i = 0; i < 5; i++) lines.push(`[metrics.file${i}]`, "file = /proc/loadavg");
@@ -114,6 +117,8 @@ function loadedIni(webPort: number): string {
   return lines.join("\n");
 }
 const STOP_WITHIN_MS = 3_000;
+/** Issue 18's load: the containers the loaded agent reports. */
+export const CONTAINERS = 20;
 
 function median(sorted: readonly number[]): number {
   return sorted[sorted.length >> 1] ?? Number.NaN;
@@ -234,6 +239,7 @@ export async function runFootprint(
   let web: Server | undefined;
   let bareFlags: ChildProcess | undefined;
   let counting = false;
+  const cleanups: Array<() => void | Promise<void>> = [];
   // Spawned, not forked: these would outlive a bench that exits early, so they die with it.
   const killOnExit = () => {
     for (const a of agents) a.child.kill("SIGKILL");
@@ -251,14 +257,39 @@ export async function runFootprint(
         script: BUNDLE_SCRIPT,
         name: "bench-agent-bundle",
       });
-      // Issue 18's load: 10 custom metrics and 5 checks at their default intervals.
+      // Issue 18's load: 10 custom metrics and 5 checks at their default
+      // intervals, and 20 containers where podman runs.
       web = createServer((_req, res) => res.writeHead(200).end("ok\n"));
       await new Promise<void>((r) => web?.listen(0, "127.0.0.1", r));
+      let socket: string | undefined;
+      if (NO_PODMAN === false) {
+        const podman = await startPodman({
+          after: (fn) => cleanups.push(fn),
+          diagnostic: (m) => notes.push(m),
+        });
+        for (let i = 0; i < CONTAINERS; i++) {
+          progress(`footprint: starting container ${i + 1}/${CONTAINERS} in podman`);
+          podman.run([
+            "run",
+            "-d",
+            "--name",
+            `bench${String(i).padStart(2, "0")}`,
+            "--network",
+            "none",
+            IMAGE,
+            "/bin/sleep",
+            "1000000",
+          ]);
+        }
+        socket = podman.socket;
+      } else {
+        notes.push(`the loaded agent has no containers: ${NO_PODMAN}`);
+      }
       kinds.push({
-        label: "agent-bundle.cjs with 10 custom metrics and 5 checks",
+        label: `agent-bundle.cjs with 10 custom metrics, 5 checks${socket === undefined ? "" : ` and ${CONTAINERS} containers`}`,
         script: BUNDLE_SCRIPT,
         name: "bench-agent-loaded",
-        ini: loadedIni((web.address() as AddressInfo).port),
+        ini: loadedIni((web.address() as AddressInfo).port, socket),
       });
     } else {
       notes.push(
@@ -394,5 +425,6 @@ export async function runFootprint(
       rmSync(a.dir, { recursive: true, force: true });
       await a.local.close();
     }
+    for (const fn of cleanups) await fn();
   }
 }

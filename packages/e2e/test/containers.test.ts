@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { test } from "node:test";
-import { waitFor } from "@picluster/common/testing";
+import { IMAGE, NO_PODMAN, startPodman, waitFor } from "@picluster/common/testing";
 import { launch, NO_BROWSER, SHOTS, TAKE_SHOTS, until } from "./support/browser.js";
 import { alertFiring, httpPort, runCli, startAgent, startPrimary } from "./support/cluster.js";
-import { IMAGE, NO_PODMAN, startPodman } from "./support/podman.js";
 
 interface Container {
   name: string;

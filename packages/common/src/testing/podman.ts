@@ -1,5 +1,6 @@
 /**
- * A real Docker-compatible API for the containers tests: Debian's podman
+ * A real Docker-compatible API for the containers tests and the agent's
+ * footprint bench: Debian's podman
  * (installed by .ci/run with runc) serving `podman system service` on a
  * socket of the test's own, with its storage, config and containers in a
  * scratch directory. Images cannot be pulled here (no registry), so the one
@@ -14,8 +15,13 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { TestContext } from "node:test";
-import { waitFor } from "@picluster/common/testing";
+import { waitFor } from "./next-event.js";
+
+/** What startPodman needs of a test (node:test's context has both). */
+export interface PodmanContext {
+  after(fn: () => void | Promise<void>): void;
+  diagnostic?(message: string): void;
+}
 
 /** Why podman cannot run here, or false. */
 export const NO_PODMAN =
@@ -31,7 +37,7 @@ export interface Podman {
   run(args: string[]): string;
 }
 
-export async function startPodman(t: TestContext): Promise<Podman> {
+export async function startPodman(t: PodmanContext): Promise<Podman> {
   // Not scratchDir: this directory goes only after the containers and the service are gone.
   const dir = mkdtempSync(join(tmpdir(), "picluster-podman-"));
   const conf = join(dir, "containers.conf");
@@ -99,7 +105,7 @@ export async function startPodman(t: TestContext): Promise<Podman> {
         return;
       } catch (err) {
         if (attempt === 20) {
-          t.diagnostic(`scratch directory ${dir} not removed: ${String(err)}`);
+          t.diagnostic?.(`scratch directory ${dir} not removed: ${String(err)}`);
           return;
         }
         await new Promise((r) => setTimeout(r, 250));
