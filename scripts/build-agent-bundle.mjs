@@ -28,3 +28,17 @@ await build({
   },
   banner: { js: 'var __pcImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
+
+// ASCII only: Node reads the bundle into one string, and a single character
+// outside Latin-1 makes all of it two bytes a character, 0.26 MiB more of
+// the agent's heap (a `°` in a regular expression once did; esbuild escapes
+// strings but not regular expressions).
+const out = readFileSync(`${root}packages/cli/dist/agent-bundle.cjs`);
+const wide = out.findIndex((byte) => byte > 0x7f);
+if (wide >= 0) {
+  const near = out.subarray(Math.max(0, wide - 40), wide + 10).toString("utf8");
+  console.error(
+    `agent-bundle.cjs is not ASCII: byte ${wide}, near "${near}"; write the character as an escape (\\u....) in the source`,
+  );
+  process.exit(1);
+}

@@ -309,7 +309,12 @@ export async function runFootprint(
       const stderrFd = openSync(stderrFile, "w");
       // Only what the agent needs: its config through PICLUSTER_*, nothing of this shell's.
       // The bundle runs as its systemd unit runs it (AGENT_NODE_FLAGS); the CLI as typed.
-      const flags = kind.script === BUNDLE_SCRIPT ? AGENT_NODE_FLAGS : [];
+      // PICLUSTER_BENCH_AGENT_FLAGS: node flags for the bundle's agents instead of
+      // AGENT_NODE_FLAGS (a V8 setting to try, --cpu-prof), split on spaces.
+      const chosen = process.env.PICLUSTER_BENCH_AGENT_FLAGS;
+      const bundleFlags =
+        chosen === undefined ? AGENT_NODE_FLAGS : chosen.split(" ").filter(Boolean);
+      const flags = kind.script === BUNDLE_SCRIPT ? bundleFlags : [];
       const configArgs: string[] = [];
       if (kind.ini !== undefined) {
         writeFileSync(join(dir, "agent.ini"), kind.ini);

@@ -12,7 +12,13 @@
  * - ping: the system's `ping -c 1 -W SECONDS HOST`.
  */
 import { connect } from "node:net";
-import { type CheckDef, type Clock, describeError, type Logger } from "@picluster/common";
+import {
+  type CheckDef,
+  type Clock,
+  describeError,
+  type Logger,
+  monotonicMs,
+} from "@picluster/common";
 import { type GetResult, type HttpGetError, httpGet } from "./http-get.js";
 import { TASK_PATH } from "./tasks/executor.js";
 
@@ -64,7 +70,7 @@ async function run(
 }
 
 function ms(start: number): number {
-  return Math.round((performance.now() - start) * 10) / 10;
+  return Math.round((monotonicMs() - start) * 10) / 10;
 }
 
 function tcpCheck(target: string, timeoutMs: number): Promise<Outcome> {
@@ -72,7 +78,7 @@ function tcpCheck(target: string, timeoutMs: number): Promise<Outcome> {
   const host = m?.[1] ?? target;
   const port = Number(m?.[2]);
   return new Promise((resolve) => {
-    const start = performance.now();
+    const start = monotonicMs();
     const socket = connect({ host, port });
     const done = (o: Outcome) => {
       clearTimeout(timer);

@@ -5,11 +5,12 @@
  * and, once a minute or when its state changes, its inspection (restart
  * count, health, exit code). CPU, memory and network rates are computed
  * from this agent's previous reading, so one-shot stats suffice. No CLI
- * subprocess, and not node:http (http-get.ts: the agent's RSS budget).
+ * subprocess, and not node:http (http-get.ts: the agent's RSS budget). A
+ * sample's requests go one after another on one kept-alive connection.
  */
 import { existsSync } from "node:fs";
 import { type Clock, describeError, type Logger } from "@picluster/common";
-import { httpGet } from "./http-get.js";
+import { KeptConnection } from "./http-get.js";
 
 export interface ContainerInfo {
   id: string;
@@ -41,8 +42,6 @@ export const RESTART_WINDOW_MS = 600_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 /** The longest answer read (a list of `max` containers, one's stats or inspection). */
 const MAX_ANSWER = 4 * 1024 * 1024;
-/** Stats requests in flight at once. */
-const PARALLEL = 4;
 
 interface ListItem {
   Id: string;
@@ -108,16 +107,15 @@ export class Containers {
     return this.socketPath !== undefined;
   }
 
+  /** The connection of the sample under way. */
+  private connection: KeptConnection | undefined;
+  /** The last complete sample's answer. */
+  private last: ContainerInfo[] = [];
+
   private async get<T>(path: string): Promise<T> {
-    const socketPath = this.socketPath;
-    if (socketPath === undefined) throw new Error("no container API socket");
-    const got = await httpGet({
-      socketPath,
-      host: "docker",
-      path,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      maxBody: MAX_ANSWER,
-    });
+    const connection = this.connection;
+    if (connection === undefined) throw new Error("no container API socket");
+    const got = await connection.get(path);
     if (got.status >= 300)
       throw new Error(`${path}: HTTP ${got.status}: ${got.body.slice(0, 200).trim()}`);
     if (got.truncated) throw new Error(`${path}: an answer longer than ${MAX_ANSWER} bytes`);
@@ -129,13 +127,14 @@ export class Containers {
   }
 
   /**
-   * `sample()`, or [] when it takes longer than `ms`: a slow API must not
-   * hold the vitals back (the reading still completes, for the next rates).
+   * `sample()`, or the last complete sample's answer when it takes longer than
+   * `ms`: a slow API must not hold the vitals back (the reading still
+   * completes, for the next rates).
    */
   sampleWithin(ms: number): Promise<ContainerInfo[]> {
     if (this.opts.socket === "off") return Promise.resolve([]);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve([]), ms);
+      const timer = setTimeout(() => resolve(this.last), ms);
       this.sample().then(
         (list) => {
           clearTimeout(timer);
@@ -151,7 +150,28 @@ export class Containers {
 
   /** The containers now, running first then by name, at most `max`; [] when the API fails (logged once). */
   async sample(): Promise<ContainerInfo[]> {
-    if (!this.available) return [];
+    if (!this.available || this.socketPath === undefined) {
+      this.last = [];
+      return [];
+    }
+    // A sample still under way (a slow API) has the connection: its predecessor's word stands.
+    if (this.connection !== undefined) return this.last;
+    this.connection = new KeptConnection({
+      socketPath: this.socketPath,
+      host: "docker",
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      maxBody: MAX_ANSWER,
+    });
+    try {
+      this.last = await this.sampleOn();
+      return this.last;
+    } finally {
+      this.connection.close();
+      this.connection = undefined;
+    }
+  }
+
+  private async sampleOn(): Promise<ContainerInfo[]> {
     let list: ListItem[];
     try {
       list = await this.get<ListItem[]>("/containers/json?all=1");
@@ -186,15 +206,8 @@ export class Containers {
     }
     const shown = sorted.slice(0, this.opts.max);
     const now = this.opts.clock.now();
-    const out: ContainerInfo[] = new Array(shown.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < shown.length; i = next++) {
-        const c = shown[i] as ListItem;
-        out[i] = await this.describe(c, stateOf(c), nameOf(c), now);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, shown.length) }, worker));
+    const out: ContainerInfo[] = [];
+    for (const c of shown) out.push(await this.describe(c, stateOf(c), nameOf(c), now));
     // Forget what is gone.
     const ids = new Set(shown.map((c) => c.Id));
     for (const id of [...this.previous.keys()]) if (!ids.has(id)) this.previous.delete(id);

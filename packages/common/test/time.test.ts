@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { durationWords, isoTime, localTime, utcOffset, zoneLabel } from "../src/time.js";
+import {
+  durationWords,
+  isoTime,
+  localTime,
+  monotonicMs,
+  utcOffset,
+  zoneLabel,
+} from "../src/time.js";
 
 test("time - durations in words, two units at most", () => {
   assert.equal(durationWords(850), "850 ms");
@@ -37,5 +44,24 @@ test("time - isoTime writes what toISOString writes, for any time of years 0 to 
       (ms) => isoTime(ms) === new Date(ms).toISOString(),
     ),
     { numRuns: 2_000 },
+  );
+});
+
+test("time - monotonicMs counts milliseconds as performance.now does, and never goes back", async () => {
+  const m0 = monotonicMs();
+  const p0 = performance.now();
+  let last = m0;
+  for (let i = 0; i < 10_000; i++) {
+    const now = monotonicMs();
+    assert.ok(now >= last, `went back from ${last} to ${now}`);
+    last = now;
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  const elapsedM = monotonicMs() - m0;
+  const elapsedP = performance.now() - p0;
+  assert.ok(elapsedM >= 49, `${elapsedM} ms after a 50 ms timer`);
+  assert.ok(
+    Math.abs(elapsedM - elapsedP) < 5,
+    `monotonicMs ${elapsedM} vs performance ${elapsedP}`,
   );
 });

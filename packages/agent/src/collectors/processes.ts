@@ -4,6 +4,7 @@
  * from VmRSS. Processes that end between the readings are left out.
  */
 import { readFileSync } from "node:fs";
+import { monotonicMs } from "@picluster/common";
 import type { CollectorContext } from "./context.js";
 import { clip, fullPath, listOptional } from "./read.js";
 
@@ -80,9 +81,9 @@ export async function topProcesses(
     const r = readTicks(ctx, pid);
     if (r !== undefined) first.set(pid, r);
   }
-  const started = performance.now();
+  const started = monotonicMs();
   await new Promise((resolve) => setTimeout(resolve, sampleMs));
-  const elapsedS = (performance.now() - started) / 1000;
+  const elapsedS = (monotonicMs() - started) / 1000;
   const names = users(ctx);
   const all: ProcessInfo[] = [];
   for (const pid of await pids(ctx)) {

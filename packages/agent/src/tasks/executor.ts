@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger, MessageMap, ResponseMap } from "@picluster/common";
+import { monotonicMs } from "@picluster/common";
 import { type CatalogTask, resolveTask, type TaskEffect } from "./catalog.js";
 import type { OutputStream, RunResult } from "./runner.js";
 
@@ -110,7 +111,7 @@ export class TaskExecutor {
       throw new TaskError("E_DUPLICATE", `request ${id} is already running`);
     const { task, argvs } = resolved;
     this.opts.log.info("task started", { task: task.name, request: id, args: request.args });
-    const started = performance.now();
+    const started = monotonicMs();
 
     if (task.internal !== undefined) {
       onOutput("stdout", task.internal());
@@ -170,8 +171,7 @@ export class TaskExecutor {
       // The request's timeout is a budget for the whole task, all steps together.
       const deadline = request.timeoutMs === undefined ? undefined : started + request.timeoutMs;
       for (const stepSpec of specs) {
-        const left =
-          deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
+        const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - monotonicMs();
         const spec = { ...stepSpec, timeoutMs: Math.max(1, Math.min(stepSpec.timeoutMs, left)) };
         try {
           last = await runProcess(
@@ -209,7 +209,7 @@ export class TaskExecutor {
       const result = {
         exitCode: last.exitCode,
         signal: last.signal,
-        durationMs: Math.round(performance.now() - started),
+        durationMs: Math.round(monotonicMs() - started),
         truncated,
         ...(timedOut ? { timedOut } : {}),
       };

@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { StringDecoder } from "node:string_decoder";
+import { monotonicMs } from "@picluster/common";
 
 export interface RunSpec {
   argv: readonly string[];
@@ -63,7 +64,7 @@ export function runProcess(
 ): Promise<RunResult> {
   const [program, ...args] = spec.argv;
   if (program === undefined) return Promise.reject(new Error("empty command"));
-  const started = performance.now();
+  const started = monotonicMs();
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, {
       cwd: spec.cwd,
@@ -137,7 +138,7 @@ export function runProcess(
       resolve({
         exitCode: exit?.code ?? null,
         signal: exit?.signal ?? null,
-        durationMs: Math.round(performance.now() - started),
+        durationMs: Math.round(monotonicMs() - started),
         truncated,
         ...(stopped === undefined ? {} : { stopped }),
       });

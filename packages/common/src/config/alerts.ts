@@ -275,7 +275,7 @@ const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 /** `metric op number` into its parts, or why not. */
 export function parseWhen(raw: string): Pick<AlertRuleDef, "metric" | "op" | "threshold"> | string {
   const m =
-    /^\s*([a-z_0-9]+|custom\.[A-Za-z_:][A-Za-z0-9_:]*(?:\{[^}]*\})?)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:%|°C|C)?\s*$/.exec(
+    /^\s*([a-z_0-9]+|custom\.[A-Za-z_:][A-Za-z0-9_:]*(?:\{[^}]*\})?)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:%|\u00b0C|C)?\s*$/.exec(
       raw,
     );
   if (m === null)
