@@ -164,6 +164,7 @@ export class Agent {
     this.containers = new Containers({
       socket: config.containers.socket,
       max: config.containers.max,
+      statsEveryMs: config.containers.stats_interval,
       clock: this.clock,
       log: this.log.child({ component: "containers" }),
     });

@@ -1,10 +1,13 @@
 /**
  * The node's containers, read from a Docker-compatible API socket (Docker's
- * or Podman's): at each vitals sample the list (`GET /containers/json?all=1`),
- * for each running container its stats (`/containers/ID/stats?stream=false`)
- * and, once a minute or when its state changes, its inspection (restart
- * count, health, exit code). CPU, memory and network rates are computed
- * from this agent's previous reading, so one-shot stats suffice. No CLI
+ * or Podman's): at each vitals sample the list (`GET /containers/json?all=1`);
+ * each running container's stats (`/containers/ID/stats?stream=false`) every
+ * `[containers] stats_interval`, spread over the samples (a request per
+ * container is most of what containers cost the agent: bench/README.md); and,
+ * once a minute or when its state changes, its inspection (restart count,
+ * health, exit code). CPU, memory and network rates are computed from this
+ * agent's previous reading, so one-shot stats suffice; between readings a
+ * sample carries the latest figures. No CLI
  * subprocess, and not node:http (http-get.ts: the agent's RSS budget). A
  * sample's requests go one after another on one kept-alive connection.
  */
@@ -73,12 +76,16 @@ interface Previous {
   system: number;
   rx: number;
   tx: number;
+  /** The figures from the latest reading, sent until the next. */
+  figures: Pick<ContainerInfo, "cpuPct" | "memBytes" | "memLimitBytes" | "rxBps" | "txBps">;
 }
 
 export interface ContainersOptions {
   /** `[containers] socket`: "" for the usual places, "off" for none. */
   socket: string;
   max: number;
+  /** `[containers] stats_interval`: how often each running container's stats are read. */
+  statsEveryMs: number;
   clock: Clock;
   log: Logger;
 }
@@ -111,6 +118,8 @@ export class Containers {
   private connection: KeptConnection | undefined;
   /** The last complete sample's answer. */
   private last: ContainerInfo[] = [];
+  /** When the previous sample was taken: the gap between samples sets each one's share of stats. */
+  private lastSampleAt: number | undefined;
 
   private async get<T>(path: string): Promise<T> {
     const connection = this.connection;
@@ -206,8 +215,22 @@ export class Containers {
     }
     const shown = sorted.slice(0, this.opts.max);
     const now = this.opts.clock.now();
+    // Stats: containers seen running for the first time, and of the others the
+    // share that keeps each read once per stats_interval at this sampling rate,
+    // oldest reading first (so each sample reads about as many).
+    const running = shown.filter((c) => stateOf(c) === "running");
+    const known = running
+      .filter((c) => this.previous.has(c.Id))
+      .sort((a, b) => (this.previous.get(a.Id)?.at ?? 0) - (this.previous.get(b.Id)?.at ?? 0));
+    const gap =
+      this.lastSampleAt === undefined ? Number.POSITIVE_INFINITY : now - this.lastSampleAt;
+    this.lastSampleAt = now;
+    const share = Math.ceil(known.length * Math.min(1, gap / this.opts.statsEveryMs));
+    const readNow = new Set(running.filter((c) => !this.previous.has(c.Id)).map((c) => c.Id));
+    for (const c of known.slice(0, share)) readNow.add(c.Id);
     const out: ContainerInfo[] = [];
-    for (const c of shown) out.push(await this.describe(c, stateOf(c), nameOf(c), now));
+    for (const c of shown)
+      out.push(await this.describe(c, stateOf(c), nameOf(c), now, readNow.has(c.Id)));
     // Forget what is gone.
     const ids = new Set(shown.map((c) => c.Id));
     for (const id of [...this.previous.keys()]) if (!ids.has(id)) this.previous.delete(id);
@@ -221,6 +244,8 @@ export class Containers {
     state: string,
     name: string,
     now: number,
+    /** Whether its stats are read in this sample (else the latest figures stand). */
+    readStats: boolean,
   ): Promise<ContainerInfo> {
     const info: ContainerInfo = {
       id: c.Id.slice(0, 64),
@@ -258,19 +283,22 @@ export class Containers {
       this.previous.delete(c.Id);
       return info;
     }
+    const prev = this.previous.get(c.Id);
+    if (prev !== undefined && !readStats) return Object.assign(info, prev.figures);
     let stats: Stats;
     try {
       stats = await this.get<Stats>(`/containers/${c.Id}/stats?stream=false&one-shot=true`);
     } catch {
-      return info;
+      return prev === undefined ? info : Object.assign(info, prev.figures);
     }
+    const figures: Previous["figures"] = {};
     const mem = stats.memory_stats;
     if (mem?.usage !== undefined) {
       // What `docker stats` shows: the page cache is not the container's own.
       const cache =
         mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? mem.stats?.cache ?? 0;
-      info.memBytes = Math.max(0, mem.usage - cache);
-      if (mem.limit !== undefined && mem.limit > 0) info.memLimitBytes = mem.limit;
+      figures.memBytes = Math.max(0, mem.usage - cache);
+      if (mem.limit !== undefined && mem.limit > 0) figures.memLimitBytes = mem.limit;
     }
     const cpuTotal = stats.cpu_stats?.cpu_usage?.total_usage ?? 0;
     const system = stats.cpu_stats?.system_cpu_usage ?? 0;
@@ -280,18 +308,17 @@ export class Containers {
       rx += n.rx_bytes ?? 0;
       tx += n.tx_bytes ?? 0;
     }
-    const prev = this.previous.get(c.Id);
     if (prev !== undefined && now > prev.at) {
       const cpus = stats.cpu_stats?.online_cpus ?? 1;
       const dSystem = system - prev.system;
       const dCpu = cpuTotal - prev.cpuTotal;
       // % of one core, as `docker stats` counts it.
-      if (dSystem > 0 && dCpu >= 0) info.cpuPct = (dCpu / dSystem) * cpus * 100;
+      if (dSystem > 0 && dCpu >= 0) figures.cpuPct = (dCpu / dSystem) * cpus * 100;
       const seconds = (now - prev.at) / 1000;
-      if (rx >= prev.rx) info.rxBps = (rx - prev.rx) / seconds;
-      if (tx >= prev.tx) info.txBps = (tx - prev.tx) / seconds;
+      if (rx >= prev.rx) figures.rxBps = (rx - prev.rx) / seconds;
+      if (tx >= prev.tx) figures.txBps = (tx - prev.tx) / seconds;
     }
-    this.previous.set(c.Id, { at: now, cpuTotal, system, rx, tx });
-    return info;
+    this.previous.set(c.Id, { at: now, cpuTotal, system, rx, tx, figures });
+    return Object.assign(info, figures);
   }
 }

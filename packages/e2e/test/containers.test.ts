@@ -51,7 +51,11 @@ test("containers - from a real Podman API: state, exit codes, restarts, CPU and 
     // The stock rule waits a minute; a test has not got one.
     "[alert.container_down]\nfor = 0s\n",
   );
-  startAgent(t, p, "pi-pods", { "containers.socket": podman.socket });
+  // Stats at every sample (1 s here): the spreading over stats_interval has its own test.
+  startAgent(t, p, "pi-pods", {
+    "containers.socket": podman.socket,
+    "containers.stats_interval": "1s",
+  });
   const base = `http://127.0.0.1:${httpPort(p)}`;
   const node = () => p.primary.registry.list().find((n) => n.name === "pi-pods");
   const list = async () =>

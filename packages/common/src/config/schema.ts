@@ -453,6 +453,11 @@ export const SCHEMA = {
       50,
       "The most containers sent with each vitals sample (running ones first, then by name); the rest are counted in the agent's log.",
     ),
+    stats_interval: key(
+      durationType(1_000, 3_600_000),
+      30_000,
+      "How often each running container's CPU, memory and network are read (one API request per container, spread over the vitals samples); each vitals sample lists every container's state and carries the latest of these figures. At or below the vitals interval: every sample.",
+    ),
   },
   log: {
     dir: key(
