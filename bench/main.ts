@@ -195,6 +195,10 @@ function renderText(report: SuiteReport, env: Record<string, unknown>): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  // Stopped with Ctrl-C or SIGTERM: exit, so that the exit hooks end what a
+  // suite started (agents, podman and its containers) instead of leaving it running.
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    process.once(signal, () => process.exit(signal === "SIGINT" ? 130 : 143));
   const flags = argv.filter((a) => a.startsWith("-"));
   const names = argv.filter((a) => !a.startsWith("-"));
   const json = flags.includes("--json");

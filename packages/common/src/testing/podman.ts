@@ -89,7 +89,20 @@ export async function startPodman(t: PodmanContext): Promise<Podman> {
     [...base, "system", "service", "--time=0", `unix://${socket}`],
     { env, stdio: "ignore" },
   );
+  // A process that exits before its cleanup runs (a bench stopped with Ctrl-C)
+  // leaves no container or service behind: they would go on using the machine.
+  const onExit = () => {
+    spawnSync("/usr/bin/podman", [...base, "rm", "-f", "-a", "-t", "0"], { env, stdio: "ignore" });
+    service.kill("SIGKILL");
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // Its cleanup processes still write there: a temporary directory, left to the system.
+    }
+  };
+  process.once("exit", onExit);
   t.after(async () => {
+    process.off("exit", onExit);
     // Containers first (their conmon processes), then the service, then the
     // files: podman's cleanup processes write under root/ for a moment after.
     spawnSync("/usr/bin/podman", [...base, "rm", "-f", "-a", "-t", "0"], { env, stdio: "ignore" });
