@@ -283,7 +283,7 @@ export class KeptConnection {
 
   /** End the connection; what is queued or in flight fails. */
   close(): void {
-    const err = new HttpGetError("E_CLOSED", "the connection was closed");
+    const err = new HttpGetError("E_HTTP", "the connection was closed");
     for (const p of this.queue.splice(0)) p.reject(err);
     this.drop(err);
   }

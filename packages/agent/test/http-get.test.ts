@@ -213,7 +213,7 @@ test("kept connection - a reused connection the server dropped before answering 
   c.close();
   for (const e of await Promise.all(queued)) {
     assert.ok(e instanceof HttpGetError);
-    assert.equal(e.code, "E_CLOSED");
+    assert.equal(e.message, "the connection was closed");
   }
   const refused = await new KeptConnection({
     host: "127.0.0.1",
