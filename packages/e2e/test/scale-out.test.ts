@@ -902,7 +902,7 @@ test("scale-out - a job keeps going across the death of its primary: the leader 
   );
 });
 
-test("scale-out - `picluster cluster import` copies an embedded store's credentials, nodes and vitals history into the cluster: every primary stores it, and a second run adds nothing", {
+test("scale-out - `picluster cluster import` copies an embedded store's credentials, nodes, vitals history and custom and container series into the cluster: every primary stores it, and a second run adds nothing", {
   skip: NO_NATS,
 }, async (t) => {
   const embedded = await startPrimary(t, { "primary.vitals_interval": "1s" });
@@ -931,6 +931,15 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
     db.prepare(
       `INSERT INTO vitals_1h (node_id, bucket, samples, ${cols.join(", ")}) VALUES (?, ?, 360, ${cols.map((c) => (c.endsWith("_n") ? "360" : "42")).join(", ")})`,
     ).run(agent.agent.id, monthAgo);
+    // The node's own series and a container's: a sample each, and the old hour of one.
+    const custom = db.prepare(
+      "INSERT INTO custom_raw (node_id, series, ts, value) VALUES (?, ?, ?, ?)",
+    );
+    custom.run(agent.agent.id, "queue_depth", Date.now() - 60_000, 7);
+    custom.run(agent.agent.id, 'container.cpu{name="web"}', Date.now() - 60_000, 3.5);
+    db.prepare(
+      "INSERT INTO custom_1h (node_id, series, bucket, min, max, sum, n) VALUES (?, 'queue_depth', ?, 1, 9, 50, 10)",
+    ).run(agent.agent.id, monthAgo);
     db.close();
   }
   const samples = rawOf(embedded.dataDir);
@@ -952,7 +961,7 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
       summary: JSON.parse(run.out) as {
         credentials: { added: number; present: number };
         nodes: { added: number; present: number };
-        rows: { raw: number; minute: number; hour: number };
+        rows: { raw: number; minute: number; hour: number; custom: number };
       },
       progress: run.err,
     };
@@ -962,6 +971,7 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
   assert.deepEqual(first.summary.nodes, { added: 1, present: 0 });
   assert.equal(first.summary.rows.raw, samples);
   assert.ok(first.summary.rows.hour >= 1);
+  assert.equal(first.summary.rows.custom, 3, "two samples of own series and an hour of one");
   assert.match(first.progress, new RegExp(`raw: ${samples}/${samples}`), "progress is shown");
   for (const p of ps) {
     await waitFor(
@@ -974,6 +984,22 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
           monthAgo,
         ) === 1,
       `every sample and the old hour in ${status(p).self}'s store`,
+      15_000,
+    );
+    await waitFor(
+      () =>
+        count(
+          p.dataDir,
+          "SELECT count(*) AS n FROM custom_raw WHERE node_id = ?",
+          agent.agent.id,
+        ) === 2 &&
+        count(
+          p.dataDir,
+          "SELECT count(*) AS n FROM custom_1h WHERE node_id = ? AND series = 'queue_depth' AND bucket = ? AND max = 9",
+          agent.agent.id,
+          monthAgo,
+        ) === 1,
+      `the node's own series and its container's in ${status(p).self}'s store`,
       15_000,
     );
     assert.equal(p.primary.registry.get(agent.agent.id)?.name, "pi-old", "the node is known");
@@ -995,6 +1021,14 @@ test("scale-out - `picluster cluster import` copies an embedded store's credenti
     15_000,
   );
   assert.equal(rawOf((ps[0] as TestPrimary).dataDir), samples, "a second run stores nothing twice");
+  assert.equal(
+    count(
+      (ps[0] as TestPrimary).dataDir,
+      "SELECT count(*) AS n FROM custom_raw WHERE node_id = ?",
+      agent.agent.id,
+    ),
+    2,
+  );
 });
 
 test("scale-out - an API token made on one primary works on the others; revoked on another, it is refused everywhere", {

@@ -123,7 +123,7 @@ export function registerClusterCommands(
           `imported ${safeLine(summary.store)} in ${(summary.durationMs / 1_000).toFixed(1)} s:\n` +
             `  credentials and join tokens: ${credentials.added} added, ${credentials.present} already in the cluster\n` +
             `  nodes: ${nodes.added} added, ${nodes.present} already in the cluster\n` +
-            `  vitals: ${rows.raw} samples, ${rows.minute} minute and ${rows.hour} hour rollups (${summary.messages} messages; every primary stores them)\n`,
+            `  vitals: ${rows.raw} samples, ${rows.minute} minute and ${rows.hour} hour rollups, ${rows.custom} rows of custom and container series (${summary.messages} messages; every primary stores them)\n`,
         );
         return EXIT_OK;
       }),

@@ -6,8 +6,8 @@
  *   records into the nodes bucket, each only where the cluster has no entry
  *   for it (the cluster's word stands: a credential revoked there is not
  *   brought back);
- * - vitals history (raw samples, 1-minute and 1-hour rollups) onto the
- *   vitals stream, in messages of a few hundred rows each, which every
+ * - vitals history (raw samples, 1-minute and 1-hour rollups), and the
+ *   nodes' own series and their containers' with theirs, onto the vitals stream, in messages of a few hundred rows each, which every
  *   primary's consumer stores (a row a store has is kept once), as it does
  *   the samples of the others' agents.
  *
@@ -27,7 +27,7 @@ import { StoreReads } from "../store/reads.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { type ImportedHistory, VITALS_STREAM } from "./vitals-stream.js";
 
-export type ImportPhase = "credentials" | "nodes" | "raw" | "1m" | "1h";
+export type ImportPhase = "credentials" | "nodes" | "raw" | "1m" | "1h" | "custom";
 
 export interface ImportProgress {
   phase: ImportPhase;
@@ -40,8 +40,8 @@ export interface ImportSummary {
   /** Entries put into a bucket, and those the cluster already had (left as they were). */
   credentials: { added: number; present: number };
   nodes: { added: number; present: number };
-  /** Rows published, by kind. */
-  rows: { raw: number; minute: number; hour: number };
+  /** Rows published, by kind (custom: the nodes' own series and containers', raw and rollups). */
+  rows: { raw: number; minute: number; hour: number; custom: number };
   messages: number;
   durationMs: number;
 }
@@ -198,6 +198,12 @@ const TABLES = [
   },
 ] as const;
 
+const CUSTOM_TABLES = [
+  { kind: "custom_raw", cols: ["series", "ts", "value"] },
+  { kind: "custom_1m", cols: ["series", "bucket", "min", "max", "sum", "n"] },
+  { kind: "custom_1h", cols: ["series", "bucket", "min", "max", "sum", "n"] },
+] as const;
+
 async function importHistory(
   opts: ImportOptions,
   db: Database.Database,
@@ -208,7 +214,7 @@ async function importHistory(
   const metrics = (db.prepare("PRAGMA table_info(vitals_raw)").all() as Array<{ name: string }>)
     .map((c) => c.name)
     .filter((n) => n !== "node_id" && n !== "seq" && n !== "ts");
-  const rows = { raw: 0, minute: 0, hour: 0 };
+  const rows = { raw: 0, minute: 0, hour: 0, custom: 0 };
   let messages = 0;
   const pending = new Set<Promise<unknown>>();
   const sent: Array<Promise<unknown>> = [];
@@ -223,26 +229,33 @@ async function importHistory(
     messages++;
     if (pending.size >= WINDOW) await Promise.race(pending).catch(() => {});
   };
-  for (const spec of TABLES) {
-    const columns = spec.cols(metrics);
-    const total = (db.prepare(`SELECT count(*) AS n FROM ${spec.table}`).get() as { n: number }).n;
-    const select = db.prepare(
-      `SELECT node_id, ${columns.join(", ")} FROM ${spec.table} ORDER BY node_id, ${spec.key}`,
-    );
+  /** Publish `select`'s rows (node_id first, then `columns`) per node, in messages of MESSAGE_BYTES. */
+  const publishTable = async (
+    phase: ImportPhase,
+    table: string,
+    select: string,
+    columns: readonly string[],
+    message: (node: string, rows: Array<Array<number | string | null>>) => ImportedHistory,
+  ): Promise<number> => {
+    const total = (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
     let node = "";
-    let batch: Array<Array<number | null>> = [];
+    let batch: Array<Array<number | string | null>> = [];
     let bytes = 0;
     let done = 0;
     const flush = async () => {
       if (batch.length === 0) return;
-      const h: ImportedHistory = { origin: "import", node, kind: spec.kind, metrics, rows: batch };
-      const first = batch[0]?.[0];
+      const h = message(node, batch);
+      // A batch's id: its first row's key (a seq or bucket; a series and its time).
+      const first = batch[0] ?? [];
+      const key = typeof first[0] === "string" ? `${first[0]}:${first[1]}` : `${first[0]}`;
       batch = [];
       bytes = 0;
-      await publish(h, `import:${h.node}:${spec.kind}:${first}`);
-      opts.onProgress?.({ phase: spec.kind, done, total });
+      await publish(h, `import:${h.node}:${h.kind}:${key}`);
+      opts.onProgress?.({ phase, done, total });
     };
-    for (const r of select.iterate() as IterableIterator<Record<string, number | string | null>>) {
+    for (const r of db.prepare(select).iterate() as IterableIterator<
+      Record<string, number | string | null>
+    >) {
       const nodeId = String(r.node_id);
       if (nodeId !== node) {
         await flush();
@@ -250,18 +263,48 @@ async function importHistory(
       }
       const row = columns.map((c) => {
         const v = r[c];
-        return typeof v === "number" ? v : null;
+        return typeof v === "number" || typeof v === "string" ? v : null;
       });
       batch.push(row);
-      bytes += 20 * row.length;
+      bytes += 20 * row.length + (typeof row[0] === "string" ? row[0].length : 0);
       done++;
       if (bytes >= MESSAGE_BYTES) await flush();
     }
     await flush();
+    return done;
+  };
+  for (const spec of TABLES) {
+    const columns = spec.cols(metrics);
+    const done = await publishTable(
+      spec.kind,
+      spec.table,
+      `SELECT node_id, ${columns.join(", ")} FROM ${spec.table} ORDER BY node_id, ${spec.key}`,
+      columns,
+      (node, batch) => ({
+        origin: "import",
+        node,
+        kind: spec.kind,
+        metrics,
+        rows: batch as Array<Array<number | null>>,
+      }),
+    );
     if (spec.kind === "raw") rows.raw = done;
     else if (spec.kind === "1m") rows.minute = done;
     else rows.hour = done;
   }
+  // The nodes' own series and their containers' (a store from before migration 8 has none).
+  const hasCustom =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'custom_raw'").get() !==
+    undefined;
+  if (hasCustom)
+    for (const spec of CUSTOM_TABLES)
+      rows.custom += await publishTable(
+        "custom",
+        spec.kind,
+        `SELECT node_id, ${spec.cols.join(", ")} FROM ${spec.kind} ORDER BY node_id, series, ${spec.cols[1]}`,
+        spec.cols,
+        (node, batch) => ({ origin: "import", node, kind: spec.kind, rows: batch }),
+      );
   await Promise.all(sent).catch((err: unknown) => {
     throw new ClusterError(
       "E_CLUSTER_UNAVAILABLE",

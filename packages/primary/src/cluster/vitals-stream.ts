@@ -59,13 +59,25 @@ interface SharedSample {
  * per metric]`, the metrics named in `metrics` (the store's columns when
  * it was written; matched by name here).
  */
-export interface ImportedHistory {
-  origin: "import";
-  node: string;
-  kind: "raw" | "1m" | "1h";
-  metrics: string[];
-  rows: Array<Array<number | null>>;
-}
+/** Rows of an embedded store's history, published by `picluster cluster import`. */
+export type ImportedHistory =
+  | {
+      origin: "import";
+      node: string;
+      kind: "raw" | "1m" | "1h";
+      /** The store's vitals columns, in its order (an older store may have fewer). */
+      metrics: string[];
+      rows: Array<Array<number | null>>;
+    }
+  | {
+      origin: "import";
+      node: string;
+      /** A node's own series (and its containers'): [series, ts, value] or [series, bucket, min, max, sum, n]. */
+      kind: CustomKind;
+      rows: Array<Array<number | string | null>>;
+    };
+
+export type CustomKind = "custom_raw" | "custom_1m" | "custom_1h";
 
 export interface VitalsStreamOptions {
   nc: NatsConnection;
@@ -205,6 +217,21 @@ export class VitalsStream {
 
   /** History from `picluster cluster import`: stored by every primary (a row it has is kept once). */
   private takeImported(m: JsMsg, h: ImportedHistory): void {
+    const { store, log } = this.opts;
+    if (!("metrics" in h)) {
+      try {
+        store.importCustom(h.kind, h.node, h.rows);
+        m.ack();
+      } catch (err) {
+        log.debug("imported series not stored yet", { err: describeError(err) });
+        m.nak(5_000);
+      }
+      return;
+    }
+    this.takeImportedVitals(m, h);
+  }
+
+  private takeImportedVitals(m: JsMsg, h: Extract<ImportedHistory, { metrics: string[] }>): void {
     const { store, log } = this.opts;
     const fixed = 2;
     const perMetric = h.kind === "raw" ? 1 : 4;

@@ -290,6 +290,43 @@ export class Store {
     return added;
   }
 
+  /**
+   * Imported rows of a node's own series (`picluster cluster import`):
+   * [series, ts, value] for custom_raw, [series, bucket, min, max, sum, n] for
+   * the rollups. A row the store has is kept; a malformed one is skipped.
+   * Returns the rows added.
+   */
+  importCustom(
+    table: "custom_raw" | "custom_1m" | "custom_1h",
+    nodeId: string,
+    rows: ReadonlyArray<ReadonlyArray<number | string | null>>,
+  ): number {
+    const raw = table === "custom_raw";
+    const st =
+      table === "custom_raw"
+        ? this.st.insertCustom
+        : table === "custom_1m"
+          ? this.st.importCustomMinute
+          : this.st.importCustomHour;
+    const num = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+    let added = 0;
+    this.parts.db.transaction(() => {
+      for (const row of rows) {
+        const [series, at, ...values] = row;
+        const ok =
+          typeof series === "string" &&
+          num(at) &&
+          (raw
+            ? values.length === 1 && num(values[0])
+            : values.length === 4 &&
+              num(values[3]) &&
+              values.slice(0, 3).every((v) => v === null || num(v)));
+        if (ok) added += st.run(nodeId, series, at, ...values).changes;
+      }
+    })();
+    return added;
+  }
+
   /** Queue an event (and the node it concerns) for the next batch. */
   addEvent(event: ClusterEvent, node: NodeRecord | undefined): void {
     if (isStreamOnly(event)) return;
@@ -720,6 +757,12 @@ function prepareIngest(db: Database.Database) {
     ),
     importMinute: db.prepare(
       `INSERT OR IGNORE INTO vitals_1m (node_id, bucket, samples, ${rollupCols}) VALUES (?, ?, ?, ${rollup(() => "?, ?, ?, ?")})`,
+    ),
+    importCustomMinute: db.prepare(
+      "INSERT OR IGNORE INTO custom_1m (node_id, series, bucket, min, max, sum, n) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ),
+    importCustomHour: db.prepare(
+      "INSERT OR IGNORE INTO custom_1h (node_id, series, bucket, min, max, sum, n) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ),
     importHour: db.prepare(
       `INSERT OR IGNORE INTO vitals_1h (node_id, bucket, samples, ${rollupCols}) VALUES (?, ?, ?, ${rollup(() => "?, ?, ?, ?")})`,

@@ -386,3 +386,33 @@ test("store - a node's own series: stored once per sample, rolled up like the vi
   store.removeNode("n1", { keepHistory: false });
   assert.equal(rows("custom_1m") + rows("custom_1h"), 0);
 });
+
+test("store - imported rows of a node's own series are stored once, next to what the store has, and a malformed row is skipped, not fatal", (t) => {
+  const { store } = open(t);
+  assert.equal(
+    store.importCustom("custom_raw", "n1", [
+      ["queue_depth", T0, 4],
+      ["queue_depth", T0 + 10_000, 6],
+      [42, T0, 1],
+      ["queue_depth", T0 + 20_000, null],
+      ["queue_depth", "yesterday", 1],
+    ]),
+    2,
+  );
+  // Again: nothing new.
+  assert.equal(store.importCustom("custom_raw", "n1", [["queue_depth", T0, 99]]), 0);
+  assert.deepEqual(
+    store.series("n1", "custom.queue_depth", T0, T0 + 60_000, 1_000).points.map((p) => p.max),
+    [4, 6],
+  );
+  const monthAgo = T0 - 30 * DAY;
+  assert.equal(
+    store.importCustom("custom_1h", "n1", [
+      ["queue_depth", monthAgo, 1, 9, 50, 10],
+      ["queue_depth", monthAgo + 3_600_000, 1, 9, 50],
+    ]),
+    1,
+  );
+  const hour = store.series("n1", "custom.queue_depth", monthAgo, monthAgo + 3_600_000, 3_600_000);
+  assert.deepEqual(hour.points, [{ ts: monthAgo, avg: 5, min: 1, max: 9 }]);
+});
