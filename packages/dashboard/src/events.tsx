@@ -12,6 +12,7 @@ const KINDS = [
   "node.details",
   "check.down",
   "check.up",
+  "container.state",
   "task.started",
   "task.node",
   "task.finished",

@@ -487,6 +487,8 @@ export function describe(e: StoredEvent): string {
     case "check.down":
     case "check.up":
       return `${String(d.check)} (${String(d.checkKind)} ${String(d.target)}): ${String(d.reason)}`;
+    case "container.state":
+      return `container ${String(d.container)}: ${String(d.from)} → ${String(d.to)}${d.exitCode === undefined ? "" : ` (exit ${String(d.exitCode)})`}`;
     case "task.node":
       return `${String(d.task)}: ${String(d.status)}${d.error ? ` (${String(d.error)})` : ""}`;
     case "task.finished":

@@ -103,6 +103,24 @@ test("containers - from a real Podman API: state, exit codes, restarts, CPU and 
     90_000,
     500,
   );
+  // Its changes of state are events; the container that kept running has none.
+  const stateEvents = async () =>
+    (
+      (await (await fetch(`${base}/api/events?kind=container.state`)).json()) as {
+        events: Array<{ data: { container: string; from: string; to: string } }>;
+      }
+    ).events;
+  await waitFor(
+    async () => (await stateEvents()).some((e) => e.data.container === "looping"),
+    "a container.state event for the crash loop",
+    10_000,
+    200,
+  );
+  const events = await stateEvents();
+  assert.ok(
+    events.every((e) => e.data.container === "looping" && e.data.from !== e.data.to),
+    JSON.stringify(events.slice(0, 5)),
+  );
 
   // Stored: web's memory as a series, as the node page charts it.
   const series = (await (

@@ -41,6 +41,23 @@ export type ClusterEvent =
       reason: string;
     }
   /**
+   * One of the node's containers changed state between two samples
+   * (running → exited, exited → running, → restarting…); a container seen for
+   * the first time or gone from the list is not news.
+   */
+  | {
+      kind: "container.state";
+      at: number;
+      nodeId: string;
+      name: string;
+      container: string;
+      image: string;
+      from: string;
+      to: string;
+      /** When it exited: its exit code. */
+      exitCode?: number;
+    }
+  /**
    * Its details changed in a way a person cares about (not a boot-time
    * jitter or an update count): `changes` says what, in words
    * ("kernel 6.6.51 → 6.6.62"); the first details of a node are `first`,

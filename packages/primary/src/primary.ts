@@ -905,6 +905,16 @@ export class Primary {
           { node: e.name, nodeId: e.nodeId, check: e.check, reason: e.reason },
         );
         return;
+      case "container.state":
+        log.info("container state", {
+          node: e.name,
+          nodeId: e.nodeId,
+          container: e.container,
+          from: e.from,
+          to: e.to,
+          exitCode: e.exitCode,
+        });
+        return;
       case "node.details":
         log.info(e.first === true ? "node details" : "node details changed", {
           node: e.name,

@@ -234,6 +234,7 @@ export class MemoryRegistry implements Registry {
     if (node === undefined) return;
     const before = node.vitals?.throttling;
     const checksBefore = new Map((node.vitals?.checks ?? []).map((c) => [c.name, c.up]));
+    const containersBefore = new Map((node.vitals?.containers ?? []).map((c) => [c.name, c.state]));
     node.vitals = vitals;
     node.vitalsAt = at;
 
@@ -265,6 +266,21 @@ export class MemoryRegistry implements Registry {
         checkKind: c.kind,
         target: c.target,
         reason: c.reason,
+      });
+    }
+    for (const c of vitals.containers ?? []) {
+      const was = containersBefore.get(c.name);
+      if (was === undefined || was === c.state) continue;
+      this.events.emit({
+        kind: "container.state",
+        at,
+        nodeId: id,
+        name: node.name,
+        container: c.name,
+        image: c.image,
+        from: was,
+        to: c.state,
+        ...(c.exitCode === undefined ? {} : { exitCode: c.exitCode }),
       });
     }
   }

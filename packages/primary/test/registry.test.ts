@@ -64,6 +64,31 @@ test("registry - a throttling flag turning on or off is an event of its own; sta
   assert.equal(registry.get("n1")?.lastSeq, 4, "only forward");
 });
 
+test("registry - a container changing state between samples is an event, with its exit code; first seen, unchanged or gone is not", () => {
+  const { registry, seen } = setup();
+  registry.connected(hello, 1);
+  const c = (name: string, state: string, exitCode?: number) => ({
+    id: `${name}-id`,
+    name,
+    image: "nginx:1",
+    state,
+    restarts: 0,
+    ...(exitCode === undefined ? {} : { exitCode }),
+  });
+  const withContainers = (...containers: ReturnType<typeof c>[]) => ({ ...vitals({}), containers });
+  registry.setVitals("n1", withContainers(c("web", "running"), c("job", "exited", 0)), 1, 10);
+  registry.setVitals("n1", withContainers(c("web", "running"), c("job", "exited", 0)), 2, 20);
+  registry.setVitals("n1", withContainers(c("web", "exited", 137)), 3, 30);
+  registry.setVitals("n1", withContainers(c("web", "running"), c("new", "exited", 1)), 4, 40);
+  const changes = seen.flatMap((e) =>
+    e.kind === "container.state" ? [[e.container, e.from, e.to, e.exitCode, e.at]] : [],
+  );
+  assert.deepEqual(changes, [
+    ["web", "running", "exited", 137, 30],
+    ["web", "exited", "running", undefined, 40],
+  ]);
+});
+
 test("registry - a listener that throws does not stop the others", () => {
   const { registry, events } = setup();
   let after = 0;

@@ -362,6 +362,8 @@ export function eventWhat(e: StreamedEvent, colour: boolean): string {
     case "check.down":
     case "check.up":
       return `${text(d.check)} ${e.kind === "check.down" ? "DOWN" : "up"}: ${text(d.reason)}`;
+    case "container.state":
+      return `container ${text(d.container)}: ${text(d.from)} → ${text(d.to)}${d.exitCode === undefined ? "" : ` (exit ${text(d.exitCode)})`}`;
     case "node.details":
       return Array.isArray(d.changes) && d.changes.length > 0
         ? d.changes.map(text).join("; ")
