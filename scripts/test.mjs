@@ -104,7 +104,10 @@ for (const [i, file] of files.entries()) {
   }
   if (counts !== undefined) {
     for (const key of Object.keys(total)) total[key] += counts[key];
-    for (const test of counts.failed) failures.push(`${name}: ${test}`);
+    for (const [k, test] of counts.failed.entries()) {
+      failures.push(`${name}: ${test}`);
+      for (const line of counts.errors?.[k] ?? []) failures.push(`    ${line}`);
+    }
   }
   if (timedOut) {
     failures.push(
@@ -125,6 +128,6 @@ console.log(
 );
 if (failures.length > 0) {
   console.log("failed:");
-  for (const f of failures) console.log(`  ✖ ${f}`);
+  for (const f of failures) console.log(f.startsWith("    ") ? `  ${f}` : `  ✖ ${f}`);
   process.exit(1);
 }
