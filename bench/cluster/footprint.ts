@@ -7,7 +7,9 @@
  * runs beside it the same way, joined to a second primary (both read the
  * same /etc/machine-id, so one primary would take them for one node). RSS and CPU ticks are read
  * from /proc/<pid> every few seconds; a bare `node -e
- * "setInterval(()=>{},1000)"` is sampled alongside for comparison.
+ * "setInterval(()=>{},1000)"` is sampled alongside for comparison, and the
+ * floor of any agent the design allows: the same with one TLS-PSK socket and
+ * a heartbeat line written on it each second.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -23,6 +25,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { AGENT_NODE_FLAGS } from "@picluster/common";
 import { IMAGE, NO_PODMAN, startPodman } from "@picluster/common/testing";
 import { preciseNow } from "./ipc.js";
@@ -83,23 +86,52 @@ export interface FootprintResult {
    * systemd unit runs it): the like-for-like reference for the bundle.
    */
   bareNodeAgentFlags: ProcessFootprint;
+  /**
+   * The floor of any agent built as the design says: a bare node with the
+   * agent's flags that holds one TLS-PSK connection (no trust store, as the
+   * agent's link) and writes a heartbeat-sized line on it once a second.
+   */
+  tlsHeartbeatFloor: ProcessFootprint;
   notes: string[];
 }
+
+/** The floor process's script; PORT is the bench's TLS-PSK server. */
+function floorScript(port: number): string {
+  const line = JSON.stringify(
+    `${JSON.stringify({ v: 1, type: "heartbeat", ts: Date.now(), payload: { dropped: 0 } })}\n`,
+  );
+  return [
+    "const tls=require('node:tls');",
+    `const s=tls.connect({host:'127.0.0.1',port:${port},ca:[],ciphers:'${FLOOR_CIPHER}',maxVersion:'TLSv1.2',`,
+    `pskCallback:()=>({identity:'floor',psk:Buffer.from('${FLOOR_PSK.toString("hex")}','hex')}),checkServerIdentity:()=>undefined});`,
+    `s.on('secureConnect',()=>setInterval(()=>s.write(${line}),1000));`,
+    "s.on('data',()=>{});s.on('error',(e)=>{console.error(String(e));process.exit(1)});",
+  ].join("");
+}
+
+const FLOOR_PSK = Buffer.alloc(32, 7);
+const FLOOR_CIPHER = "PSK-AES256-GCM-SHA384";
 
 const JOIN_WITHIN_MS = 20_000;
 
 /**
  * The loaded agent's config: five metrics from programs (/bin/echo, as a
- * small script would print), five from files, two tcp checks, two http
+ * small script would print), five from a file in the text format (as a cron
+ * job would leave it for node_exporter's textfile collector), two tcp checks, two http
  * checks (a server in the bench process) and a ping of loopback; and,
  * where podman can run, CONTAINERS sleeping containers on its API socket.
  */
-function loadedIni(webPort: number, containerSocket: string | undefined): string {
+function loadedIni(
+  webPort: number,
+  containerSocket: string | undefined,
+  metricsDir: string,
+): string {
   const lines: string[] = [];
   if (containerSocket !== undefined) lines.push("[containers]", `socket = ${containerSocket}`);
   for (let i = 0; i < 5; i++)
     lines.push(`[metrics.cmd${i}]`, `command = /bin/echo queue_${i} ${i * 7}`);
-  for (let i = 0; i < 5; i++) lines.push(`[metrics.file${i}]`, "file = /proc/loadavg");
+  for (let i = 0; i < 5; i++)
+    lines.push(`[metrics.file${i}]`, `file = ${join(metricsDir, `backup${i}.prom`)}`);
   lines.push(
     "[check.tcp0]",
     `tcp = 127.0.0.1:${webPort}`,
@@ -238,6 +270,8 @@ export async function runFootprint(
   let bare: ChildProcess | undefined;
   let web: Server | undefined;
   let bareFlags: ChildProcess | undefined;
+  let floor: ChildProcess | undefined;
+  let floorServer: TlsServer | undefined;
   let counting = false;
   const cleanups: Array<() => void | Promise<void>> = [];
   // Spawned, not forked: these would outlive a bench that exits early, so they die with it.
@@ -245,6 +279,7 @@ export async function runFootprint(
     for (const a of agents) a.child.kill("SIGKILL");
     bare?.kill("SIGKILL");
     bareFlags?.kill("SIGKILL");
+    floor?.kill("SIGKILL");
   };
   process.once("exit", killOnExit);
   try {
@@ -260,6 +295,20 @@ export async function runFootprint(
       // Issue 18's load: 10 custom metrics and 5 checks at their default
       // intervals, and 20 containers where podman runs.
       web = createServer((_req, res) => res.writeHead(200).end("ok\n"));
+      const metricsDir = mkdtempSync(join(tmpdir(), "picluster-bench-metrics-"));
+      cleanups.push(() => rmSync(metricsDir, { recursive: true, force: true }));
+      for (let i = 0; i < 5; i++) {
+        writeFileSync(
+          join(metricsDir, `backup${i}.prom`),
+          [
+            `# HELP backup${i}_age_seconds Seconds since the last backup.`,
+            `# TYPE backup${i}_age_seconds gauge`,
+            `backup${i}_age_seconds ${5120 + i}`,
+            `backup${i}_bytes{target="nas"} 1.2e9`,
+            "",
+          ].join("\n"),
+        );
+      }
       await new Promise<void>((r) => web?.listen(0, "127.0.0.1", r));
       let socket: string | undefined;
       if (NO_PODMAN === false) {
@@ -289,7 +338,7 @@ export async function runFootprint(
         label: `agent-bundle.cjs with 10 custom metrics, 5 checks${socket === undefined ? "" : ` and ${CONTAINERS} containers`}`,
         script: BUNDLE_SCRIPT,
         name: "bench-agent-loaded",
-        ini: loadedIni((web.address() as AddressInfo).port, socket),
+        ini: loadedIni((web.address() as AddressInfo).port, socket, metricsDir),
       });
     } else {
       notes.push(
@@ -315,6 +364,20 @@ export async function runFootprint(
       const bundleFlags =
         chosen === undefined ? AGENT_NODE_FLAGS : chosen.split(" ").filter(Boolean);
       const flags = kind.script === BUNDLE_SCRIPT ? bundleFlags : [];
+      // PICLUSTER_BENCH_AGENT_ENV: NAME=VALUE pairs, split on spaces, added to the
+      // bundle's agents' environment (a malloc setting to try).
+      const extraEnv =
+        kind.script === BUNDLE_SCRIPT
+          ? Object.fromEntries(
+              (process.env.PICLUSTER_BENCH_AGENT_ENV ?? "")
+                .split(" ")
+                .filter((pair) => pair.includes("="))
+                .map((pair) => [
+                  pair.slice(0, pair.indexOf("=")),
+                  pair.slice(pair.indexOf("=") + 1),
+                ]),
+            )
+          : {};
       const configArgs: string[] = [];
       if (kind.ini !== undefined) {
         writeFileSync(join(dir, "agent.ini"), kind.ini);
@@ -330,6 +393,7 @@ export async function runFootprint(
           PICLUSTER_AGENT_PRIMARY_HOST: "127.0.0.1",
           PICLUSTER_AGENT_PRIMARY_PORT: String(local.port),
           PICLUSTER_AGENT_JOIN_TOKEN: token,
+          ...extraEnv,
         },
         stdio: ["ignore", "ignore", stderrFd],
       });
@@ -356,6 +420,24 @@ export async function runFootprint(
     } as const;
     bare = spawn(process.execPath, bareArgs, bareOpts);
     bareFlags = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...bareArgs], bareOpts);
+    floorServer = createTlsServer(
+      {
+        pskCallback: () => FLOOR_PSK,
+        ciphers: FLOOR_CIPHER,
+        minVersion: "TLSv1.2",
+        maxVersion: "TLSv1.2",
+      },
+      (socket) => {
+        socket.on("data", () => {});
+        socket.on("error", () => {});
+      },
+    );
+    await new Promise<void>((r) => floorServer?.listen(0, "127.0.0.1", r));
+    floor = spawn(
+      process.execPath,
+      [...AGENT_NODE_FLAGS, "-e", floorScript((floorServer.address() as AddressInfo).port)],
+      { env: bareOpts.env, stdio: ["ignore", "ignore", "inherit"] },
+    );
     for (const agent of agents) {
       const joinedAt = await agent.local
         .waitState(agent.name, "alive", since, JOIN_WITHIN_MS)
@@ -374,6 +456,8 @@ export async function runFootprint(
     const bareSampler = new Sampler(barePid);
     if (bareFlags.pid === undefined) throw new Error("no pid for the bare node process with flags");
     const bareFlagsSampler = new Sampler(bareFlags.pid);
+    if (floor.pid === undefined) throw new Error("no pid for the TLS heartbeat floor process");
+    const floorSampler = new Sampler(floor.pid);
     for (const agent of agents) {
       const pid = agent.child.pid;
       if (pid === undefined) throw withStderr(agent, new Error("no pid"));
@@ -391,6 +475,7 @@ export async function runFootprint(
       }
       bareSampler.sample();
       bareFlagsSampler.sample();
+      floorSampler.sample();
       const elapsed = performance.now() - started;
       if (elapsed >= opts.windowMs) break;
       const rss = agents
@@ -416,6 +501,7 @@ export async function runFootprint(
       })),
       bareNode: bareSampler.result(hz),
       bareNodeAgentFlags: bareFlagsSampler.result(hz),
+      tlsHeartbeatFloor: floorSampler.result(hz),
       notes,
     };
   } finally {
@@ -425,6 +511,8 @@ export async function runFootprint(
     if (bare) await stop(bare);
     web?.close();
     if (bareFlags) await stop(bareFlags);
+    if (floor) await stop(floor);
+    floorServer?.close();
     for (const a of agents) {
       closeSync(a.stderrFd);
       rmSync(a.dir, { recursive: true, force: true });

@@ -282,6 +282,10 @@ export function footprintTable(f: FootprintResult): ReportTable {
       ...f.agents.map((a) => row(a.label, a.footprint)),
       row('node -e "setInterval(()=>{},1000)"', f.bareNode),
       row(`node ${AGENT_NODE_FLAGS.join(" ")} -e "setInterval(()=>{},1000)"`, f.bareNodeAgentFlags),
+      row(
+        `node ${AGENT_NODE_FLAGS.join(" ")}, one TLS-PSK socket, a heartbeat line a second (the floor)`,
+        f.tlsHeartbeatFloor,
+      ),
     ],
     numeric: [1, 2, 3, 4, 5, 6, 7, 8],
   };

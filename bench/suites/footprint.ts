@@ -32,6 +32,16 @@ export async function runFootprintSuite({ progress, quick }: SuiteContext): Prom
         label: `${a.label} RSS / a bare node's with the agent's flags (${AGENT_NODE_FLAGS.join(" ")}; issue 18's budget for the installed agent: 1.15×)`,
         value: a.footprint.rssMedianBytes / bareFlags,
       },
+      {
+        id: `${a.name}-rss-vs-floor`,
+        label: `${a.label} RSS / the floor's (a node with the agent's flags, one TLS-PSK socket, a heartbeat a second)`,
+        value: a.footprint.rssMedianBytes / f.tlsHeartbeatFloor.rssMedianBytes,
+      },
+      {
+        id: `${a.name}-cpu-vs-floor`,
+        label: `${a.label} CPU / the floor's`,
+        value: a.footprint.cpuPct / f.tlsHeartbeatFloor.cpuPct,
+      },
     ]),
     budgets: footprintBudgets(f),
     notes: f.notes,
