@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { MessageMap } from "@picluster/common";
 import { backoffMs, RECONNECT_BASE_MS } from "../../src/link.js";
 import { Outbox } from "../../src/outbox.js";
@@ -74,6 +76,35 @@ test("outbox - a long run stays bounded in memory (the dropped front is reclaime
   assert.ok(
     (box as unknown as { entries: unknown[] }).entries.length < 3_000,
     "the backing array is compacted",
+  );
+});
+
+// A full collection on demand, for checking what the outbox still holds.
+setFlagsFromString("--expose-gc");
+const collect = runInNewContext("gc") as () => void;
+
+test("outbox - a sample the primary stored, or one dropped, is released at once, not when the array is compacted", async () => {
+  const box = new Outbox(3);
+  const refs: Array<WeakRef<object>> = [];
+  for (let i = 0; i < 6; i++) {
+    // A payload of its own per sample, as the collectors make.
+    const payload = { ...SAMPLE, cpu: { total: i, perCore: [] } } as MessageMap["vitals"];
+    refs.push(new WeakRef(payload));
+    box.push("vitals", payload, i);
+  }
+  // Samples 1-3 were dropped (capacity 3); 4 and 5 are now stored; 6 is still owed.
+  box.ack(5);
+  assert.deepEqual(
+    box.pending().map((e) => e.seq),
+    [6],
+  );
+  // A WeakRef holds its target until the current job ends.
+  await new Promise((resolve) => setImmediate(resolve));
+  collect();
+  assert.deepEqual(
+    refs.map((r) => r.deref() !== undefined),
+    [false, false, false, false, false, true],
+    "only the sample still owed is held",
   );
 });
 
