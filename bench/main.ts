@@ -23,6 +23,7 @@ import { runHttp } from "./suites/http.js";
 import { runJobs } from "./suites/jobs.js";
 import { runJobsAgents } from "./suites/jobs-agents.js";
 import { runScaleout } from "./suites/scaleout.js";
+import { runSoak } from "./suites/soak.js";
 import { runStore } from "./suites/store.js";
 
 const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map([
@@ -50,6 +51,14 @@ const SUITES: ReadonlyMap<string, { description: string; run: Suite }> = new Map
     {
       description: "one real agent (CLI and installed bundle) beside a bare node: RSS and CPU",
       run: runFootprintSuite,
+    },
+  ],
+  [
+    "soak",
+    {
+      description:
+        "the loaded installed agent with intervals shortened for 20 min: heap growth per 1 000 samples",
+      run: runSoak,
     },
   ],
   [

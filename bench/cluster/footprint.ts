@@ -21,7 +21,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -114,36 +114,114 @@ const FLOOR_CIPHER = "PSK-AES256-GCM-SHA384";
 
 const JOIN_WITHIN_MS = 20_000;
 
+/** What issue 18's load needs around the agent: a web server, metric files, podman's socket. */
+export interface Load {
+  webPort: number;
+  metricsDir: string;
+  /** podman's API socket with CONTAINERS containers; undefined where podman cannot run. */
+  containerSocket: string | undefined;
+}
+
+/**
+ * Issue 18's load: a web server for the checks, five metric files in the
+ * text format and, where podman can run, CONTAINERS sleeping containers on
+ * its API socket. What it starts is ended by the functions pushed on `cleanups`.
+ */
+export async function startLoad(
+  progress: (message: string) => void,
+  cleanups: Array<() => void | Promise<void>>,
+  notes: string[],
+): Promise<Load> {
+  const web = createServer((_req, res) => res.writeHead(200).end("ok\n"));
+  await new Promise<void>((r) => web.listen(0, "127.0.0.1", r));
+  cleanups.push(() => {
+    web.close();
+  });
+  const metricsDir = mkdtempSync(join(tmpdir(), "picluster-bench-metrics-"));
+  cleanups.push(() => rmSync(metricsDir, { recursive: true, force: true }));
+  for (let i = 0; i < 5; i++) {
+    writeFileSync(
+      join(metricsDir, `backup${i}.prom`),
+      [
+        `# HELP backup${i}_age_seconds Seconds since the last backup.`,
+        `# TYPE backup${i}_age_seconds gauge`,
+        `backup${i}_age_seconds ${5120 + i}`,
+        `backup${i}_bytes{target="nas"} 1.2e9`,
+        "",
+      ].join("\n"),
+    );
+  }
+  let containerSocket: string | undefined;
+  if (NO_PODMAN === false) {
+    const podman = await startPodman({
+      after: (fn) => cleanups.push(fn),
+      diagnostic: (m) => notes.push(m),
+    });
+    for (let i = 0; i < CONTAINERS; i++) {
+      progress(`starting container ${i + 1}/${CONTAINERS} in podman`);
+      podman.run([
+        "run",
+        "-d",
+        "--name",
+        `bench${String(i).padStart(2, "0")}`,
+        "--network",
+        "none",
+        IMAGE,
+        "/bin/sleep",
+        "1000000",
+      ]);
+    }
+    containerSocket = podman.socket;
+  } else {
+    notes.push(`the loaded agent has no containers: ${NO_PODMAN}`);
+  }
+  return { webPort: (web.address() as AddressInfo).port, metricsDir, containerSocket };
+}
+
+/** The loaded agent's label in tables. */
+export function loadLabel(load: Load): string {
+  return `agent-bundle.cjs with 10 custom metrics, 5 checks${load.containerSocket === undefined ? "" : ` and ${CONTAINERS} containers`}`;
+}
+
 /**
  * The loaded agent's config: five metrics from programs (/bin/echo, as a
  * small script would print), five from a file in the text format (as a cron
- * job would leave it for node_exporter's textfile collector), two tcp checks, two http
- * checks (a server in the bench process) and a ping of loopback; and,
- * where podman can run, CONTAINERS sleeping containers on its API socket.
+ * job would leave it for node_exporter's textfile collector), two tcp
+ * checks, two http checks and a ping of loopback, and the containers.
+ * `interval` (a duration such as "2s") replaces every default interval.
  */
-function loadedIni(
-  webPort: number,
-  containerSocket: string | undefined,
-  metricsDir: string,
-): string {
+export function loadedIni(load: Load, interval?: string): string {
+  const every = interval === undefined ? [] : [`interval = ${interval}`];
   const lines: string[] = [];
-  if (containerSocket !== undefined) lines.push("[containers]", `socket = ${containerSocket}`);
+  if (load.containerSocket !== undefined) {
+    lines.push("[containers]", `socket = ${load.containerSocket}`);
+    if (interval !== undefined) lines.push(`stats_interval = ${interval}`);
+  }
   for (let i = 0; i < 5; i++)
-    lines.push(`[metrics.cmd${i}]`, `command = /bin/echo queue_${i} ${i * 7}`);
+    lines.push(`[metrics.cmd${i}]`, `command = /bin/echo queue_${i} ${i * 7}`, ...every);
   for (let i = 0; i < 5; i++)
-    lines.push(`[metrics.file${i}]`, `file = ${join(metricsDir, `backup${i}.prom`)}`);
+    lines.push(
+      `[metrics.file${i}]`,
+      `file = ${join(load.metricsDir, `backup${i}.prom`)}`,
+      ...every,
+    );
   lines.push(
     "[check.tcp0]",
-    `tcp = 127.0.0.1:${webPort}`,
+    `tcp = 127.0.0.1:${load.webPort}`,
+    ...every,
     "[check.tcp1]",
     "tcp = 127.0.0.1:1",
+    ...every,
     "[check.http0]",
-    `http = http://127.0.0.1:${webPort}/`,
+    `http = http://127.0.0.1:${load.webPort}/`,
+    ...every,
     "[check.http1]",
-    `http = http://127.0.0.1:${webPort}/healthz`,
+    `http = http://127.0.0.1:${load.webPort}/healthz`,
     "body = ok",
+    ...every,
     "[check.ping0]",
     "ping = 127.0.0.1",
+    ...every,
     "",
   );
   return lines.join("\n");
@@ -168,7 +246,7 @@ function exited(child: ChildProcess, withinMs: number): Promise<boolean> {
 }
 
 /** SIGTERM (the agent says bye), then SIGKILL if it is still there. */
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill("SIGTERM");
   if (!(await exited(child, STOP_WITHIN_MS))) {
@@ -268,7 +346,6 @@ export async function runFootprint(
   const notes: string[] = [];
   const agents: RunningAgent[] = [];
   let bare: ChildProcess | undefined;
-  let web: Server | undefined;
   let bareFlags: ChildProcess | undefined;
   let floor: ChildProcess | undefined;
   let floorServer: TlsServer | undefined;
@@ -294,51 +371,12 @@ export async function runFootprint(
       });
       // Issue 18's load: 10 custom metrics and 5 checks at their default
       // intervals, and 20 containers where podman runs.
-      web = createServer((_req, res) => res.writeHead(200).end("ok\n"));
-      const metricsDir = mkdtempSync(join(tmpdir(), "picluster-bench-metrics-"));
-      cleanups.push(() => rmSync(metricsDir, { recursive: true, force: true }));
-      for (let i = 0; i < 5; i++) {
-        writeFileSync(
-          join(metricsDir, `backup${i}.prom`),
-          [
-            `# HELP backup${i}_age_seconds Seconds since the last backup.`,
-            `# TYPE backup${i}_age_seconds gauge`,
-            `backup${i}_age_seconds ${5120 + i}`,
-            `backup${i}_bytes{target="nas"} 1.2e9`,
-            "",
-          ].join("\n"),
-        );
-      }
-      await new Promise<void>((r) => web?.listen(0, "127.0.0.1", r));
-      let socket: string | undefined;
-      if (NO_PODMAN === false) {
-        const podman = await startPodman({
-          after: (fn) => cleanups.push(fn),
-          diagnostic: (m) => notes.push(m),
-        });
-        for (let i = 0; i < CONTAINERS; i++) {
-          progress(`footprint: starting container ${i + 1}/${CONTAINERS} in podman`);
-          podman.run([
-            "run",
-            "-d",
-            "--name",
-            `bench${String(i).padStart(2, "0")}`,
-            "--network",
-            "none",
-            IMAGE,
-            "/bin/sleep",
-            "1000000",
-          ]);
-        }
-        socket = podman.socket;
-      } else {
-        notes.push(`the loaded agent has no containers: ${NO_PODMAN}`);
-      }
+      const load = await startLoad((m) => progress(`footprint: ${m}`), cleanups, notes);
       kinds.push({
-        label: `agent-bundle.cjs with 10 custom metrics, 5 checks${socket === undefined ? "" : ` and ${CONTAINERS} containers`}`,
+        label: loadLabel(load),
         script: BUNDLE_SCRIPT,
         name: "bench-agent-loaded",
-        ini: loadedIni((web.address() as AddressInfo).port, socket, metricsDir),
+        ini: loadedIni(load),
       });
     } else {
       notes.push(
@@ -509,7 +547,6 @@ export async function runFootprint(
     for (const a of agents) a.stopCounting();
     await Promise.all(agents.map((a) => stop(a.child)));
     if (bare) await stop(bare);
-    web?.close();
     if (bareFlags) await stop(bareFlags);
     if (floor) await stop(floor);
     floorServer?.close();

@@ -28,6 +28,8 @@ export interface LocalPrimary {
 
 export async function startLocalPrimary(
   prepare: (dataDir: string) => void = () => {},
+  /** More config flags (`section.key` → value), e.g. a shorter vitals interval. */
+  flags: Record<string, string> = {},
 ): Promise<LocalPrimary> {
   const dataDir = mkdtempSync(join(tmpdir(), "picluster-bench-primary-"));
   let output: LogOutput | undefined;
@@ -42,6 +44,7 @@ export async function startLocalPrimary(
         "primary.port": "0",
         "http.host": "127.0.0.1",
         "http.port": "0",
+        ...flags,
       },
       paths: { cwd: dataDir, home: dataDir, uid: process.getuid?.() },
       configPath: undefined,
