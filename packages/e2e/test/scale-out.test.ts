@@ -1076,3 +1076,61 @@ test("scale-out - an API token made on one primary works on the others; revoked 
     10_000,
   );
 });
+
+test("scale-out - the job log is compacted: the leader stores snapshots and purges what they hold; a primary that joins later has every job from the newest snapshot", {
+  skip: NO_NATS,
+}, async (t) => {
+  const nats = await startNatsCluster(t, 1);
+  const flags = { "cluster.jobs_snapshot_every": "10" };
+  const [p1, p2] = (await startPrimaries(t, nats.urls, ["p1", "p2"], flags)) as [
+    TestPrimary,
+    TestPrimary,
+  ];
+  await agreed([p1, p2], ["p1", "p2"]);
+  const tasks = ["[task.work]", "command = /usr/bin/true", ""].join("\n");
+  const agent = startAgent(t, p1, "pi-a", {}, "x86-server", tasks);
+  await waitFor(
+    () => p2.primary.registry.get(agent.agent.id)?.details?.tasks !== undefined,
+    "the node alive with its tasks",
+    15_000,
+  );
+  const total = 30;
+  const job = await p2.primary.jobs.submit({
+    task: "work",
+    on: "all",
+    items: { kind: "range", from: 1, to: total },
+    perNode: 1,
+    requestedBy: "test",
+  });
+  await p2.primary.jobs.settled(job.id);
+  const nc = await connect({ servers: nats.urls });
+  t.after(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  // Two snapshots at least: the first purges nothing, the second what the first holds.
+  await waitFor(
+    async () => (await jsm.streams.info("picluster-jobs")).state.first_seq > 1,
+    "the job log purged below a snapshot",
+    15_000,
+  );
+  const snapshot = await jsm.streams.info("OBJ_picluster-jobs-snap");
+  assert.ok(snapshot.state.messages > 0, "a snapshot in the object store");
+  // The job's first operations (its record, its items) are gone from the stream; p3 has them all the same.
+  const [p3] = (await startPrimaries(t, nats.urls, ["p3"], flags)) as [TestPrimary];
+  const expected = await p1.primary.jobs.items(job.id, { limit: 100 });
+  assert.equal(expected.length, total);
+  assert.ok(expected.every((i) => i.state === "ok"));
+  await waitFor(
+    async () => (await p3.primary.jobs.get(job.id))?.status === "ok",
+    "p3 has the finished job",
+    10_000,
+  );
+  assert.deepEqual(await p3.primary.jobs.items(job.id, { limit: 100 }), expected);
+  assert.deepEqual(
+    (await p3.primary.jobs.get(job.id))?.counts,
+    (await p1.primary.jobs.get(job.id))?.counts,
+  );
+  const log = await jsm.streams.info("picluster-jobs");
+  t.diagnostic(
+    `the job's ${total} items made ${log.state.last_seq} messages; the log keeps ${log.state.messages} from ${log.state.first_seq}, the snapshot is ${snapshot.state.bytes} bytes`,
+  );
+});

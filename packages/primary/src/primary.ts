@@ -545,6 +545,7 @@ export class Primary {
           else this.jobService?.release(jobId);
         },
         onCancelled: (jobId, _from, running) => this.jobService?.cancelledElsewhere(jobId, running),
+        compactEvery: this.opts.config.cluster.jobs_snapshot_every,
       });
       this.jobLog = jobLog;
       jobs = jobLog.records;

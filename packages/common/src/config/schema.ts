@@ -542,6 +542,11 @@ export const SCHEMA = {
       3_000,
       "How long the leader's lease and a primary's presence last without renewal: a primary that vanishes is noticed, and the leadership taken over, within this.",
     ),
+    jobs_snapshot_every: key(
+      integerType(10, 10_000_000),
+      10_000,
+      "Messages of the job log (`picluster-jobs`) between two snapshots of the jobs the leader stores in `picluster-jobs-snap`; the log is purged below the snapshot before the newest, so a primary starts from a snapshot and replays at most twice this many messages.",
+    ),
   },
 } as const;
 

@@ -28,21 +28,32 @@
  * that were out are queued again (at least once). A cancel made on another
  * primary is an operation too; the owner stops what runs.
  *
+ * The log does not grow forever: once `compactEvery` messages have been
+ * applied since the newest snapshot, the leader takes one (its replica's
+ * SQLite image at a stream sequence, with the owners) into the object store
+ * `<stream>-snap`, and purges the stream below the snapshot before it, so a
+ * primary that is a snapshot's worth of messages behind goes on unharmed.
+ * A primary starts from the newest snapshot and replays only what follows
+ * it; one that finds a hole in the sequence (purged while it lagged further
+ * behind) reloads from the newest snapshot.
+ *
  * Written by hand: what is picluster's own here is the operations and
  * their replay; JetStream gives the ordering and the copies.
  */
 
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import {
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamClient,
+  type JetStreamManager,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
+import { type ObjectStore, Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type Clock,
@@ -76,6 +87,29 @@ const MAX_MESSAGE_BYTES = 256 * 1024;
 const ENQUEUE_PIECE_BYTES = 192 * 1024;
 /** A call in the stream but not read back (and applied) within this fails. */
 const SEEN_BACK_MS = 30_000;
+/** Messages applied since the newest snapshot before the leader takes another. */
+const COMPACT_EVERY = 10_000;
+/** The snapshot's name in the object store. */
+const SNAPSHOT = "replica";
+
+/** What a snapshot holds beside the replica's SQLite image. */
+interface SnapshotHeader {
+  /** The last stream sequence applied to the image. */
+  seq: number;
+  owners: Array<[number, string]>;
+}
+
+/** Where this primary's replica stands in the log (for tests, logs and status). */
+export interface JobLogPosition {
+  /** The last stream sequence applied. */
+  seq: number;
+  /** The sequence of the newest snapshot this primary took or started from (0: none). */
+  snapshotSeq: number;
+  /** The sequence this primary's replica was last loaded at (0: replayed from the start). */
+  loadedAt: number;
+  /** Times it reloaded from a snapshot after finding a hole in the log. */
+  reloads: number;
+}
 
 type Op =
   | { k: "insert"; job: NewJob }
@@ -136,6 +170,10 @@ export interface JobLogOptions {
   onOwner?: (jobId: number, owner: string) => void;
   /** Another primary cancelled a job: these leases were out (the owner stops them). */
   onCancelled?: (jobId: number, from: string, running: Lease[]) => void;
+  /** Messages applied since the newest snapshot before the leader takes another (10 000). */
+  compactEvery?: number;
+  /** Tests only: called once the replica is loaded, before the log after it is read. */
+  beforeFollow?: () => Promise<void>;
 }
 
 export class JobLog {
@@ -160,6 +198,14 @@ export class JobLog {
   private stopped = false;
   private self = "";
   private subject = "";
+  private streamName = "";
+  private jsm: JetStreamManager | undefined;
+  private snapshots: ObjectStore | undefined;
+  private readonly pos: JobLogPosition = { seq: 0, snapshotSeq: 0, loadedAt: 0, reloads: 0 };
+  /** While set, messages wait before they are applied (a snapshot is being taken). */
+  private gate: Promise<void> | undefined;
+  private compacting = false;
+  private reloading: Promise<void> | undefined;
   /** Takeovers asked for and not yet applied. */
   private readonly adopting = new Set<number>();
   /** Operations applied to the replica (for tests and logs). */
@@ -178,17 +224,19 @@ export class JobLog {
   }
 
   /**
-   * Open (or make) the stream, replay it into a fresh replica, then follow
-   * it. Resolves once the replica has every operation the stream had.
+   * Open (or make) the stream and its snapshots' store, load the newest
+   * snapshot (if any) into a fresh replica and replay what follows it, then
+   * follow the log. Resolves once the replica has every operation the stream had.
    */
   async attach(nc: NatsConnection, self: string, replicas: number): Promise<void> {
     const stream = this.opts.stream ?? JOBS_STREAM;
     this.self = self;
+    this.streamName = stream;
     this.subject = `${stream.replace(/-/g, ".")}.log`;
     const jsm = await jetstreamManager(nc);
-    let last = 0;
+    this.jsm = jsm;
     try {
-      last = (await jsm.streams.info(stream)).state.last_seq;
+      await jsm.streams.info(stream);
     } catch {
       await jsm.streams.add({
         name: stream,
@@ -200,27 +248,93 @@ export class JobLog {
       });
     }
     const js = jetstream(nc);
-    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
+    this.snapshots = await new Objm(js).create(`${stream}-snap`, {
+      storage: StorageType.File,
+      replicas,
+    });
+    await this.load(js);
+    this.js = js;
+    this.opts.log.info("job log replayed", {
+      stream,
+      snapshot: this.pos.loadedAt,
+      seq: this.pos.seq,
+      operations: this.applied,
+    });
+  }
+
+  /** Where this primary's replica stands in the log. */
+  position(): JobLogPosition {
+    return { ...this.pos };
+  }
+
+  /**
+   * A fresh replica from the newest snapshot (or empty), then the log after
+   * it; resolves once the replica has what the stream had when it started.
+   */
+  private async load(js: JetStreamClient): Promise<void> {
+    const jsm = this.jsm as JetStreamManager;
+    const last = (await jsm.streams.info(this.streamName)).state.last_seq;
+    const blob = await this.snapshots?.getBlob(SNAPSHOT);
+    const snapshot = blob === null || blob === undefined ? undefined : readSnapshot(blob);
     for (const suffix of ["", "-wal", "-shm"])
       rmSync(`${this.opts.replicaFile}${suffix}`, { force: true });
+    if (snapshot !== undefined) writeFileSync(this.opts.replicaFile, snapshot.image);
     const db = openDatabase(this.opts.replicaFile, this.opts.log);
     this.db = db;
-    this.replicaQueue = new SqliteJobQueue({ db, clock: this.opClock, log: this.opts.log });
+    const queue = new SqliteJobQueue({ db, clock: this.opClock, log: this.opts.log });
+    this.replicaQueue = queue;
     this.replicaJobs = new JobStore(db);
+    this.owners.clear();
+    for (const [id, owner] of snapshot?.header.owners ?? []) this.owners.set(id, owner);
+    const from = snapshot?.header.seq ?? 0;
+    this.pos.seq = from;
+    this.pos.loadedAt = from;
+    this.pos.snapshotSeq = Math.max(this.pos.snapshotSeq, from);
+    await this.opts.beforeFollow?.();
+    const consumer = await js.consumers.get(
+      this.streamName,
+      from === 0
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 },
+    );
     const messages = await consumer.consume({ max_messages: 1_000 }).catch((err: unknown) => {
       db.close();
       throw err;
     });
+    if (this.stopped) {
+      // Stopped while this load was under way: stop() closes the replica.
+      void messages.close();
+      return;
+    }
+    let following = true;
     this.stopConsumer = () => {
+      following = false;
       void messages.close();
     };
     let caughtUp: () => void = () => {};
     const replayed = new Promise<void>((resolve) => {
       caughtUp = resolve;
     });
-    if (last === 0) caughtUp();
+    if (from >= last) caughtUp();
+    let hole = false;
     void (async () => {
       for await (const m of messages) {
+        if (this.gate !== undefined) await this.gate;
+        if (!following) break;
+        if (m.seq !== this.pos.seq + 1) {
+          // Purged below a newer snapshot while this replica was further behind.
+          this.opts.log.warn(
+            "a hole in the job log: reloading the replica from the newest snapshot",
+            {
+              expected: this.pos.seq + 1,
+              got: m.seq,
+            },
+          );
+          hole = true;
+          // The reload tells this load's caller once it has caught up.
+          void this.reload(js, caughtUp);
+          break;
+        }
         try {
           this.apply(m.json<LogMessage>());
         } catch (err) {
@@ -229,17 +343,122 @@ export class JobLog {
             err: describeError(err),
           });
         }
+        this.pos.seq = m.seq;
         if (m.seq >= last) caughtUp();
       }
-    })().catch((err: unknown) => {
-      if (!this.stopped)
-        this.opts.log.error("the job log stopped being followed", { err: describeError(err) });
-    });
+    })()
+      .catch((err: unknown) => {
+        if (!this.stopped)
+          this.opts.log.error("the job log stopped being followed", { err: describeError(err) });
+      })
+      .finally(() => {
+        if (!hole) caughtUp();
+      });
     await replayed;
+    // Stopped, or reloaded meanwhile (that load waited for its own replica).
+    if (this.stopped || this.replicaQueue !== queue) return;
     // Reads go after the replayed writes (the replica commits them in order).
-    await this.replicaQueue.shares(-1);
-    this.js = js;
-    this.opts.log.info("job log replayed", { stream, messages: last, operations: this.applied });
+    await queue.shares(-1);
+  }
+
+  /** Drop the replica and load it again from the newest snapshot (a hole was found). */
+  private reload(js: JetStreamClient, caughtUp: () => void): Promise<void> {
+    if (this.reloading !== undefined) return this.reloading;
+    this.reloading = (async () => {
+      this.stopConsumer?.();
+      this.pos.reloads++;
+      for (const ref of [...this.waiting.keys()])
+        this.giveUp(
+          ref,
+          "the job log was compacted past this primary's replica, which is reloaded: call again",
+        );
+      const queue = this.replicaQueue;
+      this.replicaQueue = undefined;
+      this.replicaJobs = undefined;
+      await queue?.close();
+      this.db?.close();
+      if (this.stopped) return;
+      await this.load(js);
+      this.opts.log.info("job log replica reloaded", {
+        snapshot: this.pos.loadedAt,
+        seq: this.pos.seq,
+      });
+    })()
+      .catch((err: unknown) => {
+        if (!this.stopped)
+          this.opts.log.error("cannot reload the job log's replica", { err: describeError(err) });
+      })
+      .finally(() => {
+        this.reloading = undefined;
+        caughtUp();
+      });
+    return this.reloading;
+  }
+
+  /**
+   * The leader's part: once `compactEvery` messages were applied since the
+   * newest snapshot, store a snapshot of the replica and purge the log below
+   * the one before it. Resolves with the snapshot's sequence, or undefined
+   * when none was due or it could not be taken (said in the log).
+   */
+  async compact(): Promise<number | undefined> {
+    const every = this.opts.compactEvery ?? COMPACT_EVERY;
+    const queue = this.replicaQueue;
+    const db = this.db;
+    const store = this.snapshots;
+    const jsm = this.jsm;
+    if (
+      !this.attached ||
+      this.compacting ||
+      this.reloading !== undefined ||
+      queue === undefined ||
+      db === undefined ||
+      store === undefined ||
+      jsm === undefined ||
+      this.pos.seq - this.pos.snapshotSeq < every
+    )
+      return undefined;
+    this.compacting = true;
+    let release: () => void = () => {};
+    this.gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      // Nothing more is applied until the image is taken; what was applied is committed first.
+      await queue.shares(-1);
+      const header: SnapshotHeader = { seq: this.pos.seq, owners: [...this.owners] };
+      const image = db.serialize();
+      this.gate = undefined;
+      release();
+      const theirs = Number((await store.info(SNAPSHOT))?.metadata?.seq ?? 0);
+      if (theirs >= header.seq) {
+        // Another primary (a leader a moment ago) stored a newer one.
+        this.pos.snapshotSeq = Math.max(this.pos.snapshotSeq, theirs);
+        return undefined;
+      }
+      await store.putBlob(
+        { name: SNAPSHOT, metadata: { seq: String(header.seq) } },
+        writeSnapshot(header, image),
+      );
+      const before = Math.max(this.pos.snapshotSeq, theirs);
+      this.pos.snapshotSeq = header.seq;
+      const purged =
+        before > 0 ? (await jsm.streams.purge(this.streamName, { seq: before + 1 })).purged : 0;
+      this.opts.log.info("job log compacted", {
+        snapshot: header.seq,
+        bytes: image.length,
+        purgedBelow: before + 1,
+        purged,
+      });
+      return header.seq;
+    } catch (err) {
+      this.opts.log.warn("cannot compact the job log", { err: describeError(err) });
+      return undefined;
+    } finally {
+      this.gate = undefined;
+      release();
+      this.compacting = false;
+    }
   }
 
   /** Stop following the log and close the replica (after what is under way). */
@@ -249,6 +468,7 @@ export class JobLog {
     this.stopped = true;
     this.stopConsumer?.();
     for (const ref of [...this.waiting.keys()]) this.giveUp(ref, "the job log is closed");
+    await this.reloading;
     await this.replicaQueue?.close();
     this.db?.close();
   }
@@ -554,6 +774,23 @@ class LoggedQueue implements JobQueue {
     await this.log.read(() => undefined).catch(() => {});
     this.closed = true;
   }
+}
+
+/** A snapshot's bytes: the header's length (4 bytes, big-endian), the header as JSON, the image. */
+function writeSnapshot(header: SnapshotHeader, image: Buffer): Uint8Array {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length);
+  return Buffer.concat([length, json, image]);
+}
+
+function readSnapshot(blob: Uint8Array): { header: SnapshotHeader; image: Buffer } {
+  const bytes = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const length = bytes.readUInt32BE(0);
+  const header = JSON.parse(bytes.subarray(4, 4 + length).toString()) as SnapshotHeader;
+  if (!Number.isInteger(header.seq) || !Array.isArray(header.owners))
+    throw new Error("the job log's snapshot has no sequence or owners");
+  return { header, image: bytes.subarray(4 + length) };
 }
 
 /** A lease as the log carries it (a claimed item also has its value and deadline). */

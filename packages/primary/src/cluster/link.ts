@@ -64,7 +64,10 @@ export interface ClusterLinkOptions {
   alertGate?: AlertGate;
   /** Named API tokens, shared through their own bucket. */
   apiTokens?: MirroredStore;
-  /** Shared jobs: replayed when joining; the leader takes over those of primaries that are gone. */
+  /**
+   * Shared jobs: replayed when joining; the leader takes over those of
+   * primaries that are gone and compacts the log.
+   */
   jobs?: JobLog;
   clock: Clock;
   log: Logger;
@@ -483,6 +486,7 @@ export class ClusterLink {
         const live = this.livePrimaries();
         this.nodes?.sweepOrphans(live, this.opts.deadAfterMs);
         this.opts.jobs?.adoptOrphans(live);
+        void this.opts.jobs?.compact();
       }
     } finally {
       this.ticking = false;

@@ -1,13 +1,15 @@
 /**
  * The scale-out mode's job queue (cluster/job-log.ts) on a real nats-server:
  * the conformance suite every job queue backend passes, then what only the
- * shared log does (two primaries' replicas agree; a takeover applies once).
+ * shared log does (two primaries' replicas agree; a takeover applies once;
+ * snapshots and the purge keep the log short).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Clock, loadConfig, silentLogger } from "@picluster/common";
 import { ManualClock, NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
@@ -58,7 +60,12 @@ async function openLog(
   clock: Clock,
   stream: string,
   self: string,
-  hooks: Partial<Pick<ConstructorParameters<typeof JobLog>[0], "onOwner" | "onCancelled">> = {},
+  hooks: Partial<
+    Pick<
+      ConstructorParameters<typeof JobLog>[0],
+      "onOwner" | "onCancelled" | "compactEvery" | "beforeFollow"
+    >
+  > = {},
 ): Promise<JobLog> {
   const dir = mkdtempSync(join(tmpdir(), "picluster-joblog-"));
   const log = new JobLog({
@@ -74,6 +81,27 @@ async function openLog(
   });
   await log.attach(await connect(t, self), self, 1);
   return log;
+}
+
+/** A job of `count` items (0..count-1) in the log: its record, its queue, its items. */
+async function newJob(log: JobLog, clock: Clock, count: number, retries: number): Promise<number> {
+  const id = await log.records.insert({
+    task: "echo",
+    selector: "all",
+    items: { count },
+    args: {},
+    retries,
+    retryFailed: false,
+    requestedBy: "test",
+    createdAt: clock.now(),
+    status: "running",
+  } as Parameters<JobLog["records"]["insert"]>[0]);
+  await log.queue.define(id, { retries });
+  await log.queue.enqueue(
+    id,
+    Array.from({ length: count }, (_, i) => ({ index: i, value: i })),
+  );
+  return id;
 }
 
 if (NO_NATS === undefined) {
@@ -96,22 +124,7 @@ test("job log - two primaries' replicas agree item by item; each sees the other'
   const stream = `picluster-jobs-test-${++streams}`;
   const a = await openLog(t, clock, stream, "pa");
   const b = await openLog(t, clock, stream, "pb");
-  const id = await a.records.insert({
-    task: "echo",
-    selector: "all",
-    items: { count: 100 },
-    args: {},
-    retries: 1,
-    retryFailed: false,
-    requestedBy: "test",
-    createdAt: clock.now(),
-    status: "running",
-  } as Parameters<JobLog["records"]["insert"]>[0]);
-  await a.queue.define(id, { retries: 1 });
-  await a.queue.enqueue(
-    id,
-    Array.from({ length: 100 }, (_, i) => ({ index: i, value: i })),
-  );
+  const id = await newJob(a, clock, 100, 1);
   // Both primaries claim at once: the log orders them, every item goes to one node.
   const [fromA, fromB] = await Promise.all([
     a.queue.claim(id, "node-a", 60, 60_000),
@@ -219,5 +232,96 @@ test("job log - the leader takes over a gone primary's job once; the owner hears
       [second, newOwner],
     ],
     "only the unfinished job is taken over, once",
+  );
+});
+
+test("job log - compaction: the leader snapshots its replica and purges the log below the snapshot before; a primary started later loads the newest and replays only the rest; one that finds a hole reloads", {
+  skip: NO_NATS,
+}, async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const stream = `picluster-jobs-test-${++streams}`;
+  const a = await openLog(t, clock, stream, "pa", { compactEvery: 10 });
+  const id = await newJob(a, clock, 40, 0);
+  const ok = { exitCode: 0, signal: null, durationMs: 1, output: "x", truncated: false };
+  /** One claim and one answer per message: `turns` messages each. */
+  const work = async (turns: number) => {
+    for (let i = 0; i < turns; i++) {
+      const [item] = await a.queue.claim(id, "node-a", 1, 60_000);
+      assert.ok(item, "an item is left to claim");
+      await a.queue.complete(item, ok);
+    }
+  };
+  const jsm = await jetstreamManager(await connect(t, "observer"));
+  const state = async () => (await jsm.streams.info(stream)).state;
+
+  assert.equal(await a.compact(), undefined, "not due before 10 messages");
+  await work(5);
+  const first = await a.compact();
+  assert.equal(first, a.position().seq, "a snapshot at the last message applied");
+  assert.equal((await state()).first_seq, 1, "the first snapshot purges nothing");
+  await work(5);
+  const second = await a.compact();
+  assert.ok(second !== undefined && first !== undefined && second > first);
+  const s = await state();
+  assert.equal(s.first_seq, first + 1, "purged below the snapshot before the newest");
+  assert.equal(s.last_seq, second);
+
+  // A primary started now loads the newest snapshot and has nothing to replay.
+  const b = await openLog(t, clock, stream, "pb");
+  assert.deepEqual(b.position(), {
+    seq: second,
+    snapshotSeq: second,
+    loadedAt: second,
+    reloads: 0,
+  });
+  assert.equal(b.applied, 0, "no operation replayed");
+  assert.deepEqual(
+    await b.queue.items(id, { limit: 100 }),
+    await a.queue.items(id, { limit: 100 }),
+  );
+  assert.deepEqual(await b.queue.counts(id), {
+    total: 40,
+    queued: 30,
+    running: 0,
+    ok: 10,
+    failed: 0,
+    cancelled: 0,
+  });
+  assert.equal(b.records.get(id)?.task, "echo");
+  assert.equal(b.owner(id), "pa", "owners come with the snapshot");
+
+  // One that loaded the second snapshot and reads the log only after two more and a purge past it.
+  let c: JobLog | undefined;
+  let fourth: number | undefined;
+  const cStarted = openLog(t, clock, stream, "pc", {
+    beforeFollow: async () => {
+      if (fourth !== undefined) return; // the reload's own load
+      await work(10);
+      assert.ok((await a.compact()) !== undefined, "a third snapshot");
+      await work(10);
+      fourth = await a.compact();
+      assert.ok(fourth !== undefined, "a fourth snapshot");
+      await work(1);
+    },
+  });
+  c = await cStarted;
+  await work(2);
+  await waitFor(
+    async () => (await c?.queue.counts(id))?.ok === 33,
+    "c follows after reloading",
+    5_000,
+  );
+  const at = c.position();
+  assert.equal(at.reloads, 1, "c found the hole and reloaded");
+  assert.equal(at.loadedAt, fourth, "from the newest snapshot");
+  assert.deepEqual(
+    await c.queue.items(id, { limit: 100 }),
+    await a.queue.items(id, { limit: 100 }),
+  );
+  await waitFor(async () => (await b.queue.counts(id)).ok === 33, "b followed all along", 5_000);
+  assert.equal(b.position().reloads, 0);
+  assert.deepEqual(
+    await b.queue.items(id, { limit: 100 }),
+    await a.queue.items(id, { limit: 100 }),
   );
 });
