@@ -107,6 +107,7 @@ export const ERRORS = {
   E_NO_TLS: { scope: "api", status: 409, message: "this primary runs without TLS: %s" },
   E_FINISHED: { scope: "api", status: 409, message: "%s has already ended (%s)" },
   E_TOO_MANY_STREAMS: { scope: "api", status: 429, message: "too many open streams: %s" },
+  E_TOO_MANY_CONNECTIONS: { scope: "api", status: 429, message: "too many open connections: %s" },
   E_BAD_METRIC: { scope: "api", status: 400, message: 'no metric "%s"' },
   E_BAD_SELECTOR: { scope: "api", status: 400, message: "on: %s" },
   E_BAD_TASK: { scope: "api", status: 400, message: '"%s" is not a task name' },

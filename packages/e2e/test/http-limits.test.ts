@@ -6,6 +6,7 @@
  * Raw sockets where the test needs to misbehave below what fetch allows.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { request as httpRequest } from "node:http";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
@@ -246,6 +247,34 @@ test("http limits - event streams are capped per address and in total; a closed 
     5_000,
   );
   assert.equal((await openStream(t, port)).status, 200);
+});
+
+test("http limits - one address holds at most max_connections_per_address connections: one more is answered 429 and closed, another address is served, a closed one gives its slot back", async (t) => {
+  const p = await startPrimary(t, { "http.max_connections_per_address": "4" });
+  const port = httpPort(p);
+  const held = [1, 2, 3, 4].map(() => rawSocket(t, port));
+  await Promise.all(held.map((h) => once(h.socket, "connect")));
+  const refused = await call(port, "/api/nodes");
+  assert.equal(refused.status, 429);
+  assert.equal(refused.headers.connection, "close");
+  assert.equal(refused.headers["retry-after"], "10");
+  const error = (JSON.parse(refused.body) as { error: { code: string; message: string } }).error;
+  assert.equal(error.code, "E_TOO_MANY_CONNECTIONS");
+  assert.match(error.message, /127\.0\.0\.1 has 4 connections open.*max_connections_per_address/);
+  // One that sends nothing is closed all the same.
+  const silent = rawSocket(t, port);
+  await deadline(silent.closed, 5_000, "an idle connection over the limit closed");
+  assert.equal(silent.received(), "");
+  // Another address is served.
+  assert.equal((await call(port, "/api/nodes", { localAddress: "127.0.0.2" })).status, 200);
+  // The held ones were not disturbed, and one closed gives its slot back.
+  assert.ok(held.every((h) => !h.socket.destroyed && h.received() === ""));
+  held[0]?.socket.destroy();
+  await waitFor(
+    async () => (await call(port, "/api/nodes")).status === 200,
+    "a closed connection's slot given back",
+    5_000,
+  );
 });
 
 test("http limits - a stream client that stops reading is cut and its slot freed, while a reading one stays live", async (t) => {

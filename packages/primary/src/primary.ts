@@ -610,6 +610,7 @@ export class Primary {
         requestTimeoutMs: http.request_timeout,
         idleTimeoutMs: http.idle_timeout,
         maxConnections: http.max_connections,
+        maxConnectionsPerAddress: http.max_connections_per_address,
         streams: {
           maxStreams: http.max_streams,
           maxPerAddress: http.max_streams_per_address,

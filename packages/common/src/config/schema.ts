@@ -344,6 +344,11 @@ export const SCHEMA = {
       512,
       "Open HTTP connections at most (event streams included); more are refused by the kernel's accept queue.",
     ),
+    max_connections_per_address: key(
+      integerType(4, 100_000),
+      64,
+      "Open HTTP connections from one client address at most (a browser opens about six, plus its event streams); one more is answered 429 and closed, so one client cannot take every connection.",
+    ),
     body_limit: key(
       sizeType(1024, 64 * 1024 ** 2),
       64 * 1024,

@@ -4,6 +4,7 @@
  * the store and the event bus, and never reach back into sessions.
  */
 
+import type { Socket } from "node:net";
 import {
   type Clock,
   type ClusterStatus,
@@ -51,6 +52,7 @@ export interface HttpLimits {
   requestTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerAddress: number;
   streams: StreamLimits;
 }
 
@@ -62,11 +64,14 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   requestTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
   maxConnections: 512,
+  maxConnectionsPerAddress: 64,
   streams: { maxStreams: 128, maxPerAddress: 16, resumeBytes: 256 * 1024, stallMs: 5_000 },
 };
 
 /** Idle keep-alive connections between two requests are closed after this. */
 const KEEP_ALIVE_MS = 10_000;
+/** A connection over `[http] max_connections_per_address` is closed if no request comes within this. */
+const OVER_LIMIT_WAIT_MS = 1_000;
 
 export interface HttpOptions {
   registry: Registry;
@@ -112,6 +117,42 @@ export interface HttpOptions {
   otherPrimaries?: () => string[];
 }
 
+/**
+ * One client address holds at most `max` connections, so one client cannot
+ * take all of `max_connections`: one more is answered 429 with
+ * `Connection: close` at its first request (an ordinary answer, which the
+ * client reads before the close), and closed after a second if it sends none.
+ */
+function capConnectionsPerAddress(app: FastifyInstance, max: number): void {
+  const open = new Map<string, number>();
+  const over = new WeakSet<Socket>();
+  app.server.on("connection", (socket: Socket) => {
+    const address = socket.remoteAddress ?? "";
+    const mine = open.get(address) ?? 0;
+    if (mine >= max) {
+      over.add(socket);
+      socket.setTimeout(OVER_LIMIT_WAIT_MS, () => socket.destroy());
+      return;
+    }
+    open.set(address, mine + 1);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+  app.addHook("onRequest", async (request, reply) => {
+    if (!over.has(request.raw.socket)) return;
+    const address = request.raw.socket.remoteAddress ?? "";
+    reply.header("connection", "close").header("retry-after", "10");
+    return sendError(
+      reply,
+      "E_TOO_MANY_CONNECTIONS",
+      `${address} has ${open.get(address) ?? 0} connections open, the most one address may ([http] max_connections_per_address)`,
+    );
+  });
+}
+
 export function buildHttp(opts: HttpOptions): FastifyInstance {
   const { limits } = opts;
   const app = Fastify({
@@ -134,6 +175,7 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
   });
   app.server.maxConnections = limits.maxConnections;
+  capConnectionsPerAddress(app, limits.maxConnectionsPerAddress);
   // Every route must have an access rule (http/access.ts): checked as each is added.
   app.addHook("onRoute", (route) => {
     for (const method of [route.method].flat()) {
