@@ -37,12 +37,30 @@ const WARMUP_MS = 11 * 60_000;
 /** Heap growth allowed per 1 000 vitals samples (~1 day at the default interval is 8 640). */
 const GROWTH_BUDGET_KIB = 16;
 
-// Runs inside the agent (node -r): a full collection, then what is left.
+/**
+ * Full collections per probe, 0.4 s apart: they span the load's 2 s cycle,
+ * and the least heap among them is kept, so a reply being parsed or a child
+ * being run at one of them (which drifted in and out of phase with the
+ * probe and read as ±40 KiB bumps) is not counted as kept.
+ */
+const GCS_PER_PROBE = 5;
+const GC_SPACING_MS = 400;
+
+// Runs inside the agent (node -r): full collections, then the least left.
 const PROBE = `const fs = require("node:fs");
 setInterval(() => {
-  globalThis.gc();
-  const m = process.memoryUsage();
-  fs.appendFileSync(process.env.SOAK_PROBE_OUT, JSON.stringify({ ms: Math.round(process.uptime() * 1000), heap: m.heapUsed, rss: m.rss }) + "\\n");
+  let heap = Infinity;
+  let rss = 0;
+  let done = 0;
+  const one = () => {
+    globalThis.gc();
+    const m = process.memoryUsage();
+    if (m.heapUsed < heap) heap = m.heapUsed;
+    rss = m.rss;
+    if (++done < ${GCS_PER_PROBE}) return void setTimeout(one, ${GC_SPACING_MS}).unref();
+    fs.appendFileSync(process.env.SOAK_PROBE_OUT, JSON.stringify({ ms: Math.round(process.uptime() * 1000), heap, rss }) + "\\n");
+  };
+  one();
 }, ${PROBE_MS}).unref();
 `;
 
