@@ -273,9 +273,9 @@ export class JobLog {
    */
   private async load(js: JetStreamClient): Promise<void> {
     const jsm = this.jsm as JetStreamManager;
-    const last = (await jsm.streams.info(this.streamName)).state.last_seq;
-    const blob = await this.snapshots?.getBlob(SNAPSHOT);
-    const snapshot = blob === null || blob === undefined ? undefined : readSnapshot(blob);
+    const stream = (await jsm.streams.info(this.streamName)).state;
+    const last = stream.last_seq;
+    const snapshot = this.usableSnapshot(await this.snapshots?.getBlob(SNAPSHOT), last);
     for (const suffix of ["", "-wal", "-shm"])
       rmSync(`${this.opts.replicaFile}${suffix}`, { force: true });
     if (snapshot !== undefined) writeFileSync(this.opts.replicaFile, snapshot.image);
@@ -286,10 +286,19 @@ export class JobLog {
     this.replicaJobs = new JobStore(db);
     this.owners.clear();
     for (const [id, owner] of snapshot?.header.owners ?? []) this.owners.set(id, owner);
-    const from = snapshot?.header.seq ?? 0;
-    this.pos.seq = from;
+    let from = snapshot?.header.seq ?? 0;
     this.pos.loadedAt = from;
     this.pos.snapshotSeq = Math.max(this.pos.snapshotSeq, from);
+    if (stream.messages > 0 && stream.first_seq > from + 1) {
+      // Not one this log makes (it purges only what a newer snapshot holds): said, and gone on
+      // with, rather than reloading for ever.
+      this.opts.log.error("the job log lacks operations: jobs of that time may be missing", {
+        snapshot: from,
+        firstInStream: stream.first_seq,
+      });
+      from = stream.first_seq - 1;
+    }
+    this.pos.seq = from;
     await this.opts.beforeFollow?.();
     const consumer = await js.consumers.get(
       this.streamName,
@@ -359,6 +368,27 @@ export class JobLog {
     if (this.stopped || this.replicaQueue !== queue) return;
     // Reads go after the replayed writes (the replica commits them in order).
     await queue.shares(-1);
+  }
+
+  /** The snapshot to start from, if there is one that fits the stream (said when one does not). */
+  private usableSnapshot(
+    blob: Uint8Array | null | undefined,
+    last: number,
+  ): ReturnType<typeof readSnapshot> | undefined {
+    if (blob === null || blob === undefined) return undefined;
+    try {
+      const snapshot = readSnapshot(blob);
+      if (snapshot.header.seq <= last) return snapshot;
+      this.opts.log.warn(
+        "the job log's snapshot is ahead of its stream (was the stream made anew?): replaying the stream alone",
+        { snapshot: snapshot.header.seq, lastInStream: last },
+      );
+    } catch (err) {
+      this.opts.log.error("unreadable job log snapshot: replaying the stream alone", {
+        err: describeError(err),
+      });
+    }
+    return undefined;
   }
 
   /** Drop the replica and load it again from the newest snapshot (a hole was found). */

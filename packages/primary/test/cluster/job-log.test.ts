@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Clock, loadConfig, silentLogger } from "@picluster/common";
 import { ManualClock, NO_NATS, startNatsCluster, waitFor } from "@picluster/common/testing";
@@ -251,7 +252,8 @@ test("job log - compaction: the leader snapshots its replica and purges the log 
       await a.queue.complete(item, ok);
     }
   };
-  const jsm = await jetstreamManager(await connect(t, "observer"));
+  const observer = await connect(t, "observer");
+  const jsm = await jetstreamManager(observer);
   const state = async () => (await jsm.streams.info(stream)).state;
 
   assert.equal(await a.compact(), undefined, "not due before 10 messages");
@@ -324,4 +326,12 @@ test("job log - compaction: the leader snapshots its replica and purges the log 
     await b.queue.items(id, { limit: 100 }),
     await a.queue.items(id, { limit: 100 }),
   );
+
+  // The snapshot gone (picluster never does this): a primary starts from what the stream has,
+  // says so, and does not reload for ever.
+  await (await new Objm(observer).open(`${stream}-snap`)).delete("replica");
+  const d = await openLog(t, clock, stream, "pd");
+  const end = await state();
+  assert.deepEqual(d.position(), { seq: end.last_seq, snapshotSeq: 0, loadedAt: 0, reloads: 0 });
+  assert.ok(d.applied > 0, "what the stream had was applied");
 });
