@@ -1129,6 +1129,12 @@ test("scale-out - the job log is compacted: the leader stores snapshots and purg
     (await p3.primary.jobs.get(job.id))?.counts,
     (await p1.primary.jobs.get(job.id))?.counts,
   );
+  const position = status(p3).jobLog;
+  assert.ok(position !== undefined && position.loadedAt > 0, "p3 started from a snapshot");
+  assert.equal(position.reloads, 0);
+  const cli = await runCli(t, ["cluster", "status"], { port: httpPort(p3), token: null });
+  assert.equal(cli.status, 0, cli.err);
+  assert.match(cli.out, /; job log at \d+, snapshot \d+\n/);
   const log = await jsm.streams.info("picluster-jobs");
   t.diagnostic(
     `the job's ${total} items made ${log.state.last_seq} messages; the log keeps ${log.state.messages} from ${log.state.first_seq}, the snapshot is ${snapshot.state.bytes} bytes`,

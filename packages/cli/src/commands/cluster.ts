@@ -52,6 +52,9 @@ export function registerClusterCommands(
                 (nats.rttMs === null ? "" : ` (${nats.rttMs} ms)`)
               : `${safeLine(scaleOut.self)} cannot reach NATS`) +
             (nats.reconnects > 0 ? `, ${nats.reconnects} reconnects` : "") +
+            (scaleOut.jobLog === undefined
+              ? ""
+              : `; job log at ${scaleOut.jobLog.seq}, snapshot ${scaleOut.jobLog.snapshotSeq || "none yet"}`) +
             "\n\n",
         );
         io.out(

@@ -167,6 +167,19 @@ export const ClusterSchema = Type.Object({
         rttMs: Nullable(Type.Number()),
         reconnects: Count,
       }),
+      /** This primary's replica of the job log (`picluster-jobs`), once it has joined. */
+      jobLog: Type.Optional(
+        Type.Object({
+          /** The last stream sequence applied. */
+          seq: Count,
+          /** The newest snapshot this primary took or started from (0: none yet). */
+          snapshotSeq: Count,
+          /** The snapshot its replica was last loaded from (0: replayed from the start). */
+          loadedAt: Count,
+          /** Times it found a hole in the log and reloaded from a snapshot. */
+          reloads: Count,
+        }),
+      ),
     }),
   ),
 });

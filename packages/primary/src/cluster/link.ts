@@ -33,7 +33,7 @@ import type { NodeRequester, SessionRegistry } from "../sessions.js";
 import { StoreError } from "../store/failure.js";
 import type { Store } from "../store/store.js";
 import type { AlertGate } from "./alert-gate.js";
-import type { JobLog } from "./job-log.js";
+import type { JobLog, JobLogPosition } from "./job-log.js";
 import { credentialRecords, KvMirror, type MirroredStore } from "./kv-mirror.js";
 import { BUCKETS, bucket, ClusterError, connectNats, replicasFor } from "./nats.js";
 import { NodeRequests } from "./node-requests.js";
@@ -87,6 +87,8 @@ export interface ClusterStatus {
   leader: string | null;
   primaries: PrimaryPresence[];
   nats: NatsHealth;
+  /** This primary's replica of the job log, once it has joined. */
+  jobLog?: JobLogPosition;
 }
 
 const LEADER_KEY = "leader";
@@ -384,6 +386,7 @@ export class ClusterLink {
         rttMs: this.rttMs,
         reconnects: this.reconnects,
       },
+      ...(this.opts.jobs?.attached === true ? { jobLog: this.opts.jobs.position() } : {}),
     };
   }
 
