@@ -466,9 +466,9 @@ export class JobLog {
         this.pos.snapshotSeq = Math.max(this.pos.snapshotSeq, theirs);
         return undefined;
       }
-      await store.putBlob(
+      await store.put(
         { name: SNAPSHOT, metadata: { seq: String(header.seq) } },
-        writeSnapshot(header, image),
+        snapshotStream(header, image),
       );
       const before = Math.max(this.pos.snapshotSeq, theirs);
       this.pos.snapshotSeq = header.seq;
@@ -565,6 +565,8 @@ export class JobLog {
   async read<T>(fn: (queue: SqliteJobQueue, jobs: JobStore) => T | Promise<T>): Promise<T> {
     if (this.stopped) throw new QueueError("E_QUEUE_CLOSED", "the job log is closed");
     await this.last;
+    // A replica being loaded again (a hole in the log) is read once it is back.
+    await this.reloading;
     const queue = this.replicaQueue;
     const jobs = this.replicaJobs;
     if (queue === undefined || jobs === undefined)
@@ -807,11 +809,19 @@ class LoggedQueue implements JobQueue {
 }
 
 /** A snapshot's bytes: the header's length (4 bytes, big-endian), the header as JSON, the image. */
-function writeSnapshot(header: SnapshotHeader, image: Buffer): Uint8Array {
+function snapshotStream(header: SnapshotHeader, image: Buffer): ReadableStream<Uint8Array> {
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length);
-  return Buffer.concat([length, json, image]);
+  // Handed over piece by piece (the store cuts them in chunks): no second copy of the image.
+  const parts: Uint8Array[] = [length, json, image];
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = parts.shift();
+      if (next === undefined) controller.close();
+      else controller.enqueue(next);
+    },
+  });
 }
 
 function readSnapshot(blob: Uint8Array): { header: SnapshotHeader; image: Buffer } {
