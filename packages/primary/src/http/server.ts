@@ -39,7 +39,7 @@ import { registerJoinRoutes } from "./join-routes.js";
 import { type ProcessStats, registerMetricsRoute } from "./metrics.js";
 import { findNode, registerNodeRoutes } from "./nodes.js";
 import { type NodeAdmin, registerNodeAdminRoutes } from "./nodes-admin.js";
-import { registerStreamRoute, type StreamLimits, StreamSlots } from "./stream.js";
+import { AddressCounts, registerStreamRoute, type StreamLimits, StreamSlots } from "./stream.js";
 import { registerTaskRoutes } from "./tasks.js";
 import { registerTokenRoutes } from "./tokens.js";
 
@@ -124,22 +124,16 @@ export interface HttpOptions {
  * client reads before the close), and closed after a second if it sends none.
  */
 function capConnectionsPerAddress(app: FastifyInstance, max: number): void {
-  const open = new Map<string, number>();
+  const open = new AddressCounts();
   const over = new WeakSet<Socket>();
   app.server.on("connection", (socket: Socket) => {
     const address = socket.remoteAddress ?? "";
-    const mine = open.get(address) ?? 0;
-    if (mine >= max) {
+    if (open.of(address) >= max) {
       over.add(socket);
       socket.setTimeout(OVER_LIMIT_WAIT_MS, () => socket.destroy());
       return;
     }
-    open.set(address, mine + 1);
-    socket.once("close", () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left > 0) open.set(address, left);
-      else open.delete(address);
-    });
+    socket.once("close", open.add(address));
   });
   app.addHook("onRequest", async (request, reply) => {
     if (!over.has(request.raw.socket)) return;
@@ -148,7 +142,7 @@ function capConnectionsPerAddress(app: FastifyInstance, max: number): void {
     return sendError(
       reply,
       "E_TOO_MANY_CONNECTIONS",
-      `${address} has ${open.get(address) ?? 0} connections open, the most one address may ([http] max_connections_per_address)`,
+      `${address} has ${open.of(address)} connections open, the most one address may ([http] max_connections_per_address)`,
     );
   });
 }

@@ -45,10 +45,32 @@ export interface StreamLimits {
   stallMs: number;
 }
 
+/** Open things (streams, connections) counted by client address. */
+export class AddressCounts {
+  private readonly counts = new Map<string, number>();
+
+  of(address: string): number {
+    return this.counts.get(address) ?? 0;
+  }
+
+  /** One more open for `address`; the function returned gives it back (once). */
+  add(address: string): () => void {
+    this.counts.set(address, this.of(address) + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = this.of(address) - 1;
+      if (left <= 0) this.counts.delete(address);
+      else this.counts.set(address, left);
+    };
+  }
+}
+
 /** Counts open streams, in total and by client address. */
 export class StreamSlots {
   private total = 0;
-  private readonly byAddress = new Map<string, number>();
+  private readonly byAddress = new AddressCounts();
 
   constructor(readonly limits: StreamLimits) {}
 
@@ -58,7 +80,7 @@ export class StreamSlots {
 
   /** A slot for `address` (give it back with the function returned), or why not. */
   take(address: string): (() => void) | { status: 429 | 503; message: string } {
-    const mine = this.byAddress.get(address) ?? 0;
+    const mine = this.byAddress.of(address);
     if (this.total >= this.limits.maxStreams)
       return {
         status: 503,
@@ -70,15 +92,13 @@ export class StreamSlots {
         message: `${address} has ${mine} event streams open, the most one address may ([http] max_streams_per_address)`,
       };
     this.total += 1;
-    this.byAddress.set(address, mine + 1);
+    const release = this.byAddress.add(address);
     let given = false;
     return () => {
       if (given) return;
       given = true;
       this.total -= 1;
-      const left = (this.byAddress.get(address) ?? 1) - 1;
-      if (left <= 0) this.byAddress.delete(address);
-      else this.byAddress.set(address, left);
+      release();
     };
   }
 }
